@@ -1,0 +1,227 @@
+"""Database access: the embedded PostGIS cluster, engines, and migrations.
+
+With CIM_DATABASE_URL set, that server is used; otherwise an embedded PostgreSQL cluster under
+$CIM_HOME/pgdata, started on demand on a free local port. As root the server runs as the
+`postgres` user, since initdb and pg_ctl refuse root.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from .errors import DatabaseError
+from .settings import get_settings
+
+DB_NAME = "cim"
+DB_USER = "cim"
+
+
+def _pg_bindir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
+    if found:
+        return Path(found[-1]).parent
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl:
+        return Path(pg_ctl).parent
+    raise DatabaseError("PostgreSQL server binaries not found",
+                        hint="apt-get install postgresql-15 postgresql-15-postgis-3, or set CIM_DATABASE_URL")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+@dataclass
+class Embedded:
+    """The embedded cluster of one CIM_HOME."""
+    home: Path
+
+    def __post_init__(self):
+        self.home = Path(self.home).absolute()
+        self.pgdata = self.home / "pgdata"
+        self.state_file = self.home / "cluster.json"
+        self.as_root = os.geteuid() == 0
+
+    # -- running the server binaries, as `postgres` when we are root
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [str(_pg_bindir() / args[0]), *args[1:]]
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise DatabaseError(f"{args[0]} failed: {detail[-1] if detail else proc.returncode}",
+                                hint=f"see {self.pgdata / 'server.log'}")
+        return proc
+
+    def _postgres_can_use(self, path: Path) -> bool:
+        return subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(path)]).returncode == 0
+
+    def _make_datadir(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if not self.as_root:
+            self.pgdata.mkdir(mode=0o700)
+            return
+        if self._postgres_can_use(self.home) or (os.chmod(self.home, 0o755) or self._postgres_can_use(self.home)):
+            self.pgdata.mkdir(mode=0o700)
+            shutil.chown(self.pgdata, "postgres", "postgres")
+            return
+        # `postgres` cannot reach CIM_HOME (e.g. under /root): keep the cluster in /var/lib/cim
+        # and link it from CIM_HOME/pgdata.
+        real = Path("/var/lib/cim") / hashlib.sha1(str(self.home).encode()).hexdigest()[:12] / "pgdata"
+        if real.exists():
+            shutil.rmtree(real)
+        real.mkdir(parents=True, mode=0o700)
+        for p in (real, real.parent):
+            shutil.chown(p, "postgres", "postgres")
+        self.pgdata.symlink_to(real)
+
+    @property
+    def initialised(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def _state(self) -> dict:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    @property
+    def port(self) -> int | None:
+        return self._state().get("port")
+
+    def running(self) -> bool:
+        if not self.initialised:
+            return False
+        return self._run("pg_ctl", "status", "-D", str(self.pgdata.resolve()), check=False).returncode == 0
+
+    def url(self) -> str:
+        return f"postgresql+psycopg://{DB_USER}@127.0.0.1:{self.port}/{DB_NAME}"
+
+    def start(self) -> bool:
+        """Create on first use and start the cluster; False when it was already running."""
+        if self.running():
+            return False
+        if not self.initialised:
+            if self.pgdata.is_symlink() or self.pgdata.exists():
+                if any(self.pgdata.resolve().iterdir()):
+                    raise DatabaseError(f"{self.pgdata} exists but holds no PostgreSQL cluster",
+                                        hint="remove it or set CIM_HOME to another folder")
+            else:
+                self._make_datadir()
+            self._run("initdb", "-D", str(self.pgdata.resolve()), "-U", DB_USER, "--auth=trust",
+                      "-E", "UTF8", "--locale=C")
+        port = self.port if self.port and _port_free(self.port) else _free_port()
+        self.state_file.write_text(json.dumps({"port": port}))
+        datadir = self.pgdata.resolve()
+        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(datadir), "-l", str(datadir / "server.log"),
+                  "-o", f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''")
+        admin = sa.create_engine(self.url().rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            if not c.scalar(sa.text("select 1 from pg_database where datname = :n"), {"n": DB_NAME}):
+                c.execute(sa.text(f'create database "{DB_NAME}"'))
+        admin.dispose()
+        return True
+
+    def stop(self) -> bool:
+        if not self.running():
+            return False
+        self._run("pg_ctl", "stop", "-m", "fast", "-w", "-D", str(self.pgdata.resolve()))
+        return True
+
+
+def embedded() -> Embedded:
+    return Embedded(get_settings().home)
+
+
+def normalise_url(url: str) -> str:
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def describe_url(url: str) -> str:
+    """host:port/db of a URL, never its password."""
+    u = make_url(url)
+    return f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}"
+
+
+def database_url(start: bool = True) -> str:
+    """The URL of the database to use; starts the embedded cluster when needed and allowed."""
+    s = get_settings()
+    if s.database_url:
+        return normalise_url(s.database_url)
+    emb = embedded()
+    if start:
+        emb.start()
+    elif not emb.running():
+        raise DatabaseError("the embedded database is not running", hint="run `cim db start`")
+    return emb.url()
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> sa.Engine:
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def connect_check(engine: sa.Engine) -> None:
+    try:
+        with engine.connect() as c:
+            c.execute(sa.text("select 1"))
+    except Exception as exc:  # driver errors vary; report the cause in one line
+        cause = str(getattr(exc, "orig", exc)).strip().splitlines()
+        raise DatabaseError(f"cannot connect to the database at {describe_url(engine.url.render_as_string())}: "
+                            f"{cause[0] if cause else type(exc).__name__}",
+                            hint="check CIM_DATABASE_URL, or unset it to use the embedded database") from None
+
+
+_ready: set[str] = set()
+
+
+def get_engine(migrate: bool = True) -> sa.Engine:
+    """An engine on the database, started, checked and migrated to head once per process."""
+    url = database_url()
+    engine = _engine_for(url)
+    if migrate and url not in _ready:
+        connect_check(engine)
+        from .migrate import upgrade
+        upgrade(engine)
+        _ready.add(url)
+    return engine
+
+
+def storage_srid(engine: sa.Engine) -> int:
+    with engine.connect() as c:
+        return int(c.scalar(sa.text("select value from cim_meta where key = 'srid'")))
+
+
+def server_versions(engine: sa.Engine) -> dict[str, str]:
+    with engine.connect() as c:
+        pg = c.scalar(sa.text("show server_version"))
+        postgis = c.scalar(sa.text("select extversion from pg_extension where extname = 'postgis'"))
+    return {"postgresql": pg, "postgis": postgis or "not installed"}
+
+
+def url_without_password(url: str) -> str:
+    return URL.render_as_string(make_url(url), hide_password=True)

@@ -1,0 +1,30 @@
+"""All settings, from environment variables with the CIM_ prefix."""
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIM_")
+
+    # A PostgreSQL+PostGIS server to use; without it, an embedded cluster under home/pgdata.
+    database_url: str | None = None
+    home: Path = Path(".cim")
+    # Storage CRS of a new database; an existing database keeps the one it was created with.
+    srid: int | None = None
+    default_srid: int = 4547
+    # Buildings without height: floors x storey_height, else default_building_height.
+    storey_height: float = 3.0
+    default_building_height: float = 9.0
+    # Pipes without depth or invert: cover from ground to the pipe crown.
+    default_pipe_cover: float = 1.2
+    # Tiles: metres added to stored heights so that the district stands on the ellipsoid.
+    vertical_offset: float | None = None
+    api_page_default: int = 100
+    api_page_max: int = 10000
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

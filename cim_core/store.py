@@ -1,0 +1,289 @@
+"""The one bulk write path: a dataset's objects go in with COPY inside one transaction.
+
+Writing a dataset whose name exists replaces it atomically: readers see the old version until
+the commit, and an import that fails or is killed leaves the old version as it was.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import orjson
+import shapely
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+
+from .db import get_engine, storage_srid
+from .errors import InputError, NotFoundError
+from .model import CityObject, DatasetInfo, QAFinding
+
+BATCH = 5000
+OBJECT_COLUMNS = ("id", "dataset_id", "key", "uid", "class", "ifc_class", "parent_id", "name", "attributes",
+                  "lod", "footprint", "zmin", "zmax", "mesh_vertices", "mesh_faces", "mesh_face_materials",
+                  "materials", "valid_from", "valid_to")
+# geometry columns travel as EWKB in a bytea slot: PostGIS's binary input reads EWKB.
+OBJECT_TYPES = ("int8", "int4", "text", "text", "text", "text", "int8", "text", "jsonb", "int2", "bytea",
+                "float8", "float8", "bytea", "bytea", "bytea", "jsonb", "date", "date")
+SEGMENT_COLUMNS = ("object_id", "utility", "cjj_code", "shape", "diameter_mm", "width_mm", "height_mm", "material",
+                   "install_year", "owner", "pressure_class", "start_invert", "end_invert", "start_depth",
+                   "end_depth", "from_node", "to_node", "length_m", "centerline")
+SEGMENT_TYPES = ("int8", "text", "text", "text", "float8", "float8", "float8", "text", "int4", "text", "text",
+                 "float8", "float8", "float8", "float8", "int8", "int8", "float8", "bytea")
+NODE_COLUMNS = ("object_id", "utility", "node_type", "depth", "ground_z", "invert_z", "geom")
+NODE_TYPES = ("int8", "text", "text", "float8", "float8", "float8", "bytea")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if not np.isfinite(o) else float(o)
+    if isinstance(o, (dt.date, dt.datetime)):
+        return o.isoformat()
+    if isinstance(o, bytes):
+        return o.decode("utf-8", "replace")
+    raise TypeError
+
+
+class _Json(Jsonb):
+    pass
+
+
+def dumps(obj) -> bytes:
+    return orjson.dumps(obj, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class WriteResult:
+    dataset_id: int
+    name: str
+    counts: dict[str, int] = field(default_factory=dict)
+    replaced: bool = False
+
+
+class _Ids:
+    """Database ids for dataset-local keys, reserved from the sequence in blocks.
+
+    A key may be referenced (as parent or pipe node) before its object arrives; every referenced
+    key must be defined by the end of the dataset.
+    """
+
+    def __init__(self, cur):
+        self.cur, self.pool, self.ids, self.defined = cur, [], {}, set()
+
+    def reserve(self, n: int) -> None:
+        """Have n ids at hand; called before a COPY, during which no other query may run."""
+        if len(self.pool) < n:
+            self.cur.execute("select nextval('city_objects_id_seq') from generate_series(1, %s)",
+                             (n - len(self.pool),))
+            self.pool[:0] = [r[0] for r in self.cur.fetchall()][::-1]
+
+    def __call__(self, key: str) -> int:
+        i = self.ids.get(key)
+        if i is None:
+            i = self.ids[key] = self.pool.pop()
+        return i
+
+    def define(self, key: str) -> int:
+        if key in self.defined:
+            raise InputError(f"duplicate object key {key!r} in one dataset")
+        self.defined.add(key)
+        return self(key)
+
+    def undefined(self) -> list[str]:
+        return [k for k in self.ids if k not in self.defined]
+
+
+def _ewkb(geoms: list, srid: int) -> list[bytes | None]:
+    arr = np.array(geoms, dtype=object)
+    out: list[bytes | None] = [None] * len(geoms)
+    mask = np.array([g is not None for g in geoms], bool)
+    if mask.any():
+        wkb = shapely.to_wkb(shapely.set_srid(arr[mask], srid), include_srid=True)
+        for i, w in zip(np.flatnonzero(mask), wkb):
+            out[i] = w
+    return out
+
+
+def _object_rows(batch: list[CityObject], dataset_id: int, ids: _Ids, srid: int):
+    footprints = []
+    for o in batch:
+        fp = o.footprint
+        if fp is None and o.mesh is not None and len(o.mesh.vertices):
+            v = o.mesh.vertices
+            fp = shapely.box(v[:, 0].min(), v[:, 1].min(), v[:, 0].max(), v[:, 1].max())
+        if fp is None and o.node is not None:
+            fp = shapely.Point(o.node.point[0], o.node.point[1])
+        if fp is None and o.pipe is not None:
+            fp = shapely.LineString(o.pipe.centerline[:, :2])
+        footprints.append(fp)
+    wkb = _ewkb(footprints, srid)
+    for o, fp in zip(batch, wkb):
+        if o.key is None:
+            raise InputError("an object has no key")
+        m = o.mesh
+        zmin, zmax = o.zmin, o.zmax
+        if m is not None and len(m.vertices):
+            zmin = float(m.vertices[:, 2].min()) if zmin is None else zmin
+            zmax = float(m.vertices[:, 2].max()) if zmax is None else zmax
+        yield (
+            ids.define(o.key), dataset_id, o.key, o.uid, o.cls, o.ifc_class,
+            ids(o.parent) if o.parent is not None else None, o.name, _Json(o.attributes, dumps=dumps), o.lod, fp,
+            zmin, zmax,
+            m.vertices.tobytes() if m is not None else None,
+            m.faces.tobytes() if m is not None else None,
+            m.face_materials.tobytes() if m is not None and m.face_materials is not None else None,
+            _Json(m.materials, dumps=dumps) if m is not None and m.materials is not None else None,
+            o.valid_from, o.valid_to,
+        )
+
+
+def _linez_ewkb(xyz: np.ndarray, srid: int) -> bytes:
+    return shapely.to_wkb(shapely.set_srid(shapely.linestrings(np.asarray(xyz, float)), srid),
+                          include_srid=True, output_dimension=3)
+
+
+def _pointz_ewkb(p, srid: int) -> bytes:
+    return shapely.to_wkb(shapely.set_srid(shapely.points(np.asarray(p, float)), srid),
+                          include_srid=True, output_dimension=3)
+
+
+def _copy(cur, table: str, columns, types, rows) -> None:
+    with cur.copy(f"copy {table} ({', '.join(columns)}) from stdin (format binary)") as cp:
+        cp.set_types(types)
+        for r in rows:
+            cp.write_row(r)
+
+
+def _batches(it: Iterable, n: int) -> Iterator[list]:
+    it = iter(it)
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
+def write_dataset(info: DatasetInfo, objects: Iterable[CityObject], qa: Iterable[QAFinding] = (),
+                  *, engine: sa.Engine | None = None,
+                  progress: Callable[[int], None] | None = None) -> WriteResult:
+    """Store one dataset in one transaction, replacing a dataset of the same name.
+
+    `objects` may be a generator; it is consumed in batches so memory stays bounded. Parents
+    and pipe nodes may come before or after the objects that reference them.
+    """
+    engine = engine or get_engine()
+    srid = storage_srid(engine)
+    raw = engine.raw_connection()
+    counts: dict[str, int] = {}
+    try:
+        conn = raw.driver_connection
+        with conn.cursor() as cur:
+            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (info.name,))
+            cur.execute("""select d.id, st_asbinary(st_envelope(st_extent(o.footprint)))
+                           from datasets d left join city_objects o on o.dataset_id = d.id
+                           where d.name = %s group by d.id""", (info.name,))
+            old = cur.fetchone()
+            old_classes: list[str] = []
+            if old:
+                cur.execute("select distinct class from city_objects where dataset_id = %s", (old[0],))
+                old_classes = [r[0] for r in cur.fetchall()]
+                cur.execute("delete from datasets where id = %s", (old[0],))
+            cur.execute("""insert into datasets (name, kind, source_path, sha256, source_crs, report, status)
+                           values (%s, %s, %s, %s, %s, %s, 'writing') returning id""",
+                        (info.name, info.kind, info.source_path, info.sha256, info.source_crs,
+                         _Json(info.report, dumps=dumps)))
+            dataset_id = cur.fetchone()[0]
+            ids = _Ids(cur)
+            for batch in _batches(objects, BATCH):
+                # each object may bring its own key, a parent and two pipe nodes
+                ids.reserve(sum(1 + (o.parent is not None) + (o.pipe is not None) * 2 for o in batch))
+                _copy(cur, "city_objects", OBJECT_COLUMNS, OBJECT_TYPES, _object_rows(batch, dataset_id, ids, srid))
+                segs = [o for o in batch if o.pipe is not None]
+                nodes = [o for o in batch if o.node is not None]
+                if nodes:
+                    _copy(cur, "pipe_nodes", NODE_COLUMNS, NODE_TYPES, (
+                        (ids(o.key), n.utility, n.node_type, n.depth, n.ground_z, n.invert_z,
+                         _pointz_ewkb(n.point, srid)) for o in nodes for n in (o.node,)))
+                if segs:
+                    _copy(cur, "pipe_segments", SEGMENT_COLUMNS, SEGMENT_TYPES, (
+                        (ids(o.key), p.utility, p.cjj_code, p.shape, p.diameter_mm, p.width_mm, p.height_mm,
+                         p.material, p.install_year, p.owner, p.pressure_class, p.start_invert, p.end_invert,
+                         p.start_depth, p.end_depth,
+                         ids(p.from_node) if p.from_node is not None else None,
+                         ids(p.to_node) if p.to_node is not None else None,
+                         float(np.linalg.norm(np.diff(p.centerline, axis=0), axis=1).sum()),
+                         _linez_ewkb(p.centerline, srid)) for o in segs for p in (o.pipe,)))
+                for o in batch:
+                    counts[o.cls] = counts.get(o.cls, 0) + 1
+                if progress:
+                    progress(len(batch))
+            missing = ids.undefined()
+            if missing:
+                raise InputError(f"{info.source_path}: {len(missing)} referenced objects are missing "
+                                 f"(first: {missing[0]!r})")
+            findings = list(qa)
+            if findings:
+                _copy(cur, "qa_findings", ("dataset_id", "object_id", "rule", "severity", "message", "geom"),
+                      ("int4", "int8", "text", "text", "text", "bytea"),
+                      ((dataset_id, ids.ids.get(f.object_key) if f.object_key else None, f.rule, f.severity,
+                        f.message, _ewkb([shapely.Point(f.location)], srid)[0] if f.location else None)
+                       for f in findings))
+                counts["qa_findings"] = len(findings)
+            cur.execute("update datasets set counts = %s, status = 'complete' where id = %s",
+                        (_Json(counts, dumps=dumps), dataset_id))
+            # The changed region: the old extent and the new one.
+            cur.execute("""insert into change_log (dataset_name, classes, region)
+                           select %s, %s, st_expand(st_collect(e), 1.0) from (
+                               select st_setsrid(st_extent(footprint)::geometry, %s) e from city_objects where dataset_id = %s
+                               union all select st_setsrid(st_geomfromwkb(%s), %s)) x""",
+                        (info.name, sorted(set(counts) - {"qa_findings"} | set(old_classes)), srid, dataset_id,
+                         old[1] if old else None, srid))
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+    return WriteResult(dataset_id=dataset_id, name=info.name, counts=counts, replaced=bool(old))
+
+
+def list_datasets(engine: sa.Engine | None = None) -> list[dict]:
+    engine = engine or get_engine()
+    with engine.connect() as c:
+        rows = c.execute(sa.text("select id, name, kind, source_path, sha256, source_crs, counts, report, "
+                                 "imported_at, status from datasets order by name")).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def find_dataset(sha256: str, engine: sa.Engine | None = None) -> dict | None:
+    """The dataset already loaded from a source with this content, if any."""
+    engine = engine or get_engine()
+    with engine.connect() as c:
+        row = c.execute(sa.text("select id, name from datasets where sha256 = :s and status = 'complete' limit 1"),
+                        {"s": sha256}).mappings().first()
+    return dict(row) if row else None
+
+
+def remove_dataset(name: str, engine: sa.Engine | None = None) -> None:
+    engine = engine or get_engine()
+    with engine.begin() as c:
+        row = c.execute(sa.text("""select d.id, st_expand(st_setsrid(st_extent(o.footprint)::geometry, :srid), 1.0) region,
+                                          array_remove(array_agg(distinct o.class), null) classes
+                                   from datasets d left join city_objects o on o.dataset_id = d.id
+                                   where d.name = :n group by d.id"""), {"n": name, "srid": storage_srid(engine)}).first()
+        if row is None:
+            raise NotFoundError(f"no dataset named {name!r}", hint="`cim datasets` lists them")
+        c.execute(sa.text("delete from datasets where id = :i"), {"i": row.id})
+        c.execute(sa.text("insert into change_log (dataset_name, classes, region) values (:n, :c, :r)"),
+                  {"n": name, "c": list(row.classes or []), "r": row.region})

@@ -1,0 +1,1 @@
+"""Importers: each turns one family of sources into rows of the city information model."""

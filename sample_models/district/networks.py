@@ -1,0 +1,359 @@
+"""Street graph and the underground pipe networks beneath it.
+
+Each utility runs along the street centrelines it serves, shifted sideways by a share of the street's
+width (a fixed place in the cross-section, so water, gas and the rest never overlap). A junction of a
+north-south and an east-west street therefore becomes, for each utility, the crossing of the two shifted
+lines, and every segment ends exactly on a node.
+
+Pressure networks (water, gas, heat) and cable ducts (power, telecom) are cut into segments of at most
+60 m, with valves near junctions and hydrants along water mains. Gravity networks (rain, sewage) flow to
+outfalls on the river banks: each street stretch drains towards the nearer outfall along the network (a
+stretch reached from both ends is split at a summit manhole), manholes sit at most 50 m apart, and
+inverts fall downstream by at least the minimum slope while keeping the minimum cover.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from .layout import ART, H, K_UTILITY, LOC, V, Lines, Plan, ground_z
+
+# Utility table (CJJ 61-2017 codes): position in the street cross-section as a share of half the street
+# width (negative: west or south of the centreline), owner, node depth (m, to the centreline for pressure
+# pipes and ducts), maximum segment length (m), share of local streets served.
+UTILITIES = {
+    "water": dict(code="JS", side=-0.55, owner="驻马店市供水有限公司", depth=1.3, seg=60.0, local=1.0),
+    "sewage": dict(code="WS", side=-0.10, owner="驻马店市排水管理处", seg=50.0, local=1.0),
+    "rain": dict(code="YS", side=0.20, owner="驻马店市排水管理处", seg=50.0, local=1.0),
+    "gas": dict(code="RQ", side=0.55, owner="驻马店市燃气有限公司", depth=1.0, seg=60.0, local=0.8),
+    "heat": dict(code="RL", side=-0.35, owner="驻马店市热力有限公司", depth=1.6, seg=60.0, local=0.0),
+    "power": dict(code="DL", side=0.80, owner="国网驻马店供电公司", depth=1.2, seg=60.0, local=0.0),
+    "telecom": dict(code="TX", side=-0.80, owner="中国电信驻马店分公司", depth=0.9, seg=60.0, local=0.5),
+}
+GRAVITY = ("rain", "sewage")
+HEAT_SECONDARY_P = 0.5  # share of secondary streets with heating mains (all arterials have them)
+# Gravity design: minimum depth to invert at the upstream end (m), minimum slope, and size by the
+# longest flow path upstream (m): circular diameter (mm) or a rectangular culvert (width, height mm).
+GRAVITY_DESIGN = {
+    "sewage": dict(min_depth=2.0, slope=0.002,
+                   sizes=[(150, 300), (400, 400), (800, 500), (1400, 600), (np.inf, 800)]),
+    "rain": dict(min_depth=1.6, slope=0.0015,
+                 sizes=[(150, 400), (400, 600), (700, 800), (900, 1000), (1300, (2000, 1500)),
+                        (np.inf, (2500, 1800))]),
+}
+VALVE_FROM_JUNCTION = 10.0  # m; a valve near the start of each pressure main longer than 4x this
+MIN_PIECE = 5.0  # m; a drainage stretch is split at its summit only if both parts are at least this long
+NODE_DEPTH_JITTER = 0.15  # m, +- around a pressure network's node depth
+
+
+@dataclass
+class StreetGraph:
+    """Junctions (dm from the origin) of a set of streets, the street through each, and the stretches."""
+    xy: np.ndarray  # (n, 2) int64
+    vline: np.ndarray  # north-south street through each junction, -1 if none
+    hline: np.ndarray
+    e0: np.ndarray  # stretches between consecutive junctions of a street
+    e1: np.ndarray
+    eline: np.ndarray
+
+    def find(self, x_dm: int, y_dm: int) -> int:
+        keys = (self.xy[:, 0] << 32) | self.xy[:, 1]
+        return int(np.searchsorted(keys, (x_dm << 32) | y_dm))
+
+
+def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Concatenated aranges start[k] .. start[k] + count[k] - 1."""
+    count = np.asarray(count, dtype=np.int64)
+    return np.repeat(np.asarray(start, dtype=np.int64) - np.cumsum(count) + count, count) + np.arange(count.sum())
+
+
+def street_graph(lines: Lines, mask: np.ndarray, extra: list[tuple[int, int]] = ()) -> StreetGraph:
+    """Junctions of the masked streets: their ends, the crossings of major streets, the crossings of
+    local streets within a quadrant, and extra (line, position along it in dm) points splitting a street."""
+    idx = np.flatnonzero(mask)
+    o, c, a, b, quad = lines.orient[idx], lines.c[idx], lines.a[idx], lines.b[idx], lines.quad[idx]
+    isv = o == V
+    px = [np.where(isv, c, a), np.where(isv, c, b)]
+    py = [np.where(isv, a, c), np.where(isv, b, c)]
+    major = quad < 0
+    mv, mh = np.flatnonzero(isv & major), np.flatnonzero(~isv & major)
+    gx, gy = np.meshgrid(c[mv], c[mh])
+    px.append(gx.ravel())
+    py.append(gy.ravel())
+    lv, lh = np.flatnonzero(isv & ~major), np.flatnonzero(~isv & ~major)
+    order = np.argsort(quad[lh], kind="stable")
+    lo = np.searchsorted(quad[lh][order], quad[lv], "left")
+    n = np.searchsorted(quad[lh][order], quad[lv], "right") - lo
+    px.append(np.repeat(c[lv], n))
+    py.append(c[lh][order][_ranges(lo, n)])
+    for line, t in extra:
+        px.append(np.array([lines.c[line] if lines.orient[line] == V else t]))
+        py.append(np.array([t if lines.orient[line] == V else lines.c[line]]))
+    keys = np.unique((np.concatenate(px) << 32) | np.concatenate(py))
+    xy = np.column_stack([keys >> 32, keys & 0xFFFFFFFF])
+
+    # Junctions on a street: a run of the keys sorted by (x, y) for a north-south street, by (y, x) for
+    # an east-west one.
+    tkeys = (xy[:, 1] << 32) | xy[:, 0]
+    torder = np.argsort(tkeys)
+    vline, hline = np.full(len(xy), -1), np.full(len(xy), -1)
+    e0, e1, eline = [], [], []
+    for on_line, key_sorted, order in ((vline, keys, np.arange(len(xy))), (hline, tkeys[torder], torder)):
+        sub = np.flatnonzero(isv == (on_line is vline))
+        lo = np.searchsorted(key_sorted, (c[sub] << 32) | a[sub], "left")
+        hi = np.searchsorted(key_sorted, (c[sub] << 32) | b[sub], "right")
+        on_line[order[_ranges(lo, hi - lo)]] = np.repeat(idx[sub], hi - lo)
+        p = _ranges(lo, hi - lo - 1)
+        e0.append(order[p])
+        e1.append(order[p + 1])
+        eline.append(np.repeat(idx[sub], hi - lo - 1))
+    return StreetGraph(xy, vline, hline, np.concatenate(e0), np.concatenate(e1), np.concatenate(eline))
+
+
+@dataclass
+class Network:
+    utility: str
+    node_xy: np.ndarray  # (n, 2) metres
+    node_type: np.ndarray
+    node_ground: np.ndarray
+    node_depth: np.ndarray
+    node_invert: np.ndarray  # elevation of the invert (gravity) or centreline (pressure)
+    seg_a: np.ndarray
+    seg_b: np.ndarray
+    seg: dict[str, np.ndarray]  # per-segment attributes
+    service: dict[int, int]  # extra point index -> node index
+
+    @property
+    def code(self) -> str:
+        return UTILITIES[self.utility]["code"]
+
+    def node_ids(self) -> np.ndarray:
+        return np.array([f"{self.code}N{k:06d}" for k in range(1, len(self.node_xy) + 1)], dtype=object)
+
+    def seg_ids(self) -> np.ndarray:
+        return np.array([f"{self.code}{k:06d}" for k in range(1, len(self.seg_a) + 1)], dtype=object)
+
+
+def served(plan: Plan, utility: str) -> np.ndarray:
+    """Mask of the streets carrying a utility: every major street (heat: arterials and some secondaries)
+    and a share of the local streets. Local streets end on major ones, so each network stays connected."""
+    L = plan.lines
+    rng = plan.grid.rng(K_UTILITY, list(UTILITIES).index(utility))
+    u = rng.random(len(L.c))
+    mask = (L.cls != LOC) | (u < UTILITIES[utility]["local"])
+    if utility == "heat":
+        mask = (L.cls == ART) | ((L.cls != LOC) & (u < HEAT_SECONDARY_P))
+    return mask
+
+
+def build_network(plan: Plan, utility: str, service: list[tuple[int, float]] = ()) -> Network:
+    """One utility's nodes and segments; service: (street line, position along it in m from the origin
+    of the district) points where building connections meet the network (they become nodes)."""
+    grid, L = plan.grid, plan.lines
+    spec = UTILITIES[utility]
+    origin = np.array([grid.ox, grid.oy])
+    extra = [(line, int(round((t - (grid.ox if L.orient[line] == V else grid.oy)) * 10))) for line, t in service]
+    g = street_graph(L, served(plan, utility), extra)
+    shift = np.round(spec["side"] * L.width / 2, 1)
+    off = np.column_stack([np.where(g.vline >= 0, shift[g.vline], 0.0), np.where(g.hline >= 0, shift[g.hline], 0.0)])
+    pos = origin + g.xy / 10.0 + off
+    service_idx = [g.find(*((L.c[line], t) if L.orient[line] == V else (t, L.c[line]))) for line, t in extra]
+    rng = plan.grid.rng(K_UTILITY, 100 + list(UTILITIES).index(utility))
+    attrs = _stretch_attrs(utility, L.cls[g.eline], rng)
+    if utility in GRAVITY:
+        net = _gravity(plan, utility, pos, g, attrs, rng)
+    else:
+        net = _pressure(utility, pos, g, attrs, rng)
+    net.service = {k: service_idx[k] for k in range(len(service_idx))}
+    return net
+
+
+def _stretch_attrs(utility: str, cls: np.ndarray, rng) -> dict[str, np.ndarray]:
+    """Material, size, year... per street stretch, by street class (0 arterial, 1 secondary, 2 local)."""
+    n = len(cls)
+
+    def pick(options: dict[int, list[int]]) -> np.ndarray:
+        return np.array([options[k][int(rng.integers(len(options[k])))] for k in cls], dtype=np.int64)
+
+    year = rng.integers(2000, 2024, n)
+    out = dict(shape=np.full(n, "circular", dtype=object), diameter_mm=np.zeros(n, dtype=np.int64),
+               width_mm=np.zeros(n, dtype=np.int64), height_mm=np.zeros(n, dtype=np.int64),
+               pressure_class=np.full(n, None, dtype=object), material=np.full(n, "steel", dtype=object))
+    if utility == "water":
+        # Cast-iron mains of the 1980s-90s survive on a third of the major streets, a fifth of the others.
+        old = rng.random(n) < np.where(cls < LOC, 0.35, 0.2)
+        year = np.where(old, rng.integers(1982, 2000, n), year)
+        out["diameter_mm"] = pick({0: [400, 500, 600], 1: [300, 400], 2: [100, 150, 200]})
+        pe = (cls == LOC) & (year >= 2005) & (rng.random(n) < 0.6)
+        out["material"] = np.select([old, pe], ["cast iron", "PE"], "ductile iron").astype(object)
+    elif utility == "gas":
+        year = rng.integers(1997, 2024, n)
+        out["pressure_class"] = np.array(["medium-A", "medium-B", "low"], dtype=object)[cls]
+        out["diameter_mm"] = pick({0: [300, 250], 1: [200, 160], 2: [100, 110]})
+        out["material"] = np.where(cls == ART, "steel", "PE").astype(object)
+    elif utility == "heat":
+        year = rng.integers(2008, 2024, n)
+        out["diameter_mm"] = pick({0: [500, 600], 1: [300, 400], 2: [200]})
+    elif utility == "power":
+        out["shape"][:] = "rectangular"
+        out["width_mm"] = np.where(cls == ART, 1400, 1000)
+        out["height_mm"] = np.where(cls == ART, 1000, 800)
+        out["material"][:] = "concrete"
+    elif utility == "telecom":
+        year = rng.integers(1998, 2024, n)
+        duct = cls != LOC
+        out["shape"] = np.where(duct, "rectangular", "circular").astype(object)
+        out["width_mm"], out["height_mm"] = np.where(duct, 700, 0), np.where(duct, 500, 0)
+        out["diameter_mm"] = np.where(duct, 0, 110)
+        out["material"] = np.where(duct, "concrete", "PVC-U").astype(object)
+    else:  # gravity: size comes later from the flow path; a third of the stretches are pre-2000 concrete
+        year = np.where(rng.random(n) < 0.35, rng.integers(1983, 2000, n), year)
+    out["install_year"] = year
+    return out
+
+
+def _subdivide(pos, src, dst, parent, cut_edge, cut_t):
+    """Split directed stretches src->dst at distances cut_t (m) from src, cuts sorted by (stretch, t).
+
+    Returns the new nodes' positions and each segment's ends (indices into pos, then the new nodes)
+    and stretch."""
+    length = np.linalg.norm(pos[dst] - pos[src], axis=1)
+    frac = (cut_t / length[cut_edge])[:, None]
+    new_pos = pos[src[cut_edge]] + (pos[dst[cut_edge]] - pos[src[cut_edge]]) * frac
+    new_idx = len(pos) + np.arange(len(cut_edge))
+    # Chain per stretch: src, its cuts in order, dst.
+    k = np.bincount(cut_edge, minlength=len(src))
+    chain_len = k + 2
+    start = np.cumsum(chain_len) - chain_len
+    chain = np.empty(chain_len.sum(), dtype=np.int64)
+    chain[start] = src
+    chain[start + chain_len - 1] = dst
+    chain[_ranges(start + 1, k)] = new_idx
+    seg_pos = _ranges(start, chain_len - 1)
+    return new_pos, chain[seg_pos], chain[seg_pos + 1], np.repeat(parent, chain_len - 1)
+
+
+def _node_type_pressure(utility, n_nodes, seg_a, seg_b, cut_types, service_nodes):
+    degree = np.bincount(np.r_[seg_a, seg_b], minlength=n_nodes)
+    junction = "manhole" if utility in ("power", "telecom") else "junction"
+    types = np.where(degree >= 3, junction, "manhole" if utility in ("power", "telecom") else "fitting")
+    types = types.astype(object)
+    types[n_nodes - len(cut_types):] = cut_types
+    types[list(service_nodes)] = "fitting" if utility not in ("power", "telecom") else "manhole"
+    return types
+
+
+def _pressure(utility, pos, g: StreetGraph, attrs, rng) -> Network:
+    spec = UTILITIES[utility]
+    length = np.linalg.norm(pos[g.e1] - pos[g.e0], axis=1)
+    ne = len(length)
+    n = np.ceil(length / spec["seg"]).astype(np.int64)
+    cut_edge = np.repeat(np.arange(ne), n - 1)
+    step = _ranges(np.ones(ne, dtype=np.int64), n - 1)
+    cut_t = step * (length / n)[cut_edge]
+    if utility == "water":  # hydrants every second cut, at most 120 m apart
+        cut_type = np.where(step % 2 == 1, "hydrant", "fitting")
+    else:
+        cut_type = np.full(len(cut_t), "manhole" if utility in ("power", "telecom", "heat") else "fitting")
+    if utility in ("water", "gas", "heat"):
+        has_valve = length > 4 * VALVE_FROM_JUNCTION
+        valve_edge = np.flatnonzero(has_valve)
+        cut_edge = np.r_[cut_edge, valve_edge]
+        cut_t = np.r_[cut_t, np.full(len(valve_edge), VALVE_FROM_JUNCTION)]
+        cut_type = np.r_[cut_type, np.full(len(valve_edge), "valve")]
+    order = np.lexsort((cut_t, cut_edge))
+    new_pos, a, b, parent = _subdivide(pos, g.e0, g.e1, np.arange(ne), cut_edge[order], cut_t[order])
+    allpos = np.vstack([pos, new_pos])
+    types = _node_type_pressure(utility, len(allpos), a, b, cut_type[order].astype(object),
+                                _service_nodes(g))
+    ground = ground_z(allpos[:, 0], allpos[:, 1])
+    depth = np.round(spec["depth"] + rng.uniform(-NODE_DEPTH_JITTER, NODE_DEPTH_JITTER, len(allpos)), 2)
+    seg = {k: v[parent] for k, v in attrs.items()}
+    return Network(utility, allpos, types, ground, depth, np.round(ground - depth, 3), a, b, seg, {})
+
+
+def _service_nodes(g: StreetGraph) -> np.ndarray:
+    """Junctions on one street only: the points where building connections meet it."""
+    return np.flatnonzero((g.vline < 0) | (g.hline < 0))
+
+
+def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs, rng) -> Network:
+    design = GRAVITY_DESIGN[utility]
+    L = plan.lines
+    e0, e1, parent = g.e0.copy(), g.e1.copy(), np.arange(len(g.e0))
+    # Streets crossing a river: the drain on either side ends at an outfall on the near bank.
+    r0, r1 = L.river[g.hline[e0]], L.river[g.hline[e1]]
+    crossing = (L.orient[g.eline] == V) & (g.hline[e0] >= 0) & (g.hline[e1] >= 0) & (r0 >= 0) & (r0 == r1) & \
+        (g.hline[e0] != g.hline[e1])
+    cross = np.flatnonzero(crossing)
+    northward = pos[e0[cross], 1] < pos[e1[cross], 1]
+    south, north = np.where(northward, e0[cross], e1[cross]), np.where(northward, e1[cross], e0[cross])
+    x = pos[south, 0]
+    banks = np.array([plan.rivers[r].banks(xk) for r, xk in zip(r0[cross], x)]).reshape(-1, 2)
+    outfalls = len(pos) + np.arange(2 * len(cross))
+    pos = np.vstack([pos, np.column_stack([np.repeat(x, 2), banks.ravel()])])
+    e0 = np.r_[e0[~crossing], np.column_stack([south, north]).ravel()]
+    e1 = np.r_[e1[~crossing], outfalls]
+    parent = np.r_[parent[~crossing], np.repeat(cross, 2)]
+
+    # Distance along the network to the nearest outfall; each stretch drains towards it.
+    length = np.linalg.norm(pos[e1] - pos[e0], axis=1)
+    graph = coo_matrix((length, (e0, e1)), shape=(len(pos), len(pos))).tocsr()
+    dist = dijkstra(graph, directed=False, indices=outfalls, min_only=True)
+    if not np.all(np.isfinite(dist)):
+        raise RuntimeError(f"{utility}: part of the network does not reach an outfall")
+    du, dv = dist[e0], dist[e1]
+    split = np.abs(du - dv) < length - 2 * MIN_PIECE
+    t = (length + dv - du) / 2  # summit, from e0
+    summit_pos = pos[e0[split]] + (pos[e1[split]] - pos[e0[split]]) * (t[split] / length[split])[:, None]
+    summits = len(pos) + np.arange(split.sum())
+    pos = np.vstack([pos, summit_pos])
+    up_first = (du > dv) | ((du == dv) & (e0 > e1))
+    whole = ~split
+    src = np.r_[np.where(up_first, e0, e1)[whole], summits, summits]
+    dst = np.r_[np.where(up_first, e1, e0)[whole], e0[split], e1[split]]
+    parent = np.r_[parent[whole], parent[split], parent[split]]
+
+    # Manholes at most `seg` metres apart.
+    length = np.linalg.norm(pos[dst] - pos[src], axis=1)
+    n = np.ceil(length / UTILITIES[utility]["seg"]).astype(np.int64)
+    cut_edge = np.repeat(np.arange(len(src)), n - 1)
+    cut_t = _ranges(np.ones(len(src), dtype=np.int64), n - 1) * (length / n)[cut_edge]
+    new_pos, a, b, parent = _subdivide(pos, src, dst, parent, cut_edge, cut_t)  # cuts already in order
+    pos = np.vstack([pos, new_pos])
+    seg_len = np.linalg.norm(pos[b] - pos[a], axis=1)
+
+    # Inverts: at least min_depth below ground, falling by at least the minimum slope downstream;
+    # upstream: the longest flow path above each node, which sizes the pipe.
+    ground = ground_z(pos[:, 0], pos[:, 1])
+    invert = ground - design["min_depth"]
+    upstream = np.zeros(len(pos))
+    while True:
+        new_inv = invert.copy()
+        np.minimum.at(new_inv, b, invert[a] - design["slope"] * seg_len)
+        new_up = upstream.copy()
+        np.maximum.at(new_up, b, upstream[a] + seg_len)
+        if np.array_equal(new_inv, invert) and np.array_equal(new_up, upstream):
+            break
+        invert, upstream = new_inv, new_up
+    invert = np.round(invert, 3)
+
+    seg = {k: v[parent] for k, v in attrs.items()}
+    bounds = np.array([s[0] for s in design["sizes"]])
+    size = np.searchsorted(bounds, upstream[b], side="left")
+    for k, (_, dim) in enumerate(design["sizes"]):
+        m = size == k
+        if isinstance(dim, tuple):
+            seg["shape"][m] = "rectangular"
+            seg["width_mm"][m], seg["height_mm"][m] = dim
+        else:
+            seg["diameter_mm"][m] = dim
+    plastic_max = 400 if utility == "sewage" else 500
+    plastic = (seg["shape"] == "circular") & (seg["diameter_mm"] <= plastic_max) & (seg["install_year"] >= 2005)
+    seg["material"] = np.where(plastic, "PVC-U", "concrete").astype(object)
+    types = np.full(len(pos), "manhole", dtype=object)
+    types[outfalls] = "outlet"
+    return Network(utility, pos, types, ground, np.round(ground - invert, 3), invert, a, b, seg, {})

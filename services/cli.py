@@ -1,0 +1,155 @@
+"""The `cim` command: a thin layer over importers and services.
+
+It parses arguments, shows progress, and turns errors into one clear line and a non-zero exit code.
+This is the one module of services/ that imports importers/; nothing imports it.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cim_core import db as cdb
+from cim_core import store
+from cim_core.errors import CimError
+
+console = Console()
+err_console = Console(stderr=True)
+app = typer.Typer(help="CIM/BIM digital-twin platform: import city data into PostGIS, publish 3D tiles and "
+                       "OGC API - Features.\n\nExample: cim db start && cim datasets",
+                  no_args_is_help=True, rich_markup_mode="markdown", pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database: the embedded PostGIS cluster, or the server of CIM_DATABASE_URL.",
+                     no_args_is_help=True)
+datasets_app = typer.Typer(help="Imported datasets.\n\nExample: cim datasets; cim datasets rm roads")
+app.add_typer(db_app, name="db")
+app.add_typer(datasets_app, name="datasets")
+
+_debug = False
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")):
+    global _debug
+    _debug = debug
+
+
+@contextmanager
+def progress_bar(total: int | None, what: str):
+    """A progress bar on stderr; yields a function that advances it."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=False, disable=not err_console.is_terminal) as p:
+        task = p.add_task(what, total=total)
+        yield lambda n=1: p.advance(task, n)
+
+
+# ---------------------------------------------------------------- db
+@db_app.command("start")
+def db_start():
+    """Start the database (creating and migrating it on first use); a no-op when it runs.
+
+    Example: cim db start
+    """
+    s = cdb.get_settings()
+    if s.database_url:
+        engine = cdb.get_engine()
+        console.print(f"using {cdb.describe_url(s.database_url)} (CIM_DATABASE_URL); schema is up to date")
+        return
+    emb = cdb.embedded()
+    started = emb.start()
+    cdb.get_engine()
+    console.print(f"{'started' if started else 'already running'}: embedded PostGIS at 127.0.0.1:{emb.port} "
+                  f"({emb.pgdata})")
+
+
+@db_app.command("stop")
+def db_stop():
+    """Stop the embedded database.
+
+    Example: cim db stop
+    """
+    if cdb.get_settings().database_url:
+        console.print("CIM_DATABASE_URL is set: nothing to stop")
+        return
+    console.print("stopped" if cdb.embedded().stop() else "not running")
+
+
+@db_app.command("status")
+def db_status():
+    """Whether the database runs, where, and its PostgreSQL and PostGIS versions.
+
+    Example: cim db status
+    """
+    s = cdb.get_settings()
+    if not s.database_url and not cdb.embedded().running():
+        console.print(f"not running (embedded, {cdb.embedded().pgdata}); start it with `cim db start`")
+        raise typer.Exit(3)
+    engine = cdb.get_engine()
+    v = cdb.server_versions(engine)
+    where = cdb.describe_url(engine.url.render_as_string())
+    kind = "server of CIM_DATABASE_URL" if s.database_url else f"embedded, {cdb.embedded().pgdata}"
+    console.print(f"running at {where} ({kind})\nPostgreSQL {v['postgresql']}, PostGIS {v['postgis']}, "
+                  f"storage CRS EPSG:{cdb.storage_srid(engine)}")
+
+
+@db_app.command("url")
+def db_url():
+    """Print the database URL, for psql and other tools.
+
+    Example: psql "$(cim db url)" -c 'select postgis_version()'
+    """
+    url = cdb.database_url()
+    cdb.get_engine()
+    print(url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+# ---------------------------------------------------------------- datasets
+@datasets_app.callback(invoke_without_command=True)
+def datasets_list(ctx: typer.Context):
+    """List datasets with their object counts."""
+    if ctx.invoked_subcommand:
+        return
+    rows = store.list_datasets()
+    if not rows:
+        console.print("no datasets yet; import one with `cim import ...` or run `cim demo`")
+        return
+    t = Table("name", "kind", "objects", "counts", "source CRS", "imported", "source")
+    for r in rows:
+        counts = {k: v for k, v in r["counts"].items()}
+        t.add_row(r["name"], r["kind"], str(sum(v for k, v in counts.items() if k != "qa_findings")),
+                  ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), r["source_crs"] or "",
+                  r["imported_at"].strftime("%Y-%m-%d %H:%M"), r["source_path"] or "")
+    console.print(t)
+
+
+@datasets_app.command("rm")
+def datasets_rm(name: str):
+    """Remove a dataset and all its objects.
+
+    Example: cim datasets rm roads
+    """
+    store.remove_dataset(name)
+    console.print(f"removed {name}")
+
+
+def main():
+    try:
+        app()
+    except CimError as exc:
+        if _debug:
+            raise
+        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: nothing of the current import was written")
+        sys.exit(130)
+    except Exception as exc:
+        if _debug:
+            raise
+        first = str(exc).strip().splitlines()
+        err_console.print(f"error: {type(exc).__name__}: {first[0] if first else ''} (run with --debug for details)",
+                          markup=False, highlight=False)
+        sys.exit(1)
