@@ -25,8 +25,18 @@ app = typer.Typer(help="CIM/BIM digital-twin platform: import city data into Pos
 db_app = typer.Typer(help="The database: the embedded PostGIS cluster, or the server of CIM_DATABASE_URL.",
                      no_args_is_help=True)
 datasets_app = typer.Typer(help="Imported datasets.\n\nExample: cim datasets; cim datasets rm roads")
+import_app = typer.Typer(help="Import sources into the CIM. Example: cim import gis roads.geojson --as roads",
+                         no_args_is_help=True)
+tiles_app = typer.Typer(help="3D Tiles 1.1. Example: cim tiles build --out ./tiles", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys and roles. Example: cim keys create --role utilities", no_args_is_help=True)
+sample_app = typer.Typer(help="The generated sample district. Example: cim sample generate --out ./district",
+                         no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(import_app, name="import")
+app.add_typer(tiles_app, name="tiles")
+app.add_typer(keys_app, name="keys")
+app.add_typer(sample_app, name="sample")
 
 _debug = False
 
@@ -133,6 +143,21 @@ def datasets_rm(name: str):
     """
     store.remove_dataset(name)
     console.print(f"removed {name}")
+
+
+# ---------------------------------------------------------------- sample district (issue 3)
+
+# ---------------------------------------------------------------- import gis, cityjson (issue 4)
+
+# ---------------------------------------------------------------- import pipes, epanet, swmm (issue 4)
+
+# ---------------------------------------------------------------- import ifc (issue 5)
+
+# ---------------------------------------------------------------- tiles (issue 6)
+
+# ---------------------------------------------------------------- serve, keys (issue 7)
+
+# ---------------------------------------------------------------- demo (issue 8)
 
 
 def main():
