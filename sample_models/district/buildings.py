@@ -250,7 +250,7 @@ class _CellBuilder:
             L, D = rng.uniform(30, 45), rng.uniform(24, 32)
             towers = _grid(north, L, D, rng.uniform(22, 30), D + 30, rng)
             m = len(towers[0])
-            floors = np.full(m, rng.integers(18, 25)) if block.role else rng.integers(12, 31, m)
+            floors = np.full(m, rng.integers(14, 19)) if block.role else rng.integers(12, 31, m)
             first = self.buildings(block, towers, floors, "office", self.years(block, m),
                                    self.numbered(block, m, n + 1))
             if block.role == "office" and m:

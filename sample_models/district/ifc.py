@@ -41,7 +41,7 @@ IFC_USE = {
                       colour=(0.93, 0.90, 0.84), material="reinforced concrete"),
     "medical": dict(room=7.2, room_name="病房", window=(1.8, 1.6), spacing=3.6, sill=0.9, wall=0.3,
                     colour=(0.95, 0.95, 0.95), material="reinforced concrete"),
-    "office": dict(room=8.4, room_name="办公室", window=(2.7, 2.6), spacing=3.0, sill=0.5, wall=0.3,
+    "office": dict(room=8.4, room_name="办公室", window=(3.2, 2.6), spacing=4.2, sill=0.5, wall=0.3,
                    colour=(0.55, 0.62, 0.70), material="reinforced concrete"),
     "residential": dict(room=6.6, room_name="住宅", window=(1.5, 1.5), spacing=3.3, sill=0.9, wall=0.24,
                         colour=(0.72, 0.55, 0.45), material="brick"),
@@ -126,6 +126,9 @@ class _Writer:
         self.styles = {k: self._style(k, rgb, t) for k, (rgb, t) in STYLES.items()}
         self.styles["wall"] = self._style("wall", self.spec["colour"], 0.0)
         self.materials: dict[str, list] = {}
+        # Placements are set only after the api has related everything: its relating functions would
+        # otherwise recompute every placement already in place (slow, and needless here).
+        self.placements: list[tuple] = []
 
     # -- small geometry helpers ---------------------------------------------------------------------
 
@@ -156,10 +159,15 @@ class _Writer:
         return f.createIfcExtrudedAreaSolid(profile, f.createIfcAxis2Placement3D(self._point((0, 0, 0))),
                                             self.z_dir, round(dz, 4))
 
+    def place(self, product, rel, at=(0.0, 0.0, 0.0)):
+        placement = self._placement(rel, at)
+        self.placements.append((product, placement))
+        return placement
+
     def element(self, ifc_class, rel, at, size, style, name=None, material=None, predefined_type=None):
         e = ifcopenshell.api.root.create_entity(self.f, ifc_class=ifc_class, name=name,
                                                 predefined_type=predefined_type)
-        e.ObjectPlacement = self._placement(rel, at)
+        self.place(e, rel, at)
         self._shape(e, self._box(*size), self.styles[style])
         if material:
             self.materials.setdefault(material, []).append(e)
@@ -172,10 +180,10 @@ class _Writer:
         ox, oy, c, s, lx, ly = m.frame()
         site = ifcopenshell.api.root.create_entity(f, ifc_class="IfcSite", name="驿城区中心城区")
         site.RefElevation = m.ground_z
-        site.ObjectPlacement = self._placement(None)
+        site_at = self.place(site, None)
         building = ifcopenshell.api.root.create_entity(f, ifc_class="IfcBuilding", name=m.name)
         building.Description = m.use
-        building.ObjectPlacement = self._placement(site.ObjectPlacement)
+        building_at = self.place(building, site_at)
         ifcopenshell.api.aggregate.assign_object(f, products=[site], relating_object=self.project)
         ifcopenshell.api.aggregate.assign_object(f, products=[building], relating_object=site)
 
@@ -203,29 +211,29 @@ class _Writer:
             z = round(k * m.storey_h, 3)
             storey = ifcopenshell.api.root.create_entity(f, ifc_class="IfcBuildingStorey", name=f"{k + 1}F")
             storey.Elevation = z
-            storey.ObjectPlacement = self._placement(building.ObjectPlacement, (0, 0, z))
-            storeys.append(storey)
-            contained, w, win = self._storey(storey, k, lx, ly)
+            storeys.append((storey, self.place(storey, building_at, (0, 0, z))))
+            contained, w, win = self._storey(*storeys[-1], k, lx, ly)
             walls += w
             windows += win
             ifcopenshell.api.spatial.assign_container(f, products=contained, relating_structure=storey)
-        ifcopenshell.api.aggregate.assign_object(f, products=storeys, relating_object=building)
-        top = storeys[-1]
-        roof = self.element("IfcSlab", top.ObjectPlacement, (0, 0, m.storey_h), (lx, ly, ROOF), "slab",
+        ifcopenshell.api.aggregate.assign_object(f, products=[s for s, _ in storeys], relating_object=building)
+        top, top_at = storeys[-1]
+        roof = self.element("IfcSlab", top_at, (0, 0, m.storey_h), (lx, ly, ROOF), "slab",
                             "屋面板", "reinforced concrete", predefined_type="ROOF")
         ifcopenshell.api.spatial.assign_container(f, products=[roof], relating_structure=top)
         self._shared_pset(walls, "Pset_WallCommon", {"IsExternal": True, "LoadBearing": True})
         self._shared_pset(windows, "Pset_WindowCommon", {"IsExternal": True})
         if m.laterals:
-            self._laterals(site, lx, ly)
+            self._laterals(site, site_at, lx, ly)
         for name, products in self.materials.items():
             material = ifcopenshell.api.material.add_material(f, name=name)
             ifcopenshell.api.material.assign_material(f, products=products, type="IfcMaterial", material=material)
+        for product, placement in self.placements:
+            product.ObjectPlacement = placement
         return f
 
-    def _storey(self, storey, k, lx, ly):
+    def _storey(self, storey, rel, k, lx, ly):
         m, spec = self.m, self.spec
-        rel = storey.ObjectPlacement
         t, h = spec["wall"], m.storey_h
         contained = [self.element("IfcSlab", rel, (0, 0, -SLAB), (lx, ly, SLAB), "slab", f"{k + 1}F楼板",
                                   "reinforced concrete", predefined_type="FLOOR")]
@@ -237,6 +245,7 @@ class _Writer:
         for side, (at, size, along_x) in sides.items():
             wall = self.element("IfcWall", rel, at, size, "wall", f"{k + 1}F外墙{side}", spec["material"],
                                 predefined_type="SOLIDWALL")
+            wall_at = self.placements[-1][1]
             walls.append(wall)
             contained.append(wall)
             wall_len = size[0] if along_x else size[1]
@@ -244,13 +253,14 @@ class _Writer:
             dw, dh = DOOR["residential" if m.use == "residential" else "other"]
             door_spans = [(x - dw / 2 - 0.3, x + dw / 2 + 0.3) for x in doors.get(side, [])]
             for x in doors.get(side, []):
-                contained.append(self._fill(wall, rel, at, along_x, x - dw / 2, 0.0, dw, dh, "IfcDoor", "door"))
+                contained.append(self._fill(wall, wall_at, rel, at, along_x, x - dw / 2, 0.0, dw, dh, "IfcDoor",
+                                            "door"))
             n = int((wall_len - 1.2) // spec["spacing"])
             for j in range(n):
                 x = (wall_len - n * spec["spacing"]) / 2 + spec["spacing"] * (j + 0.5) - ww / 2
                 if any(a < x + ww and x < b for a, b in door_spans):
                     continue
-                win = self._fill(wall, rel, at, along_x, x, spec["sill"], ww, wh, "IfcWindow", "glass")
+                win = self._fill(wall, wall_at, rel, at, along_x, x, spec["sill"], ww, wh, "IfcWindow", "glass")
                 windows.append(win)
                 contained.append(win)
         # Rooms along the building, with partitions between them.
@@ -276,7 +286,7 @@ class _Writer:
             return {"N": [lx * (u + 0.5) / n for u in range(n)]}
         return {"S": [lx / 2]}
 
-    def _fill(self, wall, rel, wall_at, along_x, x, z, w, h, ifc_class, style):
+    def _fill(self, wall, wall_placement, rel, wall_at, along_x, x, z, w, h, ifc_class, style):
         """An opening through the wall at x (along the wall) and height z, filled by a door or window."""
         t = self.spec["wall"]
         f = self.f
@@ -285,7 +295,7 @@ class _Writer:
         else:
             o_at, o_size, p_at, p_size = (-0.05, x, z), (t + 0.1, w, h), (t / 2 - 0.03, x, z), (0.06, w, h)
         opening = ifcopenshell.api.root.create_entity(f, ifc_class="IfcOpeningElement")
-        opening.ObjectPlacement = self._placement(wall.ObjectPlacement, o_at)
+        self.place(opening, wall_placement, o_at)
         self._shape(opening, self._box(*o_size))
         ifcopenshell.api.feature.add_feature(f, feature=opening, element=wall)
         at = tuple(a + b for a, b in zip(wall_at, p_at))
@@ -303,7 +313,7 @@ class _Writer:
         rel = pset.DefinesOccurrence[0]
         rel.RelatedObjects = list(rel.RelatedObjects) + products[1:]
 
-    def _laterals(self, site, lx, ly):
+    def _laterals(self, site, site_at, lx, ly):
         """Service pipes: from a riser (rain: a downpipe outside the wall) down and out to the street node."""
         f, m = self.f, self.m
         systems = {}
@@ -319,7 +329,7 @@ class _Writer:
             pts = [(rx, ry, top), (rx, ry, ez + fall), (ex, ey, ez)]
             pipe = ifcopenshell.api.root.create_entity(f, ifc_class="IfcPipeSegment", name=f"{lat.utility}入户管",
                                                        predefined_type="RIGIDSEGMENT")
-            pipe.ObjectPlacement = self._placement(site.ObjectPlacement)
+            self.place(pipe, site_at)
             solid = f.createIfcSweptDiskSolid(f.createIfcPolyline([self._point(p) for p in pts]),
                                               lat.diameter_mm / 2000.0, None, None, None)
             self._shape(pipe, solid, self.styles[lat.utility], "AdvancedSweptSolid")

@@ -155,7 +155,10 @@ def build_network(plan: Plan, utility: str, service: list[tuple[int, float]] = (
     grid, L = plan.grid, plan.lines
     spec = UTILITIES[utility]
     origin = np.array([grid.ox, grid.oy])
-    extra = [(line, int(round((t - (grid.ox if L.orient[line] == V else grid.oy)) * 10))) for line, t in service]
+    extra = [(line, int(round((t - (grid.oy if L.orient[line] == V else grid.ox)) * 10))) for line, t in service]
+    for line, t in extra:
+        if not L.a[line] < t < L.b[line]:
+            raise ValueError(f"service point {t / 10} m is not on street {L.name[line]}")
     g = street_graph(L, served(plan, utility), extra)
     shift = np.round(spec["side"] * L.width / 2, 1)
     off = np.column_stack([np.where(g.vline >= 0, shift[g.vline], 0.0), np.where(g.hline >= 0, shift[g.hline], 0.0)])

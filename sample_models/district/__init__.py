@@ -1,0 +1,10 @@
+"""Deterministic generator of a sample district: Zhumadian's central district (驻马店市中心城区).
+
+`generate(out, scale=1, seed=7)` writes district.gpkg (roads, rivers, river_banks, landuse, compounds,
+buildings, green, facilities, pipes, pipe_nodes; EPSG:4547), ifc/*.ifc (IFC4 buildings standing on
+footprints of the buildings layer) and manifest.json (each file and layer with the `cim import` command
+that loads it, and counts).
+"""
+from .generate import generate
+
+__all__ = ["generate"]
