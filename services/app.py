@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"
 
@@ -12,4 +13,14 @@ def create_app() -> FastAPI:
     app = FastAPI(title="CIM platform", docs_url=None, redoc_url=None, openapi_url=None)
     # Routers are added here as they land: services.api (under /api), services.tiles (under /tiles),
     # and the viewer's static files at /.
+    mount_viewer(app)  # keep last: the mount at / catches every path no router claimed
     return app
+
+
+def mount_viewer(app: FastAPI) -> None:
+    """CesiumJS at /cesium (from viewer/node_modules, see viewer/package.json) and the viewer at /."""
+    # check_dir=False: the API and tiles still serve when `npm ci` has not been run in viewer/;
+    # the page then says that CesiumJS is missing.
+    app.mount("/cesium", StaticFiles(directory=VIEWER / "node_modules" / "cesium" / "Build" / "Cesium",
+                                     check_dir=False), name="cesium")
+    app.mount("/", StaticFiles(directory=VIEWER, html=True), name="viewer")
