@@ -352,6 +352,11 @@ class _Writer:
 def write_ifc(model: BuildingModel, path: Path, seed: int) -> dict[str, int]:
     """Write the building to path; returns counts of its main element classes."""
     f = _Writer(model).build()
+    # The api fills unordered SETs (related objects, units) in hash order; sort them by entity id.
+    for e in f.by_type("IfcRelationship") + f.by_type("IfcUnitAssignment"):
+        for k, v in enumerate(e):
+            if isinstance(v, tuple) and v and all(isinstance(x, ifcopenshell.entity_instance) for x in v):
+                e[k] = sorted(v, key=lambda x: x.id())
     for k, e in enumerate(f.by_type("IfcRoot")):
         e.GlobalId = ifcopenshell.guid.compress(uuid.uuid5(uuid.NAMESPACE_URL,
                                                            f"cim-sample/{seed}/{model.key}/{k}").hex)

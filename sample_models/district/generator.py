@@ -17,6 +17,7 @@ from .networks import GRAVITY, UTILITIES, build_network, street_graph
 from .writer import LayerWriter
 
 GPKG = "district.gpkg"
+RIVER_BEYOND = 100.0  # m the rivers run on beyond the district's border streets
 FIELDS = {
     "roads": ("LineString", {"id": "str", "name": "str", "road_class": "str", "width_m": "float"}),
     "rivers": ("Polygon", {"name": "str", "kind": "str"}),
@@ -228,7 +229,8 @@ def _write_water(plan, writers, outfall_x, ids_used) -> None:
     x0, _, x1, _ = plan.grid.extent
     extra = np.concatenate(outfall_x) if outfall_x else np.empty(0)
     for river in plan.rivers:
-        xs, s, n = river_outline(river, x0, x1, extra)
+        # The river runs on beyond the district, past the drains under its border streets.
+        xs, s, n = river_outline(river, x0 - RIVER_BEYOND, x1 + RIVER_BEYOND, extra)
         ring = np.column_stack([np.r_[xs, xs[::-1]], np.r_[s, n[::-1]]])
         writers["rivers"].add(shapely.polygons([ring]), name=river.name, kind="river")
         writers["river_banks"].add(shapely.linestrings([np.column_stack([xs, s]), np.column_stack([xs, n])]),
