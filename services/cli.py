@@ -158,6 +158,100 @@ def datasets_rm(name: str):
 # ---------------------------------------------------------------- serve, keys (issue 7)
 
 # ---------------------------------------------------------------- demo (issue 8)
+def _manifest_imports(manifest_path: Path) -> list[tuple[str, Path, dict]]:
+    """(importer, file, options) for each `cim import ...` command listed in a sample-district manifest."""
+    import json
+    import shlex
+
+    from cim_core.errors import InputError
+
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    commands = [layer["command"] for f in manifest["files"] for layer in f.get("layers", [])]
+    commands += [f["command"] for f in manifest["files"] if "command" in f]
+    steps = []
+    for cmd in commands:
+        argv = shlex.split(cmd)
+        if argv[:2] != ["cim", "import"] or len(argv) < 4:
+            raise InputError(f"{manifest_path}: cannot follow {cmd!r}", hint="expected `cim import KIND FILE ...`")
+        options: dict = {}
+        rest = argv[4:]
+        for i, arg in enumerate(rest):
+            if arg.startswith("--"):
+                value = rest[i + 1] if i + 1 < len(rest) and not rest[i + 1].startswith("--") else True
+                options[_DEMO_KWARGS.get(arg, arg[2:].replace("-", "_"))] = value
+        steps.append((argv[2], manifest_path.parent / argv[3], options))
+    return steps
+
+
+# CLI options of the manifest's commands whose Python keyword differs from the option's name.
+_DEMO_KWARGS = {"--as": "kind"}
+
+
+def _demo_load(manifest_path: Path) -> list[tuple[str, str]]:
+    """Import every manifest entry whose dataset is missing or was loaded from other content."""
+    import importlib
+
+    from cim_core.errors import InputError
+
+    loaded = {d["name"]: d["sha256"] for d in store.list_datasets()}
+    todo = [(kind, path, opts) for kind, path, opts in _manifest_imports(manifest_path)
+            if loaded.get(opts.get("dataset")) != store.sha256_of(path)]
+    done = []
+    with progress_bar(len(todo), "importing the sample district") as advance:
+        for kind, path, opts in todo:
+            # force: one GeoPackage feeds several datasets, so its checksum alone does not tell them apart.
+            result = importlib.import_module(f"importers.{kind}").import_file(path, force=True, **opts)
+            if result.error:
+                raise InputError(f"{path}: {result.error}")
+            done.append((result.dataset, ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))))
+            advance()
+    return done
+
+
+@app.command("demo")
+def demo(port: int = typer.Option(8000, help="Port to serve on."),
+         scale: float = typer.Option(1.0, help="Sample district scale: 1 is about 3,000 buildings."),
+         host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 to share on the network.")):
+    """The sample district in the browser: start the database, generate and import the district when it is not
+    loaded yet, build the tiles, and serve the viewer. A second run skips the import.
+
+    Example: cim demo --port 8000
+    """
+    import subprocess
+
+    import uvicorn
+
+    from cim_core.errors import InputError
+
+    from sample_models.district import generate
+    from services.app import VIEWER, create_app
+    from services.tiles import build_tiles
+
+    if not (VIEWER / "node_modules" / "cesium" / "Build" / "Cesium" / "Cesium.js").exists():
+        console.print("installing CesiumJS into viewer/node_modules (npm ci)")
+        if subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=VIEWER).returncode != 0:
+            raise InputError(f"{VIEWER / 'package.json'}: npm ci failed", hint="install Node.js 20 and npm")
+    engine = cdb.get_engine()
+    console.print(f"database: {cdb.describe_url(engine.url.render_as_string())}")
+    folder = cdb.get_settings().home.absolute() / "sample-district" / f"scale-{scale:g}"
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        with progress_bar(None, f"generating the sample district (scale {scale:g}) in {folder}") as advance:
+            generate(folder, scale=scale, progress=lambda stage, n: advance(0))
+    loaded = _demo_load(manifest)
+    if loaded:
+        t = Table("dataset", "imported")
+        for name, counts in loaded:
+            t.add_row(name, counts)
+        console.print(t)
+    else:
+        console.print("sample district already loaded: import skipped")
+    with progress_bar(None, "building the tiles") as advance:
+        build_tiles(engine=engine, progress=lambda *_: advance())
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    console.print(f"\nopen {url}  (Ctrl+C stops the server; the database keeps running: `cim db stop`)")
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
 
 
 def main():
