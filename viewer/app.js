@@ -259,6 +259,7 @@
     const spheres = Object.values(tilesets).map((ts) => ts.boundingSphere);
     return spheres.length ? Cesium.BoundingSphere.fromBoundingSpheres(spheres) : null;
   }
+  cim.districtSphere = districtSphere;
   function flyHome(duration = 0) {
     const sphere = districtSphere();
     if (!sphere) return;
@@ -521,6 +522,7 @@
     scene.camera.moveEnd.addEventListener(writeHash);
     writeHash();
     await cim.whenLoaded();
+    cim.loadedAt = performance.now(); // ms since navigation: the bench's load time
     setStatus(failed.length ? t("layerFailed") + failed.join(", ") : t("sceneReady"));
     cim.ready = true;
   }

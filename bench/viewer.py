@@ -1,0 +1,105 @@
+"""The viewer in headless Chromium: time until the sample district has loaded, and frame rate while orbiting.
+
+Runs `cim demo --scale N` (its own CIM_HOME and embedded database under the work folder; a second run
+skips the import), opens the viewer with a key of the `utilities` role so that every layer loads, and
+measures
+- load_s: from navigation until every shown tileset reports tilesLoaded and the globe's tiles are loaded
+  (the viewer's own `cim.loadedAt`, in page time);
+- orbit_fps: postRender events per second while the camera circles the district for ORBIT_S seconds.
+Software WebGL (SwiftShader) on a shared CPU: the figures are lower bounds of what a GPU gives.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+ORBIT_S = 8.0
+VIEWPORT = {"width": 1280, "height": 720}
+
+
+def _ensure_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cim(*args: str, env: dict) -> str:
+    exe = Path(sys.executable).with_name("cim")
+    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, check=True).stdout
+
+
+def run(scale: float, work: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    _ensure_chromium()
+    home = (work / "home").absolute()
+    env = {**os.environ, "CIM_HOME": str(home)}
+    env.pop("CIM_DATABASE_URL", None)
+    port = _free_port()
+    log = work / "demo.log"
+    started = time.perf_counter()
+    demo = subprocess.Popen([str(Path(sys.executable).with_name("cim")), "demo", "--port", str(port),
+                             "--scale", f"{scale:g}"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        while url not in log.read_text():
+            if demo.poll() is not None:
+                raise RuntimeError(f"cim demo failed:\n{log.read_text()}")
+            time.sleep(0.5)
+        demo_s = time.perf_counter() - started
+        token = re.search(r"\b[A-Za-z0-9_-]{24,}\b", _cim("keys", "create", "--role", "utilities", env=env)).group(0)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            ctx = browser.new_context(viewport=VIEWPORT)
+            ctx.add_init_script(f"localStorage.setItem('cim.apiKey', '{token}')")
+            page = ctx.new_page()
+            page.goto(url)
+            page.wait_for_function("window.cim && window.cim.ready === true", timeout=600_000)
+            figures = page.evaluate("""() => {
+                const c = window.cim, ts = Object.values(c.tilesets);
+                return {load_s: c.loadedAt / 1000, layers: Object.keys(c.tilesets),
+                        tiles_loaded: ts.map(t => t.statistics.numberOfLoadedTilesTotal).reduce((a, b) => a + b, 0),
+                        features_loaded: ts.map(t => t.statistics.numberOfFeaturesLoaded).reduce((a, b) => a + b, 0),
+                        renderer: String(c.viewer.scene.context._gl.getParameter(c.viewer.scene.context._gl.RENDERER))};
+            }""")
+            figures["orbit_fps"] = page.evaluate("""(seconds) => new Promise((resolve) => {
+                const scene = window.cim.viewer.scene, sphere = window.cim.districtSphere();
+                const range = sphere.radius * 2.0, pitch = Cesium.Math.toRadians(-35);
+                let frames = 0, t0 = performance.now();
+                const count = () => frames++;
+                scene.postRender.addEventListener(count);
+                const step = (now) => {
+                    const heading = ((now - t0) / 1000) * (2 * Math.PI / seconds);
+                    scene.camera.lookAt(sphere.center, new Cesium.HeadingPitchRange(heading, pitch, range));
+                    scene.requestRender();
+                    if (now - t0 < seconds * 1000) requestAnimationFrame(step);
+                    else {
+                        scene.postRender.removeEventListener(count);
+                        scene.camera.lookAtTransform(Cesium.Matrix4.IDENTITY);
+                        resolve(frames / ((now - t0) / 1000));
+                    }
+                };
+                requestAnimationFrame(step);
+            })""", ORBIT_S)
+            browser.close()
+    finally:
+        demo.terminate()
+        demo.wait(30)
+        _cim("db", "stop", env=env)
+    return {"demo_to_url_s": round(demo_s, 1), "load_s": round(figures["load_s"], 2),
+            "orbit_fps": round(figures["orbit_fps"], 2), "orbit_seconds": ORBIT_S, "viewport": VIEWPORT,
+            "layers": figures["layers"], "tiles_loaded": figures["tiles_loaded"],
+            "features_loaded": figures["features_loaded"], "renderer": figures["renderer"]}

@@ -1,0 +1,293 @@
+"""The viewer in headless Chromium against `cim demo` serving a small generated district.
+
+One `cim demo --scale 0.1` process (database of the test cluster, CIM_HOME in a temp folder) serves
+every test of this module; each test opens a fresh page and asserts what a user sees.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from cim_core.migrate import upgrade
+from tests.conftest import ARTIFACTS, _new_database
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run"]
+CIM = Path(sys.executable).with_name("cim")
+SCALE = "0.1"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_demo(env: dict, port: int, log: Path) -> tuple[subprocess.Popen, str]:
+    """Run `cim demo` until it prints the URL and the URL answers; (process, its output so far)."""
+    out = log.open("w")
+    proc = subprocess.Popen([str(CIM), "demo", "--port", str(port), "--scale", SCALE], env=env, stdout=out,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        if proc.poll() is not None:
+            raise AssertionError(f"cim demo exited with {proc.returncode}:\n{text}")
+        if f"http://127.0.0.1:{port}/" in text:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+                return proc, text
+            except OSError:
+                pass
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"cim demo did not print its URL in time:\n{log.read_text()}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def demo(cluster, tmp_path_factory):
+    """`cim demo` on a free port with a fresh database of the test cluster; yields its base URL and env."""
+    url = _new_database(cluster)
+    engine = sa.create_engine(url)
+    upgrade(engine, srid=4547)
+    home = tmp_path_factory.mktemp("demo_home")
+    env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_HOME": str(home)}
+    env.pop("CIM_SRID", None)
+    port = _free_port()
+    proc, output = _start_demo(env, port, home / "demo.log")
+    base = f"http://127.0.0.1:{port}"
+    # A key of the role that may read every pipe network.
+    key = subprocess.run([str(CIM), "keys", "create", "--role", "utilities"], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    token = re.search(r"\b[A-Za-z0-9_-]{24,}\b", key).group(0)
+    yield {"base": base, "env": env, "engine": engine, "output": output, "key": token, "home": home}
+    _stop(proc)
+    engine.dispose()
+
+
+def _get(base: str, path: str, key: str | None = None):
+    req = urllib.request.Request(base + path, headers={"X-API-Key": key} if key else {})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+class Page:
+    """A viewer page that records console errors and every request to another host."""
+
+    def __init__(self, browser, base: str, hash_: str = "", key: str | None = None):
+        self.base = base
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        self.context = browser.new_context(viewport={"width": 960, "height": 640})
+        if key:
+            self.context.add_init_script(f"localStorage.setItem('cim.apiKey', {json.dumps(key)})")
+        self.page = self.context.new_page()
+        host = urllib.parse.urlsplit(base).netloc
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: urllib.parse.urlsplit(r.url).scheme in ("http", "https", "ws", "wss")
+                     and urllib.parse.urlsplit(r.url).netloc != host and self.foreign.append(r.url))
+        self.page.goto(base + "/" + hash_)
+        self.wait_ready()
+
+    def wait_ready(self):
+        self.page.wait_for_function("window.cim && window.cim.ready === true", timeout=180_000)
+
+    def js(self, script: str, arg=None):
+        return self.page.evaluate(script, arg)
+
+    def settle(self):
+        """Every shown tileset and the globe loaded, plus a few frames."""
+        self.page.evaluate("() => window.cim.whenLoaded()")
+
+    def screenshot(self, name: str) -> np.ndarray:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        png = self.page.screenshot(path=str(ARTIFACTS / name))
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
+
+    def look_down_at(self, lon: float, lat: float, height: float):
+        self.js("""([lon, lat, h]) => { const v = window.cim.viewer;
+            v.scene.camera.setView({destination: Cesium.Cartesian3.fromDegrees(lon, lat, h),
+              orientation: {heading: 0, pitch: Cesium.Math.toRadians(-90), roll: 0}}); v.scene.requestRender(); }""",
+                [lon, lat, height])
+        self.settle()
+
+    def screen_of(self, lon: float, lat: float, height: float = 0.0) -> tuple[float, float]:
+        xy = self.js("""([lon, lat, h]) => { const s = window.cim.viewer.scene;
+            const p = Cesium.SceneTransforms.worldToWindowCoordinates(s, Cesium.Cartesian3.fromDegrees(lon, lat, h));
+            return p ? [p.x, p.y] : null; }""", [lon, lat, height])
+        assert xy, f"{lon},{lat} is not on screen"
+        return xy[0], xy[1]
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def page(browser, demo):
+    p = Page(browser, demo["base"])
+    yield p
+    p.close()
+
+
+def _assert_clean(p: Page):
+    assert not p.errors, f"console errors: {p.errors}"
+    assert not p.foreign, f"requests to other hosts: {p.foreign}"
+
+
+def _building(demo) -> dict:
+    """A GIS building of the district, with a point inside its footprint (lon/lat) and its database id."""
+    feats = _get(demo["base"], "/api/collections/buildings/items?limit=200")["features"]
+    import shapely
+    from shapely.geometry import shape
+    # The biggest footprint: easy to hit with a click from above.
+    f = max(feats, key=lambda f: shape(f["geometry"]).area)
+    pt = shapely.point_on_surface(shape(f["geometry"]))
+    return {"id": f["id"], "lon": pt.x, "lat": pt.y, "props": f["properties"]}
+
+
+def test_district_shows_without_errors_or_foreign_requests(page):
+    page.settle()
+    img = page.screenshot("viewer_district.png")
+    _assert_clean(page)
+    # Not blank, not black: the globe, the sky and the buildings make a varied picture.
+    assert img.std() > 12, f"screenshot looks blank (std {img.std():.1f})"
+    assert img.mean() > 40, f"screenshot looks black (mean {img.mean():.1f})"
+    # Every layer tileset the anonymous user may see is loaded, and the pipes are listed as locked.
+    assert page.js("Object.keys(window.cim.tilesets).sort()") == ["bim", "buildings"]
+    assert "🔒" in page.page.inner_text("#layers")
+    assert page.page.inner_text("#layers").count("建筑") == 1  # Chinese by default
+
+
+def test_click_on_a_building_shows_its_id_and_attributes(page, demo):
+    b = _building(demo)
+    page.look_down_at(b["lon"], b["lat"], 400)
+    x, y = page.screen_of(b["lon"], b["lat"])
+    page.page.mouse.click(x, y)
+    page.page.wait_for_selector("#panel-right:not([hidden])")
+    page.page.wait_for_function("document.querySelector('#record-props').rows.length > 0", timeout=30_000)
+    panel = page.page.inner_text("#panel-right")
+    page.screenshot("viewer_building_picked.png")
+    assert f"id {b['id']}" in panel
+    # Attributes from the tile and from the API record (e.g. the floors and the source dataset).
+    for k in ("floors", "dataset"):
+        assert k in panel, f"{k} missing from the side panel:\n{panel}"
+    assert str(b["props"]["dataset"]) in panel
+    _assert_clean(page)
+
+
+def test_underground_mode_makes_a_pipe_pickable(browser, demo):
+    pipes = _get(demo["base"], "/api/collections/pipes_water/items?limit=50", demo["key"])["features"]
+    pipe = max(pipes, key=lambda f: f["properties"]["length_m"] or 0)
+    coords = np.asarray(pipe["geometry"]["coordinates"])
+    mid = (coords[0] + coords[-1]) / 2
+    p = Page(browser, demo["base"], key=demo["key"])
+    try:
+        assert "pipes" in p.js("Object.keys(window.cim.tilesets)")
+        assert "🔒" not in p.page.inner_text("#layers")
+        p.js("window.cim.viewer.scene.globe.translucency.enabled = false")
+        p.look_down_at(mid[0], mid[1], 60)
+        x, y = p.screen_of(mid[0], mid[1], -2)
+        above = p.js("([x, y]) => window.cim.pickAt(x, y)", [x, y])
+        assert not above or above.get("id") != pipe["id"], "the opaque ground should hide the pipe"
+        p.page.check("#underground")
+        p.page.fill("#opacity", "0.3")
+        p.settle()
+        p.screenshot("viewer_underground.png")
+        below = p.js("([x, y]) => window.cim.pickAt(x, y)", [x, y])
+        assert below and below["id"] == pipe["id"], f"picked {below} instead of pipe {pipe['id']}"
+        assert below["utility"] == "water"
+        _assert_clean(p)
+    finally:
+        p.close()
+
+
+def test_a_storey_of_a_bim_building_shows_alone(page, demo):
+    manifest = json.loads((demo["home"] / "sample-district" / f"scale-{SCALE}" / "manifest.json").read_text())
+    name = next(f["name"] for f in manifest["files"] if f.get("kind") == "ifc")
+    page.page.fill("#search-q", name)
+    page.page.press("#search-q", "Enter")
+    page.page.click("#search-results li >> nth=0")
+    page.page.wait_for_selector("#bim:not([hidden]) button.storey", timeout=30_000)
+    storeys = page.page.query_selector_all("#bim-tree button.storey")
+    assert len(storeys) >= 2
+    storeys[1].click()
+    page.settle()
+    page.screenshot("viewer_storey_alone.png")
+    shown = page.js("""() => { const ts = window.cim.tilesets.bim, out = new Set();
+        const visit = (tile) => { if (tile.content && tile.contentReady) for (let i = 0; i < tile.content.featuresLength; i++) {
+            const f = tile.content.getFeature(i); if (ts.style.show.evaluate(f)) out.add(String(f.getProperty('storey_id'))); }
+          tile.children.forEach(visit); };
+        visit(ts.root); return [...out]; }""")
+    chosen = storeys[1].get_attribute("data-storey")
+    assert shown == [chosen], f"features of storeys {shown} shown, expected only {chosen}"
+    _assert_clean(page)
+
+
+def test_view_and_layers_survive_a_shared_link(page, browser, demo):
+    page.look_down_at(114.02, 32.98, 900)
+    page.page.uncheck("input[data-layer=bim]")
+    page.js("window.cim.viewer.scene.camera.moveEnd.raiseEvent()")
+    link = page.page.url
+    assert "view=" in link and "layers=" in link
+    again = Page(browser, demo["base"], hash_=link.split("/", 3)[3].lstrip("/"))
+    try:
+        cam = again.js("""() => { const c = Cesium.Cartographic.fromCartesian(window.cim.viewer.scene.camera.positionWC);
+            return [Cesium.Math.toDegrees(c.longitude), Cesium.Math.toDegrees(c.latitude), c.height]; }""")
+        assert abs(cam[0] - 114.02) < 1e-4 and abs(cam[1] - 32.98) < 1e-4 and abs(cam[2] - 900) < 1
+        assert not again.page.is_checked("input[data-layer=bim]")
+        assert again.page.is_checked("input[data-layer=buildings]")
+        _assert_clean(again)
+    finally:
+        again.close()
+
+
+def test_language_switches_to_english(page):
+    assert "图层" in page.page.inner_text("#panel-left")
+    page.page.click("#lang")
+    text = page.page.inner_text("#panel-left")
+    assert "Layers" in text and "Buildings" in text and "图层" not in text
+
+
+def test_second_demo_run_skips_the_import(demo, tmp_path):
+    port = _free_port()
+    proc, output = _start_demo(demo["env"], port, tmp_path / "demo2.log")
+    _stop(proc)
+    assert "import skipped" in output
+    assert "imported" in demo["output"]
