@@ -78,13 +78,18 @@ def area_of_use(crs: CRS) -> tuple[float, float, float, float]:
 
 
 def suggest_crs(lon: float, lat: float) -> str:
-    """A projected CRS in metres that fits a place: CGCS2000 3-degree zones in China, else UTM."""
+    """A projected CRS in metres that fits a place: CGCS2000 3-degree zones in China, else a UTM zone."""
     if 73.5 <= lon <= 135.0 and 18.0 <= lat <= 53.6:
         first, cm0 = _CGCS2000_3DEG_FIRST
         cm = int(round(lon / 3.0) * 3)
         return f"EPSG:{first + (cm - cm0) // 3}"
-    infos = query_utm_crs_info(datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat))
-    return f"EPSG:{infos[0].code}" if infos else "a projected CRS of that place"
+    # ETRS89 / UTM within Europe (what European data comes in), WGS 84 / UTM elsewhere.
+    for datum in ("ETRS89", "WGS 84"):
+        infos = query_utm_crs_info(datum_name=datum, area_of_interest=AreaOfInterest(lon, lat, lon, lat))
+        plain = [i for i in infos if re.fullmatch(datum + r" / UTM zone \d+[NS]", i.name)]  # not axis variants
+        if plain:
+            return f"EPSG:{plain[0].code}"
+    return "a projected CRS of that place"
 
 
 def check_extent(source: str, src_crs: CRS, bounds: tuple[float, float, float, float], storage_srid: int) -> None:
@@ -115,6 +120,7 @@ def check_extent(source: str, src_crs: CRS, bounds: tuple[float, float, float, f
     raise GeoreferenceError(
         f"{source}: extent lies {where}, outside the area of use of the storage CRS EPSG:{storage_srid} "
         f"({w:.1f}..{e:.1f}E, {s:.1f}..{n:.1f}N)",
-        hint=f"check the source CRS, or use a database created with CIM_SRID={suggest_crs(clon, clat).split(':')[-1]}"
-        if np.isfinite(clon) and np.isfinite(clat) else "check the source CRS",
+        hint=(f"check the source CRS, or load it into a database created for that place: "
+              f"CIM_SRID={fit.split(':')[-1]} ({fit})" if (fit := suggest_crs(clon, clat)).startswith("EPSG") else
+              "check the source CRS") if np.isfinite(clon) and np.isfinite(clat) else "check the source CRS",
     )

@@ -190,9 +190,9 @@ def connect_check(engine: sa.Engine) -> None:
         with engine.connect() as c:
             c.execute(sa.text("select 1"))
     except Exception as exc:  # driver errors vary; report the cause in one line
-        cause = str(getattr(exc, "orig", exc)).strip().splitlines()
+        cause = [ln.strip() for ln in str(getattr(exc, "orig", exc)).splitlines() if ln.strip()]
         raise DatabaseError(f"cannot connect to the database at {describe_url(engine.url.render_as_string())}: "
-                            f"{cause[0] if cause else type(exc).__name__}",
+                            f"{cause[-1] if cause else type(exc).__name__}",
                             hint="check CIM_DATABASE_URL, or unset it to use the embedded database") from None
 
 

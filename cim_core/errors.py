@@ -11,7 +11,7 @@ class CimError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        msg = super().__str__()
+        msg = " ".join(super().__str__().split("\n"))
         return f"{msg} ({self.hint})" if self.hint else msg
 
 

@@ -260,15 +260,19 @@ def main():
     except CimError as exc:
         if _debug:
             raise
-        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        err_console.print("interrupted: nothing of the current import was written")
+        print("interrupted: nothing of the current import was written", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:
         if _debug:
             raise
         first = str(exc).strip().splitlines()
-        err_console.print(f"error: {type(exc).__name__}: {first[0] if first else ''} (run with --debug for details)",
-                          markup=False, highlight=False)
+        print(f"error: {type(exc).__name__}: {first[0] if first else ''} (run with --debug for details)",
+              file=sys.stderr)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
