@@ -1,0 +1,512 @@
+"""Build 3D Tiles 1.1 tilesets of the CIM layers from the database, fully or incrementally.
+
+Tree: a quadtree on a power-of-two grid of the storage CRS, split where a quad holds more features or
+triangles than a leaf may; features belong to the quad of their bounding-box centre. Because the grid
+is fixed, a change touches only the quads that intersect its region (and their ancestors): an
+incremental build re-encodes those and keeps every other tile, file and ETag as it was.
+
+Content: leaves hold full meshes; parents hold generalised content (see docs/tiles.md) with
+refine REPLACE and a geometric error that is the largest deviation the generalisation made.
+Each tile has its own east-north-up frame at its quad centre; tile transforms are relative to
+the parent's frame, as 3D Tiles composes them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+
+from cim_core.crs import to_ecef, to_lonlat
+from cim_core.db import get_engine, storage_srid
+from cim_core.errors import InputError
+from cim_core.settings import get_settings
+
+from . import glb
+from .source import LAYER_CLASSES, LAYERS, LOADERS, Feature, extrude, tubes
+
+# Per layer: the metadata class of its features and their properties (name, type).
+CLASSES = {
+    "buildings": ("building", [("id", "UINT32"), ("class", "STRING"), ("name", "STRING"), ("height", "FLOAT32"),
+                               ("floors", "UINT16"), ("use", "STRING"), ("build_year", "INT16")]),
+    "bim": ("element", [("id", "UINT32"), ("class", "STRING"), ("name", "STRING"), ("ifc_class", "STRING"),
+                        ("global_id", "STRING"), ("storey_id", "UINT32"), ("storey_name", "STRING"),
+                        ("building_id", "UINT32")]),
+    "pipes": ("pipe", [("id", "UINT32"), ("class", "STRING"), ("name", "STRING"), ("utility", "STRING"),
+                       ("diameter_mm", "FLOAT32"), ("material", "STRING"), ("install_year", "INT16"),
+                       ("depth", "FLOAT32"), ("node_type", "STRING")]),
+}
+DESCRIPTIONS = {"id": "city_objects.id: the id of the feature in the API",
+                "depth": "metres below ground (mean of the two ends for a segment)",
+                "storey_id": "0 where the element has no storey", "building_id": "0 where unknown"}
+# A parent tile keeps only simplified mains: fewer tube sides than leaves.
+PARENT_TUBE_SIDES = 4
+EPS_M = 0.5          # padding of bounding regions, metres (earth curvature along edges, rounding)
+EARTH_R = 6_371_000.0
+
+
+@dataclass
+class TreeOptions:
+    leaf_features: int = 300
+    leaf_triangles: int = 60_000
+    parent_features: int = 5_000
+    parent_triangles: int = 100_000
+    max_depth: int = 16
+
+
+@dataclass
+class LayerReport:
+    layer: str
+    features: int = 0
+    tiles: int = 0
+    rebuilt: int = 0
+    reused: int = 0
+    bytes: int = 0
+    content_bytes: int = 0
+    seconds: float = 0.0
+    skipped: bool = False
+
+
+@dataclass
+class BuildReport:
+    out: Path
+    vertical_offset: float
+    change_id: int
+    layers: list[LayerReport] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- frames
+def enu_frame(srid: int, x: float, y: float) -> np.ndarray:
+    """4x4 east-north-up (at ellipsoid height 0 over storage point x, y) to EPSG:4978."""
+    lon, lat = (float(v[0]) for v in to_lonlat(srid, np.array([x]), np.array([y])))
+    lo, la = np.radians(lon), np.radians(lat)
+    origin = to_ecef(srid, np.array([[x, y, 0.0]]))[0]
+    m = np.eye(4)
+    m[:3, 0] = [-np.sin(lo), np.cos(lo), 0.0]
+    m[:3, 1] = [-np.sin(la) * np.cos(lo), -np.sin(la) * np.sin(lo), np.cos(la)]
+    m[:3, 2] = [np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)]
+    m[:3, 3] = origin
+    return m
+
+
+def _column_major(m: np.ndarray) -> list[float]:
+    return [float(v) for v in m.T.ravel()]
+
+
+# ---------------------------------------------------------------- grid / quads
+@dataclass
+class Grid:
+    x0: float
+    y0: float
+    size: float
+
+    @classmethod
+    def covering(cls, lo: np.ndarray, hi: np.ndarray) -> "Grid":
+        size = 2.0 ** np.ceil(np.log2(max(float(np.max(hi - lo)), 1.0)))
+        while True:
+            x0, y0 = np.floor(lo[0] / size) * size, np.floor(lo[1] / size) * size
+            if x0 + size > hi[0] and y0 + size > hi[1]:
+                return cls(float(x0), float(y0), float(size))
+            size *= 2
+
+    def covers(self, lo: np.ndarray, hi: np.ndarray) -> bool:
+        return self.x0 <= lo[0] and self.y0 <= lo[1] and hi[0] < self.x0 + self.size and hi[1] < self.y0 + self.size
+
+    def quad(self, level: int, ix: int, iy: int) -> tuple[float, float, float, float]:
+        s = self.size / 2 ** level
+        return (self.x0 + ix * s, self.y0 + iy * s, self.x0 + (ix + 1) * s, self.y0 + (iy + 1) * s)
+
+
+# ---------------------------------------------------------------- generalisation
+@dataclass
+class Item:
+    """One row of a tile's property table with the geometry drawn for it."""
+    row: dict[str, Any]
+    vertices: np.ndarray
+    faces: np.ndarray
+    face_colors: np.ndarray
+    colors: list[tuple]
+    double_sided: bool = False
+
+
+def _row(f: Feature) -> dict[str, Any]:
+    return {"id": f.id, "class": f.cls, "name": f.name, **f.props}
+
+
+def _leaf_item(f: Feature, layer: str) -> Item:
+    return Item(_row(f), f.vertices, f.faces, f.face_colors, f.colors, double_sided=layer == "bim")
+
+
+class Generaliser:
+    """Simplified stand-ins of features for parent tiles, each with the deviation it makes (metres)."""
+
+    def __init__(self, layer: str, features: list[Feature]):
+        self.layer = layer
+        self.cache: dict[Any, tuple[Item, float] | None] = {}
+        if layer == "buildings":
+            fps = np.array([f.footprint for f in features], dtype=object)
+            hulls = shapely.convex_hull(fps)
+            # horizontal deviation of a hull from the footprint, vertical from eaves to ridge
+            dev = shapely.hausdorff_distance(hulls, fps)
+            for f, h, d in zip(features, hulls, dev):
+                z = f.vertices[:, 2]
+                upper = z[z > (f.zmin + f.zmax) / 2]
+                roof = float(f.zmax - upper.min()) if len(upper) else 0.0
+                f._hull, f._dev = h, max(float(d), roof)
+
+    def stand_in(self, f: Feature) -> tuple[Any, Item, float] | None:
+        """(dedup key, item, deviation) drawn in a parent tile for this feature, or None if it has none."""
+        if self.layer == "buildings":
+            if f.id not in self.cache:
+                v, fc = extrude(f._hull, f.zmin, f.zmax)
+                self.cache[f.id] = (Item(_row(f), v, fc, np.zeros(len(fc), np.int64), f.colors), f._dev) \
+                    if len(fc) else None
+            got = self.cache[f.id]
+            return (f.id, *got) if got else None
+        if self.layer == "bim":
+            blk = f.block
+            if blk is None or blk["footprint"] is None:
+                return None
+            key = ("b", blk["id"])
+            if key not in self.cache:
+                v, fc = extrude(blk["footprint"], blk["zmin"], blk["zmax"])
+                # every element inside the block lies within half its narrowest width of the block's surface
+                rect = shapely.minimum_rotated_rectangle(blk["footprint"])
+                xy = np.asarray(rect.exterior.coords)[:4]
+                sides = np.linalg.norm(np.diff(np.vstack([xy, xy[:1]]), axis=0), axis=1)
+                row = {"id": blk["id"], "class": "building", "name": blk["name"], "ifc_class": "IfcBuilding",
+                       "uid": blk["uid"], "storey_id": None, "storey_name": None, "building_id": blk["id"]}
+                self.cache[key] = (Item(row, v, fc, np.zeros(len(fc), np.int64), [(0.85, 0.85, 0.82, 1.0)]),
+                                   float(sides.min()) / 2) if len(fc) else None
+            got = self.cache[key]
+            return (key, *got) if got else None
+        # pipes: segments as 4-sided tubes on their centerline; nodes only in leaves
+        if f.centerline is None or len(f.centerline) < 2:
+            return None
+        if f.id not in self.cache:
+            cl = f.centerline
+            r = np.full(len(cl) - 1, f.size / 2)
+            v, fc = tubes(cl[:-1], cl[1:], r, r, PARENT_TUBE_SIDES)
+            # a square tube through a circle's points leaves the circle by at most r (1 - cos(pi/4))
+            self.cache[f.id] = (Item(_row(f), v, fc, np.zeros(len(fc), np.int64), f.colors, True),
+                                f.size / 2 * (1 - np.cos(np.pi / 4)))
+        return (f.id, *self.cache[f.id])
+
+
+def generalise(gen: Generaliser, feats: list[Feature], opts: TreeOptions) -> tuple[list[Item], float]:
+    """Stand-ins of the largest features within the parent budget; error = largest deviation or loss."""
+    order = sorted(feats, key=lambda f: -f.size)
+    items, seen, tris, error = [], set(), 0, 0.0
+    for f in order:
+        got = gen.stand_in(f)
+        if got is None:
+            error = max(error, f.size)
+            continue
+        key, item, dev = got
+        if key in seen:
+            continue
+        if len(items) >= opts.parent_features or tris + len(item.faces) > opts.parent_triangles:
+            error = max(error, f.size)  # left out: the whole feature is missing from this tile
+            continue
+        seen.add(key)
+        items.append(item)
+        tris += len(item.faces)
+        error = max(error, dev)
+    return items, error
+
+
+# ---------------------------------------------------------------- content
+def encode(items: list[Item], layer: str, frame: np.ndarray, srid: int, offset: float):
+    """(glb bytes, region [w, s, e, n, hmin, hmax] in radians/metres, quantisation step in metres)."""
+    cls_name, props = CLASSES[layer]
+    counts = np.array([len(it.vertices) for it in items])
+    verts = np.vstack([it.vertices for it in items]).astype(np.float64)
+    verts[:, 2] += offset
+    ecef = to_ecef(srid, verts)
+    local = (ecef - frame[:3, 3]) @ frame[:3, :3]
+    feature = np.repeat(np.arange(len(items)), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    faces = np.vstack([it.faces + s for it, s in zip(items, starts)])
+    palette: dict[tuple, int] = {}
+    face_color = np.concatenate([
+        np.array([palette.setdefault((tuple(round(c, 4) for c in it.colors[i]), it.double_sided), len(palette))
+                  for i in range(len(it.colors))])[it.face_colors] for it in items])
+    prims = []
+    for (color, double), k in palette.items():
+        sel = faces[face_color == k]
+        if len(sel):
+            prims.append(glb.Primitive(local, sel, feature, color, name=f"{layer}-{k}", double_sided=double))
+    table = {name: (kind, [(it.row.get("uid") if name == "global_id" else it.row.get(name)) for it in items])
+             for name, kind in props}
+    data = glb.write_glb(prims, cls_name, table, len(items), DESCRIPTIONS)
+    lon, lat = to_lonlat(srid, verts[:, 0], verts[:, 1])
+    step = float(np.ptp(local, axis=0).max()) / 65535
+    pad = EPS_M + step
+    la = np.radians([lat.min(), lat.max()])
+    dlat = pad / EARTH_R
+    dlon = pad / (EARTH_R * np.cos(np.abs(la).max()))
+    region = [float(np.radians(lon.min()) - dlon), float(la[0] - dlat), float(np.radians(lon.max()) + dlon),
+              float(la[1] + dlat), float(verts[:, 2].min() - pad), float(verts[:, 2].max() + pad)]
+    return data, region, step
+
+
+def _union(regions: list[list[float]]) -> list[float]:
+    r = np.array(regions)
+    return [float(r[:, 0].min()), float(r[:, 1].min()), float(r[:, 2].max()), float(r[:, 3].max()),
+            float(r[:, 4].min()), float(r[:, 5].max())]
+
+
+def region_diagonal_m(region: list[float]) -> float:
+    w, s, e, n, h0, h1 = region
+    dx = (e - w) * EARTH_R * np.cos((s + n) / 2)
+    dy = (n - s) * EARTH_R
+    return float(np.sqrt(dx * dx + dy * dy + (h1 - h0) ** 2))
+
+
+def etag_of(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    if path.exists() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+    return True
+
+
+# ---------------------------------------------------------------- one layer
+class LayerBuilder:
+    def __init__(self, layer: str, features: list[Feature], out: Path, srid: int, offset: float,
+                 opts: TreeOptions, old: dict | None, changed: Any, grid: Grid | None,
+                 progress: Callable[[int], None] | None = None):
+        self.layer, self.features, self.dir, self.srid, self.offset = layer, features, out / layer, srid, offset
+        self.opts, self.changed, self.progress = opts, changed, progress
+        self.gen = Generaliser(layer, features)
+        self.old_tiles = old or {}
+        self.report = LayerReport(layer, features=len(features))
+        bb = [(f.vertices[:, :2].min(axis=0), f.vertices[:, :2].max(axis=0)) for f in features]
+        self.centres = np.array([(lo + hi) / 2 for lo, hi in bb])
+        self.tris = np.array([f.triangles for f in features])
+        lo, hi = self.centres.min(axis=0), self.centres.max(axis=0)
+        self.reuse = grid is not None and grid.covers(lo, hi) and old is not None
+        self.grid = grid if self.reuse else Grid.covering(lo, hi)
+        self.contents: set[str] = set()
+
+    def build(self) -> dict:
+        root, _ = self._tile(0, 0, 0, np.arange(len(self.features)), np.eye(4))
+        return root
+
+    def _frame(self, level: int, ix: int, iy: int) -> np.ndarray:
+        x0, y0, x1, y1 = self.grid.quad(level, ix, iy)
+        return enu_frame(self.srid, (x0 + x1) / 2, (y0 + y1) / 2)
+
+    def _collect(self, tile: dict) -> None:
+        if "content" in tile:
+            self.contents.add(tile["content"]["uri"])
+        self.report.tiles += 1
+        self.report.reused += 1
+        for c in tile.get("children", []):
+            self._collect(c)
+
+    def _tile(self, level: int, ix: int, iy: int, idx: np.ndarray, parent_world: np.ndarray):
+        key = f"{level}/{ix}/{iy}"
+        if self.reuse and key in self.old_tiles and not shapely.intersects(
+                self.changed, shapely.box(*self.grid.quad(level, ix, iy))):
+            tile = self.old_tiles[key]
+            self._collect(tile)
+            return tile, tile["geometricError"]
+        world = self._frame(level, ix, iy)
+        feats = [self.features[i] for i in idx]
+        leaf = level >= self.opts.max_depth or (
+            len(idx) <= self.opts.leaf_features and self.tris[idx].sum() <= self.opts.leaf_triangles)
+        children, regions, child_error = [], [], 0.0
+        if leaf:
+            items, error = [_leaf_item(f, self.layer) for f in feats], 0.0
+            if len(items) > glb.MAX_FEATURES:
+                raise InputError(f"{self.layer}: {len(items)} features share one spot; at most "
+                                 f"{glb.MAX_FEATURES} fit a tile")
+        else:
+            x0, y0, x1, y1 = self.grid.quad(level, ix, iy)
+            mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+            c = self.centres[idx]
+            east, north = c[:, 0] >= mx, c[:, 1] >= my
+            for dx in (0, 1):
+                for dy in (0, 1):
+                    sub = idx[(east == bool(dx)) & (north == bool(dy))]
+                    if len(sub):
+                        child, ce = self._tile(level + 1, 2 * ix + dx, 2 * iy + dy, sub, world)
+                        children.append(child)
+                        regions.append(child["boundingVolume"]["region"])
+                        child_error = max(child_error, ce)
+            items, error = generalise(self.gen, feats, self.opts)
+        tile: dict[str, Any] = {}
+        if items:
+            data, region, step = encode(items, self.layer, world, self.srid, self.offset)
+            uri = f"{key}.glb"
+            _write_if_changed(self.dir / uri, data)
+            self.contents.add(uri)
+            self.report.content_bytes += len(data)
+            regions.append(region)
+            if not leaf:
+                error = max(error, step)
+            tile["content"] = {"uri": uri}
+        if self.progress:
+            self.progress(len(idx) if leaf else 0)
+        error = max(error, child_error)
+        tile = {"boundingVolume": {"region": _union(regions)}, "geometricError": round(error, 3),
+                "refine": "REPLACE", "transform": _column_major(np.linalg.solve(parent_world, world)),
+                **tile, "extras": {"quad": key}}
+        if children:
+            tile["children"] = children
+        self.report.tiles += 1
+        self.report.rebuilt += 1
+        return tile, tile["geometricError"]
+
+
+def _index_tiles(tile: dict, out: dict) -> dict:
+    key = tile.get("extras", {}).get("quad")
+    if key:
+        out[key] = tile
+    for c in tile.get("children", []):
+        _index_tiles(c, out)
+    return out
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    _write_if_changed(path, json.dumps(obj, separators=(",", ":")).encode())
+
+
+# ---------------------------------------------------------------- offset / changes
+def derive_offset(conn: sa.Connection) -> float:
+    """Minus the median ground of the district: buildings' zmin, else pipe nodes' ground, else 0."""
+    for sql in ("select percentile_cont(0.5) within group (order by zmin) from city_objects "
+                "where class in ('building', 'building_part') and zmin is not null",
+                "select percentile_cont(0.5) within group (order by coalesce(ground_z, st_z(geom))) from pipe_nodes",
+                "select percentile_cont(0.5) within group (order by zmin) from city_objects where zmin is not null"):
+        v = conn.execute(sa.text(sql)).scalar()
+        if v is not None:
+            return -float(v)
+    return 0.0
+
+
+def last_change_id(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.text("select coalesce(max(id), 0) from change_log")).scalar())
+
+
+def changes_since(conn: sa.Connection, change_id: int) -> list[tuple[set[str], Any]]:
+    rows = conn.execute(sa.text("select classes, st_asbinary(region) r from change_log where id > :i order by id"),
+                        {"i": change_id}).all()
+    return [(set(r.classes), shapely.from_wkb(bytes(r.r)) if r.r is not None else None) for r in rows]
+
+
+# ---------------------------------------------------------------- the whole tileset
+def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engine: sa.Engine | None = None,
+          incremental: bool = False, opts: TreeOptions | None = None,
+          progress: Callable[[int], None] | None = None) -> BuildReport:
+    """Write (or bring up to date, with `incremental`) a tileset under `out`: tileset.json + one per layer.
+
+    Incremental: only layers whose classes changed since the last build are rebuilt, and in them only
+    the tiles whose quad intersects a changed region; the vertical offset of the first build is kept.
+    """
+    unknown = [la for la in layers if la not in LAYERS]
+    if unknown:
+        raise InputError(f"unknown tile layer {unknown[0]!r}", hint=f"choose from {', '.join(LAYERS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    engine = engine or get_engine()
+    srid = storage_srid(engine)
+    opts = opts or TreeOptions()
+    state_path = out / "state.json"
+    state = _read_json(state_path) if incremental else None
+    if state and state.get("srid") != srid:
+        state = None
+    with engine.connect() as conn:
+        change_id = last_change_id(conn)
+        changes = changes_since(conn, state["change_id"]) if state else []
+        configured = get_settings().vertical_offset
+        offset = configured if configured is not None else (
+            state["vertical_offset"] if state else derive_offset(conn))
+        if state and offset != state["vertical_offset"]:
+            state = None  # a new offset moves every vertex
+        report = BuildReport(out=out, vertical_offset=offset, change_id=change_id)
+        layer_states = (state or {}).get("layers", {})
+        for layer in layers:
+            t0 = time.perf_counter()
+            ls = layer_states.get(layer)
+            old_ts = _read_json(out / layer / "tileset.json") if ls else None
+            touched = [region for classes, region in changes if classes & LAYER_CLASSES[layer]]
+            if ls is not None and old_ts is not None and not touched:
+                report.layers.append(LayerReport(layer, features=ls["features"], skipped=True))
+                continue
+            features = LOADERS[layer](conn)
+            if not features:
+                layer_states.pop(layer, None)
+                for p in sorted((out / layer).glob("**/*"), reverse=True) if (out / layer).exists() else []:
+                    p.unlink() if p.is_file() else p.rmdir()
+                report.layers.append(LayerReport(layer))
+                continue
+            changed = shapely.union_all([r for r in touched if r is not None]) if touched else None
+            full = changed is None or any(r is None for r in touched)
+            grid = Grid(*ls["grid"]) if ls and not full else None
+            lb = LayerBuilder(layer, features, out, srid, offset, opts,
+                              _index_tiles(old_ts["root"], {}) if old_ts and not full else None,
+                              changed, grid, progress)
+            root = lb.build()
+            diag = region_diagonal_m(root["boundingVolume"]["region"])
+            tileset = {"asset": {"version": "1.1", "generator": "cim tiles", "tilesetVersion": str(change_id)},
+                       "geometricError": round(max(diag, root["geometricError"]), 3), "root": root,
+                       "extras": {"layer": layer, "srid": srid, "vertical_offset": offset}}
+            _write_json(out / layer / "tileset.json", tileset)
+            for p in (out / layer).glob("**/*.glb"):
+                if p.relative_to(out / layer).as_posix() not in lb.contents:
+                    p.unlink()
+            rep = lb.report
+            rep.seconds = time.perf_counter() - t0
+            rep.bytes = sum(p.stat().st_size for p in (out / layer).glob("**/*") if p.is_file())
+            report.layers.append(rep)
+            layer_states[layer] = {"grid": [lb.grid.x0, lb.grid.y0, lb.grid.size], "features": len(features)}
+        _write_root(out, srid, offset, change_id, layer_states)
+        _write_json(state_path, {"srid": srid, "vertical_offset": offset, "change_id": change_id,
+                                 "layers": layer_states})
+    return report
+
+
+def _write_root(out: Path, srid: int, offset: float, change_id: int, layer_states: dict) -> None:
+    """The root tileset: every built layer as an external tileset, added together (refine ADD)."""
+    children = []
+    for layer in LAYERS:
+        ts = _read_json(out / layer / "tileset.json") if layer in layer_states else None
+        if ts is None:
+            continue
+        children.append({"boundingVolume": ts["root"]["boundingVolume"], "geometricError": ts["geometricError"],
+                         "content": {"uri": f"{layer}/tileset.json"}})
+    root: dict[str, Any] = {"asset": {"version": "1.1", "generator": "cim tiles", "tilesetVersion": str(change_id)},
+                            "extras": {"srid": srid, "vertical_offset": offset,
+                                       "layers": [c["content"]["uri"].split("/")[0] for c in children]}}
+    if children:
+        err = max(c["geometricError"] for c in children)
+        root["geometricError"] = err
+        root["root"] = {"boundingVolume": {"region": _union([c["boundingVolume"]["region"] for c in children])},
+                        "geometricError": err, "refine": "ADD", "children": children}
+    else:
+        raise InputError("nothing to tile: the database has no buildings, BIM elements or pipes",
+                         hint="import some data first")
+    _write_json(out / "tileset.json", root)

@@ -1,0 +1,218 @@
+"""glTF 2.0 binary (glb) content for 3D Tiles 1.1, written with numpy buffers.
+
+One node, one mesh, one primitive per material. Vertex data is quantised (KHR_mesh_quantization) and
+interleaved, 16 bytes a vertex: position uint16 x 3 (+2 pad), normal int8 x 3 normalised (+1 pad),
+_FEATURE_ID_0 uint16 (+2 pad); glTF wants every vertex attribute on a 4-byte boundary, hence the pads.
+The node's translation/scale dequantise positions into the tile's frame (glTF y-up).
+Per-feature identity: EXT_mesh_features feature ids on the vertices, and an EXT_structural_metadata
+property table, one row per feature id, schema embedded so each content file stands alone.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+VERTEX_DTYPE = np.dtype([("p", "<u2", 3), ("_p", "<u2"), ("n", "i1", 3), ("_n", "i1"), ("f", "<u2"), ("_f", "<u2")])
+assert VERTEX_DTYPE.itemsize == 16
+MAX_FEATURES = 65535  # _FEATURE_ID_0 is uint16 (UNSIGNED_INT is not allowed for vertex attributes)
+
+# Metadata property types: (schema type, componentType, numpy dtype, noData)
+NUMERIC = {
+    "UINT32": ("SCALAR", "UINT32", "<u4", 0),  # database ids start at 1
+    "UINT16": ("SCALAR", "UINT16", "<u2", 65535),
+    "INT16": ("SCALAR", "INT16", "<i2", -32768),
+    "FLOAT32": ("SCALAR", "FLOAT32", "<f4", -9999.0),
+    "FLOAT64": ("SCALAR", "FLOAT64", "<f8", -9999.0),
+}
+
+
+@dataclass
+class Primitive:
+    """Triangles of one material: float64 positions in the tile's east-north-up frame."""
+    positions: np.ndarray   # (N, 3) float64, east-north-up metres around the tile centre
+    faces: np.ndarray       # (M, 3) int, indices into positions
+    feature: np.ndarray     # (N,) int, row of the property table of each vertex
+    color: tuple[float, float, float, float]
+    name: str = ""
+    double_sided: bool = False
+
+
+def flat_shade(positions: np.ndarray, faces: np.ndarray, feature: np.ndarray):
+    """Per-face normals; vertices are split only where faces of different orientation meet.
+
+    Returns (positions, normals int8, features, faces) with shared vertices for coplanar neighbours.
+    """
+    tri = positions[faces]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    length = np.linalg.norm(n, axis=1)
+    keep = length > 1e-12  # degenerate triangles draw nothing and have no normal
+    faces, n, length = faces[keep], n[keep], length[keep]
+    qn = np.rint(n / length[:, None] * 127).astype(np.int64)
+    corners = faces.ravel().astype(np.int64)
+    cn = np.repeat(qn, 3, axis=0)
+    key = (corners << 24) | ((cn[:, 0] + 128) << 16) | ((cn[:, 1] + 128) << 8) | (cn[:, 2] + 128)
+    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    src = corners[first]
+    return positions[src], cn[first].astype(np.int8), feature[src], inverse.reshape(-1, 3)
+
+
+def _pad(b: bytes, align: int = 8, fill: bytes = b"\0") -> bytes:
+    return b + fill * (-len(b) % align)
+
+
+class _Buffer:
+    def __init__(self):
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.views: list[dict] = []
+
+    def add(self, data: bytes, target: int | None = None, stride: int | None = None) -> int:
+        data = _pad(data)  # 8-byte alignment: metadata buffer views require it
+        view = {"buffer": 0, "byteOffset": self.size, "byteLength": len(data)}
+        if target:
+            view["target"] = target
+        if stride:
+            view["byteStride"] = stride
+        self.chunks.append(data)
+        self.size += len(data)
+        self.views.append(view)
+        return len(self.views) - 1
+
+
+def _property_columns(buf: _Buffer, table: dict[str, tuple[str, list | np.ndarray]], count: int):
+    """Schema properties and property-table columns for {name: (type, values)}."""
+    schema, columns = {}, {}
+    for name, (kind, values) in table.items():
+        if kind == "STRING":
+            enc = [(v if v is not None else "").encode() for v in values]
+            offsets = np.zeros(count + 1, "<u4")
+            offsets[1:] = np.cumsum([len(e) for e in enc], dtype=np.uint64)
+            schema[name] = {"type": "STRING"}
+            columns[name] = {"values": buf.add(b"".join(enc)), "stringOffsets": buf.add(offsets.tobytes()),
+                             "stringOffsetType": "UINT32"}
+        else:
+            typ, comp, dtype, nodata = NUMERIC[kind]
+            arr = np.array([nodata if v is None else v for v in values], dtype=np.float64)
+            if nodata is not None:
+                arr = np.where(np.isfinite(arr), arr, nodata)
+            schema[name] = {"type": typ, "componentType": comp}
+            if nodata is not None:
+                schema[name]["noData"] = nodata
+            columns[name] = {"values": buf.add(arr.astype(dtype).tobytes())}
+    return schema, columns
+
+
+def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str, tuple[str, Any]],
+              feature_count: int, descriptions: dict[str, str] | None = None) -> bytes:
+    """A glb of the given primitives with one property table of `feature_count` rows.
+
+    Positions are east-north-up; they are written y-up as glTF requires (x=east, y=up, z=-north),
+    which 3D Tiles turns back to z-up.
+    """
+    if feature_count > MAX_FEATURES:
+        raise ValueError(f"{feature_count} features in one tile; at most {MAX_FEATURES}")
+    shaded = []
+    for p in primitives:
+        if len(p.faces) == 0:
+            continue
+        pos, nrm, fid, faces = flat_shade(np.asarray(p.positions, np.float64), np.asarray(p.faces, np.int64),
+                                          np.asarray(p.feature, np.int64))
+        if len(faces) == 0:
+            continue
+        yup = np.column_stack([pos[:, 0], pos[:, 2], -pos[:, 1]])
+        nyup = np.column_stack([nrm[:, 0], nrm[:, 2], -nrm[:, 1].astype(np.int16)]).clip(-127, 127).astype(np.int8)
+        shaded.append((p, yup, nyup, fid, faces))
+    if not shaded:
+        raise ValueError("no triangles to write")
+    lo = np.min([s[1].min(axis=0) for s in shaded], axis=0)
+    hi = np.max([s[1].max(axis=0) for s in shaded], axis=0)
+    scale = np.where(hi - lo > 0, (hi - lo) / 65535.0, 1.0)
+
+    buf = _Buffer()
+    accessors, gl_prims, materials = [], [], []
+    for p, yup, nyup, fid, faces in shaded:
+        v = np.zeros(len(yup), VERTEX_DTYPE)
+        q = np.rint((yup - lo) / scale).clip(0, 65535).astype(np.uint16)
+        v["p"], v["n"], v["f"] = q, nyup, fid
+        vview = buf.add(v.tobytes(), target=34962, stride=16)
+        idx_type, idx_dtype = (5123, "<u2") if len(yup) <= 65535 else (5125, "<u4")
+        iview = buf.add(faces.astype(idx_dtype).tobytes(), target=34963)
+        a0 = len(accessors)
+        accessors += [
+            {"bufferView": vview, "byteOffset": 0, "componentType": 5123, "count": len(yup), "type": "VEC3",
+             "min": q.min(axis=0).tolist(), "max": q.max(axis=0).tolist()},
+            {"bufferView": vview, "byteOffset": 8, "componentType": 5120, "normalized": True, "count": len(yup),
+             "type": "VEC3"},
+            {"bufferView": vview, "byteOffset": 12, "componentType": 5123, "count": len(yup), "type": "SCALAR"},
+            {"bufferView": iview, "componentType": idx_type, "count": faces.size, "type": "SCALAR"},
+        ]
+        r, g, b, a = (float(c) for c in p.color)
+        mat = {"name": p.name, "pbrMetallicRoughness": {"baseColorFactor": [r, g, b, a], "metallicFactor": 0.0,
+                                                         "roughnessFactor": 0.9}}
+        if a < 1.0:
+            mat["alphaMode"] = "BLEND"
+        if p.double_sided or a < 1.0:
+            mat["doubleSided"] = True
+        materials.append(mat)
+        gl_prims.append({
+            "attributes": {"POSITION": a0, "NORMAL": a0 + 1, "_FEATURE_ID_0": a0 + 2}, "indices": a0 + 3,
+            "material": len(materials) - 1, "mode": 4,
+            "extensions": {"EXT_mesh_features": {"featureIds": [
+                {"featureCount": feature_count, "attribute": 0, "propertyTable": 0}]}},
+        })
+    schema_props, columns = _property_columns(buf, properties, feature_count)
+    if descriptions:
+        for k, d in descriptions.items():
+            if k in schema_props:
+                schema_props[k]["description"] = d
+    gltf = {
+        "asset": {"version": "2.0", "generator": "cim tiles"},
+        "extensionsUsed": ["KHR_mesh_quantization", "EXT_mesh_features", "EXT_structural_metadata"],
+        "extensionsRequired": ["KHR_mesh_quantization"],
+        "scene": 0, "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "translation": lo.tolist(), "scale": scale.tolist()}],
+        "meshes": [{"primitives": gl_prims}],
+        "materials": materials,
+        "accessors": accessors,
+        "bufferViews": buf.views,
+        "buffers": [{"byteLength": buf.size}],
+        "extensions": {"EXT_structural_metadata": {
+            "schema": {"id": "cim", "classes": {class_name: {"properties": schema_props}}},
+            "propertyTables": [{"class": class_name, "count": feature_count, "properties": columns}],
+        }},
+    }
+    js = _pad(orjson.dumps(gltf), 4, b" ")
+    binary = b"".join(buf.chunks)
+    total = 12 + 8 + len(js) + 8 + len(binary)
+    return b"".join([struct.pack("<4sII", b"glTF", 2, total), struct.pack("<I4s", len(js), b"JSON"), js,
+                     struct.pack("<I4s", len(binary), b"BIN\0"), binary])
+
+
+def read_glb(data: bytes) -> tuple[dict, bytes]:
+    """(gltf json, binary chunk) of a glb."""
+    magic, version, total = struct.unpack_from("<4sII", data, 0)
+    if magic != b"glTF" or version != 2:
+        raise ValueError("not a glTF 2.0 binary")
+    jlen, _ = struct.unpack_from("<I4s", data, 12)
+    gltf = orjson.loads(data[20:20 + jlen])
+    off = 20 + jlen
+    blen, _ = struct.unpack_from("<I4s", data, off)
+    return gltf, data[off + 8:off + 8 + blen]
+
+
+def decode_positions(gltf: dict, binary: bytes) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per primitive: (east-north-up float64 positions, feature ids), dequantised: for checks and tests."""
+    node = gltf["nodes"][0]
+    t, s = np.array(node["translation"]), np.array(node["scale"])
+    out = []
+    for prim in gltf["meshes"][0]["primitives"]:
+        acc = gltf["accessors"][prim["attributes"]["POSITION"]]
+        view = gltf["bufferViews"][acc["bufferView"]]
+        raw = np.frombuffer(binary, VERTEX_DTYPE, acc["count"], view["byteOffset"])
+        yup = raw["p"].astype(np.float64) * s + t
+        out.append((np.column_stack([yup[:, 0], -yup[:, 2], yup[:, 1]]), raw["f"].astype(np.int64)))
+    return out
