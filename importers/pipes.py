@@ -32,7 +32,7 @@ from scipy.spatial import cKDTree
 from cim_core import sweep
 from cim_core.crs import check_extent, crs_name, parse_crs, transform
 from cim_core.db import get_engine, storage_srid
-from cim_core.errors import InputError, NotFoundError
+from cim_core.errors import GeoreferenceError, InputError, NotFoundError
 from cim_core.model import NODE_TYPES, UTILITIES, CityObject, DatasetInfo, Mesh, PipeNode, PipeSegment, QAFinding
 from cim_core.settings import get_settings
 from cim_core.store import sha256_of, write_dataset
@@ -168,6 +168,7 @@ class Segments:
     attributes: list[dict]
     names: list[str | None] | None = None
     line_z: bool = False  # whether the lines' z is a pipe elevation to use when nothing else is known
+    drawn_mm: np.ndarray | None = None  # drawing size where the record has none (EPANET pumps)
     text: dict[str, list] = field(default_factory=dict)  # cjj_code, material, owner, pressure_class, install_year
 
     @classmethod
@@ -182,6 +183,8 @@ class Segments:
         """Outer height of the section in metres: diameter, or culvert height; a default where unknown."""
         rect = self.shape == "rectangular"
         h = np.where(rect, self.height_mm, self.diameter_mm)
+        if self.drawn_mm is not None:
+            h = np.where(np.isfinite(h), h, self.drawn_mm)
         return np.where(np.isfinite(h) & (h > 0), h, DEFAULT_DIAMETER_MM) / 1000.0
 
     def ends(self) -> tuple[np.ndarray, np.ndarray]:
@@ -533,11 +536,14 @@ def place(path: Path, x: np.ndarray, y: np.ndarray, crs: str | None, engine: sa.
     if len(x):
         try:
             check_extent(str(path), src, (x.min(), y.min(), x.max(), y.max()), srid)
-        except InputError as exc:
-            if local_hint:
-                exc.hint = (f"{exc.hint}; " if exc.hint else "") + \
-                    "a network in local coordinates needs --crs and --offset E,N to place it"
-            raise
+        except GeoreferenceError as exc:
+            if not local_hint:
+                raise
+            raise GeoreferenceError(
+                f"{path}: coordinates ({x.min():.1f}, {y.min():.1f})..({x.max():.1f}, {y.max():.1f}) taken as "
+                f"{crs_name(src)} lie outside the area of use of the storage CRS EPSG:{srid}",
+                hint="a network drawn in local coordinates needs --offset E,N (in the CRS of --crs) to place it"
+            ) from None
     if src.equals(parse_crs(srid)):
         return x, y, crs_name(src)
     tx, ty = transform(crs_name(src) if src.to_authority() else src.to_wkt(), srid, x, y)
