@@ -94,7 +94,7 @@ def rings(geoms) -> Rings:
     if flip.any():
         idx = np.arange(len(xy))
         f = flip[ring_id]
-        idx[f] = (start + ring_off[1:] - 1)[ring_id[f]] - idx[f] + start[ring_id[f]]
+        idx[f] = (start + ring_off[1:] - 1)[ring_id[f]] - idx[f]
         xy = xy[idx]
     return Rings(np.ascontiguousarray(xy), ring_off, poly_off.astype(np.int64), np.asarray(geom_off, np.int64))
 
@@ -172,7 +172,8 @@ class MeshBatch:
     def meshes(self) -> list[Mesh]:
         """One Mesh per geometry (faces re-indexed locally)."""
         counts = np.diff(self.face_offsets)
-        local = self.faces - np.repeat(self.vertex_offsets[:-1], counts)[:, None]
+        # convert once for the whole batch, so that Mesh() keeps views instead of copying each one
+        local = (self.faces - np.repeat(self.vertex_offsets[:-1], counts)[:, None]).astype("<u4")
         vo, fo = self.vertex_offsets.tolist(), self.face_offsets.tolist()
         v, fp, mats = self.vertices, self.face_part, self.materials
         return [Mesh(v[vo[i]:vo[i + 1]], local[fo[i]:fo[i + 1]], fp[fo[i]:fo[i + 1]], mats)
