@@ -179,6 +179,145 @@ def sample_generate(out: Path = typer.Option(..., "--out", help="Folder to write
 # ---------------------------------------------------------------- import gis, cityjson (issue 4)
 
 # ---------------------------------------------------------------- import pipes, epanet, swmm (issue 4)
+def _offset(value: str | None) -> tuple[float, float] | None:
+    """'E,N' -> (E, N)."""
+    if value is None:
+        return None
+    try:
+        e, n = (float(v) for v in value.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--offset wants E,N in metres, e.g. 501800,3649500; got {value!r}") from None
+    return e, n
+
+
+def _run_network_imports(module, files: list[str], what: str, workers: int, force: bool, options: dict) -> None:
+    """Bulk import with one progress bar, a summary table, and the survey QA counts of each dataset."""
+    from cim_core.errors import InputError
+    from importers.common import expand_sources
+
+    paths = expand_sources(files, module.SUFFIXES)
+    if options.get("dataset") and len(paths) > 1:
+        raise InputError(f"--dataset names one dataset, but {len(paths)} files were given")
+    with progress_bar(len(paths), f"importing {what}") as advance:
+        results = module.import_files([str(p) for p in paths], workers=workers, force=force,
+                                      progress=lambda r: advance(), **options)
+    failed = [r for r in results if r.error]
+    if len(results) == 1 and failed:
+        raise InputError(failed[0].error)
+    t = Table("file", "dataset", "nodes", "segments", "QA findings", "status")
+    for r in results:
+        status = "failed" if r.error else "skipped (already loaded)" if r.skipped else \
+            "replaced" if r.replaced else "imported"
+        qa = r.report.get("qa") or {}
+        t.add_row(Path(r.path).name, r.dataset, str(r.counts.get("pipe_node", "")),
+                  str(r.counts.get("pipe_segment", "")),
+                  ", ".join(f"{k} {v}" for k, v in qa.items()) or ("none" if not r.skipped and not r.error else ""),
+                  status)
+    console.print(t)
+    if failed:
+        raise InputError(f"{len(failed)} of {len(results)} files failed; first: {failed[0].error}")
+
+
+@import_app.command("pipes")
+def import_pipes(files: list[str] = typer.Argument(..., help="Survey files (GeoPackage, Shapefile, GeoJSON...), "
+                                                             "folders or globs."),
+                 layer: str = typer.Option(None, "--layer", help="Line layer of pipes (default: 'pipes', else the "
+                                                                 "first line layer); a point layer imports nodes only."),
+                 nodes_layer: str = typer.Option(None, "--nodes-layer", help="Point layer of nodes (default: "
+                                                                             "pipe_nodes or *_nodes)."),
+                 crs: str = typer.Option(None, "--crs", help="Source CRS when the file has none, e.g. EPSG:4547."),
+                 field: list[str] = typer.Option([], "--field", help="Map a field: TARGET=SOURCE, e.g. "
+                                                                      "diameter_mm=DN (repeatable)."),
+                 utility: str = typer.Option("unknown", "--utility", help="Utility of features without one: water, "
+                                             "rain, sewage, combined, gas, heat, power, telecom."),
+                 depth_to: str = typer.Option("auto", "--depth-to", help="What depths refer to: auto (invert for "
+                                              "drainage, centreline otherwise), invert or axis."),
+                 snap: float = typer.Option(0.5, "--snap", help="Snap tolerance (m) joining segment ends to nodes."),
+                 dataset: str = typer.Option(None, "--dataset", help="Dataset name (default FILE-STEM_LAYER)."),
+                 workers: int = typer.Option(1, "--workers", help="Files imported in parallel."),
+                 force: bool = typer.Option(False, "--force", help="Re-import files already loaded.")):
+    """Import pipe survey layers (CJJ 61 fields; Chinese field names such as 管径, 材质, 起点埋深 are recognised)
+    as 3D pipe networks, with topology and survey QA (dangling ends, duplicates, lengths, tees, depth mismatches).
+
+    Example: cim import pipes survey.gpkg --layer 给水管线 --nodes-layer 给水管点 --field diameter_mm=DN
+    """
+    from cim_core.errors import InputError
+    from importers import pipes
+
+    field_map = {}
+    for f in field:
+        target, sep, source = f.partition("=")
+        if not sep or not target or not source:
+            raise InputError(f"--field wants TARGET=SOURCE, e.g. diameter_mm=DN; got {f!r}")
+        field_map[target.strip()] = source.strip()
+    _run_network_imports(pipes, files, "pipe layers", workers, force, dict(
+        layer=layer, nodes_layer=nodes_layer, crs=crs, field_map=field_map, utility=utility, depth_to=depth_to,
+        snap_tolerance=snap, dataset=dataset))
+
+
+@import_app.command("epanet")
+def import_epanet(files: list[str] = typer.Argument(..., help="EPANET .inp files, folders or globs."),
+                  crs: str = typer.Option(None, "--crs", help="CRS of the model's coordinates (default: the "
+                                                              "storage CRS)."),
+                  offset: str = typer.Option(None, "--offset", help="E,N added to every coordinate (in the CRS of "
+                                                                    "--crs), to place a locally drawn network."),
+                  scale: float = typer.Option(1.0, "--scale", help="Factor applied to coordinates before the offset "
+                                                                   "(e.g. 0.3048 for feet)."),
+                  dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the file's stem)."),
+                  workers: int = typer.Option(1, "--workers", help="Files imported in parallel."),
+                  force: bool = typer.Option(False, "--force", help="Re-import files already loaded.")):
+    """Import EPANET water network models (junctions, tanks, reservoirs, pipes, pumps, valves) with WNTR.
+    Pipes lie at the default cover (CIM_DEFAULT_PIPE_COVER) below the node elevations.
+
+    Example: cim import epanet Net3.inp --crs EPSG:4547 --offset 501800,3649500
+    """
+    from importers import epanet
+
+    _run_network_imports(epanet, files, "EPANET models", workers, force,
+                         dict(crs=crs, offset=_offset(offset), scale=scale, dataset=dataset))
+
+
+@import_app.command("swmm")
+def import_swmm(files: list[str] = typer.Argument(..., help="SWMM .inp files, folders or globs."),
+                crs: str = typer.Option(None, "--crs", help="CRS of the model's coordinates (default: the "
+                                                            "storage CRS)."),
+                offset: str = typer.Option(None, "--offset", help="E,N added to every coordinate (in the CRS of "
+                                                                  "--crs), to place a locally drawn network."),
+                scale: float = typer.Option(1.0, "--scale", help="Factor applied to coordinates before the offset."),
+                utility: str = typer.Option("combined", "--utility", help="sewage, rain or combined."),
+                dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the file's stem)."),
+                workers: int = typer.Option(1, "--workers", help="Files imported in parallel."),
+                force: bool = typer.Option(False, "--force", help="Re-import files already loaded.")):
+    """Import EPA SWMM drainage models: junctions as manholes, outfalls, storage, conduits with inverts from
+    offsets and sections from [XSECTIONS] (US units are converted to metres).
+
+    Example: cim import swmm Example1.inp --crs EPSG:4547 --offset 501800,3649500 --utility rain
+    """
+    from importers import swmm
+
+    _run_network_imports(swmm, files, "SWMM models", workers, force,
+                         dict(crs=crs, offset=_offset(offset), scale=scale, utility=utility, dataset=dataset))
+
+
+@app.command("qa")
+def qa(dataset: str = typer.Argument(..., help="Dataset name, as `cim datasets` lists it."),
+       examples: int = typer.Option(3, "--examples", help="Example messages shown per rule.")):
+    """Summarise the stored QA findings of a dataset (for pipe surveys: dangling ends, duplicate segments,
+    segments too long or short, tees whose degree is not 3, depth mismatches at nodes).
+
+    Example: cim qa district_pipes
+    """
+    from importers.pipes import qa_summary
+
+    summary = qa_summary(dataset, examples=examples)
+    if not summary:
+        console.print(f"{dataset}: no QA findings")
+        return
+    t = Table("rule", "severity", "count", "examples")
+    for rule, s in summary.items():
+        t.add_row(rule, s["severity"], str(s["count"]), "\n".join(s["examples"]))
+    console.print(t)
+
 
 # ---------------------------------------------------------------- import ifc (issue 5)
 
@@ -254,7 +393,8 @@ def demo(port: int = typer.Option(8000, help="Port to serve on."),
 
     from sample_models.district import generate
     from services.app import VIEWER, create_app
-    from services.tiles import build_tiles
+    from services.tiles import build as build_tiles
+    from services.tiles.service import cache_dir
 
     if not (VIEWER / "node_modules" / "cesium" / "Build" / "Cesium" / "Cesium.js").exists():
         console.print("installing CesiumJS into viewer/node_modules (npm ci)")
@@ -275,8 +415,11 @@ def demo(port: int = typer.Option(8000, help="Port to serve on."),
         console.print(t)
     else:
         console.print("sample district already loaded: import skipped")
-    with progress_bar(None, "building the tiles") as advance:
-        build_tiles(engine=engine, progress=lambda *_: advance())
+    with progress_bar(None, "building the 3D tiles") as advance:
+        # Into the cache `cim serve` reads; incremental: tiles of an unchanged database are kept as they are.
+        report = build_tiles(cache_dir(), engine=engine, incremental=True, progress=lambda n=1: advance(n))
+    console.print("tiles: " + ", ".join(f"{la.layer} {la.features} features" + (" (unchanged)" if la.skipped else "")
+                                        for la in report.layers))
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     console.print(f"\nopen {url}  (Ctrl+C stops the server; the database keeps running: `cim db stop`)")
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
