@@ -1,4 +1,5 @@
 """The generated sample district: determinism, valid geometry, sound pipe networks, IFC on footprints."""
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,21 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from sample_models.district import generate
-from sample_models.district import generator
-from sample_models.district import writer
+from sample_models.district import generate, generator, writer
+from sample_models.district.ifc import BuildingModel, write_ifc
 
-LAYERS = ["roads", "rivers", "river_banks", "landuse", "compounds", "buildings", "green", "facilities", "pipes",
-          "pipe_nodes"]
+LAYERS = [
+    "roads",
+    "rivers",
+    "river_banks",
+    "landuse",
+    "compounds",
+    "buildings",
+    "green",
+    "facilities",
+    "pipes",
+    "pipe_nodes",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +53,18 @@ def test_manifest_lists_every_file_and_layer_with_its_import_command(district):
     assert gpkg["path"] == "district.gpkg"
     assert [layer["layer"] for layer in gpkg["layers"]] == LAYERS
     for layer in gpkg["layers"]:
-        assert layer["count"] == pyogrio.read_info(out / "district.gpkg", layer=layer["layer"])["features"] > 0
+        assert (
+            layer["count"] == pyogrio.read_info(out / "district.gpkg", layer=layer["layer"])["features"] > 0
+        )
         assert layer["command"].startswith(f"cim import gis district.gpkg --layer {layer['layer']} --as ")
     ifc = manifest["files"][1:]
-    assert {f["path"] for f in ifc} == {"ifc/school.ifc", "ifc/hospital.ifc", "ifc/office_tower.ifc",
-                                        "ifc/residential_old.ifc", "ifc/residential_renewed.ifc"}
+    assert {f["path"] for f in ifc} == {
+        "ifc/school.ifc",
+        "ifc/hospital.ifc",
+        "ifc/office_tower.ifc",
+        "ifc/residential_old.ifc",
+        "ifc/residential_renewed.ifc",
+    }
     for f in ifc:
         assert (out / f["path"]).is_file()
         assert f["command"].startswith(f"cim import ifc {f['path']}")
@@ -74,11 +91,25 @@ def test_counts_and_contents_at_scale_1(district):
     assert (area >= 5000).any() and ((area >= 2000) & (area < 5000)).any() and (area < 2000).any()
     assert set(green["kind"]) == {"park", "green", "pocket_park"}
     facilities, _ = read(out, "facilities")
-    assert set(facilities["kind"]) == {"school", "hospital", "clinic", "elderly_care", "fire_station", "parking",
-                                       "kindergarten"}
+    assert set(facilities["kind"]) == {
+        "school",
+        "hospital",
+        "clinic",
+        "elderly_care",
+        "fire_station",
+        "parking",
+        "kindergarten",
+    }
     b, _ = read(out, "buildings")
-    assert set(b["use"]) == {"residential", "commercial", "office", "education", "medical", "industrial",
-                             "public"}
+    assert set(b["use"]) == {
+        "residential",
+        "commercial",
+        "office",
+        "education",
+        "medical",
+        "industrial",
+        "public",
+    }
     assert set(b["structure"]) == {"brick-concrete", "reinforced concrete", "steel", "frame"}
     assert len(set(b["id"])) == len(b["id"])
     assert ((b["ground_z"] > 70) & (b["ground_z"] < 80)).all()
@@ -169,8 +200,9 @@ def test_pressure_networks_are_connected_with_valves_hydrants_cast_iron_and_gas_
         p = pipes["utility"] == utility
         a = [index[x] for x in pipes["from_node"][p]]
         b = [index[x] for x in pipes["to_node"][p]]
-        n_components, _ = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(ids),) * 2),
-                                               directed=False)
+        n_components, _ = connected_components(
+            coo_matrix((np.ones(len(a)), (a, b)), shape=(len(ids),) * 2), directed=False
+        )
         assert n_components == 1, utility
     water_nodes = Counter(nodes["node_type"][nodes["utility"] == "water"])
     assert water_nodes["valve"] > 100 and water_nodes["hydrant"] > 100
@@ -231,14 +263,19 @@ def test_each_ifc_building_opens_and_stands_on_its_footprint(district):
         for cls in ("IfcSpace", "IfcWall", "IfcSlab", "IfcWindow", "IfcDoor"):
             assert f.by_type(cls), cls
         # The ground-floor slab, placed through the map conversion, covers the footprint.
-        slab = next(s for s in f.by_type("IfcSlab")
-                    if s.PredefinedType == "FLOOR" and ifcopenshell.util.element.get_container(s) == storeys[0])
+        slab = next(
+            s
+            for s in f.by_type("IfcSlab")
+            if s.PredefinedType == "FLOOR" and ifcopenshell.util.element.get_container(s) == storeys[0]
+        )
         verts = np.array(ifcopenshell.geom.create_shape(settings, slab).geometry.verts).reshape(-1, 3)
         corners = np.array([_map(conversion, x, y) for x, y in verts[:, :2]])
         fx0, fy0, fx1, fy1 = shapely.bounds(footprints[k])
         centre = corners.min(axis=0) / 2 + corners.max(axis=0) / 2
         assert np.hypot(*(centre - [(fx0 + fx1) / 2, (fy0 + fy1) / 2])) < 1.0
-        np.testing.assert_allclose(corners.max(axis=0) - corners.min(axis=0), [fx1 - fx0, fy1 - fy0], atol=0.05)
+        np.testing.assert_allclose(
+            corners.max(axis=0) - corners.min(axis=0), [fx1 - fx0, fy1 - fy0], atol=0.05
+        )
         assert abs(conversion.OrthogonalHeight - b["ground_z"][k]) < 0.01
         # Real shapes for walls, windows and doors; glazing is transparent.
         for cls in ("IfcWall", "IfcWindow", "IfcDoor"):
@@ -264,8 +301,11 @@ def test_renewed_block_shares_the_footprint_and_its_pipes_meet_the_street_networ
         data = ifcopenshell.util.element.get_pset(pipe, "CIM_Pipe")
         assert ifcopenshell.util.element.get_pset(pipe, "Pset_PipeSegmentTypeCommon")["NominalDiameter"] > 0
         system = pipe.HasAssignments[0].RelatingGroup
-        assert system.is_a("IfcDistributionSystem") and system.PredefinedType in ("WATERSUPPLY", "SEWAGE",
-                                                                                  "STORMWATER")
+        assert system.is_a("IfcDistributionSystem") and system.PredefinedType in (
+            "WATERSUPPLY",
+            "SEWAGE",
+            "STORMWATER",
+        )
         utilities.add(data["Utility"])
         k = int(np.flatnonzero(nodes["id"] == data["StreetNodeId"])[0])
         assert nodes["utility"][k] == data["Utility"]
@@ -278,8 +318,9 @@ def test_renewed_block_shares_the_footprint_and_its_pipes_meet_the_street_networ
     assert {"water", "sewage"} <= utilities
 
 
-def test_same_seed_same_features_whatever_the_chunking_and_another_seed_differs(district, tmp_path,
-                                                                              monkeypatch):
+def test_same_seed_same_features_whatever_the_chunking_and_another_seed_differs(
+    district, tmp_path, monkeypatch
+):
     out, _ = district
     monkeypatch.setattr(writer, "CHUNK_FEATURES", 700)  # many more, smaller appends than the first run
     again = tmp_path / "again"
@@ -299,3 +340,24 @@ def test_same_seed_same_features_whatever_the_chunking_and_another_seed_differs(
     for layer in ("buildings", "roads", "pipes"):
         (c1, g1), (c2, g2) = read(out, layer), read(other, layer)
         assert len(g1) != len(g2) or not np.array_equal(shapely.to_wkb(g1), shapely.to_wkb(g2)), layer
+
+
+def test_a_north_south_building_is_rotated_onto_its_footprint(tmp_path):
+    rect = (500100.0, 3650200.0, 500112.0, 3650236.0)  # 12 m east-west, 36 m north-south
+    model = BuildingModel(
+        "slab", "测试楼", "residential", "B000001", rect, 2, 2.9, 1995, "brick-concrete", 75.0
+    )
+    write_ifc(model, tmp_path / "slab.ifc", seed=7)
+    f = ifcopenshell.open(tmp_path / "slab.ifc")
+    conversion = f.by_type("IfcMapConversion")[0]
+    assert (conversion.XAxisAbscissa, conversion.XAxisOrdinate) == (0.0, 1.0)
+    settings = ifcopenshell.geom.settings()
+    settings.set("use-world-coords", True)
+    verts = np.vstack(
+        [
+            np.array(ifcopenshell.geom.create_shape(settings, w).geometry.verts).reshape(-1, 3)
+            for w in f.by_type("IfcWall")
+        ]
+    )
+    corners = np.array([_map(conversion, x, y) for x, y in verts[:, :2]])
+    np.testing.assert_allclose([*corners.min(axis=0), *corners.max(axis=0)], rect, atol=1e-6)

@@ -5,6 +5,7 @@ buildings, green, facilities, pipes, pipe_nodes; EPSG:4547), ifc/*.ifc (IFC4 bui
 footprints of the buildings layer) and manifest.json (each file and layer with the `cim import` command
 that loads it, and counts).
 """
+
 from .generator import generate
 
 __all__ = ["generate"]

@@ -1,18 +1,28 @@
 """Write the sample district: district.gpkg (a layer per theme), ifc/*.ifc and manifest.json."""
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import shapely
 
 from . import buildings as bld
 from .ifc import BuildingModel, Lateral, write_ifc
-from .layout import (CENTRE_LONLAT, CRS, ROAD_CLASS, V, district_centre, make_grid, plan_district,
-                     river_outline, riverside_strips)
+from .layout import (
+    CENTRE_LONLAT,
+    CRS,
+    ROAD_CLASS,
+    V,
+    district_centre,
+    make_grid,
+    plan_district,
+    river_outline,
+    riverside_strips,
+)
 from .networks import GRAVITY, UTILITIES, build_network, street_graph
 from .writer import LayerWriter
 
@@ -24,25 +34,73 @@ FIELDS = {
     "river_banks": ("LineString", {"name": "str", "side": "str", "kind": "str"}),
     "landuse": ("Polygon", {"id": "str", "landuse": "str", "name": "str"}),
     "compounds": ("Polygon", {"id": "str", "name": "str", "build_year": "int", "households": "int"}),
-    "buildings": ("Polygon", {
-        "id": "str", "name": "str", "floors": "int", "height_m": "float", "use": "str", "structure": "str",
-        "build_year": "int", "compound": "str", "ground_z": "float", "ifc_file": "str"}),
+    "buildings": (
+        "Polygon",
+        {
+            "id": "str",
+            "name": "str",
+            "floors": "int",
+            "height_m": "float",
+            "use": "str",
+            "structure": "str",
+            "build_year": "int",
+            "compound": "str",
+            "ground_z": "float",
+            "ifc_file": "str",
+        },
+    ),
     "green": ("Polygon", {"id": "str", "name": "str", "kind": "str", "area_m2": "float"}),
     "facilities": ("Point", {"id": "str", "name": "str", "kind": "str", "capacity": "int"}),
-    "pipes": ("LineString Z", {
-        "id": "str", "utility": "str", "cjj_code": "str", "shape": "str", "diameter_mm": "int", "width_mm": "int",
-        "height_mm": "int", "material": "str", "install_year": "int", "owner": "str", "pressure_class": "str",
-        "start_depth": "float", "end_depth": "float", "start_invert": "float", "end_invert": "float",
-        "from_node": "str", "to_node": "str", "ground_z_start": "float", "ground_z_end": "float",
-        "length_m": "float"}),
-    "pipe_nodes": ("Point", {"id": "str", "utility": "str", "cjj_code": "str", "node_type": "str",
-                             "depth": "float", "ground_z": "float", "invert_z": "float"}),
+    "pipes": (
+        "LineString Z",
+        {
+            "id": "str",
+            "utility": "str",
+            "cjj_code": "str",
+            "shape": "str",
+            "diameter_mm": "int",
+            "width_mm": "int",
+            "height_mm": "int",
+            "material": "str",
+            "install_year": "int",
+            "owner": "str",
+            "pressure_class": "str",
+            "start_depth": "float",
+            "end_depth": "float",
+            "start_invert": "float",
+            "end_invert": "float",
+            "from_node": "str",
+            "to_node": "str",
+            "ground_z_start": "float",
+            "ground_z_end": "float",
+            "length_m": "float",
+        },
+    ),
+    "pipe_nodes": (
+        "Point",
+        {
+            "id": "str",
+            "utility": "str",
+            "cjj_code": "str",
+            "node_type": "str",
+            "depth": "float",
+            "ground_z": "float",
+            "invert_z": "float",
+        },
+    ),
 }
 # `cim import gis` target of each layer, and its extra options.
 IMPORT_AS = {
-    "roads": "roads", "rivers": "water", "river_banks": "water", "landuse": "landuse", "compounds": "landuse",
-    "buildings": "buildings --height-field height_m --floors-field floors", "green": "green",
-    "facilities": "facilities", "pipes": "pipes", "pipe_nodes": "pipe-nodes",
+    "roads": "roads",
+    "rivers": "water",
+    "river_banks": "water",
+    "landuse": "landuse",
+    "compounds": "landuse",
+    "buildings": "buildings --height-field height_m --floors-field floors",
+    "green": "green",
+    "facilities": "facilities",
+    "pipes": "pipes",
+    "pipe_nodes": "pipe-nodes",
 }
 # The detailed IFC buildings: file stem, footprint role, scenario, and overrides of the footprint's data.
 IFC_BUILDINGS = [
@@ -50,25 +108,30 @@ IFC_BUILDINGS = [
     ("hospital", "hospital", "as-is", {}),
     ("office_tower", "office", "as-is", {}),
     ("residential_old", "old_residential", "as-is", {}),
-    ("residential_renewed", "old_residential", "renewed",
-     dict(year=2023, colour=(0.93, 0.86, 0.72), wall=0.34, window=(1.8, 1.5))),
+    (
+        "residential_renewed",
+        "old_residential",
+        "renewed",
+        {"year": 2023, "colour": (0.93, 0.86, 0.72), "wall": 0.34, "window": (1.8, 1.5)},
+    ),
 ]
 # Service pipes of the renewed block: utility, offset along the street from the footprint centre (m),
 # diameter (mm), material.
 LATERALS = [("water", -6.0, 100, "ductile iron"), ("sewage", 0.0, 200, "PVC-U"), ("rain", 6.0, 200, "PVC-U")]
 CONVENTIONS = {
     "crs": "EPSG:4547 (CGCS2000 / 3-degree Gauss-Kruger CM 114E), metres",
-    "heights": "elevations in metres on the 1985 national height datum; ground_z comes from one smooth surface "
-               "shared by all layers",
-    "pipe_depth": "start_depth/end_depth and node depth: metres below ground to the invert (inside bottom) for "
-                  "gravity pipes (rain, sewage), to the centreline for pressure pipes and cable ducts",
-    "pipe_z": "pipes are 3D lines: z is the invert elevation for gravity pipes, the centreline elevation for "
-              "the others; pipe_nodes.invert_z likewise",
-    "pipe_sizes": "circular pipes give diameter_mm; rectangular culverts and ducts give width_mm and height_mm",
+    "heights": "elevations in metres on the 1985 national height datum; ground_z comes from one smooth "
+    "surface shared by all layers",
+    "pipe_depth": "start_depth/end_depth and node depth: metres below ground to the invert (inside bottom) "
+    "for gravity pipes (rain, sewage), to the centreline for pressure pipes and cable ducts",
+    "pipe_z": "pipes are 3D lines: z is the invert elevation for gravity pipes, the centreline elevation "
+    "for the others; pipe_nodes.invert_z likewise",
+    "pipe_sizes": "circular pipes give diameter_mm; rectangular culverts and ducts give width_mm and "
+    "height_mm",
     "flow": "gravity pipes run from_node -> to_node downstream; start_invert > end_invert; they end at "
-            "'outlet' nodes on the river banks",
-    "ifc": "IfcMapConversion (Eastings, Northings, OrthogonalHeight, XAxisAbscissa/Ordinate) maps the model's "
-           "local origin, a corner of the footprint, onto EPSG:4547",
+    "'outlet' nodes on the river banks",
+    "ifc": "IfcMapConversion (Eastings, Northings, OrthogonalHeight, XAxisAbscissa/Ordinate) maps the "
+    "model's local origin, a corner of the footprint, onto EPSG:4547",
     "commands": "paths are relative to the folder of this manifest; run the commands from there",
 }
 
@@ -77,8 +140,9 @@ def _polys(x0, y0, x1, y1):
     return shapely.box(x0, y0, x1, y1, ccw=True)
 
 
-def generate(out: Path, scale: float = 1, seed: int = 7,
-             progress: Callable[[str, int], None] | None = None) -> dict:
+def generate(
+    out: Path, scale: float = 1, seed: int = 7, progress: Callable[[str, int], None] | None = None
+) -> dict:
     """Generate the sample district into `out` and return its manifest (also written to manifest.json).
 
     scale multiplies the area (and so the object counts): scale 1 is about 3 km x 3 km and 3,000
@@ -86,14 +150,16 @@ def generate(out: Path, scale: float = 1, seed: int = 7,
     written (features so far) and as each IFC file is done.
     """
     started = time.perf_counter()
+    grid = make_grid(scale, seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     gpkg = out / GPKG
     for stale in (gpkg, out / f"{GPKG}-wal", out / f"{GPKG}-shm"):
         stale.unlink(missing_ok=True)
-    grid = make_grid(scale, seed)
     plan = plan_district(grid)
-    writers = {name: LayerWriter(gpkg, name, gtype, fields, progress) for name, (gtype, fields) in FIELDS.items()}
+    writers = {
+        name: LayerWriter(gpkg, name, gtype, fields, progress) for name, (gtype, fields) in FIELDS.items()
+    }
 
     _write_roads(plan, writers["roads"])
     targets, ids_used = _write_cells(plan, writers)
@@ -113,15 +179,19 @@ def _write_roads(plan, w: LayerWriter) -> None:
     g = street_graph(L, np.ones(len(L.c), dtype=bool))
     origin = np.array([grid.ox, grid.oy])
     a, b = origin + g.xy[g.e0] / 10.0, origin + g.xy[g.e1] / 10.0
-    w.add(shapely.linestrings(np.stack([a, b], axis=1)),
-          id=np.array([f"R{k:06d}" for k in range(1, len(a) + 1)], dtype=object),
-          name=L.name[g.eline], road_class=ROAD_CLASS[L.cls[g.eline]], width_m=L.width[g.eline])
+    w.add(
+        shapely.linestrings(np.stack([a, b], axis=1)),
+        id=np.array([f"R{k:06d}" for k in range(1, len(a) + 1)], dtype=object),
+        name=L.name[g.eline],
+        road_class=ROAD_CLASS[L.cls[g.eline]],
+        width_m=L.width[g.eline],
+    )
 
 
 def _write_cells(plan, writers) -> tuple[dict[str, dict], dict[str, int]]:
     """Stream the cells' features; returns the footprints the IFC buildings stand on, by role, and the
     number of ids given out per layer."""
-    counters = dict(buildings=0, landuse=0, green=0, facilities=0)
+    counters = {"buildings": 0, "landuse": 0, "green": 0, "facilities": 0}
     targets: dict[str, dict] = {}
     ifc_of_role: dict[str, str] = {}
     for stem, role, scenario, _ in IFC_BUILDINGS:
@@ -143,32 +213,63 @@ def _write_cells(plan, writers) -> tuple[dict[str, dict], dict[str, int]]:
                 ifc_file = np.full(n, None, dtype=object)
                 for role, (k, line) in cf.targets.items():
                     ifc_file[k] = ifc_of_role[role]
-                    targets[role] = dict(id=bid[k], line=line, rect=(b["x0"][k], b["y0"][k], b["x1"][k], b["y1"][k]),
-                                         **{c: b[c][k] for c in ("name", "use", "floors", "year", "structure",
-                                                                 "ground_z", "height_m")})
-                writers["buildings"].add(_polys(b["x0"], b["y0"], b["x1"], b["y1"]), id=bid, name=b["name"],
-                                         floors=b["floors"], height_m=b["height_m"], use=b["use"],
-                                         structure=b["structure"], build_year=b["year"], compound=b["compound"],
-                                         ground_z=b["ground_z"], ifc_file=ifc_file)
+                    targets[role] = dict(
+                        id=bid[k],
+                        line=line,
+                        rect=(b["x0"][k], b["y0"][k], b["x1"][k], b["y1"][k]),
+                        **{
+                            c: b[c][k]
+                            for c in ("name", "use", "floors", "year", "structure", "ground_z", "height_m")
+                        },
+                    )
+                writers["buildings"].add(
+                    _polys(b["x0"], b["y0"], b["x1"], b["y1"]),
+                    id=bid,
+                    name=b["name"],
+                    floors=b["floors"],
+                    height_m=b["height_m"],
+                    use=b["use"],
+                    structure=b["structure"],
+                    build_year=b["year"],
+                    compound=b["compound"],
+                    ground_z=b["ground_z"],
+                    ifc_file=ifc_file,
+                )
             lu = bld.CellFeatures.columns(cf.landuse)
             if lu:
-                writers["landuse"].add(_polys(lu["x0"], lu["y0"], lu["x1"], lu["y1"]),
-                                       id=ids("landuse", "L", len(lu["x0"]), 6), landuse=lu["landuse"],
-                                       name=lu["name"])
+                writers["landuse"].add(
+                    _polys(lu["x0"], lu["y0"], lu["x1"], lu["y1"]),
+                    id=ids("landuse", "L", len(lu["x0"]), 6),
+                    landuse=lu["landuse"],
+                    name=lu["name"],
+                )
             c = bld.CellFeatures.columns(cf.compounds)
             if c:
-                writers["compounds"].add(_polys(c["x0"], c["y0"], c["x1"], c["y1"]), id=c["id"], name=c["name"],
-                                         build_year=c["build_year"], households=c["households"])
+                writers["compounds"].add(
+                    _polys(c["x0"], c["y0"], c["x1"], c["y1"]),
+                    id=c["id"],
+                    name=c["name"],
+                    build_year=c["build_year"],
+                    households=c["households"],
+                )
             g = bld.CellFeatures.columns(cf.green)
             if g:
-                writers["green"].add(_polys(g["x0"], g["y0"], g["x1"], g["y1"]),
-                                     id=ids("green", "G", len(g["x0"]), 5), name=g["name"], kind=g["kind"],
-                                     area_m2=g["area_m2"])
+                writers["green"].add(
+                    _polys(g["x0"], g["y0"], g["x1"], g["y1"]),
+                    id=ids("green", "G", len(g["x0"]), 5),
+                    name=g["name"],
+                    kind=g["kind"],
+                    area_m2=g["area_m2"],
+                )
             f = bld.CellFeatures.columns(cf.facilities)
             if f:
-                writers["facilities"].add(shapely.points(f["x"], f["y"]),
-                                          id=ids("facilities", "F", len(f["x"]), 5), name=f["name"],
-                                          kind=f["kind"], capacity=f["capacity"])
+                writers["facilities"].add(
+                    shapely.points(f["x"], f["y"]),
+                    id=ids("facilities", "F", len(f["x"]), 5),
+                    name=f["name"],
+                    kind=f["kind"],
+                    capacity=f["capacity"],
+                )
     return targets, counters
 
 
@@ -203,21 +304,47 @@ def _write_networks(plan, writers, services):
         gravity = utility in GRAVITY
         nan = np.full(len(a), np.nan)
         writers["pipes"].add(
-            lines, id=seg_ids, utility=utility, cjj_code=spec["code"], shape=s["shape"],
-            diameter_mm=_null_zero(s["diameter_mm"]), width_mm=_null_zero(s["width_mm"]),
-            height_mm=_null_zero(s["height_mm"]), material=s["material"], install_year=s["install_year"],
-            owner=spec["owner"], pressure_class=s["pressure_class"], start_depth=net.node_depth[a],
-            end_depth=net.node_depth[b], start_invert=z[a] if gravity else nan, end_invert=z[b] if gravity else nan,
-            from_node=node_ids[a], to_node=node_ids[b], ground_z_start=net.node_ground[a],
-            ground_z_end=net.node_ground[b], length_m=length)
+            lines,
+            id=seg_ids,
+            utility=utility,
+            cjj_code=spec["code"],
+            shape=s["shape"],
+            diameter_mm=_null_zero(s["diameter_mm"]),
+            width_mm=_null_zero(s["width_mm"]),
+            height_mm=_null_zero(s["height_mm"]),
+            material=s["material"],
+            install_year=s["install_year"],
+            owner=spec["owner"],
+            pressure_class=s["pressure_class"],
+            start_depth=net.node_depth[a],
+            end_depth=net.node_depth[b],
+            start_invert=z[a] if gravity else nan,
+            end_invert=z[b] if gravity else nan,
+            from_node=node_ids[a],
+            to_node=node_ids[b],
+            ground_z_start=net.node_ground[a],
+            ground_z_end=net.node_ground[b],
+            length_m=length,
+        )
         writers["pipe_nodes"].add(
-            shapely.points(net.node_xy), id=node_ids, utility=utility, cjj_code=spec["code"],
-            node_type=net.node_type, depth=net.node_depth, ground_z=net.node_ground, invert_z=net.node_invert)
+            shapely.points(net.node_xy),
+            id=node_ids,
+            utility=utility,
+            cjj_code=spec["code"],
+            node_type=net.node_type,
+            depth=net.node_depth,
+            ground_z=net.node_ground,
+            invert_z=net.node_invert,
+        )
         lengths[utility] = round(float(length.sum()) / 1000, 1)
         if utility in services:
             k = net.service[0]
-            service_nodes[utility] = dict(id=node_ids[k], x=float(net.node_xy[k, 0]), y=float(net.node_xy[k, 1]),
-                                          z=float(net.node_invert[k]))
+            service_nodes[utility] = {
+                "id": node_ids[k],
+                "x": float(net.node_xy[k, 0]),
+                "y": float(net.node_xy[k, 1]),
+                "z": float(net.node_invert[k]),
+            }
         if utility in GRAVITY:
             outfall_x.append(net.node_xy[net.node_type == "outlet", 0])
     return service_nodes, lengths, outfall_x
@@ -233,19 +360,30 @@ def _write_water(plan, writers, outfall_x, ids_used) -> None:
         xs, s, n = river_outline(river, x0 - RIVER_BEYOND, x1 + RIVER_BEYOND, extra)
         ring = np.column_stack([np.r_[xs, xs[::-1]], np.r_[s, n[::-1]]])
         writers["rivers"].add(shapely.polygons([ring]), name=river.name, kind="river")
-        writers["river_banks"].add(shapely.linestrings([np.column_stack([xs, s]), np.column_stack([xs, n])]),
-                                   name=river.name, side=np.array(["south", "north"], dtype=object), kind="bank")
+        writers["river_banks"].add(
+            shapely.linestrings([np.column_stack([xs, s]), np.column_stack([xs, n])]),
+            name=river.name,
+            side=np.array(["south", "north"], dtype=object),
+            kind="bank",
+        )
     strips = list(riverside_strips(plan))
     if not strips:
         return
     rings = [ring for _, ring in strips]
-    polys = shapely.polygons(shapely.linearrings(np.concatenate(rings),
-                                                 indices=np.repeat(np.arange(len(rings)), [len(r) for r in rings])))
+    polys = shapely.polygons(
+        shapely.linearrings(
+            np.concatenate(rings), indices=np.repeat(np.arange(len(rings)), [len(r) for r in rings])
+        )
+    )
     area = np.round(shapely.area(polys), 1)
     names = np.array([f"{river.name}滨河公园" for river, _ in strips], dtype=object)
     c = ids_used
-    green_ids = np.array([f"G{k:05d}" for k in range(c["green"] + 1, c["green"] + len(strips) + 1)], dtype=object)
-    lu_ids = np.array([f"L{k:06d}" for k in range(c["landuse"] + 1, c["landuse"] + len(strips) + 1)], dtype=object)
+    green_ids = np.array(
+        [f"G{k:05d}" for k in range(c["green"] + 1, c["green"] + len(strips) + 1)], dtype=object
+    )
+    lu_ids = np.array(
+        [f"L{k:06d}" for k in range(c["landuse"] + 1, c["landuse"] + len(strips) + 1)], dtype=object
+    )
     writers["green"].add(polys, id=green_ids, name=names, kind=bld.green_kind(area), area_m2=area)
     writers["landuse"].add(polys, id=lu_ids, landuse="green", name=names)
 
@@ -260,21 +398,44 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
         if scenario == "renewed":
             for utility, _, dn, material in LATERALS:
                 node = service_nodes[utility]
-                z = node["z"] if utility == "water" else node["z"] + dn / 2000.0  # lateral invert on the manhole's
+                z = (
+                    node["z"] if utility == "water" else node["z"] + dn / 2000.0
+                )  # lateral invert on the manhole's
                 laterals.append(Lateral(utility, node["id"], (node["x"], node["y"], z), dn, material))
         model = BuildingModel(
-            key=stem, name=str(t["name"]), use=str(t["use"]), building_id=str(t["id"]),
-            rect=tuple(float(v) for v in t["rect"]), floors=int(t["floors"]),
-            storey_h=bld.STOREY_H[str(t["use"])], year=int(overrides.get("year", t["year"])),
-            structure=str(t["structure"]), ground_z=float(t["ground_z"]), scenario=scenario,
-            colour=overrides.get("colour"), wall=overrides.get("wall"), window=overrides.get("window"),
-            laterals=laterals)
+            key=stem,
+            name=str(t["name"]),
+            use=str(t["use"]),
+            building_id=str(t["id"]),
+            rect=tuple(float(v) for v in t["rect"]),
+            floors=int(t["floors"]),
+            storey_h=bld.STOREY_H[str(t["use"])],
+            year=int(overrides.get("year", t["year"])),
+            structure=str(t["structure"]),
+            ground_z=float(t["ground_z"]),
+            scenario=scenario,
+            colour=overrides.get("colour"),
+            wall=overrides.get("wall"),
+            window=overrides.get("window"),
+            laterals=laterals,
+        )
         path = out / "ifc" / f"{stem}.ifc"
         counts = write_ifc(model, path, seed)
-        files.append(dict(path=f"ifc/{stem}.ifc", kind="ifc", building_id=model.building_id, name=model.name,
-                          use=model.use, floors=model.floors, build_year=model.year, scenario=scenario,
-                          service_nodes=[lat.node_id for lat in laterals], counts=counts,
-                          command=f"cim import ifc ifc/{stem}.ifc --dataset sample-ifc-{stem.replace('_', '-')}"))
+        files.append(
+            {
+                "path": f"ifc/{stem}.ifc",
+                "kind": "ifc",
+                "building_id": model.building_id,
+                "name": model.name,
+                "use": model.use,
+                "floors": model.floors,
+                "build_year": model.year,
+                "scenario": scenario,
+                "service_nodes": [lat.node_id for lat in laterals],
+                "counts": counts,
+                "command": f"cim import ifc ifc/{stem}.ifc --dataset sample-ifc-{stem.replace('_', '-')}",
+            }
+        )
         if progress:
             progress("ifc", len(files))
     return files
@@ -283,10 +444,16 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
 def _manifest(grid, plan, counts, lengths, ifc_files, targets, seconds) -> dict:
     layers = []
     for name, (gtype, fields) in FIELDS.items():
-        layers.append(dict(
-            layer=name, geometry=gtype, count=counts[name], fields=list(fields),
-            command=f"cim import gis {GPKG} --layer {name} --as {IMPORT_AS[name]} "
-                    f"--dataset sample-{name.replace('_', '-')}"))
+        layers.append(
+            {
+                "layer": name,
+                "geometry": gtype,
+                "count": counts[name],
+                "fields": list(fields),
+                "command": f"cim import gis {GPKG} --layer {name} --as {IMPORT_AS[name]} "
+                f"--dataset sample-{name.replace('_', '-')}",
+            }
+        )
     compounds = [b for b in plan.blocks if b.compound_id]
     cx, cy = district_centre()
     return {
@@ -298,7 +465,7 @@ def _manifest(grid, plan, counts, lengths, ifc_files, targets, seconds) -> dict:
         "centre": {"lon": CENTRE_LONLAT[0], "lat": CENTRE_LONLAT[1], "x": round(cx, 3), "y": round(cy, 3)},
         "extent": list(grid.extent),
         "cells": [grid.ncx, grid.ncy],
-        "files": [dict(path=GPKG, kind="gpkg", layers=layers)] + ifc_files,
+        "files": [{"path": GPKG, "kind": "gpkg", "layers": layers}, *ifc_files],
         "counts": {
             **counts,
             "compounds_pre2000": sum(b.era == "old" for b in compounds),

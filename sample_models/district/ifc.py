@@ -10,6 +10,7 @@ Geometry is written as plain extrusions and swept disks directly (fast, and exac
 spatial structure, relations, property sets, styles, materials, systems and georeferencing go through
 ifcopenshell.api. GlobalIds derive from the seed, so the same seed writes the same file.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -37,24 +38,61 @@ TIME_STAMP = "2024-01-01T00:00:00+08:00"  # fixed, so that a seed always writes 
 # Per use: room length along the building (m), room name, window width and height (m), window spacing
 # (m), sill height (m), wall thickness (m), wall colour (RGB 0-1), wall material.
 IFC_USE = {
-    "education": dict(room=9.0, room_name="教室", window=(2.4, 1.8), spacing=3.6, sill=0.9, wall=0.3,
-                      colour=(0.93, 0.90, 0.84), material="reinforced concrete"),
-    "medical": dict(room=7.2, room_name="病房", window=(1.8, 1.6), spacing=3.6, sill=0.9, wall=0.3,
-                    colour=(0.95, 0.95, 0.95), material="reinforced concrete"),
-    "office": dict(room=8.4, room_name="办公室", window=(3.2, 2.6), spacing=4.2, sill=0.5, wall=0.3,
-                   colour=(0.55, 0.62, 0.70), material="reinforced concrete"),
-    "residential": dict(room=6.6, room_name="住宅", window=(1.5, 1.5), spacing=3.3, sill=0.9, wall=0.24,
-                        colour=(0.72, 0.55, 0.45), material="brick"),
+    "education": {
+        "room": 9.0,
+        "room_name": "教室",
+        "window": (2.4, 1.8),
+        "spacing": 3.6,
+        "sill": 0.9,
+        "wall": 0.3,
+        "colour": (0.93, 0.90, 0.84),
+        "material": "reinforced concrete",
+    },
+    "medical": {
+        "room": 7.2,
+        "room_name": "病房",
+        "window": (1.8, 1.6),
+        "spacing": 3.6,
+        "sill": 0.9,
+        "wall": 0.3,
+        "colour": (0.95, 0.95, 0.95),
+        "material": "reinforced concrete",
+    },
+    "office": {
+        "room": 8.4,
+        "room_name": "办公室",
+        "window": (3.2, 2.6),
+        "spacing": 4.2,
+        "sill": 0.5,
+        "wall": 0.3,
+        "colour": (0.55, 0.62, 0.70),
+        "material": "reinforced concrete",
+    },
+    "residential": {
+        "room": 6.6,
+        "room_name": "住宅",
+        "window": (1.5, 1.5),
+        "spacing": 3.3,
+        "sill": 0.9,
+        "wall": 0.24,
+        "colour": (0.72, 0.55, 0.45),
+        "material": "brick",
+    },
 }
 STYLES = {  # name: (RGB, transparency)
-    "glass": ((0.55, 0.74, 0.86), 0.65), "door": ((0.45, 0.30, 0.20), 0.0), "slab": ((0.75, 0.75, 0.72), 0.0),
-    "space": ((0.90, 0.90, 0.60), 0.85), "partition": ((0.96, 0.96, 0.94), 0.0),
+    "glass": ((0.55, 0.74, 0.86), 0.65),
+    "door": ((0.45, 0.30, 0.20), 0.0),
+    "slab": ((0.75, 0.75, 0.72), 0.0),
+    "space": ((0.90, 0.90, 0.60), 0.85),
+    "partition": ((0.96, 0.96, 0.94), 0.0),
     # CJJ 61-2017 pipe colours
-    "water": ((0.0, 1.0, 1.0), 0.0), "sewage": ((76 / 255, 57 / 255, 38 / 255), 0.0),
+    "water": ((0.0, 1.0, 1.0), 0.0),
+    "sewage": ((76 / 255, 57 / 255, 38 / 255), 0.0),
     "rain": ((76 / 255, 57 / 255, 38 / 255), 0.0),
 }
 SYSTEMS = {  # utility: (IfcDistributionSystem PredefinedType, name, CJJ 61 code)
-    "water": ("WATERSUPPLY", "给水系统", "JS"), "sewage": ("SEWAGE", "污水系统", "WS"),
+    "water": ("WATERSUPPLY", "给水系统", "JS"),
+    "sewage": ("SEWAGE", "污水系统", "WS"),
     "rain": ("STORMWATER", "雨水系统", "YS"),
 }
 SLAB = 0.15  # floor slab thickness (m)
@@ -67,6 +105,7 @@ STAIRWELL = 13.0  # m of a residential slab per entrance
 @dataclass
 class Lateral:
     """A service pipe from the building to a node of a street network."""
+
     utility: str  # water | sewage | rain
     node_id: str
     end: tuple[float, float, float]  # world x, y and the pipe's centreline elevation at the node
@@ -115,13 +154,18 @@ class _Writer:
         f = self.f = ifcopenshell.api.project.create_file(version="IFC4")
         f.header.file_name.time_stamp = TIME_STAMP
         f.header.file_name.name = f"{model.key}.ifc"
-        self.project = ifcopenshell.api.root.create_entity(f, ifc_class="IfcProject",
-                                                           name=f"驻马店中心城区 {model.name}")
-        units = [ifcopenshell.api.unit.add_si_unit(f, unit_type=t) for t in ("LENGTHUNIT", "AREAUNIT", "VOLUMEUNIT")]
+        self.project = ifcopenshell.api.root.create_entity(
+            f, ifc_class="IfcProject", name=f"驻马店中心城区 {model.name}"
+        )
+        units = [
+            ifcopenshell.api.unit.add_si_unit(f, unit_type=t)
+            for t in ("LENGTHUNIT", "AREAUNIT", "VOLUMEUNIT")
+        ]
         ifcopenshell.api.unit.assign_unit(f, units=units)
         model_ctx = ifcopenshell.api.context.add_context(f, context_type="Model")
-        self.body = ifcopenshell.api.context.add_context(f, context_type="Model", context_identifier="Body",
-                                                         target_view="MODEL_VIEW", parent=model_ctx)
+        self.body = ifcopenshell.api.context.add_context(
+            f, context_type="Model", context_identifier="Body", target_view="MODEL_VIEW", parent=model_ctx
+        )
         self.z_dir = f.createIfcDirection((0.0, 0.0, 1.0))
         self.styles = {k: self._style(k, rgb, t) for k, (rgb, t) in STYLES.items()}
         self.styles["wall"] = self._style("wall", self.spec["colour"], 0.0)
@@ -134,9 +178,15 @@ class _Writer:
 
     def _style(self, name, rgb, transparency):
         style = ifcopenshell.api.style.add_style(self.f, name=name)
-        ifcopenshell.api.style.add_surface_style(self.f, style=style, ifc_class="IfcSurfaceStyleShading", attributes={
-            "SurfaceColour": {"Name": None, "Red": rgb[0], "Green": rgb[1], "Blue": rgb[2]},
-            "Transparency": transparency})
+        ifcopenshell.api.style.add_surface_style(
+            self.f,
+            style=style,
+            ifc_class="IfcSurfaceStyleShading",
+            attributes={
+                "SurfaceColour": {"Name": None, "Red": rgb[0], "Green": rgb[1], "Blue": rgb[2]},
+                "Transparency": transparency,
+            },
+        )
         return style
 
     def _point(self, xyz):
@@ -155,9 +205,15 @@ class _Writer:
     def _box(self, dx, dy, dz):
         f = self.f
         profile = f.createIfcRectangleProfileDef(
-            "AREA", None, f.createIfcAxis2Placement2D(self._point((dx / 2, dy / 2))), round(dx, 4), round(dy, 4))
-        return f.createIfcExtrudedAreaSolid(profile, f.createIfcAxis2Placement3D(self._point((0, 0, 0))),
-                                            self.z_dir, round(dz, 4))
+            "AREA",
+            None,
+            f.createIfcAxis2Placement2D(self._point((dx / 2, dy / 2))),
+            round(dx, 4),
+            round(dy, 4),
+        )
+        return f.createIfcExtrudedAreaSolid(
+            profile, f.createIfcAxis2Placement3D(self._point((0, 0, 0))), self.z_dir, round(dz, 4)
+        )
 
     def place(self, product, rel, at=(0.0, 0.0, 0.0)):
         placement = self._placement(rel, at)
@@ -165,8 +221,9 @@ class _Writer:
         return placement
 
     def element(self, ifc_class, rel, at, size, style, name=None, material=None, predefined_type=None):
-        e = ifcopenshell.api.root.create_entity(self.f, ifc_class=ifc_class, name=name,
-                                                predefined_type=predefined_type)
+        e = ifcopenshell.api.root.create_entity(
+            self.f, ifc_class=ifc_class, name=name, predefined_type=predefined_type
+        )
         self.place(e, rel, at)
         self._shape(e, self._box(*size), self.styles[style])
         if material:
@@ -176,7 +233,7 @@ class _Writer:
     # -- the building ------------------------------------------------------------------------------
 
     def build(self) -> ifcopenshell.file:
-        f, m, spec = self.f, self.m, self.spec
+        f, m = self.f, self.m
         ox, oy, c, s, lx, ly = m.frame()
         site = ifcopenshell.api.root.create_entity(f, ifc_class="IfcSite", name="驿城区中心城区")
         site.RefElevation = m.ground_z
@@ -190,20 +247,46 @@ class _Writer:
         ifcopenshell.api.georeference.add_georeferencing(f, ifc_class="IfcMapConversion", name=CRS)
         length_unit = next(u for u in f.by_type("IfcSIUnit") if u.UnitType == "LENGTHUNIT")
         ifcopenshell.api.georeference.edit_georeferencing(
-            f, projected_crs={"Name": CRS, "Description": "CGCS2000 / 3-degree Gauss-Kruger CM 114E",
-                              "GeodeticDatum": "CGCS2000", "VerticalDatum": "1985 National Height Datum",
-                              "MapUnit": length_unit},
-            coordinate_operation={"Eastings": round(ox, 3), "Northings": round(oy, 3),
-                                  "OrthogonalHeight": round(m.ground_z, 3), "XAxisAbscissa": c,
-                                  "XAxisOrdinate": s, "Scale": 1.0})
+            f,
+            projected_crs={
+                "Name": CRS,
+                "Description": "CGCS2000 / 3-degree Gauss-Kruger CM 114E",
+                "GeodeticDatum": "CGCS2000",
+                "VerticalDatum": "1985 National Height Datum",
+                "MapUnit": length_unit,
+            },
+            coordinate_operation={
+                "Eastings": round(ox, 3),
+                "Northings": round(oy, 3),
+                "OrthogonalHeight": round(m.ground_z, 3),
+                "XAxisAbscissa": c,
+                "XAxisOrdinate": s,
+                "Scale": 1.0,
+            },
+        )
 
         pset = ifcopenshell.api.pset.add_pset(f, product=building, name="Pset_BuildingCommon")
-        ifcopenshell.api.pset.edit_pset(f, pset=pset, properties={
-            "BuildingID": m.building_id, "YearOfConstruction": str(m.year), "NumberOfStoreys": m.floors,
-            "OccupancyType": m.use})
+        ifcopenshell.api.pset.edit_pset(
+            f,
+            pset=pset,
+            properties={
+                "BuildingID": m.building_id,
+                "YearOfConstruction": str(m.year),
+                "NumberOfStoreys": m.floors,
+                "OccupancyType": m.use,
+            },
+        )
         pset = ifcopenshell.api.pset.add_pset(f, product=building, name="CIM_Sample")
-        ifcopenshell.api.pset.edit_pset(f, pset=pset, properties={
-            "FootprintId": m.building_id, "Scenario": m.scenario, "Structure": m.structure, "Use": m.use})
+        ifcopenshell.api.pset.edit_pset(
+            f,
+            pset=pset,
+            properties={
+                "FootprintId": m.building_id,
+                "Scenario": m.scenario,
+                "Structure": m.structure,
+                "Use": m.use,
+            },
+        )
 
         walls, windows = [], []
         storeys = []
@@ -216,10 +299,20 @@ class _Writer:
             walls += w
             windows += win
             ifcopenshell.api.spatial.assign_container(f, products=contained, relating_structure=storey)
-        ifcopenshell.api.aggregate.assign_object(f, products=[s for s, _ in storeys], relating_object=building)
+        ifcopenshell.api.aggregate.assign_object(
+            f, products=[s for s, _ in storeys], relating_object=building
+        )
         top, top_at = storeys[-1]
-        roof = self.element("IfcSlab", top_at, (0, 0, m.storey_h), (lx, ly, ROOF), "slab",
-                            "屋面板", "reinforced concrete", predefined_type="ROOF")
+        roof = self.element(
+            "IfcSlab",
+            top_at,
+            (0, 0, m.storey_h),
+            (lx, ly, ROOF),
+            "slab",
+            "屋面板",
+            "reinforced concrete",
+            predefined_type="ROOF",
+        )
         ifcopenshell.api.spatial.assign_container(f, products=[roof], relating_structure=top)
         self._shared_pset(walls, "Pset_WallCommon", {"IsExternal": True, "LoadBearing": True})
         self._shared_pset(windows, "Pset_WindowCommon", {"IsExternal": True})
@@ -227,7 +320,9 @@ class _Writer:
             self._laterals(site, site_at, lx, ly)
         for name, products in self.materials.items():
             material = ifcopenshell.api.material.add_material(f, name=name)
-            ifcopenshell.api.material.assign_material(f, products=products, type="IfcMaterial", material=material)
+            ifcopenshell.api.material.assign_material(
+                f, products=products, type="IfcMaterial", material=material
+            )
         for product, placement in self.placements:
             product.ObjectPlacement = placement
         return f
@@ -235,16 +330,38 @@ class _Writer:
     def _storey(self, storey, rel, k, lx, ly):
         m, spec = self.m, self.spec
         t, h = spec["wall"], m.storey_h
-        contained = [self.element("IfcSlab", rel, (0, 0, -SLAB), (lx, ly, SLAB), "slab", f"{k + 1}F楼板",
-                                  "reinforced concrete", predefined_type="FLOOR")]
+        contained = [
+            self.element(
+                "IfcSlab",
+                rel,
+                (0, 0, -SLAB),
+                (lx, ly, SLAB),
+                "slab",
+                f"{k + 1}F楼板",
+                "reinforced concrete",
+                predefined_type="FLOOR",
+            )
+        ]
         # Exterior walls: south and north full length, west and east between them. (at, size, along x)
-        sides = {"S": ((0, 0, 0), (lx, t, h), True), "N": ((0, ly - t, 0), (lx, t, h), True),
-                 "W": ((0, t, 0), (t, ly - 2 * t, h), False), "E": ((lx - t, t, 0), (t, ly - 2 * t, h), False)}
+        sides = {
+            "S": ((0, 0, 0), (lx, t, h), True),
+            "N": ((0, ly - t, 0), (lx, t, h), True),
+            "W": ((0, t, 0), (t, ly - 2 * t, h), False),
+            "E": ((lx - t, t, 0), (t, ly - 2 * t, h), False),
+        }
         walls, windows = [], []
         doors = self._door_positions(lx) if k == 0 else {}
         for side, (at, size, along_x) in sides.items():
-            wall = self.element("IfcWall", rel, at, size, "wall", f"{k + 1}F外墙{side}", spec["material"],
-                                predefined_type="SOLIDWALL")
+            wall = self.element(
+                "IfcWall",
+                rel,
+                at,
+                size,
+                "wall",
+                f"{k + 1}F外墙{side}",
+                spec["material"],
+                predefined_type="SOLIDWALL",
+            )
             wall_at = self.placements[-1][1]
             walls.append(wall)
             contained.append(wall)
@@ -253,14 +370,17 @@ class _Writer:
             dw, dh = DOOR["residential" if m.use == "residential" else "other"]
             door_spans = [(x - dw / 2 - 0.3, x + dw / 2 + 0.3) for x in doors.get(side, [])]
             for x in doors.get(side, []):
-                contained.append(self._fill(wall, wall_at, rel, at, along_x, x - dw / 2, 0.0, dw, dh, "IfcDoor",
-                                            "door"))
+                contained.append(
+                    self._fill(wall, wall_at, rel, at, along_x, x - dw / 2, 0.0, dw, dh, "IfcDoor", "door")
+                )
             n = int((wall_len - 1.2) // spec["spacing"])
             for j in range(n):
                 x = (wall_len - n * spec["spacing"]) / 2 + spec["spacing"] * (j + 0.5) - ww / 2
                 if any(a < x + ww and x < b for a, b in door_spans):
                     continue
-                win = self._fill(wall, wall_at, rel, at, along_x, x, spec["sill"], ww, wh, "IfcWindow", "glass")
+                win = self._fill(
+                    wall, wall_at, rel, at, along_x, x, spec["sill"], ww, wh, "IfcWindow", "glass"
+                )
                 windows.append(win)
                 contained.append(win)
         # Rooms along the building, with partitions between them.
@@ -268,14 +388,29 @@ class _Writer:
         rw = (lx - 2 * t) / n_rooms
         spaces = []
         for r in range(n_rooms):
-            space = self.element("IfcSpace", rel, (t + r * rw, t, 0), (rw, ly - 2 * t, h - SLAB), "space",
-                                 f"{k + 1}{r + 1:02d}")
+            space = self.element(
+                "IfcSpace",
+                rel,
+                (t + r * rw, t, 0),
+                (rw, ly - 2 * t, h - SLAB),
+                "space",
+                f"{k + 1}{r + 1:02d}",
+            )
             space.LongName = spec["room_name"]
             spaces.append(space)
             if r:
-                contained.append(self.element(
-                    "IfcWall", rel, (t + r * rw - PARTITION / 2, t, 0), (PARTITION, ly - 2 * t, h - SLAB),
-                    "partition", f"{k + 1}F隔墙{r}", "brick", predefined_type="PARTITIONING"))
+                contained.append(
+                    self.element(
+                        "IfcWall",
+                        rel,
+                        (t + r * rw - PARTITION / 2, t, 0),
+                        (PARTITION, ly - 2 * t, h - SLAB),
+                        "partition",
+                        f"{k + 1}F隔墙{r}",
+                        "brick",
+                        predefined_type="PARTITIONING",
+                    )
+                )
         ifcopenshell.api.aggregate.assign_object(self.f, products=spaces, relating_object=storey)
         return contained, walls, windows
 
@@ -299,8 +434,9 @@ class _Writer:
         self._shape(opening, self._box(*o_size))
         ifcopenshell.api.feature.add_feature(f, feature=opening, element=wall)
         at = tuple(a + b for a, b in zip(wall_at, p_at))
-        filling = self.element(ifc_class, rel, at, p_size, style, None,
-                               "glass" if ifc_class == "IfcWindow" else "wood")
+        filling = self.element(
+            ifc_class, rel, at, p_size, style, None, "glass" if ifc_class == "IfcWindow" else "wood"
+        )
         filling.OverallWidth, filling.OverallHeight = round(w, 3), round(h, 3)
         ifcopenshell.api.feature.add_filling(f, opening=opening, element=filling)
         return filling
@@ -327,20 +463,32 @@ class _Writer:
             fall = 0.0 if lat.utility == "water" else 0.01 * run  # drains fall 1 % towards the street
             top = {"water": 0.5, "sewage": 0.0, "rain": m.floors * m.storey_h + ROOF}[lat.utility]
             pts = [(rx, ry, top), (rx, ry, ez + fall), (ex, ey, ez)]
-            pipe = ifcopenshell.api.root.create_entity(f, ifc_class="IfcPipeSegment", name=f"{lat.utility}入户管",
-                                                       predefined_type="RIGIDSEGMENT")
+            pipe = ifcopenshell.api.root.create_entity(
+                f, ifc_class="IfcPipeSegment", name=f"{lat.utility}入户管", predefined_type="RIGIDSEGMENT"
+            )
             self.place(pipe, site_at)
-            solid = f.createIfcSweptDiskSolid(f.createIfcPolyline([self._point(p) for p in pts]),
-                                              lat.diameter_mm / 2000.0, None, None, None)
+            solid = f.createIfcSweptDiskSolid(
+                f.createIfcPolyline([self._point(p) for p in pts]), lat.diameter_mm / 2000.0, None, None, None
+            )
             self._shape(pipe, solid, self.styles[lat.utility], "AdvancedSweptSolid")
             self.materials.setdefault(lat.material, []).append(pipe)
             pset = ifcopenshell.api.pset.add_pset(f, product=pipe, name="Pset_PipeSegmentTypeCommon")
-            ifcopenshell.api.pset.edit_pset(f, pset=pset, properties={"NominalDiameter": lat.diameter_mm / 1000.0})
+            ifcopenshell.api.pset.edit_pset(
+                f, pset=pset, properties={"NominalDiameter": lat.diameter_mm / 1000.0}
+            )
             pset = ifcopenshell.api.pset.add_pset(f, product=pipe, name="CIM_Pipe")
             kind, label, code = SYSTEMS[lat.utility]
-            ifcopenshell.api.pset.edit_pset(f, pset=pset, properties={
-                "Utility": lat.utility, "CJJCode": code, "DiameterMm": lat.diameter_mm,
-                "Material": lat.material, "StreetNodeId": lat.node_id})
+            ifcopenshell.api.pset.edit_pset(
+                f,
+                pset=pset,
+                properties={
+                    "Utility": lat.utility,
+                    "CJJCode": code,
+                    "DiameterMm": lat.diameter_mm,
+                    "Material": lat.material,
+                    "StreetNodeId": lat.node_id,
+                },
+            )
             ifcopenshell.api.spatial.assign_container(f, products=[pipe], relating_structure=site)
             if lat.utility not in systems:
                 system = ifcopenshell.api.system.add_system(f, ifc_class="IfcDistributionSystem")
@@ -358,9 +506,20 @@ def write_ifc(model: BuildingModel, path: Path, seed: int) -> dict[str, int]:
             if isinstance(v, tuple) and v and all(isinstance(x, ifcopenshell.entity_instance) for x in v):
                 e[k] = sorted(v, key=lambda x: x.id())
     for k, e in enumerate(f.by_type("IfcRoot")):
-        e.GlobalId = ifcopenshell.guid.compress(uuid.uuid5(uuid.NAMESPACE_URL,
-                                                           f"cim-sample/{seed}/{model.key}/{k}").hex)
+        e.GlobalId = ifcopenshell.guid.compress(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"cim-sample/{seed}/{model.key}/{k}").hex
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     f.write(str(path))
-    return {c: len(f.by_type(c)) for c in ("IfcBuildingStorey", "IfcSpace", "IfcWall", "IfcSlab", "IfcWindow",
-                                           "IfcDoor", "IfcPipeSegment")}
+    return {
+        c: len(f.by_type(c))
+        for c in (
+            "IfcBuildingStorey",
+            "IfcSpace",
+            "IfcWall",
+            "IfcSlab",
+            "IfcWindow",
+            "IfcDoor",
+            "IfcPipeSegment",
+        )
+    }

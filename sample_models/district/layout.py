@@ -7,13 +7,17 @@ origin, so junctions found on different streets compare exactly; it becomes metr
 output. Each cell, column, row and river draws from its own seeded generator, so a cell's content does
 not depend on the order or grouping in which cells are processed.
 """
+
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 from pyproj import Transformer
+
+from cim_core.errors import InputError
 
 from . import names
 
@@ -40,19 +44,32 @@ INDUSTRIAL_EDGE_FACTOR = 3.0  # industry sits on the district's edge
 # Build-year ranges (first year of a compound or block; its buildings follow within 2 years).
 YEARS = {
     "village": (1985, 2015),  # each house its own year in this range
-    "old": (1980, 1997), "mid": (2000, 2011), "new": (2012, 2021),
-    "commercial": (1995, 2020), "education": (1985, 2018), "medical": (1988, 2018), "industrial": (1978, 2008),
+    "old": (1980, 1997),
+    "mid": (2000, 2011),
+    "new": (2012, 2021),
+    "commercial": (1995, 2020),
+    "education": (1985, 2018),
+    "medical": (1988, 2018),
+    "industrial": (1978, 2008),
 }
 # Corner of a residential block given to a green or a small public building: (kind, probability).
 CORNERS = [
-    ("pocket_park", 0.25), ("green", 0.12), ("kindergarten", 0.10), ("clinic", 0.08),
-    ("elderly_care", 0.07), ("community", 0.08),
+    ("pocket_park", 0.25),
+    ("green", 0.12),
+    ("kindergarten", 0.10),
+    ("clinic", 0.08),
+    ("elderly_care", 0.07),
+    ("community", 0.08),
 ]
 VILLAGE_P = 0.1  # chance that a residential block is an urban village
 FIRE_STATION_P = 0.3  # chance that a cell has a fire station
 # Blocks of the central cell forced to hold the IFC buildings' footprints: quadrant -> (land use, role).
-ROLES = {0: ("education", "school"), 1: ("medical", "hospital"), 2: ("commercial", "office"),
-         3: ("residential", "old_residential")}
+ROLES = {
+    0: ("education", "school"),
+    1: ("medical", "hospital"),
+    2: ("commercial", "office"),
+    3: ("residential", "old_residential"),
+}
 
 
 @lru_cache(maxsize=1)
@@ -66,8 +83,12 @@ def ground_z(x, y) -> np.ndarray:
     cx, cy = district_centre()
     u = (np.asarray(x, dtype=float) - cx) / 1000.0
     v = (np.asarray(y, dtype=float) - cy) / 1000.0
-    z = (75.0 + 1.6 * np.sin(2 * np.pi * u / 4.1 + 0.6) * np.cos(2 * np.pi * v / 5.3)
-         + 1.1 * np.sin(2 * np.pi * (u + 0.7 * v) / 9.7 + 1.3) - 0.4 * np.cos(2 * np.pi * v / 2.9))
+    z = (
+        75.0
+        + 1.6 * np.sin(2 * np.pi * u / 4.1 + 0.6) * np.cos(2 * np.pi * v / 5.3)
+        + 1.1 * np.sin(2 * np.pi * (u + 0.7 * v) / 9.7 + 1.3)
+        - 0.4 * np.cos(2 * np.pi * v / 2.9)
+    )
     return np.round(z, 2)
 
 
@@ -100,16 +121,22 @@ def make_grid(scale: float, seed: int) -> Grid:
 
     At least two rows, so that there is a river for the drainage to flow to.
     """
-    if scale <= 0:
-        raise ValueError("scale must be positive")
-    if seed < 0:
-        raise ValueError("seed must be a non-negative integer")
+    if not scale > 0:
+        raise InputError(f"scale must be positive, not {scale}")
+    if seed < 0 or int(seed) != seed:
+        raise InputError(f"seed must be a non-negative integer, not {seed}")
     n = 16 * scale
     ncx = max(1, round(np.sqrt(n)))
     ncy = max(2, round(n / ncx))
     cx, cy = district_centre()
-    return Grid(seed, float(scale), ncx, ncy, float(round(cx - ncx * CELL_DM / 20)),
-                float(round(cy - ncy * CELL_DM / 20)))
+    return Grid(
+        int(seed),
+        float(scale),
+        ncx,
+        ncy,
+        float(round(cx - ncx * CELL_DM / 20)),
+        float(round(cy - ncy * CELL_DM / 20)),
+    )
 
 
 @dataclass
@@ -130,8 +157,11 @@ class River:
 
     def centre(self, x):
         x = np.asarray(x, dtype=float)
-        return (self.ym + self.a1 * np.sin(2 * np.pi * x / self.l1 + self.p1)
-                + self.a2 * np.sin(2 * np.pi * x / self.l2 + self.p2))
+        return (
+            self.ym
+            + self.a1 * np.sin(2 * np.pi * x / self.l1 + self.p1)
+            + self.a2 * np.sin(2 * np.pi * x / self.l2 + self.p2)
+        )
 
     def banks(self, x) -> tuple[np.ndarray, np.ndarray]:
         """(south bank, north bank) northings at eastings x; at most 50 m from the mean line."""
@@ -143,6 +173,7 @@ class River:
 @dataclass
 class Lines:
     """Street centrelines: V streets at x = c, H streets at y = c, spanning a..b (all dm from the origin)."""
+
     orient: np.ndarray
     c: np.ndarray
     a: np.ndarray
@@ -174,13 +205,20 @@ class _LineList:
     def build(self) -> Lines:
         cols = list(zip(*self.rows))
         ints = [np.array(c, dtype=np.int64) for c in cols[:4]]
-        return Lines(*ints, np.array(cols[4], dtype=np.int8), np.array(cols[5]), np.array(cols[6], dtype=object),
-                     np.array(cols[7], dtype=np.int64), np.array(cols[8], dtype=np.int64))
+        return Lines(
+            *ints,
+            np.array(cols[4], dtype=np.int8),
+            np.array(cols[5]),
+            np.array(cols[6], dtype=object),
+            np.array(cols[7], dtype=np.int64),
+            np.array(cols[8], dtype=np.int64),
+        )
 
 
 @dataclass
 class Block:
     """A parcel between street red lines, with its land use."""
+
     i: int
     j: int
     quad: int
@@ -220,17 +258,46 @@ def plan_district(grid: Grid) -> Plan:
     ext_x, ext_y = grid.ncx * CELL_DM, grid.ncy * CELL_DM
 
     rank = _ranked(grid.ncx + 1, grid.ncx / 2)
-    va = [ll.add(V, i * CELL_DM, 0, ext_y, ART, grid.rng(K_VART, i).choice([40, 45, 50]),
-                 names.major_name(names.ARTERIALS_NS, "经路", rank[i])) for i in range(grid.ncx + 1)]
+    va = [
+        ll.add(
+            V,
+            i * CELL_DM,
+            0,
+            ext_y,
+            ART,
+            grid.rng(K_VART, i).choice([40, 45, 50]),
+            names.major_name(names.ARTERIALS_NS, "经路", rank[i]),
+        )
+        for i in range(grid.ncx + 1)
+    ]
     rank = _ranked(grid.ncx, grid.ncx / 2 - 0.5)
     vs = []
     for i in range(grid.ncx):
         r = grid.rng(K_VSEC, i)
-        vs.append(ll.add(V, i * CELL_DM + CELL_DM // 2 + 10 * r.integers(-60, 61), 0, ext_y, SEC,
-                         r.choice([24, 26, 30]), names.major_name(names.SECONDARY_NS, "经街", rank[i])))
+        vs.append(
+            ll.add(
+                V,
+                i * CELL_DM + CELL_DM // 2 + 10 * r.integers(-60, 61),
+                0,
+                ext_y,
+                SEC,
+                r.choice([24, 26, 30]),
+                names.major_name(names.SECONDARY_NS, "经街", rank[i]),
+            )
+        )
     rank = _ranked(grid.ncy + 1, grid.ncy / 2)
-    ha = [ll.add(H, j * CELL_DM, 0, ext_x, ART, grid.rng(K_HART, j).choice([40, 45, 50]),
-                 names.major_name(names.ARTERIALS_EW, "纬路", rank[j])) for j in range(grid.ncy + 1)]
+    ha = [
+        ll.add(
+            H,
+            j * CELL_DM,
+            0,
+            ext_x,
+            ART,
+            grid.rng(K_HART, j).choice([40, 45, 50]),
+            names.major_name(names.ARTERIALS_EW, "纬路", rank[j]),
+        )
+        for j in range(grid.ncy + 1)
+    ]
 
     river_rows = [j for j in range(grid.ncy) if grid.is_river_row(j)]
     river_rank = _ranked(len(river_rows), (grid.ncy / 2 - 1.5) / 2)
@@ -245,17 +312,38 @@ def plan_district(grid: Grid) -> Plan:
             name = names.RIVERS[rk] if rk < len(names.RIVERS) else f"{names.cn_number(rk + 1)}号排涝河"
             r = grid.rng(K_RIVER, j)
             tau = 2 * np.pi
-            rivers.append(River(name, j, grid.oy + mid / 10, r.uniform(10, 18), r.uniform(900, 1500),
-                                r.uniform(0, tau), r.uniform(3, 8), r.uniform(300, 500), r.uniform(0, tau),
-                                r.uniform(28, 40), r.uniform(1.5, 3), r.uniform(600, 1000), r.uniform(0, tau)))
-            stem = name[:-1] if name.endswith("河") else name
+            rivers.append(
+                River(
+                    name,
+                    j,
+                    grid.oy + mid / 10,
+                    r.uniform(10, 18),
+                    r.uniform(900, 1500),
+                    r.uniform(0, tau),
+                    r.uniform(3, 8),
+                    r.uniform(300, 500),
+                    r.uniform(0, tau),
+                    r.uniform(28, 40),
+                    r.uniform(1.5, 3),
+                    r.uniform(600, 1000),
+                    r.uniform(0, tau),
+                )
+            )
+            stem = name.removesuffix("河")
             s = ll.add(H, mid - RIVER_ROAD_DM, 0, ext_x, SEC, 20, f"{stem}南路", river=k)
             n = ll.add(H, mid + RIVER_ROAD_DM, 0, ext_x, SEC, 20, f"{stem}北路", river=k)
             mid_lines.append((s, n))
         else:
             r = grid.rng(K_HSEC, j)
-            s = ll.add(H, mid + 10 * r.integers(-60, 61), 0, ext_x, SEC, r.choice([24, 26, 30]),
-                       names.major_name(names.SECONDARY_EW, "纬街", rank[j]))
+            s = ll.add(
+                H,
+                mid + 10 * r.integers(-60, 61),
+                0,
+                ext_x,
+                SEC,
+                r.choice([24, 26, 30]),
+                names.major_name(names.SECONDARY_EW, "纬街", rank[j]),
+            )
             mid_lines.append((s, s))
 
     blocks: list[Block] = []
@@ -271,21 +359,26 @@ def plan_district(grid: Grid) -> Plan:
             for q in range(4):
                 west, east = (va[i], vs[i]) if q % 2 == 0 else (vs[i], va[i + 1])
                 south, north = (ha[j], mid_lines[j][0]) if q < 2 else (mid_lines[j][1], ha[j + 1])
-                lv = _local_streets(ll, rng, namer, V, west, east, south, north, quad_id,
-                                    neighbours.get((south, west), []))
-                lh = _local_streets(ll, rng, namer, H, south, north, west, east, quad_id,
-                                    neighbours.get((west, south), []))
+                lv = _local_streets(
+                    ll, rng, namer, V, west, east, south, north, quad_id, neighbours.get((south, west), [])
+                )
+                lh = _local_streets(
+                    ll, rng, namer, H, south, north, west, east, quad_id, neighbours.get((west, south), [])
+                )
                 neighbours[(north, west)], neighbours[(east, south)] = lv, lh
-                xcuts, ycuts = [west] + lv + [east], [south] + lh + [north]
-                for yb, yt in zip(ycuts[:-1], ycuts[1:]):
-                    for xl, xr in zip(xcuts[:-1], xcuts[1:]):
-                        rect = (grid.ox + ll.pos(xl) / 10 + ll.width(xl) / 2,
-                                grid.oy + ll.pos(yb) / 10 + ll.width(yb) / 2,
-                                grid.ox + ll.pos(xr) / 10 - ll.width(xr) / 2,
-                                grid.oy + ll.pos(yt) / 10 - ll.width(yt) / 2)
+                xcuts, ycuts = [west, *lv, east], [south, *lh, north]
+                for yb, yt in itertools.pairwise(ycuts):
+                    for xl, xr in itertools.pairwise(xcuts):
+                        rect = (
+                            grid.ox + ll.pos(xl) / 10 + ll.width(xl) / 2,
+                            grid.oy + ll.pos(yb) / 10 + ll.width(yb) / 2,
+                            grid.ox + ll.pos(xr) / 10 - ll.width(xr) / 2,
+                            grid.oy + ll.pos(yt) / 10 - ll.width(yt) / 2,
+                        )
                         sides = (xl, xr, yb, yt)
-                        cell_blocks.append(Block(i, j, quad_id, rect, sides,
-                                                 any(ll.cls(s) == ART for s in sides)))
+                        cell_blocks.append(
+                            Block(i, j, quad_id, rect, sides, any(ll.cls(s) == ART for s in sides))
+                        )
                 quad_id += 1
             _assign_landuse(grid, rng, namer, cell_blocks, i, j)
             blocks.extend(cell_blocks)
@@ -323,7 +416,9 @@ def _assign_landuse(grid: Grid, rng, namer, blocks: list[Block], i: int, j: int)
     on_art = np.array([b.arterial for b in blocks])
     cum = np.zeros(len(blocks))
     for landuse, (p_art, p_other) in LANDUSE_P.items():
-        p = np.where(on_art, p_art, p_other) * (INDUSTRIAL_EDGE_FACTOR if landuse == "industrial" and edge else 1)
+        p = np.where(on_art, p_art, p_other) * (
+            INDUSTRIAL_EDGE_FACTOR if landuse == "industrial" and edge else 1
+        )
         hit = (u >= cum) & (u < cum + p)
         for k in np.flatnonzero(hit):
             blocks[k].landuse = landuse
@@ -340,7 +435,9 @@ def _assign_landuse(grid: Grid, rng, namer, blocks: list[Block], i: int, j: int)
     compounds = [b for b in blocks if b.landuse == "residential" and b.era is None]
     offset = rng.integers(3)
     for k, b in enumerate(compounds):
-        b.era = "old" if (k + offset) % 3 == 0 or b.role == "old_residential" else str(rng.choice(["mid", "new"]))
+        b.era = (
+            "old" if (k + offset) % 3 == 0 or b.role == "old_residential" else str(rng.choice(["mid", "new"]))
+        )
     corner_kinds = [c for c, _ in CORNERS]
     corner_p = np.array([p for _, p in CORNERS])
     for b in blocks:
@@ -355,20 +452,24 @@ def _assign_landuse(grid: Grid, rng, namer, blocks: list[Block], i: int, j: int)
         if free:
             free[int(rng.integers(len(free)))].corner = "fire_station"
     for b in blocks:
-        b.name = {
-            "residential": lambda: namer.village() if b.era == "village" else namer.compound(b.era == "old"),
-            "commercial": namer.commercial,
-            "education": namer.school,
-            "medical": namer.hospital,
-            "green": namer.park,
-            "industrial": namer.industrial,
-        }[b.landuse]()
+        if b.landuse == "residential":
+            b.name = namer.village() if b.era == "village" else namer.compound(b.era == "old")
+        else:
+            b.name = getattr(
+                namer,
+                {"education": "school", "medical": "hospital", "green": "park"}.get(b.landuse, b.landuse),
+            )()
 
 
-def river_outline(river: River, x0: float, x1: float, extra_x=()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def river_outline(
+    river: River, x0: float, x1: float, extra_x=()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eastings sampled every 10 m (plus extra_x, where outfalls sit on the banks) and both banks there."""
-    xs = np.unique(np.concatenate([np.linspace(x0, x1, int(np.ceil((x1 - x0) / 10)) + 1),
-                                   np.asarray(extra_x, dtype=float)]))
+    xs = np.unique(
+        np.concatenate(
+            [np.linspace(x0, x1, int(np.ceil((x1 - x0) / 10)) + 1), np.asarray(extra_x, dtype=float)]
+        )
+    )
     xs = xs[(xs >= x0) & (xs <= x1)]
     s, n = river.banks(xs)
     return xs, s, n
@@ -386,7 +487,7 @@ def riverside_strips(plan: Plan):
     for river in plan.rivers:
         top = river.ym + RIVER_ROAD_DM / 10 - road_half - 3
         bottom = river.ym - RIVER_ROAD_DM / 10 + road_half + 3
-        for a, b in zip(crossing[:-1], crossing[1:]):
+        for a, b in itertools.pairwise(crossing):
             x0 = plan.grid.ox + L.c[a] / 10 + L.width[a] / 2 + 3
             x1 = plan.grid.ox + L.c[b] / 10 - L.width[b] / 2 - 3
             xs, s, n = river_outline(river, x0, x1)

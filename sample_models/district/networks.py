@@ -11,6 +11,7 @@ outfalls on the river banks: each street stretch drains towards the nearer outfa
 stretch reached from both ends is split at a summit manhole), manholes sit at most 50 m apart, and
 inverts fall downstream by at least the minimum slope while keeping the minimum cover.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,30 +20,77 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from .layout import ART, H, K_UTILITY, LOC, V, Lines, Plan, ground_z
+from .layout import ART, K_UTILITY, LOC, Lines, Plan, V, ground_z
 
 # Utility table (CJJ 61-2017 codes): position in the street cross-section as a share of half the street
 # width (negative: west or south of the centreline), owner, node depth (m, to the centreline for pressure
 # pipes and ducts), maximum segment length (m), share of local streets served.
 UTILITIES = {
-    "water": dict(code="JS", side=-0.55, owner="驻马店市供水有限公司", depth=1.3, seg=60.0, local=1.0),
-    "sewage": dict(code="WS", side=-0.10, owner="驻马店市排水管理处", seg=50.0, local=1.0),
-    "rain": dict(code="YS", side=0.20, owner="驻马店市排水管理处", seg=50.0, local=1.0),
-    "gas": dict(code="RQ", side=0.55, owner="驻马店市燃气有限公司", depth=1.0, seg=60.0, local=0.8),
-    "heat": dict(code="RL", side=-0.35, owner="驻马店市热力有限公司", depth=1.6, seg=60.0, local=0.0),
-    "power": dict(code="DL", side=0.80, owner="国网驻马店供电公司", depth=1.2, seg=60.0, local=0.0),
-    "telecom": dict(code="TX", side=-0.80, owner="中国电信驻马店分公司", depth=0.9, seg=60.0, local=0.5),
+    "water": {
+        "code": "JS",
+        "side": -0.55,
+        "owner": "驻马店市供水有限公司",
+        "depth": 1.3,
+        "seg": 60.0,
+        "local": 1.0,
+    },
+    "sewage": {"code": "WS", "side": -0.10, "owner": "驻马店市排水管理处", "seg": 50.0, "local": 1.0},
+    "rain": {"code": "YS", "side": 0.20, "owner": "驻马店市排水管理处", "seg": 50.0, "local": 1.0},
+    "gas": {
+        "code": "RQ",
+        "side": 0.55,
+        "owner": "驻马店市燃气有限公司",
+        "depth": 1.0,
+        "seg": 60.0,
+        "local": 0.8,
+    },
+    "heat": {
+        "code": "RL",
+        "side": -0.35,
+        "owner": "驻马店市热力有限公司",
+        "depth": 1.6,
+        "seg": 60.0,
+        "local": 0.0,
+    },
+    "power": {
+        "code": "DL",
+        "side": 0.80,
+        "owner": "国网驻马店供电公司",
+        "depth": 1.2,
+        "seg": 60.0,
+        "local": 0.0,
+    },
+    "telecom": {
+        "code": "TX",
+        "side": -0.80,
+        "owner": "中国电信驻马店分公司",
+        "depth": 0.9,
+        "seg": 60.0,
+        "local": 0.5,
+    },
 }
 GRAVITY = ("rain", "sewage")
 HEAT_SECONDARY_P = 0.5  # share of secondary streets with heating mains (all arterials have them)
 # Gravity design: minimum depth to invert at the upstream end (m), minimum slope, and size by the
 # longest flow path upstream (m): circular diameter (mm) or a rectangular culvert (width, height mm).
 GRAVITY_DESIGN = {
-    "sewage": dict(min_depth=2.0, slope=0.002,
-                   sizes=[(150, 300), (400, 400), (800, 500), (1400, 600), (np.inf, 800)]),
-    "rain": dict(min_depth=1.6, slope=0.0015,
-                 sizes=[(150, 400), (400, 600), (700, 800), (900, 1000), (1300, (2000, 1500)),
-                        (np.inf, (2500, 1800))]),
+    "sewage": {
+        "min_depth": 2.0,
+        "slope": 0.002,
+        "sizes": [(150, 300), (400, 400), (800, 500), (1400, 600), (np.inf, 800)],
+    },
+    "rain": {
+        "min_depth": 1.6,
+        "slope": 0.0015,
+        "sizes": [
+            (150, 400),
+            (400, 600),
+            (700, 800),
+            (900, 1000),
+            (1300, (2000, 1500)),
+            (np.inf, (2500, 1800)),
+        ],
+    },
 }
 VALVE_FROM_JUNCTION = 10.0  # m; a valve near the start of each pressure main longer than 4x this
 MIN_PIECE = 5.0  # m; a drainage stretch is split at its summit only if both parts are at least this long
@@ -52,6 +100,7 @@ NODE_DEPTH_JITTER = 0.15  # m, +- around a pressure network's node depth
 @dataclass
 class StreetGraph:
     """Junctions (dm from the origin) of a set of streets, the street through each, and the stretches."""
+
     xy: np.ndarray  # (n, 2) int64
     vline: np.ndarray  # north-south street through each junction, -1 if none
     hline: np.ndarray
@@ -67,7 +116,9 @@ class StreetGraph:
 def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Concatenated aranges start[k] .. start[k] + count[k] - 1."""
     count = np.asarray(count, dtype=np.int64)
-    return np.repeat(np.asarray(start, dtype=np.int64) - np.cumsum(count) + count, count) + np.arange(count.sum())
+    return np.repeat(np.asarray(start, dtype=np.int64) - np.cumsum(count) + count, count) + np.arange(
+        count.sum()
+    )
 
 
 def street_graph(lines: Lines, mask: np.ndarray, extra: list[tuple[int, int]] = ()) -> StreetGraph:
@@ -155,13 +206,15 @@ def build_network(plan: Plan, utility: str, service: list[tuple[int, float]] = (
     grid, L = plan.grid, plan.lines
     spec = UTILITIES[utility]
     origin = np.array([grid.ox, grid.oy])
-    extra = [(line, int(round((t - (grid.oy if L.orient[line] == V else grid.ox)) * 10))) for line, t in service]
+    extra = [(line, round((t - (grid.oy if L.orient[line] == V else grid.ox)) * 10)) for line, t in service]
     for line, t in extra:
         if not L.a[line] < t < L.b[line]:
             raise ValueError(f"service point {t / 10} m is not on street {L.name[line]}")
     g = street_graph(L, served(plan, utility), extra)
     shift = np.round(spec["side"] * L.width / 2, 1)
-    off = np.column_stack([np.where(g.vline >= 0, shift[g.vline], 0.0), np.where(g.hline >= 0, shift[g.hline], 0.0)])
+    off = np.column_stack(
+        [np.where(g.vline >= 0, shift[g.vline], 0.0), np.where(g.hline >= 0, shift[g.hline], 0.0)]
+    )
     pos = origin + g.xy / 10.0 + off
     service_idx = [g.find(*((L.c[line], t) if L.orient[line] == V else (t, L.c[line]))) for line, t in extra]
     rng = plan.grid.rng(K_UTILITY, 100 + list(UTILITIES).index(utility))
@@ -182,9 +235,14 @@ def _stretch_attrs(utility: str, cls: np.ndarray, rng) -> dict[str, np.ndarray]:
         return np.array([options[k][int(rng.integers(len(options[k])))] for k in cls], dtype=np.int64)
 
     year = rng.integers(2000, 2024, n)
-    out = dict(shape=np.full(n, "circular", dtype=object), diameter_mm=np.zeros(n, dtype=np.int64),
-               width_mm=np.zeros(n, dtype=np.int64), height_mm=np.zeros(n, dtype=np.int64),
-               pressure_class=np.full(n, None, dtype=object), material=np.full(n, "steel", dtype=object))
+    out = {
+        "shape": np.full(n, "circular", dtype=object),
+        "diameter_mm": np.zeros(n, dtype=np.int64),
+        "width_mm": np.zeros(n, dtype=np.int64),
+        "height_mm": np.zeros(n, dtype=np.int64),
+        "pressure_class": np.full(n, None, dtype=object),
+        "material": np.full(n, "steel", dtype=object),
+    }
     if utility == "water":
         # Cast-iron mains of the 1980s-90s survive on a third of the major streets, a fifth of the others.
         old = rng.random(n) < np.where(cls < LOC, 0.35, 0.2)
@@ -244,7 +302,7 @@ def _node_type_pressure(utility, n_nodes, seg_a, seg_b, cut_types, service_nodes
     junction = "manhole" if utility in ("power", "telecom") else "junction"
     types = np.where(degree >= 3, junction, "manhole" if utility in ("power", "telecom") else "fitting")
     types = types.astype(object)
-    types[n_nodes - len(cut_types):] = cut_types
+    types[n_nodes - len(cut_types) :] = cut_types
     types[list(service_nodes)] = "fitting" if utility not in ("power", "telecom") else "manhole"
     return types
 
@@ -270,8 +328,7 @@ def _pressure(utility, pos, g: StreetGraph, attrs, rng) -> Network:
     order = np.lexsort((cut_t, cut_edge))
     new_pos, a, b, parent = _subdivide(pos, g.e0, g.e1, np.arange(ne), cut_edge[order], cut_t[order])
     allpos = np.vstack([pos, new_pos])
-    types = _node_type_pressure(utility, len(allpos), a, b, cut_type[order].astype(object),
-                                _service_nodes(g))
+    types = _node_type_pressure(utility, len(allpos), a, b, cut_type[order].astype(object), _service_nodes(g))
     ground = ground_z(allpos[:, 0], allpos[:, 1])
     depth = np.round(spec["depth"] + rng.uniform(-NODE_DEPTH_JITTER, NODE_DEPTH_JITTER, len(allpos)), 2)
     seg = {k: v[parent] for k, v in attrs.items()}
@@ -289,8 +346,14 @@ def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs, rng) -> Network:
     e0, e1, parent = g.e0.copy(), g.e1.copy(), np.arange(len(g.e0))
     # Streets crossing a river: the drain on either side ends at an outfall on the near bank.
     r0, r1 = L.river[g.hline[e0]], L.river[g.hline[e1]]
-    crossing = (L.orient[g.eline] == V) & (g.hline[e0] >= 0) & (g.hline[e1] >= 0) & (r0 >= 0) & (r0 == r1) & \
-        (g.hline[e0] != g.hline[e1])
+    crossing = (
+        (L.orient[g.eline] == V)
+        & (g.hline[e0] >= 0)
+        & (g.hline[e1] >= 0)
+        & (r0 >= 0)
+        & (r0 == r1)
+        & (g.hline[e0] != g.hline[e1])
+    )
     cross = np.flatnonzero(crossing)
     northward = pos[e0[cross], 1] < pos[e1[cross], 1]
     south, north = np.where(northward, e0[cross], e1[cross]), np.where(northward, e1[cross], e0[cross])
@@ -355,7 +418,9 @@ def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs, rng) -> Network:
         else:
             seg["diameter_mm"][m] = dim
     plastic_max = 400 if utility == "sewage" else 500
-    plastic = (seg["shape"] == "circular") & (seg["diameter_mm"] <= plastic_max) & (seg["install_year"] >= 2005)
+    plastic = (
+        (seg["shape"] == "circular") & (seg["diameter_mm"] <= plastic_max) & (seg["install_year"] >= 2005)
+    )
     seg["material"] = np.where(plastic, "PVC-U", "concrete").astype(object)
     types = np.full(len(pos), "manhole", dtype=object)
     types[outfalls] = "outlet"

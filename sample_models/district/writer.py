@@ -1,8 +1,9 @@
 """Chunked GeoPackage layer writer over pyogrio's numpy API (no geopandas, bounded memory)."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyogrio.raw
@@ -10,7 +11,7 @@ import shapely
 
 from .layout import CRS
 
-CHUNK_FEATURES = 20_000  # features buffered per layer before they are appended to the file
+CHUNK_FEATURES = 100_000  # features buffered per layer before they are appended (appends cost more per row)
 
 
 class LayerWriter:
@@ -19,8 +20,14 @@ class LayerWriter:
     fields: name -> 'str' | 'int' | 'float'. Nulls: None in a str column, NaN in an int or float column.
     """
 
-    def __init__(self, path: Path, layer: str, geometry_type: str, fields: dict[str, str],
-                 progress: Callable[[str, int], None] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        layer: str,
+        geometry_type: str,
+        fields: dict[str, str],
+        progress: Callable[[str, int], None] | None = None,
+    ):
         self.path, self.layer, self.geometry_type, self.fields = path, layer, geometry_type, fields
         self.progress = progress
         self.count = 0
@@ -37,7 +44,9 @@ class LayerWriter:
             raise ValueError(f"{self.layer}: columns {sorted(cols)} != fields {sorted(self.fields)}")
         self._geoms.append(shapely.to_wkb(geoms))
         for k, v in cols.items():
-            self._cols[k].append(np.broadcast_to(np.asarray(v, dtype=object if self.fields[k] == "str" else None), (n,)))
+            self._cols[k].append(
+                np.broadcast_to(np.asarray(v, dtype=object if self.fields[k] == "str" else None), (n,))
+            )
         self._buffered += n
         self.count += n
         if self._buffered >= CHUNK_FEATURES:
@@ -61,8 +70,18 @@ class LayerWriter:
             data.append(v)
             masks.append(mask)
         geoms = np.concatenate(self._geoms) if self._geoms else np.array([], dtype=object)
-        pyogrio.raw.write(str(self.path), geoms, data, list(self.fields), field_mask=masks, layer=self.layer,
-                          driver="GPKG", geometry_type=self.geometry_type, crs=CRS, append=self._written)
+        pyogrio.raw.write(
+            str(self.path),
+            geoms,
+            data,
+            list(self.fields),
+            field_mask=masks,
+            layer=self.layer,
+            driver="GPKG",
+            geometry_type=self.geometry_type,
+            crs=CRS,
+            append=self._written,
+        )
         self._written = True
         self._geoms, self._cols, self._buffered = [], {k: [] for k in self.fields}, 0
         if self.progress:
