@@ -1,0 +1,17 @@
+"""The features and BIM API under /api: OGC API - Features (Parts 1-3), building detail, objects, search.
+
+`router` is included by services.app; `install_problem_handlers` renders every error of the app
+as application/problem+json.
+"""
+from fastapi import APIRouter
+
+from . import bim, features
+from .problems import install as install_problem_handlers
+
+router = APIRouter(prefix="/api")
+# the landing page is /api itself, which an included router cannot declare (empty prefix and path)
+router.add_api_route("", features.landing, methods=["GET"], summary="Landing page", tags=["OGC API - Features"])
+router.include_router(features.router)
+router.include_router(bim.router)
+
+__all__ = ["router", "install_problem_handlers"]
