@@ -322,6 +322,31 @@ def qa(dataset: str = typer.Argument(..., help="Dataset name, as `cim datasets` 
 # ---------------------------------------------------------------- import ifc (issue 5)
 
 # ---------------------------------------------------------------- tiles (issue 6)
+@tiles_app.command("build")
+def tiles_build(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder of the static tileset (tileset.json + one per layer)."),
+    layer: list[str] = typer.Option(None, "--layer", "-l", help="Layer(s) to build: buildings, bim, pipes "
+                                                                  "(default: all)."),
+    incremental: bool = typer.Option(False, "--incremental", help="Rebuild only the tiles that imports since the "
+                                                                   "last build into OUT touched."),
+):
+    """Write a static 3D Tiles 1.1 tileset of the database, for any static host or CDN.
+
+    Example: cim tiles build --out ./tiles && cim tiles build --layer pipes --out ./tiles
+    """
+    from services.tiles import LAYERS, build
+
+    layers = tuple(layer) if layer else LAYERS
+    with progress_bar(None, "tiles") as advance:
+        report = build(out, layers, incremental=incremental, progress=advance)
+    t = Table("layer", "features", "tiles", "rebuilt", "bytes", "bytes/feature", "seconds")
+    for r in report.layers:
+        per = f"{r.content_bytes / r.features:.0f}" if r.features and not r.skipped else ""
+        t.add_row(r.layer, str(r.features), str(r.tiles), "unchanged" if r.skipped else str(r.rebuilt),
+                  f"{r.bytes:,}", per, f"{r.seconds:.1f}")
+    console.print(t)
+    console.print(f"{out / 'tileset.json'} (vertical offset {report.vertical_offset:+.2f} m)")
+
 
 # ---------------------------------------------------------------- serve, keys (issue 7)
 

@@ -291,15 +291,15 @@ def client(db, tmp_path, monkeypatch):
     service.reset()
 
 
-def test_service_etag_gzip_and_incremental_rebuild(db, client, tmp_path):
+def test_service_etag_gzip_and_incremental_rebuild(db, client, monkeypatch):
     buildings(n=64, engine=db)
     pipes(engine=db)
     from services.tiles import service
-    service.OPTIONS = SMALL
+    monkeypatch.setattr(service, "OPTIONS", SMALL)
     r = client.get("/tiles/tileset.json", headers={"accept-encoding": "gzip"})
     assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
     assert r.json()["asset"]["version"] == "1.1"
-    assert "max-age" in r.headers["cache-control"]
+    assert r.headers["cache-control"] == "public, no-cache"
     assert client.get("/tiles/tileset.json", headers={"if-none-match": r.headers["etag"]}).status_code == 304
     ts = client.get("/tiles/buildings/tileset.json").json()
     tiles = {}
@@ -316,7 +316,7 @@ def test_service_etag_gzip_and_incremental_rebuild(db, client, tmp_path):
     for key, uri in tiles.items():
         resp = client.get(f"/tiles/buildings/{uri}")
         assert resp.status_code == 200 and resp.content[:4] == b"glTF"
-        assert resp.headers["content-type"] == "model/gltf-binary"
+        assert resp.headers["content-type"] == "model/gltf-binary" and "max-age" in resp.headers["cache-control"]
         etags[key] = resp.headers["etag"]
     assert client.get(f"/tiles/buildings/{tiles['0/0/0']}",
                       headers={"if-none-match": etags["0/0/0"]}).status_code == 304
@@ -362,3 +362,19 @@ def test_service_unknown_layer_and_file(client, db):
     assert client.get("/tiles/roads/tileset.json").status_code == 404
     assert client.get("/tiles/buildings/9/9/9.glb").status_code == 404
     assert client.get("/tiles/buildings/..%2F..%2Fstate.json").status_code == 404
+
+
+def test_cli_tiles_build(db, cli_env, tmp_path):
+    district(db)
+    cli_env = {**cli_env, "COLUMNS": "200"}
+    cim = str(Path(__file__).parent.parent / ".venv" / "bin" / "cim")
+    r = subprocess.run([cim, "tiles", "build", "--layer", "buildings", "--layer", "pipes", "--out", str(tmp_path)],
+                       env=cli_env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "buildings" in r.stdout and "pipes" in r.stdout and "vertical offset -52.00 m" in r.stdout
+    root = json.loads((tmp_path / "tileset.json").read_text())
+    assert [c["content"]["uri"] for c in root["root"]["children"]] == ["buildings/tileset.json", "pipes/tileset.json"]
+    assert root["extras"]["vertical_offset"] == -52.0
+    bad = subprocess.run([cim, "tiles", "build", "--layer", "roads", "--out", str(tmp_path)], env=cli_env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("error: unknown tile layer 'roads'")

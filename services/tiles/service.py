@@ -1,0 +1,157 @@
+"""The /tiles router: 3D Tiles 1.1 from a tile cache on disk ($CIM_HOME/tiles), kept up to date.
+
+At most once a second a request checks the change_log; when imports landed since the cache's last
+build, the cache is brought up to date incrementally (only tiles whose quad a change touched are
+re-encoded, so every other tile keeps its bytes and its ETag). One build runs at a time, also across
+processes (a file lock). Responses carry a strong ETag (hash of the bytes) and Cache-Control;
+If-None-Match answers 304; JSON is gzip-compressed for clients that accept it.
+"""
+from __future__ import annotations
+
+import fcntl
+import gzip
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from cim_core.db import get_engine
+from cim_core.errors import InputError
+from cim_core.settings import get_settings
+
+from .builder import BuildReport, TreeOptions, _read_json, build, etag_of, last_change_id
+from .source import LAYERS
+
+router = APIRouter(prefix="/tiles", tags=["3D Tiles"])
+
+CHECK_INTERVAL_S = 1.0
+JSON_CACHE = "public, no-cache"          # revalidate every time: a 304 is cheap, stale trees are not
+CONTENT_CACHE = "public, max-age=60"     # content URLs are stable per quad; ETag revalidates after a minute
+OPTIONS: TreeOptions | None = None       # tree options of the cache's builds (tests make small trees)
+
+
+@dataclass
+class _Entry:
+    stamp: tuple[int, int]
+    data: bytes
+    gz: bytes | None
+    etag: str
+
+
+class _Cache:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.checked = 0.0
+        self.report: BuildReport | None = None
+        self.files: dict[Path, _Entry] = {}
+
+
+_cache = _Cache()
+
+
+def cache_dir() -> Path:
+    return Path(get_settings().home).absolute() / "tiles"
+
+
+def reset() -> None:
+    """Forget in-process state (the settings or the database changed)."""
+    global _cache
+    _cache = _Cache()
+
+
+def reset_clock() -> None:
+    """Make the next request check the change_log at once."""
+    _cache.checked = 0.0
+
+
+def last_report() -> BuildReport | None:
+    return _cache.report
+
+
+def refresh(force: bool = False) -> BuildReport | None:
+    """Bring the tile cache up to date with the database; returns the build report, None if it was fresh."""
+    out = cache_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    engine = get_engine()
+    with _cache.lock, open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker process may be building the same cache
+        state = _read_json(out / "state.json")
+        with engine.connect() as conn:
+            current = last_change_id(conn)
+        if not force and state and state["change_id"] >= current and (out / "tileset.json").exists():
+            return None
+        report = build(out, engine=engine, incremental=True, opts=OPTIONS)
+        _cache.report = report
+        return report
+
+
+async def _fresh() -> None:
+    now = time.monotonic()
+    if now - _cache.checked < CHECK_INTERVAL_S:
+        return
+    _cache.checked = now
+    try:
+        await run_in_threadpool(refresh)
+    except InputError as exc:  # nothing to tile yet
+        raise HTTPException(404, str(exc)) from None
+
+
+def _load(path: Path, compress: bool) -> _Entry:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise HTTPException(404, "no such tile") from None
+    stamp = (st.st_mtime_ns, st.st_size)
+    entry = _cache.files.get(path)
+    if entry is None or entry.stamp != stamp:
+        data = path.read_bytes()
+        entry = _Entry(stamp, data, gzip.compress(data, 6) if compress else None, f'"{etag_of(data)}"')
+        if len(_cache.files) > 20_000:  # bounded: a big cache is served from the OS page cache instead
+            _cache.files.clear()
+        _cache.files[path] = entry
+    return entry
+
+
+def _serve(request: Request, path: Path, media_type: str, cache_control: str, is_json: bool) -> Response:
+    entry = _load(path, is_json)
+    headers = {"ETag": entry.etag, "Cache-Control": cache_control}
+    if is_json:
+        headers["Vary"] = "Accept-Encoding"
+    if request.headers.get("if-none-match") in (entry.etag, f"W/{entry.etag}"):
+        return Response(status_code=304, headers=headers)
+    if entry.gz is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(entry.gz, media_type=media_type, headers=headers)
+    return Response(entry.data, media_type=media_type, headers=headers)
+
+
+def _layer_dir(layer: str) -> Path:
+    if layer not in LAYERS:
+        raise HTTPException(404, f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
+    return cache_dir() / layer
+
+
+@router.get("/tileset.json", summary="Root tileset: every layer as an external tileset")
+async def root_tileset(request: Request) -> Response:
+    await _fresh()
+    return _serve(request, cache_dir() / "tileset.json", "application/json", JSON_CACHE, True)
+
+
+@router.get("/{layer}/tileset.json", summary="Tileset of one layer: buildings, bim or pipes")
+async def layer_tileset(layer: str, request: Request) -> Response:
+    folder = _layer_dir(layer)
+    await _fresh()
+    return _serve(request, folder / "tileset.json", "application/json", JSON_CACHE, True)
+
+
+@router.get("/{layer}/{level}/{x}/{name}", summary="glb content of one tile")
+async def content(layer: str, level: str, x: str, name: str, request: Request) -> Response:
+    folder = _layer_dir(layer)
+    stem, _, ext = name.partition(".")
+    if ext != "glb" or not (stem.isdigit() and level.isdigit() and x.isdigit()):  # also keeps paths inside
+        raise HTTPException(404, "no such tile")
+    await _fresh()
+    return _serve(request, folder / level / x / name, "model/gltf-binary", CONTENT_CACHE, False)
