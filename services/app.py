@@ -6,13 +6,18 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from services.api import install_problem_handlers
+from services.api import router as api_router
 from services.tiles.service import router as tiles_router
 
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="CIM platform", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="CIM platform", version="1", docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json")
+    install_problem_handlers(app)
+    app.include_router(api_router)
     app.include_router(tiles_router)
     # Routers are added here as they land: services.api (under /api), services.tiles (under /tiles),
     # and the viewer's static files at /.
