@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import ifcopenshell
 import ifcopenshell.geom
 import ifcopenshell.util.element
+import ifcopenshell.util.placement
 import ifcopenshell.util.unit
 import numpy as np
 import shapely
@@ -66,6 +68,10 @@ def _open(path: Path) -> ifcopenshell.file:
         return ifcopenshell.open(str(path))
     except ifcopenshell.Error as exc:
         detail = str(exc).removesuffix(", check logs")
+        # the parser's log says where: "[error] [time] token -1.#INF at offset 806 invalid valid token"
+        errors = [ln for ln in ifcopenshell.get_log().splitlines() if ln.startswith("[error]")]
+        if errors:
+            detail += ": " + re.sub(r"^\[error\] \[[^]]*\] ", "", errors[-1]).replace(" invalid valid token", "")
         raise InputError(f"{path}: not a readable IFC file: {detail}") from None
     except (OSError, RuntimeError, ValueError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
@@ -191,6 +197,46 @@ def _profile_mm(product, unit_m: float) -> dict:
             if item.is_a("IfcSweptDiskSolid"):
                 return {"shape": "circular", "diameter_mm": 2 * item.Radius * unit_m * 1000}
     return {}
+
+
+def _curve_points(curve) -> np.ndarray | None:
+    """Vertices of a polyline-like curve in its own coordinates (arcs of indexed curves kept as chords)."""
+    if curve is None:
+        return None
+    if curve.is_a("IfcPolyline"):
+        pts = [tuple(pt.Coordinates) for pt in curve.Points]
+    elif curve.is_a("IfcIndexedPolyCurve"):
+        pts = [tuple(c) for c in curve.Points.CoordList]
+    else:
+        return None
+    xyz = np.zeros((len(pts), 3))
+    for i, pt in enumerate(pts):
+        xyz[i, :len(pt)] = pt
+    return xyz if len(xyz) >= 2 else None
+
+
+def _position(axis2placement) -> np.ndarray:
+    return np.eye(4) if axis2placement is None else ifcopenshell.util.placement.get_axis2placement(axis2placement)
+
+
+def _directrix(product, unit_m: float) -> np.ndarray | None:
+    """A segment's modelled centre line in world metres: its Axis curve or its swept solid's directrix."""
+    if product.Representation is None or product.ObjectPlacement is None:
+        return None
+    reps = sorted(product.Representation.Representations, key=lambda r: r.RepresentationIdentifier != "Axis")
+    for rep in reps:
+        for item in rep.Items:
+            if rep.RepresentationIdentifier == "Axis":
+                local, pos = _curve_points(item), np.eye(4)
+            elif item.is_a("IfcSweptDiskSolid") or hasattr(item, "Directrix"):
+                local, pos = _curve_points(item.Directrix), _position(getattr(item, "Position", None))
+            else:
+                continue
+            if local is None:
+                continue
+            m = ifcopenshell.util.placement.get_local_placement(product.ObjectPlacement) @ pos
+            return (local @ m[:3, :3].T + m[:3, 3]) * unit_m
+    return None
 
 
 def _axis(v: np.ndarray) -> np.ndarray:
@@ -325,10 +371,11 @@ class _Reader:
         dn = _diameter_mm(psets, self.unit_m)
         if dn is not None:
             section = {"shape": "circular", "diameter_mm": dn}
-        line = _axis(v)
+        line = _directrix(p, self.unit_m)
+        line = self.placement.apply(line) if line is not None else _axis(v)
         seg = PipeSegment(utility=utility or "unknown", centerline=line, **section)
         if seg.diameter_mm:
-            seg.start_invert, seg.end_invert = (float(z) - seg.diameter_mm / 2000 for z in line[:, 2])
+            seg.start_invert, seg.end_invert = (float(line[i, 2]) - seg.diameter_mm / 2000 for i in (0, -1))
         return seg
 
     def _mesh(self, geom) -> tuple[Mesh, np.ndarray]:
@@ -470,6 +517,5 @@ def import_files(paths, *, workers: int = 1, force: bool = False,
     if len(files) > 1 and options.get("dataset"):
         raise InputError("--dataset names one dataset; with several files each is named after its file")
     element_progress = options.pop("element_progress", None)
-    if workers <= 1:
-        options["progress"] = element_progress
-    return import_many(import_file, files, workers=workers, force=force, progress=progress, **options)
+    one = partial(import_file, progress=element_progress) if workers <= 1 and element_progress else import_file
+    return import_many(one, files, workers=workers, force=force, progress=progress, **options)

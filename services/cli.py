@@ -320,6 +320,84 @@ def qa(dataset: str = typer.Argument(..., help="Dataset name, as `cim datasets` 
 
 
 # ---------------------------------------------------------------- import ifc (issue 5)
+def _ifc_at(value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        at = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        at = ()
+    if len(at) not in (2, 3):
+        raise typer.BadParameter(f"--at wants E,N or E,N,H in metres, e.g. 501800,3649500,75; got {value!r}")
+    return at
+
+
+@import_app.command("ifc")
+def import_ifc(files: list[str] = typer.Argument(..., help="IFC files (IFC2X3, IFC4, IFC4X3), folders or globs."),
+               dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the file's stem); "
+                                                                   "one file only."),
+               crs: str = typer.Option(None, "--crs", help="CRS of the model's map coordinates when the file does "
+                                                           "not name one (or of --at), e.g. EPSG:4547."),
+               at: str = typer.Option(None, "--at", help="E,N[,H]: put the model's origin there (storage CRS, or "
+                                                         "--crs); overrides the file's georeference."),
+               rotation: float = typer.Option(None, "--rotation", help="With --at: degrees counter-clockwise from "
+                                                                        "grid east to the model's x axis."),
+               workers: int = typer.Option(1, "--workers", help="Files imported in parallel processes."),
+               force: bool = typer.Option(False, "--force", help="Re-import files already loaded.")):
+    """Import IFC building models: site, buildings, storeys, spaces and elements with their property sets,
+    materials and meshes, placed by the file's IfcMapConversion, ePSet_MapConversion or IfcSite reference
+    (or by --at). Buildings get a footprint and height range; pipe segments enter the pipe network.
+
+    Example: cim import ifc models/*.ifc --workers 2
+    """
+    from cim_core.errors import InputError
+    from importers import ifc
+    from importers.common import expand_sources
+
+    paths = expand_sources(files, ifc.SUFFIXES)
+    if not paths:
+        raise InputError(f"{', '.join(files)}: no .ifc file found")
+    if dataset and len(paths) > 1:
+        raise InputError(f"--dataset names one dataset, but {len(paths)} files were given")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[objects]} objects"), TimeElapsedColumn(),
+                  console=err_console, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("importing IFC files", total=len(paths), objects=0)
+        objects = [0]
+
+        def per_object(n: int) -> None:
+            objects[0] += n
+            bar.update(task, objects=objects[0])
+
+        def per_file(r) -> None:
+            if workers > 1:  # objects are counted in the worker processes
+                objects[0] += sum(r.counts.values())
+            bar.update(task, advance=1, objects=objects[0])
+
+        results = ifc.import_files([str(p) for p in paths], workers=workers, force=force, progress=per_file,
+                                   element_progress=per_object, dataset=dataset, crs=crs, at=_ifc_at(at),
+                                   rotation=rotation)
+    failed = [r for r in results if r.error]
+    if len(results) == 1 and failed:
+        raise InputError(failed[0].error)
+    t = Table("file", "dataset", "georeference", "objects", "failed elements", "status")
+    for r in results:
+        status = "failed" if r.error else "skipped (already loaded; --force re-imports)" \
+            if r.skipped else "replaced" if r.replaced else "imported"
+        geo = r.report.get("georef", {})
+        method = "\n".join([f"{geo['method']} -> {geo['crs']}", *geo.get("notes", [])]) if geo else ""
+        bad = r.report.get("failed", [])
+        failed_text = "\n".join([str(r.report.get("failed_count", "")), *(f"{f['ifc_class']} {f['GlobalId']}"
+                                                                        for f in bad[:5])][:6])
+        order = ("building", "storey", "space", "element", "pipe_segment", "site")
+        counts = ", ".join(f"{r.counts[k]} {k}" for k in order if r.counts.get(k))
+        t.add_row(Path(r.path).name, r.dataset, method, counts, failed_text, status)
+    console.print(t)
+    for r in failed:
+        err_console.print(f"failed: {r.error}", markup=False, highlight=False)
+    if failed:
+        raise InputError(f"{len(failed)} of {len(results)} files failed")
+
 
 # ---------------------------------------------------------------- tiles (issue 6)
 @tiles_app.command("build")
@@ -349,6 +427,96 @@ def tiles_build(
 
 
 # ---------------------------------------------------------------- serve, keys (issue 7)
+@app.command("serve")
+def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 to share on the network."),
+          port: int = typer.Option(8000, help="Port to listen on."),
+          workers: int = typer.Option(1, min=1, help="Worker processes (each with its own connection pool).")):
+    """Serve the features API (/api), the 3D tiles (/tiles) and the viewer (/) with uvicorn.
+
+    Example: cim serve --port 8000 --workers 2
+    """
+    import uvicorn
+
+    engine = cdb.get_engine()  # start and migrate the database once, before the workers fork
+    console.print(f"database: {cdb.describe_url(engine.url.render_as_string())}; "
+                  f"serving http://{host}:{port}/api (OpenAPI docs at /api/docs)")
+    uvicorn.run("services.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")
+
+
+@keys_app.command("create")
+def keys_create(role: str = typer.Option(..., help="Role of the key: `cim keys roles` lists them."),
+                name: str = typer.Option(None, help="A label, e.g. who holds the key.")):
+    """Create an API key for a role. The key is printed once; only its hash is stored.
+
+    Example: cim keys create --role water --name "water utility GIS"
+    """
+    from services import auth
+
+    key_id, token = auth.create_key(role, name)
+    console.print(f"key {key_id} for role {role}" + (f" ({name})" if name else "") + ": store it now, "
+                  "it cannot be shown again")
+    print(token)
+
+
+@keys_app.command("list")
+def keys_list():
+    """List API keys (id, label, role, first characters, when created, last used, revoked).
+
+    Example: cim keys list
+    """
+    from services import auth
+
+    t = Table("id", "name", "role", "key", "created", "last used", "revoked")
+    fmt = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else ""  # noqa: E731
+    for k in auth.list_keys():
+        t.add_row(str(k["id"]), k["name"] or "", k["role"], k["prefix"] + "...", fmt(k["created_at"]),
+                  fmt(k["last_used_at"]), fmt(k["revoked_at"]) and f"revoked {fmt(k['revoked_at'])}")
+    console.print(t)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int = typer.Argument(..., help="Id of the key, from `cim keys list`.")):
+    """Revoke an API key: it is refused from the next request on.
+
+    Example: cim keys revoke 3
+    """
+    from services import auth
+
+    auth.revoke_key(key_id)
+    console.print(f"revoked key {key_id}")
+
+
+@keys_app.command("roles")
+def keys_roles():
+    """List roles and the layers each may read beyond the public ones ('*' is every layer).
+
+    Example: cim keys roles
+    """
+    from services import auth
+
+    t = Table("role", "grants", "description")
+    for r in auth.list_roles():
+        t.add_row(r["name"], ", ".join(r["grants"]) or "(public layers only)", r["description"])
+    console.print(t)
+
+
+@keys_app.command("audit")
+def keys_audit(limit: int = typer.Option(50, help="How many of the latest entries."),
+               layer: str = typer.Option(None, help="Only this layer, e.g. pipes_water.")):
+    """Show who read restricted layers (and who was refused), latest first.
+
+    Example: cim keys audit --layer pipes_water --limit 20
+    """
+    from services import auth
+
+    t = Table("when", "key", "role", "layer", "object", "status", "client", "request")
+    for a in auth.audit_entries(limit, layer):
+        key = f"{a['key_id']} {a['key_name'] or ''}".strip() if a["key_id"] else "anonymous"
+        t.add_row(a["at"].strftime("%Y-%m-%d %H:%M:%S"), key, a["role"], a["layer"], str(a["object_id"] or ""),
+                  str(a["status"]), a["client"] or "", a["path"])
+    console.print(t)
+
 
 # ---------------------------------------------------------------- demo (issue 8)
 def _manifest_imports(manifest_path: Path) -> list[tuple[str, Path, dict]]:
