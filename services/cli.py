@@ -177,6 +177,133 @@ def sample_generate(out: Path = typer.Option(..., "--out", help="Folder to write
 
 
 # ---------------------------------------------------------------- import gis, cityjson (issue 4)
+def _import_sources(module, files: list[str], what: str, *, dataset: str | None, workers: int, force: bool,
+                    describe, **options) -> None:
+    """Shared by `import gis` and `import cityjson`: one progress bar, a summary table, failures at the end.
+
+    describe(result) -> notes for the table's last column."""
+    from cim_core.errors import InputError
+    from importers.common import expand_sources
+
+    paths = expand_sources(files, module.SUFFIXES)
+    if not paths:
+        raise InputError(f"{', '.join(files)}: no {what} file found")
+    if dataset and len(paths) > 1:
+        raise InputError(f"--dataset names one dataset, but {len(paths)} files were given")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[objects]} objects"), TimeElapsedColumn(),
+                  console=err_console, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task(f"importing {what}", total=len(paths), objects=0)
+        objects = [0]
+
+        def per_object(n: int) -> None:
+            objects[0] += n
+            bar.update(task, objects=objects[0])
+
+        if len(paths) == 1:  # one file: count its objects as they are written
+            try:
+                results = [module.import_file(paths[0], dataset=dataset, force=force, progress=per_object,
+                                              **options)]
+            finally:
+                bar.update(task, advance=1)
+        else:
+            def per_file(r) -> None:
+                objects[0] += sum(v for k, v in r.counts.items() if k != "qa_findings")
+                bar.update(task, advance=1, objects=objects[0])
+
+            results = module.import_files([str(p) for p in paths], workers=workers, force=force,
+                                          progress=per_file, dataset=dataset, **options)
+    failed = [r for r in results if r.error]
+    t = Table("file", "dataset", "objects", "notes", "status")
+    for r in results:
+        status = "failed" if r.error else "skipped (already loaded; --force re-imports)" \
+            if r.skipped else "replaced" if r.replaced else "imported"
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()))
+        t.add_row(Path(r.path).name, r.dataset, counts, r.error or describe(r), status)
+    console.print(t)
+    if failed:
+        raise InputError(f"{len(failed)} of {len(results)} files failed")
+
+
+def _gis_notes(r) -> str:
+    rep, notes = r.report, []
+    if rep.get("layer"):
+        notes.append(f"layer {rep['layer']} as {rep.get('kind')}")
+    h = rep.get("height")
+    if h:
+        notes.append(f"heights: {h['from_field']} from {h['field'] or '-'}, {h['from_floors']} from floors, "
+                     f"{h['default']} default {h['default_height']:g} m")
+    if rep.get("repaired"):
+        notes.append(f"{rep['repaired']} invalid geometries repaired")
+    if rep.get("no_geometry"):
+        notes.append(f"{rep['no_geometry']} without geometry (kept)")
+    if rep.get("unusable_geometry"):
+        notes.append(f"{rep['unusable_geometry']['count']} with nothing usable left after repair (kept, no mesh)")
+    if rep.get("crs_overridden"):
+        notes.append(f"CRS {rep['crs_overridden']}")
+    if rep.get("qa"):
+        notes.append("QA: " + ", ".join(f"{k} {v}" for k, v in sorted(rep["qa"].items())))
+    return "\n".join(notes)
+
+
+@import_app.command("gis")
+def import_gis(files: list[str] = typer.Argument(..., help="GeoJSON, Shapefile, GeoPackage or any file GDAL reads; "
+                                                           "folders or globs for many."),
+               layer: str = typer.Option(None, "--layer", help="Layer to import (needed when a file has several)."),
+               kind: str = typer.Option(None, "--as", help="buildings|roads|landuse|water|green|facilities|pipes|"
+                                                           "pipe-nodes (default: guessed from the layer name)."),
+               crs: str = typer.Option(None, "--crs", help="Source CRS when the file has none, e.g. EPSG:4490; "
+                                                           "overrides the file's."),
+               height_field: str = typer.Option(None, "--height-field", help="Building height field (m above "
+                                                                             "ground); default: auto-detected."),
+               floors_field: str = typer.Option(None, "--floors-field", help="Floor count field, used where there "
+                                                                             "is no height (x CIM_STOREY_HEIGHT)."),
+               dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the file's stem, plus "
+                                                                   "the layer for multi-layer files)."),
+               workers: int = typer.Option(1, "--workers", help="Files imported in parallel processes."),
+               force: bool = typer.Option(False, "--force", help="Re-import files already loaded.")):
+    """Import GIS layers: buildings become closed LOD1 solids extruded from the ground to their height, other
+    polygons flat surfaces, roads and rivers with a width field a ribbon; every attribute is kept. Pipe
+    layers build the pipe network.
+
+    Example: cim import gis district.gpkg --layer buildings --as buildings --height-field height_m
+    """
+    from importers import gis
+
+    _import_sources(gis, files, "GIS layers", dataset=dataset, workers=workers, force=force, describe=_gis_notes,
+                    layer=layer, kind=kind, crs=crs, height_field=height_field, floors_field=floors_field)
+
+
+def _cityjson_notes(r) -> str:
+    rep, notes = r.report, []
+    if rep.get("version"):
+        notes.append(f"CityJSON {rep['version']}{' (sequence)' if rep.get('sequence') else ''}, "
+                     f"CRS {rep.get('crs')}")
+    if rep.get("lod"):
+        notes.append("LoD " + ", ".join(f"{k}: {v}" for k, v in sorted(rep["lod"].items())))
+    if rep.get("skipped_types"):
+        notes.append("not imported: " + ", ".join(f"{k} {v}" for k, v in sorted(rep["skipped_types"].items())))
+    return "\n".join(notes)
+
+
+@import_app.command("cityjson")
+def import_cityjson(files: list[str] = typer.Argument(..., help="CityJSON 1.1/2.0 (.city.json, .json) or "
+                                                                "CityJSONSeq (.jsonl) files, folders or globs."),
+                    crs: str = typer.Option(None, "--crs", help="Source CRS when the file names none, e.g. "
+                                                                "EPSG:7415; overrides the file's."),
+                    dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the file's stem)."),
+                    workers: int = typer.Option(1, "--workers", help="Files imported in parallel processes."),
+                    force: bool = typer.Option(False, "--force", help="Re-import files already loaded.")):
+    """Import CityJSON buildings and building parts: the highest LoD geometry of each, with roof, wall and
+    ground surfaces as materials, attributes, and parts linked to their building.
+
+    Example: cim import cityjson rotterdam.city.json --crs EPSG:7415
+    """
+    from importers import cityjson
+
+    _import_sources(cityjson, files, "CityJSON", dataset=dataset, workers=workers, force=force,
+                    describe=_cityjson_notes, crs=crs)
+
 
 # ---------------------------------------------------------------- import pipes, epanet, swmm (issue 4)
 def _offset(value: str | None) -> tuple[float, float] | None:

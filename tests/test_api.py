@@ -425,7 +425,8 @@ def test_pipe_tiles_need_a_role(client, city):
 
 def test_keys_cli(cli_env, db):
     def cim(*args):
-        return subprocess.run([".venv/bin/cim", "keys", *args], capture_output=True, text=True, env=cli_env,
+        return subprocess.run([".venv/bin/cim", "keys", *args], capture_output=True, text=True,
+                              env={**cli_env, "COLUMNS": "200"},
                               cwd=str(__import__("pathlib").Path(__file__).parent.parent))
     made = cim("create", "--role", "water", "--name", "field crew")
     assert made.returncode == 0, made.stderr
@@ -437,5 +438,5 @@ def test_keys_cli(cli_env, db):
     with db.connect() as c:
         key_id = c.scalar(sa.text("select id from api_keys"))
     assert cim("revoke", str(key_id)).returncode == 0
-    assert "revoked" in cim("list").stdout
+    assert "revoked 20" in cim("list").stdout
     assert cim("revoke", "9999").returncode == 1
