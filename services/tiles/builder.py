@@ -60,6 +60,7 @@ class TreeOptions:
     parent_features: int = 5_000
     parent_triangles: int = 100_000
     max_depth: int = 16
+    meshopt: bool = True  # EXT_meshopt_compression on top of quantisation: about 3x smaller content
 
 
 @dataclass
@@ -224,7 +225,7 @@ def generalise(gen: Generaliser, feats: list[Feature], opts: TreeOptions) -> tup
 
 
 # ---------------------------------------------------------------- content
-def encode(items: list[Item], layer: str, frame: np.ndarray, srid: int, offset: float):
+def encode(items: list[Item], layer: str, frame: np.ndarray, srid: int, offset: float, meshopt: bool = True):
     """(glb bytes, region [w, s, e, n, hmin, hmax] in radians/metres, quantisation step in metres)."""
     cls_name, props = CLASSES[layer]
     counts = np.array([len(it.vertices) for it in items])
@@ -246,7 +247,7 @@ def encode(items: list[Item], layer: str, frame: np.ndarray, srid: int, offset: 
             prims.append(glb.Primitive(local, sel, feature, color, name=f"{layer}-{k}", double_sided=double))
     table = {name: (kind, [(it.row.get("uid") if name == "global_id" else it.row.get(name)) for it in items])
              for name, kind in props}
-    data = glb.write_glb(prims, cls_name, table, len(items), DESCRIPTIONS)
+    data = glb.write_glb(prims, cls_name, table, len(items), DESCRIPTIONS, meshopt=meshopt)
     lon, lat = to_lonlat(srid, verts[:, 0], verts[:, 1])
     step = float(np.ptp(local, axis=0).max()) / 65535
     pad = EPS_M + step
@@ -352,7 +353,7 @@ class LayerBuilder:
             items, error = generalise(self.gen, feats, self.opts)
         tile: dict[str, Any] = {}
         if items:
-            data, region, step = encode(items, self.layer, world, self.srid, self.offset)
+            data, region, step = encode(items, self.layer, world, self.srid, self.offset, self.opts.meshopt)
             uri = f"{key}.glb"
             _write_if_changed(self.dir / uri, data)
             self.contents.add(uri)

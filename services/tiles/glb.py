@@ -13,11 +13,14 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+import meshoptimizer
 import numpy as np
 import orjson
 
 VERTEX_DTYPE = np.dtype([("p", "<u2", 3), ("_p", "<u2"), ("n", "i1", 3), ("_n", "i1"), ("f", "<u2"), ("_f", "<u2")])
 assert VERTEX_DTYPE.itemsize == 16
+# EXT_meshopt_compression defines vertex codec version 0 (newer meshoptimizer may default to 1)
+meshoptimizer.encode_vertex_version(0)
 MAX_FEATURES = 65535  # _FEATURE_ID_0 is uint16 (UNSIGNED_INT is not allowed for vertex attributes)
 
 # Metadata property types: (schema type, componentType, numpy dtype, noData)
@@ -69,6 +72,26 @@ class _Buffer:
         self.chunks: list[bytes] = []
         self.size = 0
         self.views: list[dict] = []
+        self.fallback = 0  # byte length of the data that EXT_meshopt_compression views decode to
+
+    def add_meshopt(self, raw: np.ndarray, count: int, stride: int, mode: str, target: int) -> int:
+        """A view whose data is stored meshopt-encoded; the decoder restores `raw` into the fallback buffer."""
+        if mode == "ATTRIBUTES":
+            enc = meshoptimizer.encode_vertex_buffer(raw, count, stride)
+        else:
+            enc = meshoptimizer.encode_index_buffer(raw.astype(np.uint32).ravel(), count, int(raw.max()) + 1)
+        data = _pad(enc)
+        ext = {"buffer": 0, "byteOffset": self.size, "byteLength": len(enc), "byteStride": stride, "count": count,
+               "mode": mode}
+        view = {"buffer": 1, "byteOffset": self.fallback, "byteLength": count * stride, "target": target,
+                "extensions": {"EXT_meshopt_compression": ext}}
+        if mode == "ATTRIBUTES":
+            view["byteStride"] = stride
+        self.fallback += count * stride + (-(count * stride) % 8)
+        self.chunks.append(data)
+        self.size += len(data)
+        self.views.append(view)
+        return len(self.views) - 1
 
     def add(self, data: bytes, target: int | None = None, stride: int | None = None) -> int:
         data = _pad(data)  # 8-byte alignment: metadata buffer views require it
@@ -107,8 +130,10 @@ def _property_columns(buf: _Buffer, table: dict[str, tuple[str, list | np.ndarra
 
 
 def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str, tuple[str, Any]],
-              feature_count: int, descriptions: dict[str, str] | None = None) -> bytes:
+              feature_count: int, descriptions: dict[str, str] | None = None, meshopt: bool = False) -> bytes:
     """A glb of the given primitives with one property table of `feature_count` rows.
+
+    meshopt: vertex and index buffers EXT_meshopt_compression-encoded (a required extension).
 
     Positions are east-north-up; they are written y-up as glTF requires (x=east, y=up, z=-north),
     which 3D Tiles turns back to z-up.
@@ -138,9 +163,21 @@ def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str
         v = np.zeros(len(yup), VERTEX_DTYPE)
         q = np.rint((yup - lo) / scale).clip(0, 65535).astype(np.uint16)
         v["p"], v["n"], v["f"] = q, nyup, fid
-        vview = buf.add(v.tobytes(), target=34962, stride=16)
         idx_type, idx_dtype = (5123, "<u2") if len(yup) <= 65535 else (5125, "<u4")
-        iview = buf.add(faces.astype(idx_dtype).tobytes(), target=34963)
+        if meshopt:
+            # cache- then fetch-ordered buffers encode far smaller
+            idx = faces.astype(np.uint32).ravel()
+            opt = np.empty_like(idx)
+            meshoptimizer.optimize_vertex_cache(opt, idx, len(idx), len(v))
+            ordered = np.empty_like(v)
+            meshoptimizer.optimize_vertex_fetch(ordered, opt, v, len(opt), len(v), 16)
+            v, faces = ordered, opt.reshape(-1, 3)
+            vview = buf.add_meshopt(v, len(v), 16, "ATTRIBUTES", 34962)
+            iview = buf.add_meshopt(faces.astype(idx_dtype), faces.size, np.dtype(idx_dtype).itemsize, "TRIANGLES",
+                                    34963)
+        else:
+            vview = buf.add(v.tobytes(), target=34962, stride=16)
+            iview = buf.add(faces.astype(idx_dtype).tobytes(), target=34963)
         a0 = len(accessors)
         accessors += [
             {"bufferView": vview, "byteOffset": 0, "componentType": 5123, "count": len(yup), "type": "VEC3",
@@ -169,17 +206,19 @@ def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str
         for k, d in descriptions.items():
             if k in schema_props:
                 schema_props[k]["description"] = d
+    required = ["KHR_mesh_quantization"] + (["EXT_meshopt_compression"] if meshopt else [])
     gltf = {
         "asset": {"version": "2.0", "generator": "cim tiles"},
-        "extensionsUsed": ["KHR_mesh_quantization", "EXT_mesh_features", "EXT_structural_metadata"],
-        "extensionsRequired": ["KHR_mesh_quantization"],
+        "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata", *required],
+        "extensionsRequired": required,
         "scene": 0, "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0, "translation": lo.tolist(), "scale": scale.tolist()}],
         "meshes": [{"primitives": gl_prims}],
         "materials": materials,
         "accessors": accessors,
         "bufferViews": buf.views,
-        "buffers": [{"byteLength": buf.size}],
+        "buffers": [{"byteLength": buf.size}] + ([{"byteLength": buf.fallback, "extensions": {
+            "EXT_meshopt_compression": {"fallback": True}}}] if meshopt else []),
         "extensions": {"EXT_structural_metadata": {
             "schema": {"id": "cim", "classes": {class_name: {"properties": schema_props}}},
             "propertyTables": [{"class": class_name, "count": feature_count, "properties": columns}],
@@ -212,7 +251,14 @@ def decode_positions(gltf: dict, binary: bytes) -> list[tuple[np.ndarray, np.nda
     for prim in gltf["meshes"][0]["primitives"]:
         acc = gltf["accessors"][prim["attributes"]["POSITION"]]
         view = gltf["bufferViews"][acc["bufferView"]]
-        raw = np.frombuffer(binary, VERTEX_DTYPE, acc["count"], view["byteOffset"])
+        mo = view.get("extensions", {}).get("EXT_meshopt_compression")
+        if mo:
+            enc = binary[mo["byteOffset"]:mo["byteOffset"] + mo["byteLength"]]
+            # the binding decodes into float32 words: reinterpret the bytes
+            raw = meshoptimizer.decode_vertex_buffer(mo["count"], mo["byteStride"], enc)
+            raw = np.frombuffer(raw.tobytes(), VERTEX_DTYPE)
+        else:
+            raw = np.frombuffer(binary, VERTEX_DTYPE, acc["count"], view["byteOffset"])
         yup = raw["p"].astype(np.float64) * s + t
         out.append((np.column_stack([yup[:, 0], -yup[:, 2], yup[:, 1]]), raw["f"].astype(np.int64)))
     return out
