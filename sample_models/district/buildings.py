@@ -33,16 +33,10 @@ RESIDENTIAL = {
 }
 # Urban-village houses: footprint (m), lane width (m), floors, share of empty lots.
 VILLAGE = {"L": (9, 14), "D": (10, 14), "lane": (3, 4.5), "floors": (2, 5), "vacant": 0.1}
-DWELLING_M2 = 95.0
+DWELLING_M2 = 95.0  # gross floor area per household
 # Street-front shops along major streets: depth, service lane behind, length and gap ranges (m), and the
 # chance that a major-street side has none.
-SHOP_DEPTH, SHOP_LANE, SHOP_LENGTH, SHOP_GAP, SHOP_SKIP_P = (
-    12.0,
-    8.0,
-    (24, 45),
-    (5, 10),
-    0.4,
-)  # gross floor area per household
+SHOP_DEPTH, SHOP_LANE, SHOP_LENGTH, SHOP_GAP, SHOP_SKIP_P = 12.0, 8.0, (24, 45), (5, 10), 0.4
 # Buildings in a residential block's corner: use, length, depth, floors range, facility, capacity range, name.
 CORNER_BUILDINGS = {
     "kindergarten": ("education", 36, 24, (2, 3), "kindergarten", (180, 360), "幼儿园"),
@@ -279,8 +273,11 @@ class _CellBuilder:
     def street_shops(self, block: Block, zone):
         """Rows of one- to three-storey shops (沿街商铺) along the block's major-street sides.
 
-        Returns the zone left for the compound behind them.
+        Returns the zone left for the compound behind them. The block of the IFC buildings has none, so
+        that their service pipes reach the street unobstructed.
         """
+        if block.role:
+            return zone
         rng = self.rng
         x0, y0, x1, y1 = zone
         cls = self.plan.lines.cls[list(block.sides)]
