@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from services.api import install_problem_handlers
 from services.api import router as api_router
+from services.auth import tile_access
 from services.tiles.service import router as tiles_router
 
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"
@@ -18,7 +19,7 @@ def create_app() -> FastAPI:
                   openapi_url="/api/openapi.json")
     install_problem_handlers(app)
     app.include_router(api_router)
-    app.include_router(tiles_router)
+    app.include_router(tiles_router, dependencies=[Depends(tile_access)])  # pipe tiles need a role
     # Routers are added here as they land: services.api (under /api), services.tiles (under /tiles),
     # and the viewer's static files at /.
     mount_viewer(app)  # keep last: the mount at / catches every path no router claimed
