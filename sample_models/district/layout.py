@@ -202,6 +202,9 @@ class _LineList:
     def cls(self, k: int) -> int:
         return self.rows[k][4]
 
+    def name(self, k: int) -> str:
+        return self.rows[k][6]
+
     def build(self) -> Lines:
         cols = list(zip(*self.rows))
         ints = [np.array(c, dtype=np.int64) for c in cols[:4]]
@@ -403,7 +406,7 @@ def _local_streets(ll: _LineList, rng, namer, orient, lo, hi, span_lo, span_hi, 
         width = rng.choice([12, 14, 16])
         near = [m for m in across if abs(ll.pos(m) - c) < 250]
         if near:
-            c, width, name = ll.pos(near[0]), ll.width(near[0]), ll.rows[near[0]][6]
+            c, width, name = ll.pos(near[0]), ll.width(near[0]), ll.name(near[0])
         else:
             name = namer.local_street()
         out.append(ll.add(orient, c, ll.pos(span_lo), ll.pos(span_hi), LOC, width, name, quad=quad))

@@ -220,7 +220,7 @@ def build_network(plan: Plan, utility: str, service: list[tuple[int, float]] = (
     rng = plan.grid.rng(K_UTILITY, 100 + list(UTILITIES).index(utility))
     attrs = _stretch_attrs(utility, L.cls[g.eline], rng)
     if utility in GRAVITY:
-        net = _gravity(plan, utility, pos, g, attrs, rng)
+        net = _gravity(plan, utility, pos, g, attrs)
     else:
         net = _pressure(utility, pos, g, attrs, rng)
     net.service = {k: service_idx[k] for k in range(len(service_idx))}
@@ -298,12 +298,13 @@ def _subdivide(pos, src, dst, parent, cut_edge, cut_t):
 
 
 def _node_type_pressure(utility, n_nodes, seg_a, seg_b, cut_types, service_nodes):
+    """Tees and crosses are junctions, bends and service tees fittings; cables have a manhole at each."""
+    if utility in ("power", "telecom"):
+        return np.full(n_nodes, "manhole", dtype=object)
     degree = np.bincount(np.r_[seg_a, seg_b], minlength=n_nodes)
-    junction = "manhole" if utility in ("power", "telecom") else "junction"
-    types = np.where(degree >= 3, junction, "manhole" if utility in ("power", "telecom") else "fitting")
-    types = types.astype(object)
+    types = np.where(degree >= 3, "junction", "fitting").astype(object)
     types[n_nodes - len(cut_types) :] = cut_types
-    types[list(service_nodes)] = "fitting" if utility not in ("power", "telecom") else "manhole"
+    types[service_nodes] = "fitting"
     return types
 
 
@@ -340,7 +341,7 @@ def _service_nodes(g: StreetGraph) -> np.ndarray:
     return np.flatnonzero((g.vline < 0) | (g.hline < 0))
 
 
-def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs, rng) -> Network:
+def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs) -> Network:
     design = GRAVITY_DESIGN[utility]
     L = plan.lines
     e0, e1, parent = g.e0.copy(), g.e1.copy(), np.arange(len(g.e0))
