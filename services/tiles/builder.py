@@ -31,7 +31,7 @@ from cim_core.errors import InputError
 from cim_core.settings import get_settings
 
 from . import glb
-from .source import LAYER_CLASSES, LAYERS, LOADERS, Feature, extrude, tubes
+from .source import LAYER_CLASSES, LAYERS, LOADERS, LOD1_COLORS, Feature, prisms, tube_meshes
 
 # Per layer: the metadata class of its features and their properties (name, type).
 CLASSES = {
@@ -147,67 +147,64 @@ def _leaf_item(f: Feature, layer: str) -> Item:
 
 
 class Generaliser:
-    """Simplified stand-ins of features for parent tiles, each with the deviation it makes (metres)."""
+    """Simplified stand-ins of features for parent tiles, each with the deviation it makes (metres).
+
+    All stand-ins of a layer are built at once with the batch kernels; a parent tile picks from them.
+    """
 
     def __init__(self, layer: str, features: list[Feature]):
-        self.layer = layer
-        self.cache: dict[Any, tuple[Item, float] | None] = {}
+        # feature index -> (dedup key, item, deviation); features without a stand-in are left out of parents
+        self.stand: dict[int, tuple[Any, Item, float]] = {}
+        if not features:
+            return
         if layer == "buildings":
             fps = np.array([f.footprint for f in features], dtype=object)
             hulls = shapely.convex_hull(fps)
-            # horizontal deviation of a hull from the footprint, vertical from eaves to ridge
+            # horizontal deviation: hull from footprint; vertical: eaves to ridge of a pitched roof
             dev = shapely.hausdorff_distance(hulls, fps)
-            for f, h, d in zip(features, hulls, dev):
-                z = f.vertices[:, 2]
-                upper = z[z > (f.zmin + f.zmax) / 2]
-                roof = float(f.zmax - upper.min()) if len(upper) else 0.0
-                f._hull, f._dev = h, max(float(d), roof)
-
-    def stand_in(self, f: Feature) -> tuple[Any, Item, float] | None:
-        """(dedup key, item, deviation) drawn in a parent tile for this feature, or None if it has none."""
-        if self.layer == "buildings":
-            if f.id not in self.cache:
-                v, fc = extrude(f._hull, f.zmin, f.zmax)
-                self.cache[f.id] = (Item(_row(f), v, fc, np.zeros(len(fc), np.int64), f.colors), f._dev) \
-                    if len(fc) else None
-            got = self.cache[f.id]
-            return (f.id, *got) if got else None
-        if self.layer == "bim":
-            blk = f.block
-            if blk is None or blk["footprint"] is None:
-                return None
-            key = ("b", blk["id"])
-            if key not in self.cache:
-                v, fc = extrude(blk["footprint"], blk["zmin"], blk["zmax"])
-                # every element inside the block lies within half its narrowest width of the block's surface
-                rect = shapely.minimum_rotated_rectangle(blk["footprint"])
-                xy = np.asarray(rect.exterior.coords)[:4]
-                sides = np.linalg.norm(np.diff(np.vstack([xy, xy[:1]]), axis=0), axis=1)
-                row = {"id": blk["id"], "class": "building", "name": blk["name"], "ifc_class": "IfcBuilding",
-                       "uid": blk["uid"], "storey_id": None, "storey_name": None, "building_id": blk["id"]}
-                self.cache[key] = (Item(row, v, fc, np.zeros(len(fc), np.int64), [(0.85, 0.85, 0.82, 1.0)]),
-                                   float(sides.min()) / 2) if len(fc) else None
-            got = self.cache[key]
-            return (key, *got) if got else None
-        # pipes: segments as 4-sided tubes on their centerline; nodes only in leaves
-        if f.centerline is None or len(f.centerline) < 2:
-            return None
-        if f.id not in self.cache:
-            cl = f.centerline
-            r = np.full(len(cl) - 1, f.size / 2)
-            v, fc = tubes(cl[:-1], cl[1:], r, r, PARENT_TUBE_SIDES)
-            # a square tube through a circle's points leaves the circle by at most r (1 - cos(pi/4))
-            self.cache[f.id] = (Item(_row(f), v, fc, np.zeros(len(fc), np.int64), f.colors, True),
-                                f.size / 2 * (1 - np.cos(np.pi / 4)))
-        return (f.id, *self.cache[f.id])
+            solids = prisms(hulls, [f.zmin for f in features], [f.zmax for f in features])
+            for i, (f, d, (v, fc, part)) in enumerate(zip(features, dev, solids)):
+                if len(fc):
+                    z = f.vertices[:, 2]
+                    upper = z[z > (f.zmin + f.zmax) / 2]
+                    roof = float(f.zmax - upper.min()) if len(upper) else 0.0
+                    self.stand[i] = (f.id, Item(_row(f), v, fc, part, LOD1_COLORS), max(float(d), roof))
+        elif layer == "bim":
+            blocks = {f.block["id"]: f.block for f in features if f.block and f.block["footprint"] is not None}
+            fps = np.array([b["footprint"] for b in blocks.values()], dtype=object)
+            solids = prisms(fps, [b["zmin"] for b in blocks.values()], [b["zmax"] for b in blocks.values()])
+            # every element inside a block lies within half the block's narrowest width of its surface
+            rect = shapely.get_coordinates(shapely.minimum_rotated_rectangle(fps)).reshape(len(fps), 5, 2)
+            half = np.linalg.norm(np.diff(rect, axis=1), axis=2).min(axis=1) / 2 if len(fps) else []
+            items = {}
+            for (bid, b), (v, fc, part), h in zip(blocks.items(), solids, half):
+                if len(fc):
+                    row = {"id": bid, "class": "building", "name": b["name"], "ifc_class": "IfcBuilding",
+                           "uid": b["uid"], "storey_id": None, "storey_name": None, "building_id": bid}
+                    items[bid] = (("b", bid), Item(row, v, fc, part, LOD1_COLORS), float(h))
+            for i, f in enumerate(features):
+                if f.block and f.block["id"] in items:
+                    self.stand[i] = items[f.block["id"]]
+        else:  # pipes: segments as 4-sided tubes (boxes stay boxes) on their axis; nodes only in leaves
+            segs = [i for i, f in enumerate(features) if f.centerline is not None and len(f.centerline) >= 2]
+            r = [features[i].size / 2 for i in segs]
+            tubes = tube_meshes([features[i].centerline for i in segs], r, r, [features[i].rect for i in segs],
+                                PARENT_TUBE_SIDES)
+            for i, (v, fc) in zip(segs, tubes):
+                f = features[i]
+                # a square tube through a circle's points leaves the circle by at most r (1 - cos(pi/4))
+                dev = 0.0 if f.rect else f.size / 2 * (1 - np.cos(np.pi / 4))
+                self.stand[i] = (f.id, Item(_row(f), v, fc, np.zeros(len(fc), np.int64), f.colors, True), dev)
 
 
-def generalise(gen: Generaliser, feats: list[Feature], opts: TreeOptions) -> tuple[list[Item], float]:
+def generalise(gen: Generaliser, features: list[Feature], idx: np.ndarray,
+               opts: TreeOptions) -> tuple[list[Item], float]:
     """Stand-ins of the largest features within the parent budget; error = largest deviation or loss."""
-    order = sorted(feats, key=lambda f: -f.size)
+    sizes = np.array([features[i].size for i in idx])
     items, seen, tris, error = [], set(), 0, 0.0
-    for f in order:
-        got = gen.stand_in(f)
+    for i in idx[np.argsort(-sizes, kind="stable")]:
+        f = features[i]
+        got = gen.stand.get(int(i))
         if got is None:
             error = max(error, f.size)
             continue
@@ -350,7 +347,7 @@ class LayerBuilder:
                         children.append(child)
                         regions.append(child["boundingVolume"]["region"])
                         child_error = max(child_error, ce)
-            items, error = generalise(self.gen, feats, self.opts)
+            items, error = generalise(self.gen, self.features, idx, self.opts)
         tile: dict[str, Any] = {}
         if items:
             data, region, step = encode(items, self.layer, world, self.srid, self.offset, self.opts.meshopt)

@@ -12,6 +12,9 @@ import numpy as np
 import shapely
 import sqlalchemy as sa
 
+from cim_core import mesh as kernels
+from cim_core import sweep
+
 LAYERS = ("buildings", "bim", "pipes")
 # Which object classes feed which layer: a change of these classes invalidates the layer's tiles.
 LAYER_CLASSES = {
@@ -20,11 +23,15 @@ LAYER_CLASSES = {
     "pipes": {"pipe_segment", "pipe_node"},
 }
 BUILDING_COLOR = (0.86, 0.84, 0.80, 1.0)
+LOD1_COLORS = [tuple(m["color"]) for m in kernels.LOD1_MATERIALS]
+DEFAULT_HEIGHT = 9.0  # a meshless building with neither zmax nor height
 ELEMENT_COLOR = (0.75, 0.75, 0.75, 1.0)
 # Pipes and nodes without a stored mesh get one: sides of the tube, radius of a node's shaft.
 TUBE_SIDES = 8
 NODE_RADIUS = {"manhole": 0.5, "tank": 2.0, "reservoir": 3.0}
 NODE_RADIUS_DEFAULT = 0.3
+DEFAULT_DIAMETER_MM = 300.0   # a segment without a stored size
+DEFAULT_NODE_DEPTH = 1.5
 
 CURRENT = "(o.valid_to is null or o.valid_to > current_date)"
 
@@ -46,6 +53,7 @@ class Feature:
     group: int | None = None      # bim: the building the element belongs to
     centerline: np.ndarray | None = None  # pipes: the axis, for the simplified tubes of parent tiles
     block: dict | None = None     # bim: the element's building (id, name, uid, footprint, zmin, zmax)
+    rect: bool = False            # pipes: a rectangular section
 
     @property
     def triangles(self) -> int:
@@ -56,57 +64,27 @@ def _mesh(vbytes, fbytes):
     return (np.frombuffer(vbytes, "<f8").reshape(-1, 3), np.frombuffer(fbytes, "<u4").reshape(-1, 3).astype(np.int64))
 
 
-def extrude(polygon, z0: float, z1: float) -> tuple[np.ndarray, np.ndarray]:
-    """A closed prism over a polygon (holes kept): walls plus earcut-triangulated roof and floor."""
-    import mapbox_earcut as earcut
+def prisms(footprints, z0, z1) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """LOD1 solids of many footprints at once (cim_core.mesh): (vertices, faces, face index into LOD1_COLORS).
 
-    polys = list(polygon.geoms) if hasattr(polygon, "geoms") else [polygon]
-    verts, faces, off = [], [], 0
-    for poly in polys:
-        if poly.is_empty or poly.area <= 0:
-            continue
-        poly = shapely.geometry.polygon.orient(poly, 1.0)
-        rings = [np.asarray(poly.exterior.coords)[:-1, :2]] + [np.asarray(r.coords)[:-1, :2] for r in poly.interiors]
-        flat = np.vstack(rings)
-        ends = np.cumsum([len(r) for r in rings]).astype(np.uint32)
-        tri = earcut.triangulate_float64(flat, ends).reshape(-1, 3).astype(np.int64)
-        n = len(flat)
-        bottom = np.column_stack([flat, np.full(n, z0)])
-        top = np.column_stack([flat, np.full(n, z1)])
-        # wall quads between consecutive ring vertices (each ring wraps around on itself)
-        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-        i = np.arange(n)
-        nxt = i + 1
-        nxt[ends.astype(np.int64) - 1] = starts
-        walls = np.concatenate([np.column_stack([i, nxt, n + nxt]), np.column_stack([i, n + nxt, n + i])])
-        f = np.concatenate([tri[:, ::-1], tri + n, walls])
-        verts.append(np.vstack([bottom, top]))
-        faces.append(f + off)
-        off += 2 * n
-    if not verts:
-        return np.zeros((0, 3)), np.zeros((0, 3), np.int64)
-    return np.vstack(verts), np.vstack(faces)
+    An unusable footprint (empty, no area) gives empty arrays.
+    """
+    fps = shapely.make_valid(np.asarray(footprints, dtype=object))
+    ok = np.isin(shapely.get_type_id(fps), (3, 6)) & ~shapely.is_empty(fps) & (shapely.area(fps) > 0)
+    out = [(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros(0, np.int64))] * len(fps)
+    if ok.any():
+        z0, z1 = np.broadcast_to(np.asarray(z0, float), ok.shape), np.broadcast_to(np.asarray(z1, float), ok.shape)
+        for i, m in zip(np.flatnonzero(ok), kernels.extrude(fps[ok], z0[ok], z1[ok]).meshes()):
+            out[i] = (m.vertices, m.faces.astype(np.int64), m.face_materials.astype(np.int64))
+    return out
 
 
-def tubes(starts: np.ndarray, ends: np.ndarray, half_w: np.ndarray, half_h: np.ndarray, sides: int):
-    """Open tubes around many axis segments at once: (vertices (E*2*sides, 3), faces (E*2*sides, 3))."""
-    d = ends - starts
-    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-    up = np.where(np.abs(d[:, 2:3]) > 0.99, [[1.0, 0.0, 0.0]], [[0.0, 0.0, 1.0]])
-    u = np.cross(d, up)
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
-    w = np.cross(u, d)
-    theta = 2 * np.pi * (np.arange(sides) + 0.5) / sides
-    # rectangular sections: 4 sides at 45 degrees, stretched to width and height
-    stretch = np.sqrt(2.0) if sides == 4 else 1.0
-    ring = (np.cos(theta)[None, :, None] * (half_w[:, None, None] * stretch) * u[:, None, :]
-            + np.sin(theta)[None, :, None] * (half_h[:, None, None] * stretch) * w[:, None, :])
-    verts = np.concatenate([starts[:, None, :] + ring, ends[:, None, :] + ring], axis=1)  # (E, 2s, 3)
-    k = np.arange(sides)
-    k1 = (k + 1) % sides
-    quad = np.concatenate([np.column_stack([k, k1, sides + k1]), np.column_stack([k, sides + k1, sides + k])])
-    faces = quad[None, :, :] + (np.arange(len(starts)) * 2 * sides)[:, None, None]
-    return verts.reshape(-1, 3), faces.reshape(-1, 3)
+def tube_meshes(axes: list[np.ndarray], half_w: list[float], half_h: list[float], rect: list[bool],
+                sides: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Closed tubes along many axes (cim_core.sweep): circles of `sides`, or boxes for rectangular sections."""
+    profiles = [sweep.rect_profile(2 * w, 2 * h) if r else sweep.circle_profile(w, sides)
+                for w, h, r in zip(half_w, half_h, rect)]
+    return [(m.vertices, m.faces.astype(np.int64)) for m in sweep.sweep_many(axes, profiles)]
 
 
 def _geom(wkb):
@@ -142,7 +120,7 @@ def load_buildings(conn: sa.Connection) -> list[Feature]:
     """
     rows = conn.execute(sa.text(f"""
         select o.id, o.class, o.name, o.attributes, o.zmin, o.zmax, o.mesh_vertices, o.mesh_faces,
-               st_asbinary(o.footprint) fp, p.attributes pattrs
+               o.mesh_face_materials, o.materials, st_asbinary(o.footprint) fp, p.attributes pattrs
         from city_objects o left join city_objects p on p.id = o.parent_id
         where o.class in ('building', 'building_part') and {CURRENT}
           and (o.mesh_vertices is not null
@@ -150,28 +128,30 @@ def load_buildings(conn: sa.Connection) -> list[Feature]:
                    select 1 from city_objects c where c.parent_id = o.id and c.class = 'building_part'
                    and c.mesh_vertices is not null)))
         order by o.id""")).all()
+    footprints = [_geom(r.fp) for r in rows]
+    # meshless buildings (IFC buildings, footprint-only GIS) become LOD1 blocks, all in one batch
+    blocks = [i for i, r in enumerate(rows) if r.mesh_vertices is None]
+    tops = [rows[i].zmax if rows[i].zmax is not None and rows[i].zmax > rows[i].zmin
+            else rows[i].zmin + (_num((rows[i].attributes or {}).get("height")) or DEFAULT_HEIGHT) for i in blocks]
+    solids = dict(zip(blocks, prisms([footprints[i] for i in blocks], [rows[i].zmin for i in blocks], tops)))
     out = []
-    for r in rows:
+    for i, r in enumerate(rows):
         attrs = r.attributes or {}
         inherited = {**(r.pattrs or {}), **attrs}  # a part without its own use/year takes its building's
-        fp = _geom(r.fp)
+        fp = footprints[i]
         if r.mesh_vertices is not None:
             v, f = _mesh(r.mesh_vertices, r.mesh_faces)
-            if len(f) == 0:
-                continue
+            fc, colors = _materials(r.mesh_face_materials, r.materials, len(f), BUILDING_COLOR)
         else:
-            top = r.zmax if r.zmax is not None and r.zmax > r.zmin else \
-                r.zmin + (_num(attrs.get("height")) or 9.0)
-            v, f = extrude(fp, r.zmin, top)
-            if len(f) == 0:
-                continue
+            (v, f, fc), colors = solids[i], LOD1_COLORS
+        if len(f) == 0:
+            continue
         zmin, zmax = float(v[:, 2].min()), float(v[:, 2].max())
         if fp is None or fp.geom_type not in ("Polygon", "MultiPolygon"):
             fp = shapely.convex_hull(shapely.multipoints(v[:, :2]))
         height = _num(attrs.get("height")) or (zmax - zmin)
         out.append(Feature(
-            id=r.id, cls=r[1], name=r.name, vertices=v, faces=f,
-            face_colors=np.zeros(len(f), np.int64), colors=[BUILDING_COLOR],
+            id=r.id, cls=r[1], name=r.name, vertices=v, faces=f, face_colors=fc, colors=colors,
             props={"height": height, "floors": _num(_first(inherited, "floors", "storeys", "storeysAboveGround")),
                    "use": _first(inherited, "use", "function", "usage"),
                    "build_year": _num(_first(inherited, "build_year", "year", "yearOfConstruction",
@@ -258,44 +238,44 @@ def load_pipes(conn: sa.Connection) -> list[Feature]:
         select o.id, o.name, o.mesh_vertices, o.mesh_faces, n.utility, n.node_type, n.depth, n.ground_z,
                n.invert_z, st_x(n.geom) x, st_y(n.geom) y, st_z(n.geom) z
         from city_objects o join pipe_nodes n on n.object_id = o.id where {CURRENT} order by o.id""")).all()
+    axes = [shapely.get_coordinates(_geom(r.cl), include_z=True) for r in segs]
+    rect = [bool(r.shape == "rectangular" and r.width_mm and r.height_mm) for r in segs]
+    half_w = [(r.width_mm if q else (r.diameter_mm or DEFAULT_DIAMETER_MM)) / 2000 for r, q in zip(segs, rect)]
+    half_h = [(r.height_mm if q else (r.diameter_mm or DEFAULT_DIAMETER_MM)) / 2000 for r, q in zip(segs, rect)]
+    bare = [i for i, r in enumerate(segs) if r.mesh_vertices is None]
+    swept = dict(zip(bare, tube_meshes([axes[i] for i in bare], [half_w[i] for i in bare],
+                                       [half_h[i] for i in bare], [rect[i] for i in bare], TUBE_SIDES)))
     out = []
-    for r in segs:
-        cl = shapely.get_coordinates(_geom(r.cl), include_z=True)
-        rect = r.shape == "rectangular" and r.width_mm and r.height_mm
-        hw = (r.width_mm if rect else (r.diameter_mm or 300.0)) / 2000
-        hh = (r.height_mm if rect else (r.diameter_mm or 300.0)) / 2000
-        if r.mesh_vertices is not None:
-            v, f = _mesh(r.mesh_vertices, r.mesh_faces)
-        else:
-            v, f = tubes(cl[:-1], cl[1:], np.full(len(cl) - 1, hw), np.full(len(cl) - 1, hh), 4 if rect else TUBE_SIDES)
+    for i, r in enumerate(segs):
+        v, f = _mesh(r.mesh_vertices, r.mesh_faces) if r.mesh_vertices is not None else swept[i]
         if len(f) == 0:
             continue
         depths = [d for d in (r.start_depth, r.end_depth) if d is not None]
         diameter = r.diameter_mm if r.diameter_mm is not None else (max(r.width_mm or 0, r.height_mm or 0) or None)
         out.append(Feature(
             id=r.id, cls="pipe_segment", name=r.name, vertices=v, faces=f,
-            face_colors=np.zeros(len(f), np.int64), colors=[colors.get(r.utility, colors.get("unknown"))],
+            face_colors=np.zeros(len(f), np.int64), colors=[colors.get(r.utility, colors["unknown"])],
             props={"utility": r.utility, "diameter_mm": diameter, "material": r.material,
                    "install_year": r.install_year, "depth": float(np.mean(depths)) if depths else None,
                    "node_type": None},
             zmin=float(v[:, 2].min()), zmax=float(v[:, 2].max()),
-            # a pipe's visible size across is its diameter, however long it runs
-            size=2 * max(hw, hh), centerline=cl,
+            # a pipe's visible size across is its diameter (or section), however long it runs
+            size=2 * max(half_w[i], half_h[i]), centerline=axes[i], rect=rect[i],
         ))
     for r in nodes:
         if r.mesh_vertices is not None:
             v, f = _mesh(r.mesh_vertices, r.mesh_faces)
         else:
             ground = r.ground_z if r.ground_z is not None else r.z
-            bottom = r.invert_z if r.invert_z is not None else ground - (r.depth or 1.5)
-            rad = NODE_RADIUS.get(r.node_type, NODE_RADIUS_DEFAULT)
-            v, f = tubes(np.array([[r.x, r.y, ground]]), np.array([[r.x, r.y, min(bottom, ground - 0.1)]]),
-                         np.array([rad]), np.array([rad]), TUBE_SIDES)
+            bottom = r.invert_z if r.invert_z is not None else ground - (r.depth or DEFAULT_NODE_DEPTH)
+            m = sweep.vertical_cylinder(r.x, r.y, min(bottom, ground - 0.1), ground,
+                                        NODE_RADIUS.get(r.node_type, NODE_RADIUS_DEFAULT), TUBE_SIDES)
+            v, f = m.vertices, m.faces.astype(np.int64)
         if len(f) == 0:
             continue
         out.append(Feature(
             id=r.id, cls="pipe_node", name=r.name, vertices=v, faces=f,
-            face_colors=np.zeros(len(f), np.int64), colors=[colors.get(r.utility, colors.get("unknown"))],
+            face_colors=np.zeros(len(f), np.int64), colors=[colors.get(r.utility, colors["unknown"])],
             props={"utility": r.utility, "diameter_mm": None, "material": None, "install_year": None,
                    "depth": r.depth, "node_type": r.node_type},
             zmin=float(v[:, 2].min()), zmax=float(v[:, 2].max()),
