@@ -411,15 +411,14 @@ def test_pipe_access_401_403_200_and_audit(client, city):
 
 
 def test_pipe_tiles_need_a_role(client, city):
-    app_routes = {getattr(r, "path", "") for r in client.app.routes}
-    if not any(p.startswith("/tiles") for p in app_routes):
-        pytest.skip("the tiles router (issue 6) is not in the app yet")
     _, water = auth.create_key("water", engine=city)
     _, utilities = auth.create_key("utilities", engine=city)
     url = "/tiles/pipes/tileset.json"
     problem(client.get(url), 401)
     problem(client.get(url, headers={"X-API-Key": water}), 403)
-    assert client.get(f"{url}?key={utilities}").status_code in (200, 404)
+    ok = client.get(f"{url}?key={utilities}")
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["asset"]["version"] == "1.1"
     assert any(r[2] == "pipes" and r[4] == 401 for r in audit_rows(city))
 
 
