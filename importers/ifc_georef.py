@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import ifcopenshell
 import ifcopenshell.util.element
 import ifcopenshell.util.placement
 import ifcopenshell.util.unit
+import numpy as np
 from pyproj import Geod
 
 from cim_core.crs import check_extent, crs_name, parse_crs, transform, transformer
@@ -104,8 +104,8 @@ def _grid_scale(scale: float | None, unit_m: float, map_m: float, notes: list[st
     literal = s * map_m / unit_m
     if abs(literal - 1) <= SCALE_TOLERANCE:
         return literal
-    readings = [(map_m / (s * unit_m), f"Scale {s:g} is the inverse of the unit conversion "
-                                       f"(length unit {unit_m:g} m); used {1 / s:g}"),
+    readings = [(map_m / (s * unit_m), (f"Scale {s:g} is the inverse of the unit conversion "
+                                        f"(length unit {unit_m:g} m); used {1 / s:g}")),
                 (s, f"Scale {s:g} leaves out the unit conversion (length unit {unit_m:g} m); applied it")]
     for k, note in readings:
         if abs(k - 1) <= SCALE_TOLERANCE:
