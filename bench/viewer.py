@@ -4,7 +4,7 @@ Runs `cim demo --scale N` (its own CIM_HOME and embedded database under the work
 skips the import), opens the viewer with a key of the `utilities` role so that every layer loads, and
 measures
 - load_s: from navigation until every shown tileset reports tilesLoaded and the globe's tiles are loaded
-  (the viewer's own `cim.loadedAt`, in page time);
+  (the viewer's own `cim.marks.loaded`, ms since navigation);
 - orbit_fps: postRender events per second while the camera circles the district for ORBIT_S seconds.
 Software WebGL (SwiftShader) on a shared CPU: the figures are lower bounds of what a GPU gives.
 """
@@ -70,7 +70,7 @@ def run(scale: float, work: Path) -> dict:
             page.wait_for_function("window.cim && window.cim.ready === true", timeout=600_000)
             figures = page.evaluate("""() => {
                 const c = window.cim, ts = Object.values(c.tilesets);
-                return {load_s: c.loadedAt / 1000, layers: Object.keys(c.tilesets),
+                return {load_s: c.marks.loaded / 1000, marks: c.marks, layers: Object.keys(c.tilesets),
                         tiles_loaded: ts.map(t => t.statistics.numberOfLoadedTilesTotal).reduce((a, b) => a + b, 0),
                         features_loaded: ts.map(t => t.statistics.numberOfFeaturesLoaded).reduce((a, b) => a + b, 0),
                         renderer: String(c.viewer.scene.context._gl.getParameter(c.viewer.scene.context._gl.RENDERER))};

@@ -19,7 +19,8 @@
     underground: false,
   };
   const tilesets = {};
-  const cim = (window.cim = { state, tilesets, viewer: null, errors: [] });
+  const cim = (window.cim = { state, tilesets, viewer: null, errors: [], marks: {} });
+  const mark = (what) => (cim.marks[what] = Math.round(performance.now())); // ms since navigation
 
   // ------------------------------------------------------------------ text
   const t = (k) => (I18N[state.lang] && I18N[state.lang][k]) || I18N.zh[k] || k;
@@ -48,21 +49,38 @@
   // Tile requests carry the key as a header; Cesium copies headers to every derived content request.
   const tileResource = (layer) => new Cesium.Resource({ url: `/tiles/${layer}/tileset.json`, headers: authHeaders() });
 
+  // CJJ 61-2017 names and colours of the pipe utilities (as in the pipe_categories table); the API says
+  // which utilities exist and which the caller may read.
+  const CJJ61 = {
+    water: ["给水", "water supply", [0, 255, 255]], rain: ["雨水", "storm water", [76, 57, 38]],
+    sewage: ["污水", "sewage", [76, 57, 38]], combined: ["排水", "combined drainage", [76, 57, 38]],
+    gas: ["燃气", "gas", [255, 0, 255]], heat: ["热力", "heat", [255, 128, 0]], power: ["电力", "power", [255, 0, 0]],
+    telecom: ["通信", "telecom", [0, 255, 0]], unknown: ["不明", "unknown", [102, 0, 204]],
+  };
+  const utilityEntry = (u, title) => {
+    const [zh, en, color] = CJJ61[u] || [u, title || u, [128, 128, 128]];
+    return { utility: u, name_zh: zh, name_en: en, color };
+  };
+  const WORLD = [-180, -90, 180, 90];
+
   // Which layers the caller may read, asked of the API before any tile request, so that a missing key
-  // shows a lock instead of a 401 in the console.
+  // shows a lock instead of a 401 in the console. /api/collections lists only what the caller may read.
   async function discoverAccess() {
-    state.locked.clear();
+    state.locked = new Set(["pipes"]);
     let cols = [];
     try {
       cols = (await api("/api/collections")).collections || [];
     } catch (e) {
       cim.errors.push(String(e));
     }
-    const cats = await api("/api/pipe-categories").catch(() => null);
-    if (cats) state.utilities = cats.categories || cats;
-    const readable = new Set(cols.map((c) => c.id));
-    const pipeCols = cols.filter((c) => /pipe/.test(c.id));
-    if (!pipeCols.length || !pipeCols.some((c) => readable.has(c.id) && !c.locked)) state.locked.add("pipes");
+    const pipes = cols.filter((c) => c.id.startsWith("pipes_"));
+    // Utilities with data: a collection without features has no extent (the whole world).
+    const present = pipes.filter((c) => {
+      const bbox = c.extent && c.extent.spatial && c.extent.spatial.bbox[0];
+      return bbox && bbox.some((v, i) => v !== WORLD[i]);
+    });
+    state.utilities = present.map((c) => utilityEntry(c.id.slice("pipes_".length), c.title));
+    if (pipes.length) state.locked.delete("pipes");
   }
 
   // ------------------------------------------------------------------ viewer
@@ -160,7 +178,10 @@
       ts.show = layerShown(layer);
       ts.style = styleFor(layer);
       // An isolated storey: cut away every block standing on that building's footprint.
-      if (layer === "buildings") ts.clippingPolygons = clippingFor(state.storey);
+      if (layer === "buildings" && ts.clippedFor !== state.storey) {
+        ts.clippingPolygons = clippingFor(state.storey);
+        ts.clippedFor = state.storey;
+      }
     }
     scene.requestRender();
   }
@@ -219,16 +240,15 @@
     const failed = [];
     await Promise.all(LAYERS.filter((l) => !state.locked.has(l)).map(async (layer) => {
       try {
-        const ts = await Cesium.Cesium3DTileset.fromUrl(tileResource(layer), {
-          maximumScreenSpaceError: 8,
-          // Pipes lie below the ellipsoid: keep them drawn and pickable through a translucent globe.
-          ...(layer === "pipes" ? { backFaceCulling: false } : {}),
-        });
+        const ts = await Cesium.Cesium3DTileset.fromUrl(tileResource(layer));
         ts.tileFailed.addEventListener((e) => cim.errors.push(`${layer}: ${e.url}: ${e.message}`));
         tilesets[layer] = scene.primitives.add(ts);
       } catch (e) {
-        failed.push(layer);
-        cim.errors.push(`${layer}: ${e.message || e}`);
+        if (e.statusCode === 401 || e.statusCode === 403) state.locked.add(layer); // the key lacks the role
+        else {
+          failed.push(layer);
+          cim.errors.push(`${layer}: ${e.message || e}`);
+        }
       }
     }));
     if (tilesets.pipes) collectUtilities(tilesets.pipes);
@@ -244,7 +264,7 @@
         const f = content.getFeature(i);
         const u = f.getProperty("utility");
         if (u && !state.utilities.some((x) => x.utility === u)) {
-          state.utilities.push({ utility: u, name_zh: u, name_en: u, color: [128, 128, 128] });
+          state.utilities.push(utilityEntry(u));
           state.visible.add(u);
           added = true;
         }
@@ -288,6 +308,9 @@
     state.underground = on;
     globe.translucency.enabled = on;
     scene.screenSpaceCameraController.enableCollisionDetection = !on;
+    // Through the ground one would see the stars: a neutral backdrop reads better under a street.
+    scene.skyBox.show = !on;
+    scene.backgroundColor = on ? Cesium.Color.fromCssColorString("#59626b") : Cesium.Color.BLACK;
     $("underground").checked = on;
     scene.requestRender();
   }
@@ -304,9 +327,15 @@
   cim.setOpacity = setOpacity;
 
   // ------------------------------------------------------------------ picking and the side panel
+  const isEmpty = (v) => v === null || v === undefined || v === "" ||
+    (typeof v === "object" && Object.keys(v).length === 0);
+  // float32 tile values (53.099998474) read as what was stored (53.1).
+  const show = (v) => (typeof v === "number" && !Number.isInteger(v) ? String(Number(v.toPrecision(7))) : v);
   function fillTable(table, entries) {
     table.innerHTML = "";
-    for (const [k, v] of entries) {
+    for (const [k, raw] of entries) {
+      if (isEmpty(raw)) continue;
+      const v = show(raw);
       const tr = table.insertRow();
       tr.insertCell().textContent = k;
       tr.insertCell().textContent = typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
@@ -503,12 +532,15 @@
     $("key").value = state.key;
     applyLanguage();
     setStatus(t("loadingScene"));
+    mark("viewer");
     await discoverAccess();
+    mark("access");
     if (fromUrl.layers) state.visible = fromUrl.layers;
     else state.utilities.forEach((u) => state.visible.add(u.utility));
     renderLayerPanel();
     renderKeyStatus();
     const failed = await loadLayers();
+    mark("tilesets");
     const sphere = districtSphere();
     if (!sphere) {
       setStatus(t("noTiles"));
@@ -522,7 +554,7 @@
     scene.camera.moveEnd.addEventListener(writeHash);
     writeHash();
     await cim.whenLoaded();
-    cim.loadedAt = performance.now(); // ms since navigation: the bench's load time
+    mark("loaded");
     setStatus(failed.length ? t("layerFailed") + failed.join(", ") : t("sceneReady"));
     cim.ready = true;
   }
