@@ -1,0 +1,280 @@
+"""3D tiles: `cim tiles build` against `py3dtiles export`, and `cim serve` against nginx serving the tiles.
+
+One run, on the same synthetic buildings (3,000 x scale LOD1 solids with 4-8-vertex footprints near
+Zhumadian, in their own CIM_HOME and embedded database under the work folder):
+- build: wall time and total bytes of `cim tiles build --layer buildings` and of `py3dtiles export`
+  (py3dtiles 12.1.1 in a venv of its own, since it pins numpy < 2.4; its input is a PolyhedralSurfaceZ
+  table in EPSG:4978 made from our meshes with the same vertical offset, not timed);
+- serve: requests per second of `cim serve` (uvicorn, 1 worker, from its tile cache) and of nginx
+  (static files of our export, a config of the bench's own on a free port), each under the same wrk
+  load: 16 connections, 20 s, a Lua script rotating over every tile URL.
+py3dtiles' output is not valid 3D Tiles (see ANCHORS.md): it is compared for time and bytes only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+PY3DTILES = "py3dtiles[postgres]==12.1.1"
+BUILDINGS_PER_SCALE = 3000
+WRK = ["-t2", "-c16", "-d20s", "--latency"]
+GROUND = 55.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ensure_tools(work: Path) -> Path:
+    """wrk and nginx from Debian, py3dtiles in a venv of its own; returns the py3dtiles executable."""
+    missing = [pkg for exe, pkg in (("wrk", "wrk"), ("nginx", "nginx-light")) if not shutil.which(exe)]
+    if missing:
+        subprocess.run(["apt-get", "install", "-y", *missing], check=True)
+    venv = work / "py3dtiles-venv"
+    exe = venv / "bin" / "py3dtiles"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", PY3DTILES], check=True)
+    return exe
+
+
+def _buildings(n: int, seed: int = 11):
+    """n buildings: 4-8-vertex convex footprints on a jittered grid, heights 6-60 m, the usual attributes."""
+    import shapely
+
+    from cim_core import crs
+    from cim_core.mesh import extrude
+    from cim_core.model import CityObject
+
+    rng = np.random.default_rng(seed)
+    cx, cy = crs.transform(4326, 4547, np.array([114.02]), np.array([32.98]))
+    side = int(np.ceil(np.sqrt(n)))
+    i = np.arange(n)
+    x = cx[0] + (i % side - side / 2) * 35.0 + rng.uniform(-4, 4, n)
+    y = cy[0] + (i // side - side / 2) * 35.0 + rng.uniform(-4, 4, n)
+    k = rng.integers(4, 9, n)
+    polys = []
+    for xi, yi, ki in zip(x, y, k):
+        a = np.sort(rng.uniform(0, 2 * np.pi, ki))
+        r = rng.uniform(6, 12)
+        polys.append(shapely.Polygon(np.column_stack([xi + r * np.cos(a), yi + r * np.sin(a)])))
+    fps = shapely.convex_hull(np.array(polys, dtype=object))
+    height = rng.uniform(6, 60, n).round(1)
+    ground = GROUND + rng.uniform(-1.5, 1.5, n).round(2)
+    meshes = extrude(fps, ground, ground + height).meshes()
+    uses = np.array(["residential", "commercial", "office", "school", "industrial"])
+    return [CityObject(key=f"B{j}", cls="building", name=f"Building {j}", lod=1, footprint=fp, mesh=m,
+                       attributes={"height": float(h), "floors": int(h // 3), "use": str(uses[j % 5]),
+                                   "build_year": int(1960 + j % 60)})
+            for j, (fp, m, h) in enumerate(zip(fps, meshes, height))]
+
+
+def _polyhedral_table(engine, table: str, offset: float) -> int:
+    """Our meshes as PolyhedralSurfaceZ in EPSG:4978 (what py3dtiles reads), built as EWKB with numpy."""
+    import sqlalchemy as sa
+
+    from cim_core.crs import to_ecef
+    from cim_core.db import storage_srid
+
+    srid = storage_srid(engine)
+    with engine.connect() as c:
+        rows = c.execute(sa.text("select id, mesh_vertices, mesh_faces from city_objects "
+                                 "where class = 'building' and mesh_vertices is not null order by id")).all()
+    poly = np.dtype([("bo", "u1"), ("t", "<u4"), ("nr", "<u4"), ("np", "<u4"), ("c", "<f8", (4, 3))])
+    raw = engine.raw_connection()
+    try:
+        with raw.driver_connection.cursor() as cur:
+            cur.execute(f"drop table if exists {table}")
+            cur.execute(f"create table {table} (id bigint primary key, geom geometry(PolyhedralSurfaceZ, 4978))")
+            with cur.copy(f"copy {table} (id, geom) from stdin") as cp:
+                for r in rows:
+                    v = np.frombuffer(r.mesh_vertices, "<f8").reshape(-1, 3).copy()
+                    f = np.frombuffer(r.mesh_faces, "<u4").reshape(-1, 3)
+                    v[:, 2] += offset
+                    e = to_ecef(srid, v)
+                    p = np.zeros(len(f), poly)
+                    p["bo"], p["t"], p["nr"], p["np"] = 1, 0x80000003, 1, 4  # PolygonZ, one closed ring
+                    p["c"] = e[np.column_stack([f, f[:, :1]])]
+                    head = np.array([1], "u1").tobytes() + np.array([0xA000000F, 4978, len(f)], "<u4").tobytes()
+                    cp.write_row((r.id, (head + p.tobytes()).hex()))
+        raw.commit()
+    finally:
+        raw.close()
+    return len(rows)
+
+
+def _size(folder: Path) -> tuple[int, int]:
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != "state.json"]
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+def _wrk(base: str, paths: list[str], work: Path, name: str) -> dict:
+    script = work / f"rotate_{name}.lua"
+    script.write_text("paths = {\n" + ",\n".join(f'  "{p}"' for p in paths) + "\n}\n"
+                      "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
+                      "  return wrk.format(\"GET\", paths[i])\nend\n")
+    subprocess.run(["wrk", "-t2", "-c16", "-d3s", "-s", str(script), base], capture_output=True)  # warm-up
+    out = subprocess.run(["wrk", *WRK, "-s", str(script), base], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def ms(label):
+        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
+        return round(float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)], 3) if m else None
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests_per_s": rps, "p50_ms": ms("50"), "p99_ms": ms("99"),
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}) before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"no answer from {url}")
+
+
+def _serve_cim(env: dict, paths: list[str], work: Path) -> dict:
+    port = _free_port()
+    cim = str(Path(sys.executable).with_name("cim"))
+    log = (work / "cim-serve.log").open("w")
+    proc = subprocess.Popen([cim, "serve", "--port", str(port), "--workers", "1"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/tiles/tileset.json", proc)  # builds the tile cache
+        return _wrk(f"http://127.0.0.1:{port}", [f"/tiles/{p}" for p in paths], work, "cim")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _serve_nginx(root: Path, paths: list[str], work: Path) -> dict:
+    port = _free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(f"""daemon off;
+worker_processes auto;
+pid {work / 'nginx.pid'};
+error_log {work / 'nginx-error.log'};
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  sendfile on;
+  types {{ application/json json; model/gltf-binary glb; }}
+  server {{ listen 127.0.0.1:{port}; root {root}; etag on; }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/{paths[0]}", proc, 20)
+        return _wrk(f"http://127.0.0.1:{port}", [f"/{p}" for p in paths], work, "nginx")
+    finally:
+        proc.send_signal(signal.SIGQUIT)  # graceful stop of master and workers
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run(scale: float, work: Path) -> dict:
+    work = work.absolute()
+    py3dtiles = _ensure_tools(work)
+    home = work / "home"
+    env = {**os.environ, "CIM_HOME": str(home), "COLUMNS": "200"}
+    env.pop("CIM_DATABASE_URL", None)
+    env.pop("CIM_VERTICAL_OFFSET", None)
+    os.environ.update({"CIM_HOME": str(home)})
+    os.environ.pop("CIM_DATABASE_URL", None)
+
+    from sqlalchemy.engine import make_url
+
+    from cim_core import db as cdb
+    from cim_core.model import DatasetInfo
+    from cim_core.settings import get_settings
+    from cim_core.store import write_dataset
+
+    get_settings.cache_clear()
+    engine = cdb.get_engine()
+    n = max(1, round(BUILDINGS_PER_SCALE * scale))
+    write_dataset(DatasetInfo("bench_buildings", "gis", "synthetic", f"bench-{n}"), _buildings(n), engine=engine)
+    shutil.rmtree(home / "tiles", ignore_errors=True)  # the service's cache starts empty
+
+    ours = work / "ours"
+    shutil.rmtree(ours, ignore_errors=True)
+    t0 = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).with_name("cim")), "tiles", "build", "--layer", "buildings",
+                    "--out", str(ours)], env=env, check=True, capture_output=True)
+    ours_s = time.perf_counter() - t0
+    offset = json.loads((ours / "tileset.json").read_text())["extras"]["vertical_offset"]
+
+    _polyhedral_table(engine, "bench_py3dtiles", offset)
+    url = make_url(cdb.database_url())
+    conninfo = f"host={url.host} port={url.port} dbname={url.database} user={url.username}"
+    theirs = work / "py3dtiles"
+    shutil.rmtree(theirs, ignore_errors=True)
+    t0 = time.perf_counter()
+    p3 = subprocess.run([str(py3dtiles), "export", "-D", conninfo, "-t", "bench_py3dtiles", "-c", "geom",
+                         "-i", "id", "-s", str(theirs)], capture_output=True, text=True)
+    theirs_s = time.perf_counter() - t0
+    if p3.returncode != 0:
+        raise RuntimeError(f"py3dtiles export failed: {p3.stderr.strip().splitlines()[-1:]}")
+
+    ours_bytes, ours_files = _size(ours / "buildings")
+    theirs_bytes, theirs_files = _size(theirs)
+    layer = json.loads((ours / "buildings" / "tileset.json").read_text())
+    uris = []
+
+    def walk(t):
+        if "content" in t:
+            uris.append(f"buildings/{t['content']['uri']}")
+        for c in t.get("children", []):
+            walk(c)
+
+    walk(layer["root"])
+    paths = ["tileset.json", "buildings/tileset.json", *uris]
+    served_cim = _serve_cim(env, paths, work)
+    served_nginx = _serve_nginx(ours, paths, work)
+    return {
+        "buildings": n,
+        "build": {
+            "cim_tiles_build": {"seconds": round(ours_s, 2), "bytes": ours_bytes, "files": ours_files,
+                                "bytes_per_feature": round(ours_bytes / n, 1),
+                                "content": "3D Tiles 1.1 glb, EXT_mesh_features + EXT_structural_metadata "
+                                           "(id, class, name, height, floors, use, build_year), "
+                                           "KHR_mesh_quantization + EXT_meshopt_compression, generalised parents"},
+            "py3dtiles_export": {"seconds": round(theirs_s, 2), "bytes": theirs_bytes, "files": theirs_files,
+                                 "bytes_per_feature": round(theirs_bytes / n, 1),
+                                 "content": "b3dm (3D Tiles 1.0), id only, no batch ids: NOT VALID "
+                                            "(triangles index the first building's vertices; see ANCHORS.md)"},
+            "speedup": round(theirs_s / ours_s, 2),
+            "bytes_ratio": round(ours_bytes / theirs_bytes, 3),
+        },
+        "serve": {
+            "cim_serve_1_worker": served_cim,
+            "nginx_static": served_nginx,
+            "urls": len(paths),
+            "rate_ratio": round(served_cim["requests_per_s"] / served_nginx["requests_per_s"], 3),
+        },
+    }
