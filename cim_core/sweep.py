@@ -91,7 +91,7 @@ def _tube_faces(n_rings: int, sides: int) -> np.ndarray:
 
 def _sweep_group(axes: np.ndarray, profiles: np.ndarray) -> np.ndarray:
     """Vertices (K, N*S + 2, 3) of K tubes: axes (K, N, 3), profiles (K, S, 2) in the (side, up) plane."""
-    t, u, v, m, cos_half = _frames(axes)
+    _, u, v, m, cos_half = _frames(axes)
     off = profiles[:, None, :, 0, None] * u[:, :, None, :] + profiles[:, None, :, 1, None] * v[:, :, None, :]
     along_m = np.einsum("knsj,knj->kns", off, m)
     off += ((1.0 / cos_half - 1.0)[..., None] * along_m)[..., None] * m[:, :, None, :]

@@ -40,7 +40,7 @@ def _read(path: Path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return wntr.network.WaterNetworkModel(str(path))
-    except Exception as exc:  # WNTR raises its own syntax errors and plain ValueErrors/KeyErrors
+    except Exception as exc:  # noqa: BLE001 - WNTR raises syntax errors, ValueError, KeyError, RuntimeError...
         text = " ".join(str(exc).replace("(%s)", "").split()).replace(" ,", ",")
         code = re.match(r"\(Error (\d+)\)\s*(.*)", text)
         if code:

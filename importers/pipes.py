@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import pyogrio
+import pyogrio.errors
+import pyogrio.raw
 import shapely
 import sqlalchemy as sa
 from scipy.sparse import coo_matrix
@@ -33,7 +35,16 @@ from cim_core import sweep
 from cim_core.crs import check_extent, crs_name, parse_crs, transform
 from cim_core.db import get_engine, storage_srid
 from cim_core.errors import GeoreferenceError, InputError, NotFoundError
-from cim_core.model import NODE_TYPES, UTILITIES, CityObject, DatasetInfo, Mesh, PipeNode, PipeSegment, QAFinding
+from cim_core.model import (
+    NODE_TYPES,
+    UTILITIES,
+    CityObject,
+    DatasetInfo,
+    Mesh,
+    PipeNode,
+    PipeSegment,
+    QAFinding,
+)
 from cim_core.settings import get_settings
 from cim_core.store import sha256_of, write_dataset
 
@@ -116,7 +127,7 @@ class Nodes:
     meshes: dict[int, Mesh] = field(default_factory=dict)  # drawings the source knows better (tanks...)
 
     @classmethod
-    def empty(cls) -> "Nodes":
+    def empty(cls) -> Nodes:
         e = np.empty(0)
         return cls([], np.empty((0, 2)), e.astype(object), e.astype(object), e, e, e, e.astype(bool), [])
 
@@ -172,7 +183,7 @@ class Segments:
     text: dict[str, list] = field(default_factory=dict)  # cjj_code, material, owner, pressure_class, install_year
 
     @classmethod
-    def empty(cls) -> "Segments":
+    def empty(cls) -> Segments:
         e, o = np.empty(0), np.empty(0, object)
         return cls([], [], o, o, e, e, e, e, e, e, e, e, e, e.astype(bool), e.astype(int), e.astype(int), [])
 
@@ -280,7 +291,7 @@ def resolve_heights(segs: Segments, nodes: Nodes, cover: float) -> Heights:
         np.add.at(cnt, idx[ok], 1)
     fill = ~np.isfinite(node_ground) & (cnt > 0)
     node_ground[fill] = acc[fill] / cnt[fill]
-    node_half = lambda idx: np.where(at(nodes.ref_is_axis.astype(float), idx) > 0, 0.0, h / 2)  # noqa: E731
+    node_half = lambda idx: np.where(at(nodes.ref_is_axis.astype(float), idx) > 0, 0.0, h / 2)
     counts = {"no_ground": 0, "default_cover": 0}
     ground_at, invert_at, axis_at, source_at = [], [], [], []
     for own_ground, own_invert, own_depth, idx, vtx in ends:
@@ -374,15 +385,14 @@ def survey_qa(segs: Segments, nodes: Nodes, hts: Heights, dangling: np.ndarray, 
         for i in np.flatnonzero(nodes.is_tee & (degree != 3)):
             out.append(QAFinding("tee_degree", f"{nodes.keys[i]}: a tee with {degree[i]} connected segments, not 3",
                                  nodes.keys[i], tuple(nodes.xy[i])))
-    # depth mismatch: ends whose height comes from the segment itself, compared at their node
-    own = [np.isin(hts.source[k], ("invert", "depth", "geometry_z")) for k in (0, 1)]
+    # depth mismatch: ends whose height the segment itself gives, compared at their node below the node's
+    # ground; gravity pipes meet invert to invert, pressure pipes and ducts axis to axis
+    own = np.concatenate([np.isin(hts.source[k], ("invert", "depth", "geometry_z")) for k in (0, 1)])
     node_of = np.concatenate([segs.from_idx, segs.to_idx])
-    inv = np.concatenate(hts.axis)  # the axis: sections of different size meet axis to axis... or invert
     grav = np.concatenate([~segs.ref_is_axis, ~segs.ref_is_axis])
-    # gravity pipes meet invert to invert (or drop), pressure pipes axis to axis
-    inv = np.where(grav, np.concatenate(hts.invert), inv)
-    depth = np.concatenate(hts.ground) - inv
-    ok = np.concatenate(own) & (node_of >= 0)
+    z = np.where(grav, np.concatenate(hts.invert), np.concatenate(hts.axis))
+    ok = own & (node_of >= 0)
+    depth = hts.node_ground[np.where(ok, node_of, 0)] - z if len(nodes) else z
     if ok.any():
         nodes_ok, v = node_of[ok], depth[ok]
         lo = np.full(len(nodes), np.inf)
@@ -536,7 +546,7 @@ def place(path: Path, x: np.ndarray, y: np.ndarray, crs: str | None, engine: sa.
     if len(x):
         try:
             check_extent(str(path), src, (x.min(), y.min(), x.max(), y.max()), srid)
-        except GeoreferenceError as exc:
+        except GeoreferenceError:
             if not local_hint:
                 raise
             raise GeoreferenceError(
@@ -554,14 +564,15 @@ def place(path: Path, x: np.ndarray, y: np.ndarray, crs: str | None, engine: sa.
 def _layers(path: Path) -> list[tuple[str, str]]:
     try:
         return [(str(n), str(g or "")) for n, g in pyogrio.list_layers(path)]
-    except Exception as exc:
+    except pyogrio.errors.DataSourceError as exc:
         raise InputError(f"{path}: cannot be read as a GIS source: {str(exc).splitlines()[0]}") from None
 
 
 def _read(path: Path, layer: str):
     try:
         meta, _, geoms, data = pyogrio.raw.read(path, layer=layer)
-    except Exception as exc:
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError,
+            pyogrio.errors.GeometryError, pyogrio.errors.FeatureError) as exc:
         raise InputError(f"{path}: layer {layer!r} cannot be read: {str(exc).splitlines()[0]}") from None
     cols = {str(f): np.asarray(v) for f, v in zip(meta["fields"], data)}
     return meta, shapely.from_wkb(geoms), cols
@@ -676,7 +687,7 @@ def read_nodes(path: Path, layer: str, field_map: dict[str, str], utility: str, 
         raise InputError(f"{path}: nodes layer {layer!r} must hold points")
     n = len(geoms)
     f = _resolve_fields(cols, NODE_FIELDS, field_map, path, layer)
-    get = lambda k: cols.get(f[k]) if k in f else None  # noqa: E731
+    get = lambda k: cols.get(f[k]) if k in f else None
     src_crs = crs or meta.get("crs")
     if not src_crs:
         raise InputError(f"{path}: layer {layer!r} has no CRS", hint="give it with --crs EPSG:N")
@@ -724,7 +735,7 @@ def read_segments(path: Path, layer: str, field_map: dict[str, str], utility: st
     split = np.flatnonzero(np.diff(owner)) + 1
     lines = np.split(xyz, split) if n else []
     f = _resolve_fields(cols, SEGMENT_FIELDS, field_map, path, layer)
-    get = lambda k: cols.get(f[k]) if k in f else None  # noqa: E731
+    get = lambda k: cols.get(f[k]) if k in f else None
     texts = {k: _texts(get(k), n) for k in ("id", "utility", "cjj_code", "shape", "material", "owner",
                                              "pressure_class", "from_node", "to_node", "install_year")}
     util = _utilities(texts["utility"], texts["cjj_code"], utility, n)

@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 import shapely
 import sqlalchemy as sa
+from conftest import DATA
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from cim_core.errors import GeoreferenceError, InputError
 from importers import epanet, swmm
 
-from conftest import DATA
-
-PLACE = dict(crs="EPSG:4547", offset=(501800.0, 3649500.0))  # local model origin placed in Zhumadian
+PLACE = {"crs": "EPSG:4547", "offset": (501800.0, 3649500.0)}  # local model origin placed in Zhumadian
 FT = 0.3048
 ROOT = Path(__file__).parents[1]
 
@@ -92,7 +91,7 @@ def test_bad_epanet_syntax_is_refused_in_one_line(cli_env, db):
         epanet.import_file(DATA / "wntr_bad_syntax.inp", engine=db, **PLACE)
     out = subprocess.run([".venv/bin/cim", "import", "epanet", str(DATA / "wntr_bad_syntax.inp"), "--crs",
                           "EPSG:4547", "--offset", "501800,3649500"], env=cli_env, cwd=ROOT,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert out.returncode == 1
     assert out.stderr.strip().count("\n") == 0 and "wntr_bad_syntax.inp" in out.stderr and "[FOO]" in out.stderr
     assert count(db, "select count(*) from datasets") == 0
@@ -148,7 +147,7 @@ def test_invalid_swmm_model_is_refused_in_one_line(cli_env, db):
         swmm.import_file(DATA / "swmm_invalid_model.inp", engine=db, **PLACE)
     out = subprocess.run([".venv/bin/cim", "import", "swmm", str(DATA / "swmm_invalid_model.inp"), "--crs",
                           "EPSG:4547", "--offset", "501800,3649500"], env=cli_env, cwd=ROOT,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert out.returncode == 1
     assert out.stderr.strip().count("\n") == 0 and "InvalidLink" in out.stderr
     assert count(db, "select count(*) from datasets") == 0
@@ -157,14 +156,14 @@ def test_invalid_swmm_model_is_refused_in_one_line(cli_env, db):
 def test_bulk_cli_import_then_rerun_skips(cli_env, db):
     args = [".venv/bin/cim", "import", "epanet", str(DATA / "Net1.inp"), str(DATA / "Net3.inp"),
             "--crs", "EPSG:4547", "--offset", "501800,3649500", "--workers", "2"]
-    out = subprocess.run(args, env=cli_env, cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(args, env=cli_env, cwd=ROOT, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert "Net1" in out.stdout and "Net3" in out.stdout and out.stdout.count("imported") == 2
-    again = subprocess.run(args, env=cli_env, cwd=ROOT, capture_output=True, text=True)
+    again = subprocess.run(args, env=cli_env, cwd=ROOT, capture_output=True, text=True, check=False)
     assert again.returncode == 0 and again.stdout.count("skipped") == 2
     assert count(db, "select count(*) from datasets") == 2
     # a different placement is a different import
     moved = subprocess.run(args[:-4] + ["--offset", "501900,3649600", "--force"], env=cli_env, cwd=ROOT,
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     assert moved.returncode == 0 and moved.stdout.count("replaced") == 2
     assert count(db, "select count(*) from city_objects") == 97 + 119 + 11 + 13
