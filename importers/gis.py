@@ -147,9 +147,8 @@ def layers(path: str | Path) -> list[tuple[str, str]]:
         raise InputError(f"{path}: cannot be read as a GIS source: {str(exc).strip().splitlines()[0]}") from None
 
 
-def _pick_layer(path: Path, layer: str | None) -> str:
-    found = layers(path)
-    names = [n for n, _ in found]
+def _pick_layer(path: Path, layer: str | None, names: list[str] | None = None) -> str:
+    names = names if names is not None else [n for n, _ in layers(path)]
     if layer is not None:
         if layer not in names:
             raise InputError(f"{path}: no layer {layer!r}; layers: {', '.join(names)}")
@@ -192,8 +191,8 @@ def _to_storage(geoms: np.ndarray, src, srid: int) -> np.ndarray:
     return shapely.transform(geoms, fn)
 
 
-def _repair(geoms: np.ndarray, polygonal: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """make_valid where needed; for polygon layers keep the polygonal part.
+def _repair(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """make_valid where needed; a polygon stays polygonal (a repair may add lines or points: dropped).
 
     Returns (geometries, repaired mask, unusable mask: had a geometry but nothing usable is left)."""
     present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
@@ -201,9 +200,9 @@ def _repair(geoms: np.ndarray, polygonal: bool) -> tuple[np.ndarray, np.ndarray,
     out = geoms.copy()
     if invalid.any():
         out[invalid] = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
-    if polygonal:
-        mixed = present & ~np.isin(shapely.get_type_id(out), POLYGONAL)
-        if mixed.any():  # a repair may give a collection: keep its polygons
+        mixed = invalid & np.isin(shapely.get_type_id(geoms), POLYGONAL) & \
+            ~np.isin(shapely.get_type_id(out), POLYGONAL)
+        if mixed.any():
             parts, idx = shapely.get_parts(out[mixed], return_index=True)
             keep = np.isin(shapely.get_type_id(parts), POLYGONAL)
             merged = np.full(mixed.sum(), None, dtype=object)
@@ -258,7 +257,8 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
         raise InputError(f"{path}: no such file")
     if kind is not None and kind not in KINDS:
         raise InputError(f"{path}: unknown kind {kind!r}; one of {', '.join(KINDS)}")
-    layer = _pick_layer(path, layer)
+    layer_names = [n for n, _ in layers(path)]
+    layer = _pick_layer(path, layer, layer_names)
     kind = kind or guess_kind(layer)
     if kind is None:
         raise InputError(f"{path}: cannot tell what layer {layer!r} holds", hint=f"give --as {'|'.join(KINDS)}")
@@ -271,8 +271,7 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
 
     engine = engine or get_engine()
     srid = storage_srid(engine)
-    single = len(layers(path)) == 1
-    name = dataset or (path.stem if single or layer == path.stem else f"{path.stem}_{layer}")
+    name = dataset or (path.stem if len(layer_names) == 1 or layer == path.stem else f"{path.stem}_{layer}")
     sha = sha256_of(path)
     key = {"layer": layer, "kind": kind, "crs": crs, "height_field": height_field, "floors_field": floors_field,
            "dataset": name, "srid": srid}
@@ -302,7 +301,7 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
         check_extent(str(path), src, tuple(shapely.total_bounds(geoms[present])), srid)
     ground = _ground(fields, data, geoms, _find(fields, GROUND_FIELDS, None, path, "ground"))
     geoms = _to_storage(shapely.force_2d(geoms), src, srid)
-    geoms, repaired, unusable = _repair(geoms, polygonal=kind == "buildings")
+    geoms, repaired, unusable = _repair(geoms)
     keys, uids = _keys(fields, data, len(geoms))
     report["repaired"] = int(repaired.sum())
     report["no_geometry"] = int((~present).sum())
@@ -373,8 +372,6 @@ def _flat_meshes(kind: str, geoms: np.ndarray, ground: np.ndarray, width: np.nda
         surface[lines] = shapely.buffer(geoms[lines], width[lines] / 2, cap_style="flat", join_style="mitre",
                                         mitre_limit=2.0)
     ok = np.isin(shapely.get_type_id(surface), POLYGONAL) & ~shapely.is_empty(surface)
-    surface[ok] = shapely.make_valid(surface[ok])  # ribbons of tight bends may self-overlap
-    ok &= np.isin(shapely.get_type_id(surface), POLYGONAL)
     meshes = _meshes(surface, ok, lambda g, i: mesh.flat(g, ground[i], KIND_MATERIALS[kind]))
     return meshes, (ground, ground)
 

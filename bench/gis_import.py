@@ -1,0 +1,124 @@
+"""GIS import: `cim import gis` (read, transform, repair, extrude LOD1 solids, COPY) against `ogr2ogr -f PostgreSQL`.
+
+One run, on the buildings layer of the generated sample district (sample_models.district, about 3,000
+x scale footprints; generated once per scale into the work folder), into one embedded PostGIS cluster of
+the bench's own (CIM_HOME under the work folder, stopped at the end):
+- ogr2ogr (Debian gdal-bin, installed when missing) with COPY and its default GiST index, into a table of
+  the same database; the table is dropped before each run;
+- our import through the Python API (importers.gis.import_file, --force), and once through the `cim`
+  command, which adds the interpreter's start and imports.
+The two are run alternately, ROUNDS times each; the figures are the medians.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROUNDS = 3
+SEED = 7
+
+
+def _ensure_ogr2ogr() -> str:
+    exe = shutil.which("ogr2ogr")
+    if not exe:
+        subprocess.run(["apt-get", "install", "-y", "gdal-bin"], check=True, capture_output=True)
+        exe = shutil.which("ogr2ogr")
+    return exe
+
+
+def _district(scale: float, work: Path) -> Path:
+    """The sample district's GeoPackage at this scale, generated once."""
+    from sample_models.district import generate
+
+    folder = work / f"district-{scale:g}"
+    gpkg = folder / "district.gpkg"
+    manifest = folder / "manifest.json"
+    if not (manifest.exists() and json.loads(manifest.read_text()).get("seed") == SEED and gpkg.exists()):
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"generating the sample district at scale {scale:g} (once)", flush=True)
+        generate(folder, scale=scale, seed=SEED)
+    return gpkg
+
+
+def run(scale: float, work: Path) -> dict:
+    work = work.absolute()
+    ogr2ogr = _ensure_ogr2ogr()
+    gpkg = _district(scale, work)
+    home = work / "home"
+    os.environ["CIM_HOME"] = str(home)
+    os.environ.pop("CIM_DATABASE_URL", None)
+    os.environ.pop("CIM_SRID", None)
+    env = {**os.environ, "COLUMNS": "200"}
+
+    import pyogrio
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from cim_core import db as cdb
+    from cim_core.settings import get_settings
+    from importers import gis
+
+    get_settings.cache_clear()
+    emb = cdb.embedded()
+    try:
+        engine = cdb.get_engine()
+        url = make_url(cdb.database_url())
+        pg = f"PG:host={url.host} port={url.port} dbname={url.database} user={url.username}"
+        n = int(pyogrio.read_info(gpkg, layer="buildings")["features"])
+        opts = dict(layer="buildings", kind="buildings", height_field="height_m", floors_field="floors",
+                    dataset="bench-buildings")
+        gis.import_file(gpkg, force=True, engine=engine, **opts)  # warm: imports, page cache, catalogue
+        ours, theirs = [], []
+        for _ in range(ROUNDS):
+            with engine.begin() as c:
+                c.execute(sa.text("drop table if exists b_ogr"))
+            t0 = time.perf_counter()
+            subprocess.run([ogr2ogr, "-f", "PostgreSQL", pg, str(gpkg), "buildings", "-nln", "b_ogr",
+                            "-lco", "GEOMETRY_NAME=geom", "--config", "PG_USE_COPY", "YES"],
+                           check=True, capture_output=True)
+            theirs.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            res = gis.import_file(gpkg, force=True, engine=engine, **opts)
+            ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        cli = subprocess.run([str(Path(sys.executable).with_name("cim")), "import", "gis", str(gpkg), "--layer",
+                              "buildings", "--as", "buildings", "--height-field", "height_m", "--floors-field",
+                              "floors", "--dataset", "bench-buildings", "--force"],
+                             env=env, capture_output=True, text=True)
+        cli_s = time.perf_counter() - t0
+        if cli.returncode != 0:
+            raise RuntimeError(f"cim import gis failed: {cli.stderr.strip()}")
+        with engine.connect() as c:
+            ogr_rows = c.scalar(sa.text("select count(*) from b_ogr"))
+            solids = c.execute(sa.text(
+                "select count(*), sum(length(mesh_faces)) / 12, sum(length(mesh_vertices)) / 24 "
+                "from city_objects o join datasets d on d.id = o.dataset_id where d.name = 'bench-buildings' "
+                "and o.mesh_faces is not null")).one()
+            c.execute(sa.text("drop table if exists b_ogr"))
+            c.commit()
+    finally:
+        emb.stop()
+    ours_s, theirs_s = statistics.median(ours), statistics.median(theirs)
+    return {
+        "layer": f"{gpkg.name}:buildings (sample district, scale {scale:g}, seed {SEED})",
+        "features": n,
+        "ours": {"what": "importers.gis.import_file: read, transform, repair, extrude LOD1 solids, COPY in one "
+                         "transaction (GiST index kept)",
+                 "seconds_median": round(ours_s, 3), "seconds_runs": [round(s, 3) for s in ours],
+                 "features_per_s": round(n / ours_s), "objects": res.counts.get("building", 0),
+                 "solids": solids[0], "triangles": int(solids[1] or 0), "vertices": int(solids[2] or 0),
+                 "cli_seconds": round(cli_s, 3)},
+        "ogr2ogr": {"what": f"{ogr2ogr} -f PostgreSQL --config PG_USE_COPY YES (GiST index)",
+                    "version": subprocess.run([ogr2ogr, "--version"], capture_output=True, text=True).stdout.strip(),
+                    "seconds_median": round(theirs_s, 3), "seconds_runs": [round(s, 3) for s in theirs],
+                    "features_per_s": round(n / theirs_s), "rows": ogr_rows},
+        "ratio": round(ours_s / theirs_s, 2),
+        "ratio_cli": round(cli_s / theirs_s, 2),
+        "goal": "ratio <= 2.0",
+    }
