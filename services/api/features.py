@@ -13,7 +13,7 @@ from typing import Annotated
 
 import orjson
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from cim_core.db import get_engine, storage_srid
 from cim_core.errors import NotFoundError
@@ -46,6 +46,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
 ]
 Caller = Annotated[auth.Caller, Depends(auth.caller)]
+CollectionId = Annotated[str, Path(description="a collection id from /api/collections",
+                                   examples=["buildings", "bim_elements", "pipes_water"])]
 
 
 def _json(doc, media_type: str = "application/json", headers: dict | None = None) -> Response:
@@ -126,13 +128,13 @@ def _collection(request: Request, who: auth.Caller, cid: str, object_id: int | N
 
 
 @router.get("/collections/{collectionId}", summary="One feature collection")
-def collection(request: Request, who: Caller, collectionId: str):
+def collection(request: Request, who: Caller, collectionId: CollectionId):
     engine, reg, c = _collection(request, who, collectionId)
     return _json(_collection_doc(request, reg, c, storage_srid(engine)))
 
 
 @router.get("/collections/{collectionId}/queryables", summary="Queryable properties (JSON Schema)")
-def queryables(request: Request, who: Caller, collectionId: str):
+def queryables(request: Request, who: Caller, collectionId: CollectionId):
     engine, reg, c = _collection(request, who, collectionId)
     props: dict[str, dict] = {"geometry": {"$ref": f"https://geojson.org/schema/{_geojson_type(c)}.json"}}
     for name, col in c.typed:
@@ -288,7 +290,7 @@ Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"features per page 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection",
             response_class=Response, responses={200: {"content": {GEOJSON: {}}, "description": "GeoJSON features"}})
 def items(
-    request: Request, who: Caller, collectionId: str,
+    request: Request, who: Caller, collectionId: CollectionId,
     limit: Limit = get_settings().api_page_default,
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)"),
     bbox_crs: str | None = Query(None, alias="bbox-crs"),
@@ -355,7 +357,7 @@ def items(
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature",
             response_class=Response, responses={200: {"content": {GEOJSON: {}}, "description": "a GeoJSON feature"}})
-def item(request: Request, who: Caller, collectionId: str, featureId: str,
+def item(request: Request, who: Caller, collectionId: CollectionId, featureId: str,
          crs: str | None = Query(None, description="CRS of the returned geometry (default CRS84)")):
     fid = _int_id(featureId)
     engine, reg, c = _collection(request, who, collectionId, object_id=fid)

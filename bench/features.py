@@ -1,0 +1,220 @@
+"""Features API: `cim serve` against tipg on bbox item requests, in one run on the same data.
+
+100,000 x scale synthetic building footprints (4-8 vertices, EPSG:4547, near Zhumadian; height,
+floors, name, year) are written with cim_core.store.write_dataset into an embedded database of the
+bench's own (CIM_HOME under the work folder). tipg 1.6.1 (in a venv of its own) serves a plain
+table of the same rows (id, name, height, floors, year, geometry in EPSG:4547 with a GiST index),
+restricted with TIPG_DB_TABLES; `cim serve` serves its `buildings` collection. Each server runs one
+uvicorn worker and gets the same wrk load: 16 connections for 20 s, a Lua script rotating over 500
+random 500 m bboxes in lon/lat, limit=100. Both answer in GeoJSON with CRS84 coordinates.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+TIPG = "tipg==1.6.1"
+PER_SCALE = 100_000
+BBOXES = 500
+BBOX_M = 500.0
+WRK = ["-t2", "-c16", "-d20s", "--latency"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ensure_tools(work: Path) -> Path:
+    """wrk from Debian and tipg in a venv of its own (it pins its own FastAPI); returns that venv's python."""
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
+    venv = work / "tipg-venv"
+    python = venv / "bin" / "python"
+    if not (python.exists() and subprocess.run([str(python), "-c", "import tipg, uvicorn"]).returncode == 0):
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", TIPG, "uvicorn"], check=True)
+    return python
+
+
+def _footprints(n: int, seed: int = 7):
+    """n convex 4-8-vertex footprints on a jittered 35 m grid around 114.02E 32.98N, with attributes."""
+    import shapely
+
+    from cim_core import crs
+    from cim_core.model import CityObject
+
+    rng = np.random.default_rng(seed)
+    cx, cy = crs.transform(4326, 4547, np.array([114.02]), np.array([32.98]))
+    side = int(np.ceil(np.sqrt(n)))
+    i = np.arange(n)
+    x = cx[0] + (i % side - side / 2) * 35.0 + rng.uniform(-4, 4, n)
+    y = cy[0] + (i // side - side / 2) * 35.0 + rng.uniform(-4, 4, n)
+    k = rng.integers(4, 9, n)
+    r = rng.uniform(6, 12, n)
+    polys = [shapely.Polygon(np.column_stack([xi + ri * np.cos(a), yi + ri * np.sin(a)]))
+             for xi, yi, ri, a in zip(x, y, r, (np.sort(rng.uniform(0, 2 * np.pi, ki)) for ki in k))]
+    fps = shapely.convex_hull(np.array(polys, dtype=object))
+    height = rng.uniform(6, 60, n).round(1)
+    for j in range(n):
+        yield CityObject(key=f"B{j}", cls="building", name=f"Building {j}", footprint=fps[j], zmin=0.0,
+                         zmax=float(height[j]),
+                         attributes={"height": float(height[j]), "floors": int(height[j] // 3),
+                                     "year": int(1960 + j % 60)})
+
+
+def _tipg_table(engine) -> None:
+    """The same buildings as a plain table with a geometry column, which is what tipg serves."""
+    import sqlalchemy as sa
+
+    with engine.begin() as c:
+        c.execute(sa.text("drop table if exists tipg_buildings"))
+        c.execute(sa.text("""
+            create table tipg_buildings as
+            select o.id, o.name, (o.attributes->>'height')::float8 height, (o.attributes->>'floors')::int floors,
+                   (o.attributes->>'year')::int year, o.footprint::geometry(Polygon, 4547) geom
+            from city_objects o join datasets d on d.id = o.dataset_id where d.name = 'bench_features'"""))
+        c.execute(sa.text("alter table tipg_buildings add primary key (id)"))
+        c.execute(sa.text("create index tipg_buildings_geom on tipg_buildings using gist (geom)"))
+        c.execute(sa.text("analyze tipg_buildings"))
+        c.execute(sa.text("analyze city_objects"))
+
+
+def _bboxes(engine, n: int, seed: int = 3) -> list[str]:
+    """n random BBOX_M x BBOX_M boxes in lon/lat inside the data's extent."""
+    import sqlalchemy as sa
+
+    with engine.connect() as c:
+        w, s, e, nn = c.execute(sa.text(
+            "select st_xmin(b), st_ymin(b), st_xmax(b), st_ymax(b) from "
+            "(select st_transform(st_setsrid(st_extent(geom)::geometry, 4547), 4326) b from tipg_buildings) x")).one()
+    rng = np.random.default_rng(seed)
+    dlat = BBOX_M / 111_320.0
+    dlon = dlat / np.cos(np.radians((s + nn) / 2))
+    x0 = rng.uniform(w, e - dlon, n)
+    y0 = rng.uniform(s, nn - dlat, n)
+    return [f"{a:.6f},{b:.6f},{a + dlon:.6f},{b + dlat:.6f}" for a, b in zip(x0, y0)]
+
+
+def _wrk(base: str, paths: list[str], work: Path, name: str) -> dict:
+    script = work / f"bboxes_{name}.lua"
+    script.write_text("paths = {\n" + ",\n".join(f'  "{p}"' for p in paths) + "\n}\n"
+                      "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
+                      "  return wrk.format(\"GET\", paths[i])\nend\n")
+    subprocess.run(["wrk", "-t2", "-c16", "-d3s", "-s", str(script), base], capture_output=True)  # warm-up
+    out = subprocess.run(["wrk", *WRK, "-s", str(script), base], capture_output=True, text=True, check=True).stdout
+    (work / f"wrk_{name}.txt").write_text(out)
+
+    def ms(label):
+        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
+        return round(float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)], 2) if m else None
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": ms("50"), "p99_ms": ms("99"), "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def _get(url: str, timeout: float = 60) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def _serve(cmd: list[str], env: dict, probe: str, work: Path, name: str) -> subprocess.Popen:
+    log = (work / f"{name}.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work)
+    end = time.time() + 180
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited ({proc.returncode}); see {work / f'{name}.log'}")
+        try:
+            _get(probe, 30)
+            return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"{name} did not answer {probe}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run(scale: float, work: Path) -> dict:
+    work = work.absolute()
+    tipg_python = _ensure_tools(work)
+    home = work / "home"
+    os.environ["CIM_HOME"] = str(home)
+    os.environ.pop("CIM_DATABASE_URL", None)
+
+    from sqlalchemy.engine import make_url
+
+    from cim_core import db as cdb
+    from cim_core.model import DatasetInfo
+    from cim_core.settings import get_settings
+    from cim_core.store import find_dataset, write_dataset
+
+    get_settings.cache_clear()
+    engine = cdb.get_engine()
+    n = max(1000, round(PER_SCALE * scale))
+    sha = f"bench-features-{n}"
+    if not find_dataset(sha, engine):
+        t0 = time.perf_counter()
+        write_dataset(DatasetInfo("bench_features", "gis", "synthetic", sha, "EPSG:4547"), _footprints(n),
+                      engine=engine)
+        print(f"wrote {n} buildings in {time.perf_counter() - t0:.1f} s", flush=True)
+    _tipg_table(engine)
+    boxes = _bboxes(engine, BBOXES)
+    url = make_url(cdb.database_url())
+    dsn = f"postgresql://{url.username}@{url.host}:{url.port}/{url.database}"
+    env = {**os.environ, "CIM_HOME": str(home)}
+
+    results = {}
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    ours = _serve([str(Path(sys.executable).with_name("cim")), "serve", "--port", str(port), "--workers", "1"],
+                  env, f"{base}/api/collections/buildings/items?limit=1", work, "cim-serve")
+    try:
+        sample = _get(f"{base}/api/collections/buildings/items?limit=100&bbox={boxes[0]}")
+        results["cim_serve"] = {**_wrk(base, [f"/api/collections/buildings/items?limit=100&bbox={b}" for b in boxes],
+                                       work, "cim"), "features_in_first_bbox": sample["numberReturned"]}
+    finally:
+        _stop(ours)
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    tenv = {**env, "DATABASE_URL": dsn, "TIPG_DB_TABLES": '["public.tipg_buildings"]', "TIPG_DB_FUNCTIONS": "[]",
+            "TIPG_MAX_FEATURES_PER_QUERY": "10000"}
+    tipg = _serve([str(tipg_python), "-m", "uvicorn", "tipg.main:app", "--port", str(port), "--workers", "1",
+                   "--log-level", "warning"], tenv,
+                  f"{base}/collections/public.tipg_buildings/items?limit=1", work, "tipg")
+    try:
+        sample = _get(f"{base}/collections/public.tipg_buildings/items?limit=100&bbox={boxes[0]}")
+        results["tipg"] = {**_wrk(base, [f"/collections/public.tipg_buildings/items?limit=100&bbox={b}"
+                                         for b in boxes], work, "tipg"),
+                           "features_in_first_bbox": sample["numberReturned"]}
+    finally:
+        _stop(tipg)
+
+    return {
+        "buildings": n,
+        "load": "16 connections, 20 s, 500 random 500 m bboxes in lon/lat, limit=100, 1 uvicorn worker each",
+        **results,
+        "rate_ratio": round(results["cim_serve"]["requests_per_s"] / results["tipg"]["requests_per_s"], 2),
+    }
