@@ -378,7 +378,7 @@ class _Reader:
             seg.start_invert, seg.end_invert = (float(line[i, 2]) - seg.diameter_mm / 2000 for i in (0, -1))
         return seg
 
-    def _mesh(self, geom) -> tuple[Mesh, np.ndarray]:
+    def _mesh(self, geom) -> Mesh:
         v = np.frombuffer(geom.verts_buffer, "<f8").reshape(-1, 3)
         faces = np.frombuffer(geom.faces_buffer, "<i4").reshape(-1, 3)
         mids = np.frombuffer(geom.material_ids_buffer, "<i4")
@@ -392,8 +392,7 @@ class _Reader:
             mats.append(DEFAULT_MATERIAL)
             mids = np.where((mids < 0) | (mids >= len(mats) - 1), len(mats) - 1, mids) \
                 if len(mids) == len(faces) else np.full(len(faces), len(mats) - 1)
-        world = self.placement.apply(v)
-        return Mesh(world, faces, mids, mats), v
+        return Mesh(self.placement.apply(v), faces, mids, mats)
 
     def _settings(self) -> ifcopenshell.geom.settings:
         s = ifcopenshell.geom.settings()
@@ -415,19 +414,23 @@ class _Reader:
                 if p is not None and shape.id not in done:
                     done.add(shape.id)
                     obj = self._record(p)
-                    mesh, _ = self._mesh(shape.geometry)
+                    mesh = self._mesh(shape.geometry)
                     if len(mesh.vertices):
                         obj.mesh = mesh
-                        xy = mesh.vertices[:, :2]
-                        obj.footprint = shapely.convex_hull(shapely.multipoints(xy))
+                        v = mesh.vertices
                         b = self._building(p.id())
+                        slab = p.is_a("IfcSlab") and getattr(p, "PredefinedType", None) != "ROOF"
+                        outline = p.is_a().startswith(OUTLINE_CLASSES) and (slab or not p.is_a("IfcSlab"))
+                        # exact 2D hulls where they shape a building's outline; the writer's bounding
+                        # box serves the rest (windows, furniture...) at a fraction of the cost
+                        hull = shapely.convex_hull(shapely.multipoints(v[:, :2])) if outline else None
+                        obj.footprint = hull
                         if b is not None and obj.cls in ("element", "pipe_segment"):
-                            z = mesh.vertices[:, 2]
-                            slab = p.is_a("IfcSlab") and getattr(p, "PredefinedType", None) != "ROOF"
-                            outline = p.is_a().startswith(OUTLINE_CLASSES) and (slab or not p.is_a("IfcSlab"))
-                            self.buildings[b].add(obj.footprint, float(z.min()), float(z.max()), outline, slab)
+                            lo, hi = v.min(axis=0), v.max(axis=0)
+                            self.buildings[b].add(hull if outline else shapely.box(lo[0], lo[1], hi[0], hi[1]),
+                                                  float(lo[2]), float(hi[2]), outline, slab)
                         if obj.cls == "pipe_segment":
-                            obj.pipe = self._pipe(p, obj, mesh.vertices)
+                            obj.pipe = self._pipe(p, obj, v)
                     self.shapes += 1
                     if obj.cls == "building":
                         held[p.id()] = obj
