@@ -6,6 +6,7 @@ number of vertices are stacked and framed, ringed and triangulated in one pass p
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 
 import numpy as np
 
@@ -29,7 +30,28 @@ def interpolate_along(xy: np.ndarray, start: float, end: float) -> np.ndarray:
     return start + (end - start) * f
 
 
+def interpolate_many(xy: np.ndarray, counts: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """`interpolate_along` for many polylines at once: xy (sum(counts), 2) holds their vertices one
+    polyline after the other; returns the value at every vertex."""
+    counts = np.asarray(counts, int)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    owner = np.repeat(np.arange(len(counts)), counts)
+    step = np.zeros(len(xy))
+    step[1:] = np.linalg.norm(np.diff(np.asarray(xy, float)[:, :2], axis=0), axis=1)
+    step[first] = 0.0
+    s = np.cumsum(step)
+    s -= s[first][owner]
+    total = s[first + counts - 1][owner]
+    rank = np.arange(len(xy)) - first[owner]
+    # a polyline of zero length spreads its values evenly over its vertices
+    f = np.where(total > _EPS, s / np.where(total > _EPS, total, 1.0), rank / np.maximum(counts[owner] - 1, 1))
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    return start[owner] + (end - start)[owner] * f
+
+
+@lru_cache(maxsize=1024)
 def circle_profile(radius: float, sides: int = CIRCLE_SIDES) -> np.ndarray:
+    """A regular polygon approximating a circle (shared between calls: do not modify)."""
     a = np.linspace(0.0, 2 * np.pi, sides, endpoint=False)
     return radius * np.column_stack([np.cos(a), np.sin(a)])
 

@@ -460,13 +460,14 @@ def build_objects(segs: Segments, nodes: Nodes, hts: Heights, materials: dict[st
     """City objects for nodes and segments: typed pipe records, footprints and swept meshes."""
     h = segs.section_height()
     rect = segs.shape == "rectangular"
-    axes, profiles = [], []
-    for i, ln in enumerate(segs.lines):
-        xy = ln[:, :2]
-        z = sweep.interpolate_along(xy, hts.axis[0][i], hts.axis[1][i])
-        axes.append(np.column_stack([xy, z]))
-        w = segs.width_mm[i] / 1000 if np.isfinite(segs.width_mm[i]) and segs.width_mm[i] > 0 else h[i]
-        profiles.append(sweep.rect_profile(w, h[i]) if rect[i] else sweep.circle_profile(h[i] / 2))
+    counts = np.array([len(ln) for ln in segs.lines], int)
+    xy = np.vstack([ln[:, :2] for ln in segs.lines]) if len(segs) else np.empty((0, 2))
+    z = sweep.interpolate_many(xy, counts, hts.axis[0], hts.axis[1])
+    axes = np.split(np.column_stack([xy, z]), np.cumsum(counts)[:-1]) if len(segs) else []
+    footprints = shapely.linestrings(xy, indices=np.repeat(np.arange(len(segs)), counts)) if len(segs) else []
+    width = np.where(np.isfinite(segs.width_mm) & (segs.width_mm > 0), segs.width_mm / 1000, h)
+    profiles = [sweep.rect_profile(width[i], h[i]) if rect[i] else sweep.circle_profile(float(h[i] / 2))
+                for i in range(len(segs))]
     seg_meshes = sweep.sweep_many(axes, profiles) if axes else []
     node_meshes = _node_meshes(nodes, hts)
 
@@ -495,7 +496,7 @@ def build_objects(segs: Segments, nodes: Nodes, hts: Heights, materials: dict[st
         yield CityObject(
             key=segs.keys[i], cls="pipe_segment", uid=segs.keys[i], lod=lod,
             name=segs.names[i] if segs.names else None, attributes=attrs,
-            footprint=shapely.LineString(axes[i][:, :2]), mesh=dress(seg_meshes[i], u),
+            footprint=footprints[i], mesh=dress(seg_meshes[i], u),
             pipe=PipeSegment(
                 utility=u, centerline=axes[i], cjj_code=text.get("cjj_code", [None] * len(segs))[i],
                 shape="rectangular" if rect[i] else "circular",

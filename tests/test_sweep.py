@@ -71,3 +71,13 @@ def test_sweep_many_keeps_the_order_of_mixed_axes():
     for m in meshes:
         solid(m)
     assert meshes[2].vertices[:, 2].max() == pytest.approx(3.0)
+
+
+def test_interpolate_many_matches_one_by_one():
+    lines = [np.array([[0, 0], [10, 0], [10, 30]], float), np.array([[5, 5], [5, 5]], float),
+             np.array([[0, 0], [3, 4]], float)]
+    start, end = np.array([57.0, 1.0, 10.0]), np.array([58.0, 2.0, 12.0])
+    z = sweep.interpolate_many(np.vstack(lines), [3, 2, 2], start, end)
+    expected = np.concatenate([sweep.interpolate_along(ln, a, b) for ln, a, b in zip(lines, start, end)])
+    assert z == pytest.approx(expected)
+    assert z == pytest.approx([57.0, 57.25, 58.0, 1.0, 2.0, 10.0, 12.0])
