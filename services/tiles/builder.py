@@ -59,6 +59,9 @@ class TreeOptions:
     leaf_triangles: int = 60_000
     parent_features: int = 5_000
     parent_triangles: int = 100_000
+    # like a mip pyramid: a parent draws about this share of its subtree's features (the largest), so all
+    # parents together add about a third to the leaves
+    parent_share: float = 0.25
     max_depth: int = 16
     meshopt: bool = True  # EXT_meshopt_compression on top of quantisation: about 3x smaller content
 
@@ -201,6 +204,7 @@ def generalise(gen: Generaliser, features: list[Feature], idx: np.ndarray,
                opts: TreeOptions) -> tuple[list[Item], float]:
     """Stand-ins of the largest features within the parent budget; error = largest deviation or loss."""
     sizes = np.array([features[i].size for i in idx])
+    cap = min(opts.parent_features, max(1, int(np.ceil(len(idx) * opts.parent_share))))
     items, seen, tris, error = [], set(), 0, 0.0
     for i in idx[np.argsort(-sizes, kind="stable")]:
         f = features[i]
@@ -211,7 +215,7 @@ def generalise(gen: Generaliser, features: list[Feature], idx: np.ndarray,
         key, item, dev = got
         if key in seen:
             continue
-        if len(items) >= opts.parent_features or tris + len(item.faces) > opts.parent_triangles:
+        if len(items) >= cap or tris + len(item.faces) > opts.parent_triangles:
             error = max(error, f.size)  # left out: the whole feature is missing from this tile
             continue
         seen.add(key)

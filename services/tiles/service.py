@@ -28,6 +28,7 @@ from .source import LAYERS
 router = APIRouter(prefix="/tiles", tags=["3D Tiles"])
 
 CHECK_INTERVAL_S = 1.0
+MEMORY_FILES = 20_000
 JSON_CACHE = "public, no-cache"          # revalidate every time: a 304 is cheap, stale trees are not
 CONTENT_CACHE = "public, max-age=60"     # content URLs are stable per quad; ETag revalidates after a minute
 OPTIONS: TreeOptions | None = None       # tree options of the cache's builds (tests make small trees)
@@ -35,25 +36,28 @@ OPTIONS: TreeOptions | None = None       # tree options of the cache's builds (t
 
 @dataclass
 class _Entry:
-    stamp: tuple[int, int]
     data: bytes
     gz: bytes | None
     etag: str
 
 
 class _Cache:
+    """Per process: the files served so far, valid while the cache's state (its build) stays the same."""
+
     def __init__(self):
         self.lock = threading.Lock()
         self.checked = 0.0
         self.report: BuildReport | None = None
-        self.files: dict[Path, _Entry] = {}
-
-
-_cache = _Cache()
+        self.dir = cache_dir()
+        self.files: dict[str, _Entry] = {}
+        self.build_stamp: tuple | None = None
 
 
 def cache_dir() -> Path:
     return Path(get_settings().home).absolute() / "tiles"
+
+
+_cache = _Cache()
 
 
 def reset() -> None:
@@ -73,7 +77,7 @@ def last_report() -> BuildReport | None:
 
 def refresh(force: bool = False) -> BuildReport | None:
     """Bring the tile cache up to date with the database; returns the build report, None if it was fresh."""
-    out = cache_dir()
+    out = _cache.dir
     out.mkdir(parents=True, exist_ok=True)
     engine = get_engine()
     with _cache.lock, open(out / ".lock", "w") as lock:
@@ -81,11 +85,14 @@ def refresh(force: bool = False) -> BuildReport | None:
         state = _read_json(out / "state.json")
         with engine.connect() as conn:
             current = last_change_id(conn)
-        if not force and state and state["change_id"] >= current and (out / "tileset.json").exists():
-            return None
-        report = build(out, engine=engine, incremental=True, opts=OPTIONS)
-        _cache.report = report
-        return report
+        if force or not state or state["change_id"] < current or not (out / "tileset.json").exists():
+            _cache.report = build(out, engine=engine, incremental=True, opts=OPTIONS)
+        # files in memory stay valid until a build (of this process or another worker) rewrote the cache
+        st = (out / "state.json").stat()
+        if _cache.build_stamp != (st.st_mtime_ns, st.st_size):
+            _cache.files.clear()
+            _cache.build_stamp = (st.st_mtime_ns, st.st_size)
+        return _cache.report
 
 
 async def _fresh() -> None:
@@ -99,24 +106,22 @@ async def _fresh() -> None:
         raise HTTPException(404, str(exc)) from None
 
 
-def _load(path: Path, compress: bool) -> _Entry:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise HTTPException(404, "no such tile") from None
-    stamp = (st.st_mtime_ns, st.st_size)
-    entry = _cache.files.get(path)
-    if entry is None or entry.stamp != stamp:
-        data = path.read_bytes()
-        entry = _Entry(stamp, data, gzip.compress(data, 6) if compress else None, f'"{etag_of(data)}"')
-        if len(_cache.files) > 20_000:  # bounded: a big cache is served from the OS page cache instead
+def _load(rel: str, compress: bool) -> _Entry:
+    entry = _cache.files.get(rel)
+    if entry is None:
+        try:
+            data = (_cache.dir / rel).read_bytes()
+        except FileNotFoundError:
+            raise HTTPException(404, "no such tile") from None
+        entry = _Entry(data, gzip.compress(data, 6) if compress else None, f'"{etag_of(data)}"')
+        if len(_cache.files) > MEMORY_FILES:  # bounded; beyond it files come from the OS page cache
             _cache.files.clear()
-        _cache.files[path] = entry
+        _cache.files[rel] = entry
     return entry
 
 
-def _serve(request: Request, path: Path, media_type: str, cache_control: str, is_json: bool) -> Response:
-    entry = _load(path, is_json)
+def _serve(request: Request, rel: str, media_type: str, cache_control: str, is_json: bool) -> Response:
+    entry = _load(rel, is_json)
     headers = {"ETag": entry.etag, "Cache-Control": cache_control}
     if is_json:
         headers["Vary"] = "Accept-Encoding"
@@ -128,30 +133,29 @@ def _serve(request: Request, path: Path, media_type: str, cache_control: str, is
     return Response(entry.data, media_type=media_type, headers=headers)
 
 
-def _layer_dir(layer: str) -> Path:
+def _check_layer(layer: str) -> None:
     if layer not in LAYERS:
         raise HTTPException(404, f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
-    return cache_dir() / layer
 
 
 @router.get("/tileset.json", summary="Root tileset: every layer as an external tileset")
 async def root_tileset(request: Request) -> Response:
     await _fresh()
-    return _serve(request, cache_dir() / "tileset.json", "application/json", JSON_CACHE, True)
+    return _serve(request, "tileset.json", "application/json", JSON_CACHE, True)
 
 
 @router.get("/{layer}/tileset.json", summary="Tileset of one layer: buildings, bim or pipes")
 async def layer_tileset(layer: str, request: Request) -> Response:
-    folder = _layer_dir(layer)
+    _check_layer(layer)
     await _fresh()
-    return _serve(request, folder / "tileset.json", "application/json", JSON_CACHE, True)
+    return _serve(request, f"{layer}/tileset.json", "application/json", JSON_CACHE, True)
 
 
 @router.get("/{layer}/{level}/{x}/{name}", summary="glb content of one tile")
 async def content(layer: str, level: str, x: str, name: str, request: Request) -> Response:
-    folder = _layer_dir(layer)
+    _check_layer(layer)
     stem, _, ext = name.partition(".")
     if ext != "glb" or not (stem.isdigit() and level.isdigit() and x.isdigit()):  # also keeps paths inside
         raise HTTPException(404, "no such tile")
     await _fresh()
-    return _serve(request, folder / level / x / name, "model/gltf-binary", CONTENT_CACHE, False)
+    return _serve(request, f"{layer}/{level}/{x}/{name}", "model/gltf-binary", CONTENT_CACHE, False)
