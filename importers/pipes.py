@@ -124,6 +124,7 @@ class Nodes:
     attributes: list[dict]
     names: list[str | None] | None = None
     is_tee: np.ndarray | None = None
+    source_ids: list[str | None] | None = None  # the survey's node ids, which segments may reference
     meshes: dict[int, Mesh] = field(default_factory=dict)  # drawings the source knows better (tanks...)
 
     @classmethod
@@ -151,6 +152,8 @@ class Nodes:
             self.names += [None] * n
         if self.is_tee is not None:
             self.is_tee = np.concatenate([self.is_tee, np.zeros(n, bool)])
+        if self.source_ids is not None:
+            self.source_ids += [None] * n
 
 
 @dataclass
@@ -206,44 +209,46 @@ class Segments:
 
 # ---------------------------------------------------------------- topology
 def snap_ends(segs: Segments, nodes: Nodes, tolerance: float) -> np.ndarray:
-    """Connect unconnected segment ends to the nearest node within `tolerance`; where ends meet
-    without a node, add a generated junction. Returns the indices (into 2 * n ends: starts then ends)
-    of the dangling ends, which touch nothing."""
+    """Connect unconnected segment ends to the nearest node of their utility within `tolerance`; where
+    ends of one utility meet without a node, add a generated junction. Returns the indices (into the
+    2 * n ends: starts, then ends) of the dangling ends, which touch nothing."""
     n = len(segs)
     a, b = segs.ends()
     pts = np.vstack([a, b])
     idx = np.concatenate([segs.from_idx, segs.to_idx])
-    open_ = idx < 0
-    if len(nodes) and open_.any():
-        d, j = cKDTree(nodes.xy).query(pts[open_], distance_upper_bound=tolerance)
-        hit = np.isfinite(d)
-        sel = np.flatnonzero(open_)
-        idx[sel[hit]] = j[hit]
-    open_ = np.flatnonzero(idx < 0)
-    dangling = np.empty(0, int)
-    if len(open_):
+    end_utility = np.concatenate([segs.utility, segs.utility]).astype(str)
+    node_utility = nodes.utility.astype(str)
+    dangling = []
+    # networks of different utilities cross without joining: snap within each utility
+    for u in np.unique(end_utility):
+        open_ = np.flatnonzero((idx < 0) & (end_utility == u))
+        candidates = np.flatnonzero(node_utility == u)
+        if len(open_) and len(candidates):
+            d, j = cKDTree(nodes.xy[candidates]).query(pts[open_], distance_upper_bound=tolerance)
+            hit = np.isfinite(d)
+            idx[open_[hit]] = candidates[j[hit]]
+            open_ = open_[~hit]
+        if not len(open_):
+            continue
         # ends without a node: those within the tolerance of each other meet at a new junction
         pairs = cKDTree(pts[open_]).query_pairs(tolerance, output_type="ndarray")
         m = len(open_)
         graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(m, m))
         k, label = connected_components(graph, directed=False)
-        size = np.bincount(label, minlength=k)
-        shared = size[label] > 1
-        dangling = open_[~shared]
+        shared = np.bincount(label, minlength=k)[label] > 1
+        dangling.append(open_[~shared])
         if shared.any():
             groups, inverse = np.unique(label[shared], return_inverse=True)
             centre = np.zeros((len(groups), 2))
             np.add.at(centre, inverse, pts[open_[shared]])
             centre /= np.bincount(inverse)[:, None]
-            seg_of = open_[shared] % n
-            util = np.empty(len(groups), object)
-            util[inverse] = segs.utility[seg_of]
             first = len(nodes)
-            nodes.extend([f"junction:{first + i}" for i in range(len(groups))], centre, util,
-                         np.full(len(groups), "junction", object), np.full(len(groups), np.nan))
+            nodes.extend([f"junction:{first + i}" for i in range(len(groups))], centre,
+                         np.full(len(groups), u, object), np.full(len(groups), "junction", object),
+                         np.full(len(groups), np.nan))
             idx[open_[shared]] = first + inverse
     segs.from_idx, segs.to_idx = idx[:n], idx[n:]
-    return dangling
+    return np.sort(np.concatenate(dangling)) if dangling else np.empty(0, int)
 
 
 # ---------------------------------------------------------------- heights
@@ -665,15 +670,24 @@ def _attributes(cols: dict[str, np.ndarray], n: int) -> list[dict]:
     return [{k: v[i] for k, v in zip(names, vals) if v[i] is not None and v[i] == v[i]} for i in range(n)]
 
 
-def _keys(ids: list[str | None], fids: np.ndarray, prefix: str) -> tuple[list[str], list[str]]:
-    """Dataset keys from the id column (feature ids where missing); repeated ids get the fid appended."""
+def _keys(ids: list[str | None], utility: np.ndarray, prefix: str) -> tuple[list[str], list[str]]:
+    """Dataset keys from the id column: 'node:ID'; 'node:UTILITY:ID' where utilities number their
+    features separately and an id recurs across them; the row number appended to an id repeated within
+    one utility (returned as repeated); 'node#ROW' without an id."""
+    per_id: dict[str, set] = {}
+    for i, u in zip(ids, utility):
+        if i is not None:
+            per_id.setdefault(i, set()).add(str(u))
     seen: set[str] = set()
     keys, repeated = [], []
-    for i, f in zip(ids, fids):
-        k = f"{prefix}:{i}" if i is not None else f"{prefix}#{f}"
-        if k in seen:
-            repeated.append(k)
-            k = f"{k}#{f}"
+    for row, (i, u) in enumerate(zip(ids, utility)):
+        if i is None:
+            k = f"{prefix}#{row}"
+        else:
+            k = f"{prefix}:{u}:{i}" if len(per_id[i]) > 1 else f"{prefix}:{i}"
+            if k in seen:
+                repeated.append(k)
+                k = f"{k}#{row}"
         seen.add(k)
         keys.append(k)
     return keys, repeated
@@ -703,17 +717,17 @@ def read_nodes(path: Path, layer: str, field_map: dict[str, str], utility: str, 
         ntype[i] = t.lower() if t and t.lower() in NODE_TYPES else (_lookup(NODE_WORDS, t) or "junction")
         feat = " ".join(filter(None, (t, texts["feature"][i]))).lower()
         tee[i] = any(w in feat for w in TEE_WORDS)
-    keys, repeated = _keys(texts["id"], np.arange(n), "node")
+    keys, repeated = _keys(texts["id"], util, "node")
     findings = [QAFinding("duplicate_id", f"node id {k.split(':', 1)[1]!r} is used more than once", None)
                 for k in repeated]
     nodes = Nodes(keys, np.column_stack([x, y]), util, ntype, _numbers(get("ground_z"), n),
                   _numbers(get("depth"), n), _numbers(get("invert_z"), n), _depth_ref(util, depth_to),
-                  _attributes(cols, n), names=[None] * n, is_tee=tee)
+                  _attributes(cols, n), names=[None] * n, is_tee=tee, source_ids=texts["id"])
     return nodes, findings, crs_used
 
 
 def read_segments(path: Path, layer: str, field_map: dict[str, str], utility: str, depth_to: str,
-                  crs: str | None, engine: sa.Engine, node_ids: dict[str, int]
+                  crs: str | None, engine: sa.Engine, node_ids: dict[tuple[str, str], int]
                   ) -> tuple[Segments, list[QAFinding], str | None]:
     meta, geoms, cols = _read(path, layer)
     ok = ~shapely.is_empty(geoms) & ~shapely.is_missing(geoms)
@@ -764,7 +778,7 @@ def read_segments(path: Path, layer: str, field_map: dict[str, str], utility: st
     for v in texts["install_year"]:
         m = re.search(r"(18|19|20|21)\d\d", v) if v else None
         years.append(int(m.group()) if m else None)
-    keys, repeated = _keys(texts["id"], np.arange(n), "pipe")
+    keys, repeated = _keys(texts["id"], util, "pipe")
     findings = [QAFinding("duplicate_id", f"pipe id {k.split(':', 1)[1]!r} is used more than once", None)
                 for k in repeated]
     from_idx = np.full(n, -1)
@@ -773,7 +787,7 @@ def read_segments(path: Path, layer: str, field_map: dict[str, str], utility: st
         for i, v in enumerate(col):
             if v is None:
                 continue
-            j = node_ids.get(v)
+            j = node_ids.get((str(util[i]), v))
             if j is None and node_ids:
                 findings.append(QAFinding("unknown_node", f"{keys[i]}: {label} {v!r} is not in the nodes layer; "
                                           "snapped by position instead", keys[i], tuple(lines[i][0, :2])))
@@ -857,7 +871,10 @@ def import_layer(path: str | Path, layer: str | None = None, *, nodes_layer: str
         findings += f
     report: dict[str, Any] = {"layer": seg_layer, "nodes_layer": node_layer, "nodes": len(nodes)}
     if seg_layer:
-        node_ids = {k.split(":", 1)[1]: i for i, k in enumerate(nodes.keys) if k.startswith("node:")}
+        node_ids: dict[tuple[str, str], int] = {}
+        for i, (nid, u) in enumerate(zip(nodes.source_ids or [], nodes.utility)):
+            if nid is not None:
+                node_ids.setdefault((str(u), nid), i)
         seg_map = {k: v for k, v in field_map.items() if k in SEGMENT_FIELDS}
         segs, f, crs_used = read_segments(path, seg_layer, seg_map, utility, depth_to, crs, engine, node_ids)
         findings += f

@@ -104,6 +104,21 @@ def test_chinese_survey_fields_and_generated_junctions(db, tmp_path):
     assert segment(db, "pipe:JS2")[10] == 2015
 
 
+def test_utilities_cross_without_joining_and_number_their_own_nodes(db, tmp_path):
+    """A mixed survey: water and gas both number nodes from 1, and a gas pipe ends 0.2 m from a water node."""
+    gpkg = tmp_path / "mixed.gpkg"
+    write_layer(gpkg, "pipe_nodes", [point(0, 0), point(30, 0), point(0, 5), point(30, 5)], id=["1", "2", "1", "2"],
+                utility=["water", "water", "gas", "gas"], node_type=["valve"] * 4, ground_z=[60.0] * 4)
+    write_layer(gpkg, "pipes", [line((0, 0), (30, 0)), line((0, 5), (30, 5)), line((30, 5), (30, 0.2))],
+                id=["1", "1", "2"], utility=["water", "gas", "gas"], from_node=["1", "1", "2"],
+                to_node=["2", "2", None], diameter_mm=[200, 110, 110], start_depth=[1.2] * 3, end_depth=[1.2] * 3)
+    res = pipes.import_layer(gpkg, engine=db)
+    assert res.report["qa"] == {"dangling_end": 1}  # the gas pipe's end next to the water node
+    assert segment(db, "pipe:water:1")[12:] == ("node:water:1", "node:water:2")
+    assert segment(db, "pipe:gas:1")[12:] == ("node:gas:1", "node:gas:2")
+    assert segment(db, "pipe:2")[12:] == ("node:gas:2", None)
+
+
 def qa_network(path: Path) -> None:
     """A water survey that breaks each QA rule once."""
     nodes = {"N1": (0, 0), "N2": (40, 0), "N3": (80, 0), "N4": (80, 90), "N5": (200, 0), "N6": (200.03, 0)}
