@@ -59,8 +59,8 @@ class TreeOptions:
     leaf_triangles: int = 60_000
     parent_features: int = 5_000
     parent_triangles: int = 100_000
-    # like a mip pyramid: a parent draws about this share of its subtree's features (the largest), so all
-    # parents together add about a third to the leaves
+    # like a mip pyramid: a parent draws about this share of what its children draw (the largest features),
+    # so all parents together add about a third to the leaves
     parent_share: float = 0.25
     max_depth: int = 16
     meshopt: bool = True  # EXT_meshopt_compression on top of quantisation: about 3x smaller content
@@ -113,7 +113,7 @@ class Grid:
     size: float
 
     @classmethod
-    def covering(cls, lo: np.ndarray, hi: np.ndarray) -> "Grid":
+    def covering(cls, lo: np.ndarray, hi: np.ndarray) -> Grid:
         size = 2.0 ** np.ceil(np.log2(max(float(np.max(hi - lo)), 1.0)))
         while True:
             x0, y0 = np.floor(lo[0] / size) * size, np.floor(lo[1] / size) * size
@@ -200,11 +200,14 @@ class Generaliser:
                 self.stand[i] = (f.id, Item(_row(f), v, fc, np.zeros(len(fc), np.int64), f.colors, True), dev)
 
 
-def generalise(gen: Generaliser, features: list[Feature], idx: np.ndarray,
-               opts: TreeOptions) -> tuple[list[Item], float]:
-    """Stand-ins of the largest features within the parent budget; error = largest deviation or loss."""
+def generalise(gen: Generaliser, features: list[Feature], idx: np.ndarray, opts: TreeOptions,
+               cap: int) -> tuple[list[Item], float]:
+    """Stand-ins of the largest features, at most `cap` of them and within the parent budget.
+
+    Error = the largest deviation of a drawn stand-in or the size of the largest feature left out.
+    """
     sizes = np.array([features[i].size for i in idx])
-    cap = min(opts.parent_features, max(1, int(np.ceil(len(idx) * opts.parent_share))))
+    cap = min(opts.parent_features, cap)
     items, seen, tris, error = [], set(), 0, 0.0
     for i in idx[np.argsort(-sizes, kind="stable")]:
         f = features[i]
@@ -332,7 +335,7 @@ class LayerBuilder:
         feats = [self.features[i] for i in idx]
         leaf = level >= self.opts.max_depth or (
             len(idx) <= self.opts.leaf_features and self.tris[idx].sum() <= self.opts.leaf_triangles)
-        children, regions, child_error = [], [], 0.0
+        children, regions, child_error, child_features = [], [], 0.0, 0
         if leaf:
             items, error = [_leaf_item(f, self.layer) for f in feats], 0.0
             if len(items) > glb.MAX_FEATURES:
@@ -351,7 +354,9 @@ class LayerBuilder:
                         children.append(child)
                         regions.append(child["boundingVolume"]["region"])
                         child_error = max(child_error, ce)
-            items, error = generalise(self.gen, self.features, idx, self.opts)
+                        child_features += child["extras"]["features"]
+            cap = max(1, int(np.ceil(child_features * self.opts.parent_share)))
+            items, error = generalise(self.gen, self.features, idx, self.opts, cap)
         tile: dict[str, Any] = {}
         if items:
             data, region, step = encode(items, self.layer, world, self.srid, self.offset, self.opts.meshopt)
@@ -368,7 +373,7 @@ class LayerBuilder:
         error = max(error, child_error)
         tile = {"boundingVolume": {"region": _union(regions)}, "geometricError": round(error, 3),
                 "refine": "REPLACE", "transform": _column_major(np.linalg.solve(parent_world, world)),
-                **tile, "extras": {"quad": key}}
+                **tile, "extras": {"quad": key, "features": len(items)}}
         if children:
             tile["children"] = children
         self.report.tiles += 1
@@ -399,8 +404,8 @@ def _write_json(path: Path, obj: dict) -> None:
 # ---------------------------------------------------------------- offset / changes
 def derive_offset(conn: sa.Connection) -> float:
     """Minus the median ground of the district: buildings' zmin, else pipe nodes' ground, else 0."""
-    for sql in ("select percentile_cont(0.5) within group (order by zmin) from city_objects "
-                "where class in ('building', 'building_part') and zmin is not null",
+    for sql in (("select percentile_cont(0.5) within group (order by zmin) from city_objects "
+                 "where class in ('building', 'building_part') and zmin is not null"),
                 "select percentile_cont(0.5) within group (order by coalesce(ground_z, st_z(geom))) from pipe_nodes",
                 "select percentile_cont(0.5) within group (order by zmin) from city_objects where zmin is not null"):
         v = conn.execute(sa.text(sql)).scalar()

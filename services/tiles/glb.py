@@ -58,7 +58,7 @@ def flat_shade(positions: np.ndarray, faces: np.ndarray, feature: np.ndarray):
     corners = faces.ravel().astype(np.int64)
     cn = np.repeat(qn, 3, axis=0)
     key = (corners << 24) | ((cn[:, 0] + 128) << 16) | ((cn[:, 1] + 128) << 8) | (cn[:, 2] + 128)
-    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     src = corners[first]
     return positions[src], cn[first].astype(np.int8), feature[src], inverse.reshape(-1, 3)
 
@@ -233,7 +233,7 @@ def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str
 
 def read_glb(data: bytes) -> tuple[dict, bytes]:
     """(gltf json, binary chunk) of a glb."""
-    magic, version, total = struct.unpack_from("<4sII", data, 0)
+    magic, version, _ = struct.unpack_from("<4sII", data, 0)
     if magic != b"glTF" or version != 2:
         raise ValueError("not a glTF 2.0 binary")
     jlen, _ = struct.unpack_from("<I4s", data, 12)
