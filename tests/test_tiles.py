@@ -184,12 +184,17 @@ def read_table(gltf, binary) -> list[dict]:
     return [{k: cols[k][i] for k in cols} for i in range(n)]
 
 
-def gltf_validate(files: list[Path]) -> dict:
-    if not (NODE_DIR / "node_modules" / "gltf-validator").exists():
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True)
-    out = subprocess.run(["node", str(NODE_DIR / "validate.mjs"), *map(str, files)], capture_output=True, text=True,
+def node(script: str, *args) -> dict:
+    """Run one of tests/node's scripts (installing its packages on first use); its JSON output."""
+    if not (NODE_DIR / "node_modules" / "@loaders.gl" / "3d-tiles").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True)
+    out = subprocess.run(["node", str(NODE_DIR / script), *map(str, args)], capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout)
+
+
+def gltf_validate(files: list[Path]) -> dict:
+    return node("validate.mjs", *files)
 
 
 # ---------------------------------------------------------------- tests
@@ -257,9 +262,7 @@ def test_pipe_two_metres_below_ground_lies_two_metres_below_the_ellipsoid(db, tm
 def test_loaders_gl_loads_buildings_and_ids_match_database(db, tmp_path):
     district(db)
     build(tmp_path, ["buildings"], engine=db, opts=SMALL)
-    out = subprocess.run(["node", str(NODE_DIR / "load.mjs"), str(tmp_path / "buildings" / "tileset.json")],
-                         capture_output=True, text=True, check=True)
-    loaded = json.loads(out.stdout)
+    loaded = node("load.mjs", tmp_path / "buildings" / "tileset.json")
     import sqlalchemy as sa
     with db.connect() as c:
         ids = {r.name: r.id for r in c.execute(sa.text("select id, name from city_objects where class='building'"))}
@@ -400,3 +403,31 @@ def test_sample_district_export_is_valid(db, cli_env, tmp_path):
         check_content(tile, world, file)
     result = gltf_validate([f for _, _, f in contents.values()])
     assert result["files"] == len(contents) and result["errors"] == [], result["errors"][:3]
+
+
+def test_glb_quantised_and_meshopt_decode_to_the_same_vertices(tmp_path):
+    from services.tiles.glb import Primitive, write_glb
+
+    vs, fs, fid = [], [], []
+    for i in range(50):
+        v, f = box(i * 15.0, (i % 7) * 20.0, 0.0, 10 + i % 3, 12, 20 + i % 5)
+        fs.append(f + 8 * i)
+        vs.append(v)
+        fid.append(np.full(8, i))
+    v = np.vstack(vs) - np.vstack(vs).mean(axis=0)
+    props = {"id": ("UINT32", list(range(1, 51))), "name": ("STRING", [f"B{i}" for i in range(50)])}
+    files, decoded = [], []
+    for meshopt in (False, True):
+        data = write_glb([Primitive(v, np.vstack(fs), np.concatenate(fid), (1, 1, 1, 1))], "building", props, 50,
+                         meshopt=meshopt)
+        files.append(tmp_path / f"t{meshopt}.glb")
+        files[-1].write_bytes(data)
+        gltf, binary = read_glb(data)
+        assert ("EXT_meshopt_compression" in gltf["extensionsRequired"]) == meshopt
+        (pos, ids), = decode_positions(gltf, binary)
+        decoded.append({(tuple(np.round(p, 2)), int(i)) for p, i in zip(pos, ids)})
+        assert np.abs(pos).max() <= np.abs(v).max() + 0.01  # dequantised within a centimetre
+        assert [r["name"] for r in read_table(gltf, binary)] == [f"B{i}" for i in range(50)]
+    assert decoded[0] == decoded[1]
+    assert len(files[1].read_bytes()) < len(files[0].read_bytes()) / 2
+    assert gltf_validate(files)["errors"] == []

@@ -319,6 +319,7 @@ class LayerBuilder:
     def _collect(self, tile: dict) -> None:
         if "content" in tile:
             self.contents.add(tile["content"]["uri"])
+            self.report.content_bytes += (self.dir / tile["content"]["uri"]).stat().st_size
         self.report.tiles += 1
         self.report.reused += 1
         for c in tile.get("children", []):
