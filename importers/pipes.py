@@ -359,7 +359,10 @@ def survey_qa(segs: Segments, nodes: Nodes, hts: Heights, dangling: np.ndarray, 
         s = e % n
         out.append(QAFinding("dangling_end", f"{segs.keys[s]}: {'start' if e < n else 'end'} connects to nothing "
                              f"within {tolerance:g} m", segs.keys[s], tuple(pts[e]), "warning"))
-    length = np.array([float(np.linalg.norm(np.diff(ln[:, :2], axis=0), axis=1).sum()) for ln in segs.lines])
+    counts = np.array([len(ln) for ln in segs.lines], int)
+    geoms = shapely.linestrings(np.vstack([ln[:, :2] for ln in segs.lines]),
+                                indices=np.repeat(np.arange(n), counts)) if n else np.empty(0, object)
+    length = shapely.length(geoms)
     for s in np.flatnonzero(length > max_length):
         out.append(QAFinding("segment_too_long", f"{segs.keys[s]}: {length[s]:.2f} m is longer than {max_length:g} m",
                              segs.keys[s], tuple((a[s] + b[s]) / 2)))
@@ -374,7 +377,6 @@ def survey_qa(segs: Segments, nodes: Nodes, hts: Heights, dangling: np.ndarray, 
     util = np.unique(segs.utility.astype(str), return_inverse=True)[1]
     _, group, size = np.unique(np.column_stack([pair, util]), axis=0, return_inverse=True, return_counts=True)
     group = group.reshape(-1)
-    geoms = shapely.linestrings([ln[:, :2] for ln in segs.lines]) if n else np.empty(0)
     for g in np.flatnonzero(size > 1):
         members = np.flatnonzero(group == g)
         first = members[0]
@@ -492,29 +494,29 @@ def build_objects(segs: Segments, nodes: Nodes, hts: Heights, materials: dict[st
             footprint=shapely.Point(nodes.xy[i]), mesh=dress(node_meshes[i], u),
             node=PipeNode(u, str(nodes.node_type[i]), (float(nodes.xy[i, 0]), float(nodes.xy[i, 1]), g),
                           depth=g - inv, ground_z=g, invert_z=inv))
-    text = segs.text
+    none = [None] * len(segs)
+    cjj, material, owner, pressure, year = (segs.text.get(k, none) for k in (
+        "cjj_code", "material", "owner", "pressure_class", "install_year"))
+    # plain Python numbers for the records, converted once
+    dia, wid, hei = ([_num(v) for v in col] for col in (segs.diameter_mm, segs.width_mm, segs.height_mm))
+    inv0, inv1 = hts.invert[0].tolist(), hts.invert[1].tolist()
+    dep0, dep1 = (hts.ground[0] - hts.invert[0]).tolist(), (hts.ground[1] - hts.invert[1]).tolist()
+    frm = [nodes.keys[j] if j >= 0 else None for j in segs.from_idx]
+    to = [nodes.keys[j] if j >= 0 else None for j in segs.to_idx]
     for i in range(len(segs)):
         u = str(segs.utility[i])
         attrs = dict(segs.attributes[i])
         attrs["height_source"] = [str(hts.source[0][i]), str(hts.source[1][i])]
-        year = text.get("install_year", [None] * len(segs))[i]
         yield CityObject(
             key=segs.keys[i], cls="pipe_segment", uid=segs.keys[i], lod=lod,
             name=segs.names[i] if segs.names else None, attributes=attrs,
             footprint=footprints[i], mesh=dress(seg_meshes[i], u),
             pipe=PipeSegment(
-                utility=u, centerline=axes[i], cjj_code=text.get("cjj_code", [None] * len(segs))[i],
-                shape="rectangular" if rect[i] else "circular",
-                diameter_mm=_num(segs.diameter_mm[i]), width_mm=_num(segs.width_mm[i]),
-                height_mm=_num(segs.height_mm[i]), material=text.get("material", [None] * len(segs))[i],
-                install_year=int(year) if year is not None else None,
-                owner=text.get("owner", [None] * len(segs))[i],
-                pressure_class=text.get("pressure_class", [None] * len(segs))[i],
-                start_invert=float(hts.invert[0][i]), end_invert=float(hts.invert[1][i]),
-                start_depth=float(hts.ground[0][i] - hts.invert[0][i]),
-                end_depth=float(hts.ground[1][i] - hts.invert[1][i]),
-                from_node=nodes.keys[segs.from_idx[i]] if segs.from_idx[i] >= 0 else None,
-                to_node=nodes.keys[segs.to_idx[i]] if segs.to_idx[i] >= 0 else None))
+                utility=u, centerline=axes[i], cjj_code=cjj[i], shape="rectangular" if rect[i] else "circular",
+                diameter_mm=dia[i], width_mm=wid[i], height_mm=hei[i], material=material[i],
+                install_year=int(year[i]) if year[i] is not None else None, owner=owner[i],
+                pressure_class=pressure[i], start_invert=inv0[i], end_invert=inv1[i], start_depth=dep0[i],
+                end_depth=dep1[i], from_node=frm[i], to_node=to[i]))
 
 
 # ---------------------------------------------------------------- writing, shared by pipes/epanet/swmm
