@@ -83,8 +83,9 @@ def _tipg_table(engine) -> None:
         c.execute(sa.text("drop table if exists tipg_buildings"))
         c.execute(sa.text("""
             create table tipg_buildings as
-            select o.id, o.name, (o.attributes->>'height')::float8 height, (o.attributes->>'floors')::int floors,
-                   (o.attributes->>'year')::int year, o.footprint::geometry(Polygon, 4547) geom
+            select o.id, o.name, (o.attributes->>'height')::float8 as height,
+                   (o.attributes->>'floors')::int as floors, (o.attributes->>'year')::int as year,
+                   o.footprint::geometry(Polygon, 4547) as geom
             from city_objects o join datasets d on d.id = o.dataset_id where d.name = 'bench_features'"""))
         c.execute(sa.text("alter table tipg_buildings add primary key (id)"))
         c.execute(sa.text("create index tipg_buildings_geom on tipg_buildings using gist (geom)"))

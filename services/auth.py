@@ -18,6 +18,7 @@ from fastapi import HTTPException, Request
 
 from cim_core.db import get_engine
 from cim_core.errors import InputError, NotFoundError
+from cim_core.settings import get_settings
 
 KEY_PREFIX = "cim_"
 ANONYMOUS = "public"
@@ -25,6 +26,24 @@ ANONYMOUS = "public"
 LAYER_CACHE_SECONDS = 10.0
 # A tile viewer fetches hundreds of tiles a minute: one audit row per caller, layer and minute.
 TILE_AUDIT_SECONDS = 60.0
+
+
+_engines: dict[tuple, sa.Engine] = {}
+
+
+def current_engine() -> sa.Engine:
+    """The engine for request handlers, resolved once per process and settings.
+
+    get_engine() asks pg_ctl (a subprocess) whether the embedded cluster runs on every call: right
+    for a CLI command, far too slow for every HTTP request.
+    """
+    s = get_settings()
+    key = (s.database_url, str(s.home))
+    found = _engines.get(key)
+    if found is None:
+        # reads need no transaction: autocommit saves a BEGIN and a ROLLBACK round trip per request
+        found = _engines[key] = get_engine().execution_options(isolation_level="AUTOCOMMIT")
+    return found
 
 
 @dataclass(frozen=True)
@@ -147,12 +166,12 @@ def caller(request: Request) -> Caller:
     """FastAPI dependency: the caller, resolved once per request."""
     found = getattr(request.state, "caller", None)
     if found is None:
-        found = request.state.caller = resolve_caller(request, get_engine())
+        found = request.state.caller = resolve_caller(request, current_engine())
     return found
 
 
 def is_restricted(layer: str, engine: sa.Engine | None = None) -> bool:
-    return layer in restricted_layers(engine or get_engine())
+    return layer in restricted_layers(engine or current_engine())
 
 
 def may_read(who: Caller, layer: str, engine: sa.Engine | None = None) -> bool:
@@ -171,7 +190,7 @@ def audit(who: Caller, layer: str, path: str, status: int, object_id: int | None
         if now - _tile_audit_seen.get(k, -1e9) < throttle:
             return
         _tile_audit_seen[k] = now
-    with (engine or get_engine()).begin() as c:
+    with (engine or current_engine()).begin() as c:
         c.execute(sa.text("insert into audit_log (key_id, role, layer, object_id, path, client, status) "
                           "values (:k, :r, :l, :o, :p, :c, :s)"),
                   {"k": who.key_id, "r": who.role, "l": layer, "o": object_id, "p": path[:2000],
@@ -181,7 +200,7 @@ def audit(who: Caller, layer: str, path: str, status: int, object_id: int | None
 def require_layer(request: Request, who: Caller, layer: str, *, object_id: int | None = None,
                   throttle: float = 0.0) -> None:
     """Enforce the grant for a layer: 401 anonymous / 403 lacking role; audit restricted reads."""
-    engine = get_engine()
+    engine = current_engine()
     if not is_restricted(layer, engine):
         return
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")

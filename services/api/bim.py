@@ -8,7 +8,6 @@ import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from cim_core.db import get_engine
 from cim_core.errors import InputError, NotFoundError
 
 from services import auth
@@ -78,7 +77,7 @@ def building(request: Request, who: Caller, buildingId: str,
     if wanted - {"elements", "psets"}:
         raise InputError(f"expand: unknown value(s) {', '.join(sorted(wanted - {'elements', 'psets'}))}; "
                          "use elements, psets")
-    engine = get_engine()
+    engine = auth.current_engine()
     with engine.connect() as conn:
         row = _fetch(conn, _int_id(buildingId), "building")
         if row._mapping["class"] not in ("building", "building_part"):
@@ -157,7 +156,7 @@ def building(request: Request, who: Caller, buildingId: str,
 
 @router.get("/objects/{objectId}", summary="Any city object; a pipe with its nodes and neighbouring segments")
 def city_object(request: Request, who: Caller, objectId: str):
-    engine = get_engine()
+    engine = auth.current_engine()
     with engine.connect() as conn:
         row = _fetch(conn, _int_id(objectId), "object")
         _guard(request, who, row)
@@ -205,7 +204,7 @@ def _node(conn, node_id: int | None) -> dict | None:
 def search(request: Request, who: Caller,
            q: str = Query(..., min_length=1, max_length=200, description="part of a name, a uid, or an id"),
            limit: int = Query(20, ge=1, le=100)):
-    engine = get_engine()
+    engine = auth.current_engine()
     reg = registry(engine)
     with engine.connect() as conn:
         reg.refresh(conn)

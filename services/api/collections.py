@@ -7,6 +7,7 @@ cost a scan, so they are cached until change_log says the model changed.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -142,52 +143,62 @@ def _cache_token(conn: sa.Connection) -> tuple:
     return conn.execute(sa.text("select coalesce(max(id), 0), (select count(*) from datasets) from change_log")).one()
 
 
+# How often a process asks change_log whether the model changed (one cheap query, not per request).
+CHECK_SECONDS = 1.0
+
+
 class Registry:
     """The collections of one database, with extents and attribute keys cached per model version."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.token: tuple | None = None
+        self.checked = -1e9
+        self.srid: int | None = None
         self.collections: dict[str, Collection] = {}
         self.extents: dict[str, list[float] | None] = {}
         self.attr_keys: dict[str, dict[str, str]] = {}
         self.temporal: dict[str, list] = {}
 
     def refresh(self, conn: sa.Connection) -> None:
-        token = _cache_token(conn)
-        if token == self.token:
+        if self.token is not None and time.monotonic() - self.checked < CHECK_SECONDS:
             return
-        with self.lock:
-            if token == self.token:
-                return
-            cols = {c[0]: Collection(c[0], c[1], c[3], "objects", c[2]) for c in OBJECT_COLLECTIONS}
-            for u, name_en, code in conn.execute(sa.text(
-                    "select utility, name_en, cjj_code from pipe_categories order by utility")):
-                cols[f"pipes_{u}"] = Collection(f"pipes_{u}", f"Pipes: {name_en}",
-                                                f"{name_en} pipe segments (CJJ 61 code {code}), 3D centrelines",
-                                                "pipes", utility=u)
-            cols["pipe_nodes"] = Collection("pipe_nodes", "Pipe nodes", "Manholes, valves, hydrants and other "
-                                            "nodes of the pipe networks you may read", "nodes")
-            srid = int(conn.scalar(sa.text("select value from cim_meta where key = 'srid'")))
-            utilities = _all_utilities(cols)
-            kv = sa.func.jsonb_each(objects.c.attributes).table_valued("key", "value").alias("kv")
-            extents, keys, temporal = {}, {}, {}
-            for c in cols.values():
-                box = sa.func.ST_Transform(sa.func.ST_SetSRID(sa.cast(sa.func.ST_Extent(c.geometry), _Geometry),
-                                                              srid), 4326)
-                sub = (sa.select(box.label("e"), sa.func.min(objects.c.valid_from).label("tmin"),
-                                 sa.func.max(objects.c.valid_to).label("tmax"))
-                       .select_from(c.from_clause()).where(c.scope(utilities)).subquery())
-                e = conn.execute(sa.select(sa.func.ST_XMin(sub.c.e), sa.func.ST_YMin(sub.c.e), sa.func.ST_XMax(sub.c.e),
-                                           sa.func.ST_YMax(sub.c.e), sub.c.tmin, sub.c.tmax)).one()
-                extents[c.id] = [round(v, 7) for v in e[:4]] if e[0] is not None else None
-                temporal[c.id] = [e[4].isoformat() if e[4] else None, e[5].isoformat() if e[5] else None]
-                keys[c.id] = dict(conn.execute(
-                    sa.select(kv.c.key, sa.func.min(sa.func.jsonb_typeof(kv.c.value)))
-                    .select_from(c.from_clause().join(kv, sa.true())).where(c.scope(utilities))
-                    .group_by(kv.c.key)).all())
-            self.collections, self.extents, self.attr_keys, self.temporal = cols, extents, keys, temporal
-            self.token = token
+        token = _cache_token(conn)
+        if token != self.token:
+            with self.lock:
+                if token != self.token:
+                    self._build(conn)
+                    self.token = token
+        self.checked = time.monotonic()
+
+    def _build(self, conn: sa.Connection) -> None:
+        cols = {c[0]: Collection(c[0], c[1], c[3], "objects", c[2]) for c in OBJECT_COLLECTIONS}
+        for u, name_en, code in conn.execute(sa.text(
+                "select utility, name_en, cjj_code from pipe_categories order by utility")):
+            cols[f"pipes_{u}"] = Collection(f"pipes_{u}", f"Pipes: {name_en}",
+                                            f"{name_en} pipe segments (CJJ 61 code {code}), 3D centrelines",
+                                            "pipes", utility=u)
+        cols["pipe_nodes"] = Collection("pipe_nodes", "Pipe nodes", "Manholes, valves, hydrants and other "
+                                        "nodes of the pipe networks you may read", "nodes")
+        srid = self.srid = int(conn.scalar(sa.text("select value from cim_meta where key = 'srid'")))
+        utilities = _all_utilities(cols)
+        kv = sa.func.jsonb_each(objects.c.attributes).table_valued("key", "value").alias("kv")
+        extents, keys, temporal = {}, {}, {}
+        for c in cols.values():
+            box = sa.func.ST_Transform(sa.func.ST_SetSRID(sa.cast(sa.func.ST_Extent(c.geometry), _Geometry),
+                                                          srid), 4326)
+            sub = (sa.select(box.label("e"), sa.func.min(objects.c.valid_from).label("tmin"),
+                             sa.func.max(objects.c.valid_to).label("tmax"))
+                   .select_from(c.from_clause()).where(c.scope(utilities)).subquery())
+            e = conn.execute(sa.select(sa.func.ST_XMin(sub.c.e), sa.func.ST_YMin(sub.c.e), sa.func.ST_XMax(sub.c.e),
+                                       sa.func.ST_YMax(sub.c.e), sub.c.tmin, sub.c.tmax)).one()
+            extents[c.id] = [round(v, 7) for v in e[:4]] if e[0] is not None else None
+            temporal[c.id] = [e[4].isoformat() if e[4] else None, e[5].isoformat() if e[5] else None]
+            keys[c.id] = dict(conn.execute(
+                sa.select(kv.c.key, sa.func.min(sa.func.jsonb_typeof(kv.c.value)))
+                .select_from(c.from_clause().join(kv, sa.true())).where(c.scope(utilities))
+                .group_by(kv.c.key)).all())
+        self.collections, self.extents, self.attr_keys, self.temporal = cols, extents, keys, temporal
 
     def get(self, conn: sa.Connection, cid: str) -> Collection:
         self.refresh(conn)

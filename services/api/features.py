@@ -15,7 +15,6 @@ import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from cim_core.db import get_engine, storage_srid
 from cim_core.errors import NotFoundError
 from cim_core.settings import get_settings
 
@@ -106,36 +105,35 @@ def _collection_doc(request: Request, reg, c: Collection, storage: int) -> dict:
 
 @router.get("/collections", summary="Feature collections the caller may read")
 def collections(request: Request, who: Caller):
-    engine = get_engine()
+    engine = auth.current_engine()
     reg = registry(engine)
     with engine.connect() as conn:
         reg.refresh(conn)
-    storage = storage_srid(engine)
-    docs = [_collection_doc(request, reg, c, storage) for c in reg.collections.values()
+    docs = [_collection_doc(request, reg, c, reg.srid) for c in reg.collections.values()
             if auth.may_read(who, c.id, engine)]
     b = _base(request)
     return _json({"collections": docs, "links": [{"href": f"{b}/collections", "rel": "self",
                                                   "type": "application/json"}]})
 
 
-def _collection(request: Request, who: auth.Caller, cid: str, object_id: int | None = None):
-    engine = get_engine()
-    reg = registry(engine)
-    with engine.connect() as conn:
-        c = reg.get(conn, cid)
+def _collection(request: Request, who: auth.Caller, cid: str, conn: sa.Connection, object_id: int | None = None):
+    reg = registry(conn.engine)
+    c = reg.get(conn, cid)
     auth.require_layer(request, who, c.id, object_id=object_id)
-    return engine, reg, c
+    return reg, c
 
 
 @router.get("/collections/{collectionId}", summary="One feature collection")
 def collection(request: Request, who: Caller, collectionId: CollectionId):
-    engine, reg, c = _collection(request, who, collectionId)
-    return _json(_collection_doc(request, reg, c, storage_srid(engine)))
+    with auth.current_engine().connect() as conn:
+        reg, c = _collection(request, who, collectionId, conn)
+    return _json(_collection_doc(request, reg, c, reg.srid))
 
 
 @router.get("/collections/{collectionId}/queryables", summary="Queryable properties (JSON Schema)")
 def queryables(request: Request, who: Caller, collectionId: CollectionId):
-    engine, reg, c = _collection(request, who, collectionId)
+    with auth.current_engine().connect() as conn:
+        reg, c = _collection(request, who, collectionId, conn)
     props: dict[str, dict] = {"geometry": {"$ref": f"https://geojson.org/schema/{_geojson_type(c)}.json"}}
     for name, col in c.typed:
         props[name] = {"title": name, **_schema_of(col)}
@@ -268,7 +266,7 @@ def _properties_sql(c: Collection, names: list[str] | None, attr_keys) -> sa.Col
         return sa.func.jsonb_strip_nulls(sa.func.jsonb_build_object(*args))
     args = []
     for n, col in c.typed[1:]:
-        args += [sa.literal(n, sa.Text), col]
+        args += [sa.literal_column(f"'{n}'"), col]  # our own constant names: no parameters needed
     return objects.c.attributes.op("||")(sa.func.jsonb_strip_nulls(sa.func.jsonb_build_object(*args)))
 
 
@@ -283,32 +281,14 @@ def _int_id(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
-PAGE_MAX = get_settings().api_page_max
-Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"features per page (at most {PAGE_MAX:,})")]
-
-
-@router.get("/collections/{collectionId}/items", summary="Features of a collection",
-            response_class=Response, responses={200: {"content": {GEOJSON: {}}, "description": "GeoJSON features"}})
-def items(
-    request: Request, who: Caller, collectionId: CollectionId,
-    limit: Limit = get_settings().api_page_default,
-    bbox: str | None = Query(None, description="minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)"),
-    bbox_crs: str | None = Query(None, alias="bbox-crs"),
-    crs: str | None = Query(None, description="CRS of the returned geometries (default CRS84)"),
-    datetime: str | None = Query(None, description="instant or interval, against valid_from/valid_to"),
-    properties: str | None = Query(None, description="comma-separated property names to return"),
-    sortby: str | None = Query(None, description="one property, +asc or -desc; paging goes on by id"),
-    filter: str | None = Query(None, description="CQL2 filter (text or JSON per filter-lang)"),
-    filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default) or cql2-json"),
-    filter_crs: str | None = Query(None, alias="filter-crs"),
-    cursor: str | None = Query(None, description="opaque position from a `next` link"),
-    count: bool = Query(False, description="also return numberMatched (one more query)"),
-):
-    engine, reg, c = _collection(request, who, collectionId)
-    storage = storage_srid(engine)
+def _page(request: Request, who: auth.Caller, conn: sa.Connection, cid: str, limit: int, bbox, bbox_crs, crs,
+          datetime, properties, sortby, filter, filter_lang, filter_crs, cursor, count):
+    """One page of features (limit + 1 rows, to know whether a next page exists) and numberMatched."""
+    reg, c = _collection(request, who, cid, conn)
+    storage = reg.srid
     attr_keys = reg.attr_keys.get(c.id, {})
     out = ocrs.resolve(crs, storage, "crs")
-    where = [c.scope(_pipe_utilities(who, reg, engine) if c.kind == "nodes" else None)]
+    where = [c.scope(_pipe_utilities(who, reg, conn.engine) if c.kind == "nodes" else None)]
     if bbox is not None:
         bcrs = ocrs.resolve(bbox_crs, storage, "bbox-crs")
         where.append(sa.func.ST_Intersects(c.geometry, ocrs.to_storage(ocrs.parse_bbox(bbox, bcrs), bcrs, storage)))
@@ -336,9 +316,35 @@ def items(
     if sort.col is not None:
         cols.append(sort.col.label("sortval"))
     q = sa.select(*cols).select_from(c.from_clause()).where(*page_where).order_by(*sort.order()).limit(limit + 1)
-    with engine.connect() as conn:
-        rows = conn.execute(q).all()
-        matched = conn.scalar(sa.select(sa.func.count()).select_from(c.from_clause()).where(*where)) if count else None
+    rows = conn.execute(q).all()
+    matched = conn.scalar(sa.select(sa.func.count()).select_from(c.from_clause()).where(*where)) if count else None
+    return rows, matched, c, sort, out
+
+
+PAGE_MAX = get_settings().api_page_max
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"features per page (at most {PAGE_MAX:,})")]
+
+
+@router.get("/collections/{collectionId}/items", summary="Features of a collection",
+            response_class=Response, responses={200: {"content": {GEOJSON: {}}, "description": "GeoJSON features"}})
+def items(
+    request: Request, who: Caller, collectionId: CollectionId,
+    limit: Limit = get_settings().api_page_default,
+    bbox: str | None = Query(None, description="minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)"),
+    bbox_crs: str | None = Query(None, alias="bbox-crs"),
+    crs: str | None = Query(None, description="CRS of the returned geometries (default CRS84)"),
+    datetime: str | None = Query(None, description="instant or interval, against valid_from/valid_to"),
+    properties: str | None = Query(None, description="comma-separated property names to return"),
+    sortby: str | None = Query(None, description="one property, +asc or -desc; paging goes on by id"),
+    filter: str | None = Query(None, description="CQL2 filter (text or JSON per filter-lang)"),
+    filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default) or cql2-json"),
+    filter_crs: str | None = Query(None, alias="filter-crs"),
+    cursor: str | None = Query(None, description="opaque position from a `next` link"),
+    count: bool = Query(False, description="also return numberMatched (one more query)"),
+):
+    with auth.current_engine().connect() as conn:
+        rows, matched, c, sort, out = _page(request, who, conn, collectionId, limit, bbox, bbox_crs, crs, datetime,
+                                            properties, sortby, filter, filter_lang, filter_crs, cursor, count)
     more = len(rows) > limit
     rows = rows[:limit]
     links = [{"href": str(request.url), "rel": "self", "type": GEOJSON, "title": "this page"},
@@ -360,15 +366,14 @@ def items(
 def item(request: Request, who: Caller, collectionId: CollectionId, featureId: str,
          crs: str | None = Query(None, description="CRS of the returned geometry (default CRS84)")):
     fid = _int_id(featureId)
-    engine, reg, c = _collection(request, who, collectionId, object_id=fid)
-    storage = storage_srid(engine)
-    out = ocrs.resolve(crs, storage, "crs")
-    row = None
-    if fid is not None:
-        scope = c.scope(_pipe_utilities(who, reg, engine) if c.kind == "nodes" else None)
-        q = sa.select(_feature_sql(c, out, storage, _properties_sql(c, None, {}))).select_from(
-            c.from_clause()).where(scope, objects.c.id == fid)
-        with engine.connect() as conn:
+    with auth.current_engine().connect() as conn:
+        reg, c = _collection(request, who, collectionId, conn, object_id=fid)
+        out = ocrs.resolve(crs, reg.srid, "crs")
+        row = None
+        if fid is not None:
+            scope = c.scope(_pipe_utilities(who, reg, conn.engine) if c.kind == "nodes" else None)
+            q = sa.select(_feature_sql(c, out, reg.srid, _properties_sql(c, None, {}))).select_from(
+                c.from_clause()).where(scope, objects.c.id == fid)
             row = conn.scalar(q)
     if row is None:
         raise NotFoundError(f"no feature {featureId[:40]!r} in collection {c.id!r}")
