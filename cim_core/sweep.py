@@ -34,6 +34,8 @@ def interpolate_many(xy: np.ndarray, counts: np.ndarray, start: np.ndarray, end:
     """`interpolate_along` for many polylines at once: xy (sum(counts), 2) holds their vertices one
     polyline after the other; returns the value at every vertex."""
     counts = np.asarray(counts, int)
+    if not len(counts):
+        return np.empty(0)
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
     owner = np.repeat(np.arange(len(counts)), counts)
     step = np.zeros(len(xy))

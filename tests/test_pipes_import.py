@@ -83,6 +83,10 @@ def test_pipe_between_nodes_lies_at_their_invert_depths(db, tmp_path):
     shafts = rows(db, "select key, zmin, zmax, depth from city_objects join pipe_nodes on object_id = id order by key")
     assert [(k, round(a, 2), round(b, 2), round(d, 2)) for k, a, b, d in shafts] == \
         [("node:WS1", 57.0, 60.0, 3.0), ("node:WS2", 56.5, 59.0, 2.5)]
+    # the point layer alone: the manholes only, same shafts
+    alone = pipes.import_layer(gpkg, "pipe_nodes", engine=db)
+    assert alone.dataset == "sewer_pipe_nodes" and alone.counts == {"pipe_node": 2}
+    assert rows(db, "select zmin, zmax from city_objects where key = 'node:WS1' order by id") == [(57.0, 60.0)] * 2
 
 
 def test_chinese_survey_fields_and_generated_junctions(db, tmp_path):
