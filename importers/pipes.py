@@ -871,7 +871,8 @@ def import_layer(path: str | Path, layer: str | None = None, *, nodes_layer: str
         node_map = {k: v for k, v in field_map.items() if k in NODE_FIELDS}
         nodes, f, crs_used = read_nodes(path, node_layer, node_map, utility, depth_to, crs, engine)
         findings += f
-    report: dict[str, Any] = {"layer": seg_layer, "nodes_layer": node_layer, "nodes": len(nodes)}
+    report: dict[str, Any] = {"layer": seg_layer or node_layer, "kind": "pipes" if seg_layer else "pipe-nodes",
+                              "nodes_layer": node_layer, "nodes": len(nodes)}
     if seg_layer:
         node_ids: dict[tuple[str, str], int] = {}
         for i, (nid, u) in enumerate(zip(nodes.source_ids or [], nodes.utility)):
