@@ -120,12 +120,28 @@ def _json_column(col: np.ndarray, ogr_type: str) -> list:
 
 
 def _attributes(meta: dict, data: list[np.ndarray], n: int) -> list[dict[str, Any]]:
-    """Every source attribute of every feature; nulls are left out."""
+    """Every source attribute of every feature; nulls are left out.
+
+    Features are grouped by which fields are null, so that each group's dicts come from dict(zip()) in C."""
     names = [str(f) for f in meta["fields"]]
     cols = [_json_column(c, t) for c, t in zip(data, meta["ogr_types"])]
     if not cols:
         return [{} for _ in range(n)]
-    return [{k: v for k, v in zip(names, row) if v is not None} for row in zip(*cols)]
+    null = np.array([[v is None for v in c] for c in cols])  # (fields, features)
+    pattern = np.packbits(null, axis=0).T.copy().view(np.dtype((np.void, (len(cols) + 7) // 8))).ravel()
+    groups, first, inverse = np.unique(pattern, return_index=True, return_inverse=True)
+    out: list[dict[str, Any]] = [None] * n  # type: ignore[list-item]
+    for g, f in enumerate(first.tolist()):
+        keep = [i for i in range(len(cols)) if not null[i, f]]
+        members = np.flatnonzero(inverse == g).tolist() if len(groups) > 1 else range(n)
+        sub = [names[i] for i in keep]
+        picked = [[cols[i][j] for j in members] for i in keep] if len(groups) > 1 else [cols[i] for i in keep]
+        for j, row in zip(members, zip(*picked)):
+            out[j] = dict(zip(sub, row))
+        if not keep:
+            for j in members:
+                out[j] = {}
+    return out
 
 
 def _options_key(options: dict) -> str:
