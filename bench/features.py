@@ -43,7 +43,8 @@ def _ensure_tools(work: Path) -> Path:
         subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
     venv = work / "tipg-venv"
     python = venv / "bin" / "python"
-    if not (python.exists() and subprocess.run([str(python), "-c", "import tipg, uvicorn"]).returncode == 0):
+    if not (python.exists() and subprocess.run([str(python), "-c", "import tipg, uvicorn"],
+                                                               check=False).returncode == 0):
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", TIPG, "uvicorn"], check=True)
     return python
@@ -114,7 +115,7 @@ def _wrk(base: str, paths: list[str], work: Path, name: str) -> dict:
     script.write_text("paths = {\n" + ",\n".join(f'  "{p}"' for p in paths) + "\n}\n"
                       "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
                       "  return wrk.format(\"GET\", paths[i])\nend\n")
-    subprocess.run(["wrk", "-t2", "-c16", "-d3s", "-s", str(script), base], capture_output=True)  # warm-up
+    subprocess.run(["wrk", "-t2", "-c16", "-d3s", "-s", str(script), base], capture_output=True, check=False)  # warm
     out = subprocess.run(["wrk", *WRK, "-s", str(script), base], capture_output=True, text=True, check=True).stdout
     (work / f"wrk_{name}.txt").write_text(out)
 

@@ -14,4 +14,4 @@ router.add_api_route("", features.landing, methods=["GET"], summary="Landing pag
 router.include_router(features.router)
 router.include_router(bim.router)
 
-__all__ = ["router", "install_problem_handlers"]
+__all__ = ["install_problem_handlers", "router"]

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from cim_core.errors import InputError, NotFoundError
-
 from services import auth
 
 from .collections import registry

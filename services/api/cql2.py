@@ -382,7 +382,7 @@ def _short(v) -> str:
 
 
 def _json_scalar(v):
-    if isinstance(v, bool) or isinstance(v, str):
+    if isinstance(v, (bool, str)):
         return ("lit", v)
     if isinstance(v, (int, float)):
         if isinstance(v, float) and not math.isfinite(v):
@@ -405,7 +405,7 @@ def _json_geom(v):
     if isinstance(v, dict) and v.get("type") in GEOJSON_TYPES:
         try:
             g = shapely.geometry.shape(v)
-        except Exception as exc:  # shapely raises several types for malformed GeoJSON
+        except Exception as exc:  # noqa: BLE001 - shapely raises several types for malformed GeoJSON
             raise FilterError(f"CQL2 JSON: bad GeoJSON {v.get('type')}: {exc}") from None
         return ("geom", _valid(g, "GeoJSON"))
     raise FilterError(f"CQL2 JSON: expected a GeoJSON geometry, {{\"bbox\": [...]}} or {{\"property\": ...}}, "

@@ -6,6 +6,7 @@ longitude, so such CRSs are flipped on the way in and out.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -91,7 +92,7 @@ def parse_bbox(text: str, crs: OutCrs) -> shapely.Geometry:
         nums = [float(v) for v in text.split(",")]
     except ValueError:
         raise FilterError(f"bbox: {text[:100]!r} is not 4 or 6 comma-separated numbers") from None
-    if len(nums) not in (4, 6) or not all(map(lambda v: v == v and abs(v) != float("inf"), nums)):
+    if len(nums) not in (4, 6) or not all(math.isfinite(v) for v in nums):
         raise FilterError(f"bbox: {text[:100]!r} is not 4 or 6 comma-separated numbers")
     x1, y1, x2, y2 = nums if len(nums) == 4 else (nums[0], nums[1], nums[3], nums[4])
     if x1 > x2 or y1 > y2:

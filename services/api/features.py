@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from cim_core.errors import NotFoundError
 from cim_core.settings import get_settings
-
 from services import auth
 
 from . import cql2
@@ -322,6 +321,7 @@ def _page(request: Request, who: auth.Caller, conn: sa.Connection, cid: str, lim
 
 
 PAGE_MAX = get_settings().api_page_max
+PAGE_DEFAULT = get_settings().api_page_default
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"features per page (at most {PAGE_MAX:,})")]
 
 
@@ -329,7 +329,7 @@ Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"features per page 
             response_class=Response, responses={200: {"content": {GEOJSON: {}}, "description": "GeoJSON features"}})
 def items(
     request: Request, who: Caller, collectionId: CollectionId,
-    limit: Limit = get_settings().api_page_default,
+    limit: Limit = PAGE_DEFAULT,
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)"),
     bbox_crs: str | None = Query(None, alias="bbox-crs"),
     crs: str | None = Query(None, description="CRS of the returned geometries (default CRS84)"),
@@ -353,7 +353,7 @@ def items(
         links.append({"href": str(request.url.include_query_params(cursor=sort.cursor(rows[-1]))), "rel": "next",
                       "type": GEOJSON, "title": "next page"})
     head = {"type": "FeatureCollection", "numberReturned": len(rows),
-            "timeStamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "links": links}
     if matched is not None:
         head["numberMatched"] = matched
