@@ -11,7 +11,9 @@ Objects stream into cim_core.store.write_dataset, so memory stays bounded for la
 """
 from __future__ import annotations
 
+import collections
 import math
+import os
 import re
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -168,14 +170,19 @@ def _utility(texts: list[str]) -> str | None:
 
 
 def _diameter_mm(psets: dict, unit_m: float) -> float | None:
-    """Nominal diameter from property sets: IFC's NominalDiameter, then any '* diameter' length, then a DN label."""
+    """Nominal diameter from property sets: IFC's NominalDiameter, then any other diameter, then a DN label.
+
+    Values are lengths in the project unit unless the property's name says millimetres (DiameterMm).
+    """
     lengths, labels = [], []
     for props in psets.values():
         for name, v in props.items():
-            n = name.lower().replace("_", " ")
+            n = re.sub(r"[_\s]+", " ", re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)).lower().strip()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and "diameter" in n:
-                rank = 0 if n.replace(" ", "") == "nominaldiameter" else 1 if "inner" not in n and "outer" not in n else 2
-                lengths.append((rank, v * unit_m * 1000))
+                rank = 0 if n == "nominal diameter" else 2 if "inner" in n or "outer" in n else 1
+                mm = float(v) if n.endswith(" mm") or "(mm)" in n else v * unit_m * 1000
+                if 5 <= mm <= 10000:  # anything else is a unit mix-up, not a pipe
+                    lengths.append((rank, mm))
             elif isinstance(v, str) and re.fullmatch(r"(?:dn\s*)?\d{2,4}", v.strip().lower()) and (
                     "size" in n or n in ("dn", "nominal size")):
                 labels.append(float(re.sub(r"\D", "", v)))
@@ -507,6 +514,21 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
     return ImportResult(path=str(path), dataset=name, counts=res.counts, replaced=res.replaced, report=report)
 
 
+def dataset_names(files: list[Path]) -> dict[str, str]:
+    """Dataset name per file: its stem, or its path below the files' common folder where stems repeat
+    (a/house.ifc and b/house.ifc become a-house and b-house), so no file replaces another's dataset."""
+    stems = collections.Counter(f.stem for f in files)
+    if all(n == 1 for n in stems.values()):
+        return {str(f): f.stem for f in files}
+    root = Path(os.path.commonpath([f.absolute().parent for f in files]))
+    return {str(f): f.absolute().relative_to(root).with_suffix("").as_posix().replace("/", "-")
+            if stems[f.stem] > 1 else f.stem for f in files}
+
+
+def _import_named(names: dict[str, str], path: Path, **options) -> ImportResult:
+    return import_file(path, dataset=options.pop("dataset", None) or names[str(path)], **options)
+
+
 def import_files(paths, *, workers: int = 1, force: bool = False,
                  progress: Callable[[ImportResult], None] | None = None, **options) -> list[ImportResult]:
     """Import IFC files, directories and globs, one dataset per file, in `workers` processes.
@@ -520,5 +542,10 @@ def import_files(paths, *, workers: int = 1, force: bool = False,
     if len(files) > 1 and options.get("dataset"):
         raise InputError("--dataset names one dataset; with several files each is named after its file")
     element_progress = options.pop("element_progress", None)
-    one = partial(import_file, progress=element_progress) if workers <= 1 and element_progress else import_file
+    one = partial(_import_named, dataset_names(files))
+    if workers <= 1 and element_progress:  # a callback cannot cross into worker processes
+        one = partial(one, progress=element_progress)
+    if workers > 1 and len(files) > 1:
+        # forked workers would inherit this process's pooled connections and share their sockets
+        get_engine().dispose()
     return import_many(one, files, workers=workers, force=force, progress=progress, **options)

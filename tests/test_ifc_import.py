@@ -1,6 +1,7 @@
 """IFC import: placement by each georeferencing method, the spatial tree, properties, pipes, refusals."""
 import collections
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -223,3 +224,49 @@ def test_sample_district_buildings_sit_on_their_footprints(db, tmp_path):
     pipes = rows(db, "select utility, diameter_mm, st_npoints(centerline) n from pipe_segments order by utility")
     assert {p["utility"] for p in pipes} == {"water", "sewage", "rain"}
     assert all(p["diameter_mm"] in (100, 150, 200, 300) for p in pipes)
+
+
+def test_epset_map_conversion_into_another_storage_crs(make_db, tmp_path):
+    """The IFC2X3 convention (ePSet_MapConversion on the project), mapped to EPSG:4547 and transformed to
+    the storage CRS EPSG:4508 (6-degree zone, CM 111E) by pyproj."""
+    import ifcopenshell.api.pset
+
+    model = ifcopenshell.open(str(DATA / "IfcOpenHouse_IFC4.ifc"))  # millimetres, no georeference of its own
+    project = model.by_type("IfcProject")[0]
+    theta = math.radians(30)
+    conv = ifcopenshell.api.pset.add_pset(model, product=project, name="ePSet_MapConversion")
+    ifcopenshell.api.pset.edit_pset(model, pset=conv, properties={
+        "Eastings": 501800.0, "Northings": 3649500.0, "OrthogonalHeight": 75.0,
+        "XAxisAbscissa": math.cos(theta), "XAxisOrdinate": math.sin(theta), "Scale": 0.001})
+    crs = ifcopenshell.api.pset.add_pset(model, product=project, name="ePSet_ProjectedCRS")
+    ifcopenshell.api.pset.edit_pset(model, pset=crs, properties={"Name": "EPSG:4547"})
+    path = tmp_path / "openhouse_epset.ifc"
+    model.write(str(path))
+
+    engine = make_db(4508)
+    res = import_file(path, engine=engine)
+    assert res.report["georef"]["method"] == "ePSet_MapConversion" and res.report["georef"]["notes"] == []
+    wall = model.by_type("IfcWallStandardCase")[0]
+    local = world_vertices(path, wall.GlobalId)
+    e = 501800.0 + local[:, 0] * math.cos(theta) - local[:, 1] * math.sin(theta)
+    n = 3649500.0 + local[:, 0] * math.sin(theta) + local[:, 1] * math.cos(theta)
+    x, y = Transformer.from_crs(4547, 4508, always_xy=True).transform(e, n)
+    stored = vertices(engine, wall.GlobalId)
+    assert np.abs(stored - np.column_stack([x, y, 75.0 + local[:, 2]])).max() < 0.01
+
+
+def test_a_folder_imports_one_dataset_per_file_without_name_clashes(make_db, tmp_path):
+    engine = make_db(25832)
+    for d in ("north", "south"):
+        (tmp_path / d).mkdir()
+        shutil.copy(DATA / "geographic-referencing-utm.ifc", tmp_path / d / "marker.ifc")
+    (tmp_path / "south" / "marker.ifc").write_text(
+        (tmp_path / "south" / "marker.ifc").read_text().replace("'Geographic Position'", "'South Position'"))
+    seen = []
+    results = import_files([tmp_path], progress=seen.append, workers=1)
+    assert sorted(r.dataset for r in results) == ["north-marker", "south-marker"]
+    assert len(seen) == 2 and not any(r.error for r in results)
+    names = rows(engine, "select d.name, o.name o from datasets d join city_objects o on o.dataset_id = d.id "
+                         "where o.class = 'element' order by 1")
+    assert [(r["name"], r["o"]) for r in names] == [("north-marker", "Geographic Position"),
+                                                    ("south-marker", "South Position")]
