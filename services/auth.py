@@ -189,6 +189,8 @@ def audit(who: Caller, layer: str, path: str, status: int, object_id: int | None
         now = time.monotonic()
         if now - _tile_audit_seen.get(k, -1e9) < throttle:
             return
+        if len(_tile_audit_seen) > 10_000:  # many callers over a long uptime: forget the old ones
+            _tile_audit_seen.clear()
         _tile_audit_seen[k] = now
     with (engine or current_engine()).begin() as c:
         c.execute(sa.text("insert into audit_log (key_id, role, layer, object_id, path, client, status) "

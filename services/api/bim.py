@@ -210,6 +210,8 @@ def search(request: Request, who: Caller,
     utilities = [c.utility for c in reg.collections.values() if c.kind == "pipes" and auth.may_read(who, c.id, engine)]
     node_utilities = utilities if auth.may_read(who, "pipe_nodes", engine) else []
     text = q.strip()
+    if not text:
+        raise InputError("q: give part of a name, a uid or an id")
     like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     with engine.connect() as conn:
         rows = conn.execute(sa.text("""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from functools import lru_cache
 from typing import Annotated
 
 import orjson
@@ -269,6 +270,12 @@ def _properties_sql(c: Collection, names: list[str] | None, attr_keys) -> sa.Col
     return objects.c.attributes.op("||")(sa.func.jsonb_strip_nulls(sa.func.jsonb_build_object(*args)))
 
 
+@lru_cache(maxsize=256)
+def _full_feature_sql(c: Collection, out: ocrs.OutCrs, storage: int) -> sa.ColumnElement:
+    """The feature with every property: built once per collection and CRS, since it holds no values."""
+    return _feature_sql(c, out, storage, _properties_sql(c, None, {}))
+
+
 def _feature_sql(c: Collection, out: ocrs.OutCrs, storage: int, props) -> sa.ColumnElement:
     geom = ocrs.output_geometry(c.geometry, out, storage)
     return sa.cast(sa.func.json_build_object(
@@ -311,7 +318,9 @@ def _page(request: Request, who: auth.Caller, conn: sa.Connection, cid: str, lim
     if cursor:
         page_where.append(sort.after(sort.decode(cursor)))
     names = [n.strip() for n in properties.split(",") if n.strip()] if properties is not None else None
-    cols = [objects.c.id, _feature_sql(c, out, storage, _properties_sql(c, names, attr_keys)).label("f")]
+    feature = _full_feature_sql(c, out, storage) if names is None else \
+        _feature_sql(c, out, storage, _properties_sql(c, names, attr_keys))
+    cols = [objects.c.id, feature.label("f")]
     if sort.col is not None:
         cols.append(sort.col.label("sortval"))
     q = sa.select(*cols).select_from(c.from_clause()).where(*page_where).order_by(*sort.order()).limit(limit + 1)
@@ -372,7 +381,7 @@ def item(request: Request, who: Caller, collectionId: CollectionId, featureId: s
         row = None
         if fid is not None:
             scope = c.scope(_pipe_utilities(who, reg, conn.engine) if c.kind == "nodes" else None)
-            q = sa.select(_feature_sql(c, out, reg.srid, _properties_sql(c, None, {}))).select_from(
+            q = sa.select(_full_feature_sql(c, out, reg.srid)).select_from(
                 c.from_clause()).where(scope, objects.c.id == fid)
             row = conn.scalar(q)
     if row is None:
