@@ -170,7 +170,8 @@ def sample_generate(out: Path = typer.Option(..., "--out", help="Folder to write
     for f in manifest["files"]:
         for layer in f.get("layers", [f]):
             count = layer.get("count", sum(layer.get("counts", {}).values()))
-            t.add_row(f["path"], layer.get("layer", ""), str(count), layer["command"])
+            t.add_row(f["path"], layer.get("layer", ""), str(count),
+                      layer["command"] or f"(with the {layer.get('imported_with')} layer)")
     console.print(t)
     console.print(f"manifest: {Path(out) / 'manifest.json'}")
 
@@ -654,7 +655,7 @@ def _manifest_imports(manifest_path: Path) -> list[tuple[str, Path, dict]]:
     from cim_core.errors import InputError
 
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    commands = [layer["command"] for f in manifest["files"] for layer in f.get("layers", [])]
+    commands = [layer["command"] for f in manifest["files"] for layer in f.get("layers", []) if layer["command"]]
     commands += [f["command"] for f in manifest["files"] if "command" in f]
     steps = []
     for cmd in commands:

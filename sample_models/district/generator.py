@@ -100,7 +100,6 @@ IMPORT_AS = {
     "green": "green",
     "facilities": "facilities",
     "pipes": "pipes",
-    "pipe_nodes": "pipe-nodes",
 }
 # The detailed IFC buildings: file stem, footprint role, scenario, and overrides of the footprint's data.
 IFC_BUILDINGS = [
@@ -450,8 +449,10 @@ def _manifest(grid, plan, counts, lengths, ifc_files, targets, seconds) -> dict:
                 "geometry": gtype,
                 "count": counts[name],
                 "fields": list(fields),
+                # The pipes import brings its nodes layer along (one network, one dataset).
                 "command": f"cim import gis {GPKG} --layer {name} --as {IMPORT_AS[name]} "
-                f"--dataset sample-{name.replace('_', '-')}",
+                f"--dataset sample-{name.replace('_', '-')}" if name in IMPORT_AS else None,
+                **({} if name in IMPORT_AS else {"imported_with": "pipes"}),
             }
         )
     compounds = [b for b in plan.blocks if b.compound_id]
