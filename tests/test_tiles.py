@@ -181,7 +181,7 @@ def read_table(gltf, binary) -> list[dict]:
             arr = np.frombuffer(raw, dt[schema[name]["componentType"]], n)
             nodata = schema[name].get("noData")
             cols[name] = [None if nodata is not None and x == nodata else x.item() for x in arr]
-    return [{k: cols[k][i] for k in cols} for i in range(n)]
+    return [{k: cols[k][i] if k in cols else None for k in schema} for i in range(n)]
 
 
 def node(script: str, *args) -> dict:

@@ -107,24 +107,30 @@ class _Buffer:
 
 
 def _property_columns(buf: _Buffer, table: dict[str, tuple[str, list | np.ndarray]], count: int):
-    """Schema properties and property-table columns for {name: (type, values)}."""
+    """Schema properties and property-table columns for {name: (type, values)}.
+
+    A column without any value is left out of the table (its property is optional, so clients read it as
+    missing); glTF forbids the empty buffer view it would need.
+    """
     schema, columns = {}, {}
     for name, (kind, values) in table.items():
         if kind == "STRING":
+            schema[name] = {"type": "STRING", "noData": ""}
             enc = [(v if v is not None else "").encode() for v in values]
+            blob = b"".join(enc)
+            if not blob:
+                continue
             offsets = np.zeros(count + 1, "<u4")
             offsets[1:] = np.cumsum([len(e) for e in enc], dtype=np.uint64)
-            schema[name] = {"type": "STRING"}
-            columns[name] = {"values": buf.add(b"".join(enc)), "stringOffsets": buf.add(offsets.tobytes()),
+            columns[name] = {"values": buf.add(blob), "stringOffsets": buf.add(offsets.tobytes()),
                              "stringOffsetType": "UINT32"}
         else:
             typ, comp, dtype, nodata = NUMERIC[kind]
+            schema[name] = {"type": typ, "componentType": comp, "noData": nodata}
+            if all(v is None for v in values):
+                continue
             arr = np.array([nodata if v is None else v for v in values], dtype=np.float64)
-            if nodata is not None:
-                arr = np.where(np.isfinite(arr), arr, nodata)
-            schema[name] = {"type": typ, "componentType": comp}
-            if nodata is not None:
-                schema[name]["noData"] = nodata
+            arr = np.where(np.isfinite(arr), arr, nodata)
             columns[name] = {"values": buf.add(arr.astype(dtype).tobytes())}
     return schema, columns
 

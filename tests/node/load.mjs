@@ -31,7 +31,9 @@ async function visit(tile, base) {
         // "pick" the feature under the first and the last vertex of the primitive
         for (const v of [0, fids.length - 1]) {
           const row = fids[v];
-          features.push({ id: Number(props.id.data[row]), name: props.name.data[row], class: props.class.data[row] });
+          // a column without any value is left out of the table
+          const value = (name) => (props[name] ? props[name].data[row] : null);
+          features.push({ id: Number(value("id")), name: value("name"), class: value("class") });
         }
       }
     }
