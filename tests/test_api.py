@@ -10,6 +10,7 @@ import orjson
 import pytest
 import shapely
 import sqlalchemy as sa
+from conftest import DATA
 from fastapi.testclient import TestClient
 
 from cim_core.crs import transform
@@ -444,3 +445,29 @@ def test_keys_cli(cli_env, db):
     assert cim("revoke", str(key_id)).returncode == 0
     assert "revoked 20" in cim("list").stdout
     assert cim("revoke", "9999").returncode == 1
+
+
+def test_real_ifc_duplex_through_the_api(make_db):
+    """The buildingSMART Duplex (4 storeys, 21 spaces) imported by importers.ifc, read back over HTTP."""
+    from importers.ifc import import_file
+
+    engine = make_db(26916)  # NAD83 / UTM 16N: Chicago, where its IfcSite reference lies
+    import_file(DATA / "duplex.ifc", engine=engine)
+    with TestClient(create_app()) as client:
+        cols = {c["id"]: c for c in client.get("/api/collections").json()["collections"]}
+        assert cols["storeys"]["storageCrs"].endswith("/26916")
+        w, s, e, n = cols["bim_elements"]["extent"]["spatial"]["bbox"][0]
+        assert -88.5 < w < e < -87 and 41 < s < n < 43  # Chicago, in lon/lat
+        hit = client.get("/api/search?q=IfcBuilding").json()["results"] or \
+            client.get("/api/collections/buildings/items?limit=1").json()["features"]
+        bid = hit[0]["id"]
+        doc = client.get(f"/api/buildings/{bid}").json()
+        assert doc["counts"]["storeys"] == 4 and doc["counts"]["spaces"] == 21
+        assert len(doc["ifc_global_ids"]["storeys"]) == 4 and doc["globalId"]
+        elevations = [st["elevation"] for st in doc["storeys"]]
+        assert elevations == sorted(elevations)
+        assert sum(st["element_count"] for st in doc["storeys"]) + sum(doc["elements_outside_storeys"].values()) \
+            == doc["counts"]["elements"] > 100
+        walls = client.get("/api/collections/bim_elements/items?limit=1000&filter=ifc_class LIKE 'IfcWall%'").json()
+        assert walls["numberReturned"] > 10
+        assert {f["properties"]["ifc_class"][:7] for f in walls["features"]} == {"IfcWall"}

@@ -68,6 +68,12 @@ def _guard(request: Request, who: auth.Caller, row) -> None:
         auth.require_layer(request, who, f"pipes_{row.node_utility}", object_id=row.id)
 
 
+def _elevation(storey) -> float | None:
+    """The storey's declared elevation (IfcBuildingStorey.Elevation, in metres) or else its lowest point."""
+    declared = (storey["attributes"] or {}).get("elevation")
+    return declared if isinstance(declared, (int, float)) else storey["zmin"]
+
+
 @router.get("/buildings/{buildingId}", summary="A building with its storeys, spaces and elements")
 def building(request: Request, who: Caller, buildingId: str,
              expand: str | None = Query(None, description="comma-separated: `elements` lists each storey's "
@@ -114,7 +120,7 @@ def building(request: Request, who: Caller, buildingId: str,
             d["attributes"], d["property_sets"] = _split_attributes(r["attributes"])
         return d
 
-    storeys = {r["id"]: {**brief(r), "elevation": r["zmin"], "height_range": {"zmin": r["zmin"], "zmax": r["zmax"]},
+    storeys = {r["id"]: {**brief(r), "elevation": _elevation(r), "height_range": {"zmin": r["zmin"], "zmax": r["zmax"]},
                          "spaces": [], "element_classes": Counter(), "element_count": 0}
                for r in tree if r["class"] == "storey"}
     spaces = {}
@@ -139,7 +145,7 @@ def building(request: Request, who: Caller, buildingId: str,
         st["element_count"] += 1
         if "elements" in wanted:
             st.setdefault("elements", []).append(brief(r, "psets" in wanted))
-    ordered = sorted(storeys.values(), key=lambda s: (s["elevation"] is None, s["elevation"], s["id"]))
+    ordered = sorted(storeys.values(), key=lambda s: (s["elevation"] is None, s["elevation"] or 0.0, s["id"]))
     for s in ordered:
         s["element_classes"] = dict(sorted(s["element_classes"].items()))
     doc["parts"] = [brief(r) for r in tree if r["class"] == "building_part"]
