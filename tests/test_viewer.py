@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import sqlalchemy as sa
 from PIL import Image
 
 from cim_core.migrate import upgrade
-from tests.conftest import ARTIFACTS, _new_database
+from conftest import ARTIFACTS, _new_database
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -85,9 +84,8 @@ def demo(cluster, tmp_path_factory):
     proc, output = _start_demo(env, port, home / "demo.log")
     base = f"http://127.0.0.1:{port}"
     # A key of the role that may read every pipe network.
-    key = subprocess.run([str(CIM), "keys", "create", "--role", "utilities"], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    token = re.search(r"\b[A-Za-z0-9_-]{24,}\b", key).group(0)
+    token = subprocess.run([str(CIM), "keys", "create", "--role", "utilities"], env=env, capture_output=True,
+                           text=True, check=True).stdout.strip().splitlines()[-1]
     yield {"base": base, "env": env, "engine": engine, "output": output, "key": token, "home": home}
     _stop(proc)
     engine.dispose()
@@ -159,9 +157,19 @@ class Page:
         self.context.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def page(browser, demo):
+    """One anonymous viewer page for the tests that only look and click (a page load costs a minute
+    of software WebGL on a shared CPU); each test sets the camera it needs."""
     p = Page(browser, demo["base"])
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def keyed_page(browser, demo):
+    """A viewer page whose user entered a key of the `utilities` role."""
+    p = Page(browser, demo["base"], key=demo["key"])
     yield p
     p.close()
 
@@ -186,13 +194,15 @@ def test_district_shows_without_errors_or_foreign_requests(page):
     page.settle()
     img = page.screenshot("viewer_district.png")
     _assert_clean(page)
-    # Not blank, not black: the globe, the sky and the buildings make a varied picture.
+    # Not blank, not black: ground, sky and buildings make a varied picture.
     assert img.std() > 12, f"screenshot looks blank (std {img.std():.1f})"
     assert img.mean() > 40, f"screenshot looks black (mean {img.mean():.1f})"
-    # Every layer tileset the anonymous user may see is loaded, and the pipes are listed as locked.
+    # The layers an anonymous user may read are loaded; the pipes are listed as locked, in Chinese.
     assert page.js("Object.keys(window.cim.tilesets).sort()") == ["bim", "buildings"]
-    assert "🔒" in page.page.inner_text("#layers")
-    assert page.page.inner_text("#layers").count("建筑") == 1  # Chinese by default
+    layers = page.page.inner_text("#layers")
+    assert "地下管线 🔒" in layers and "建筑" in layers
+    loaded = page.js("""() => Object.values(window.cim.tilesets).map(t => t.statistics.numberOfFeaturesLoaded)""")
+    assert all(n > 0 for n in loaded), f"features loaded per layer: {loaded}"
 
 
 def test_click_on_a_building_shows_its_id_and_attributes(page, demo):
@@ -202,40 +212,48 @@ def test_click_on_a_building_shows_its_id_and_attributes(page, demo):
     page.page.mouse.click(x, y)
     page.page.wait_for_selector("#panel-right:not([hidden])")
     page.page.wait_for_function("document.querySelector('#record-props').rows.length > 0", timeout=30_000)
-    panel = page.page.inner_text("#panel-right")
     page.screenshot("viewer_building_picked.png")
-    assert f"id {b['id']}" in panel
-    # Attributes from the tile and from the API record (e.g. the floors and the source dataset).
-    for k in ("floors", "dataset"):
-        assert k in panel, f"{k} missing from the side panel:\n{panel}"
-    assert str(b["props"]["dataset"]) in panel
+    tile_props = page.page.inner_text("#feature-props")
+    record = page.page.inner_text("#record-props")
+    assert f"id {b['id']}" in page.page.inner_text("#feature-sub")
+    # At once from the tile: its floors; then from the API: the source dataset and every attribute.
+    assert re.search(rf"floors\s+{b['props']['floors']}\b", tile_props), tile_props
+    assert b["props"]["dataset"] in record
+    assert re.search(rf"attributes.build_year\s+{b['props']['build_year']}\b", record), record
+    page.page.click("#panel-close")
     _assert_clean(page)
 
 
-def test_underground_mode_makes_a_pipe_pickable(browser, demo):
-    pipes = _get(demo["base"], "/api/collections/pipes_water/items?limit=50", demo["key"])["features"]
+def test_underground_mode_makes_a_pipe_pickable(keyed_page, demo):
+    p = keyed_page
+    pipes = _get(demo["base"], "/api/collections/pipes_water/items?limit=100", demo["key"])["features"]
     pipe = max(pipes, key=lambda f: f["properties"]["length_m"] or 0)
     coords = np.asarray(pipe["geometry"]["coordinates"])
     mid = (coords[0] + coords[-1]) / 2
-    p = Page(browser, demo["base"], key=demo["key"])
-    try:
-        assert "pipes" in p.js("Object.keys(window.cim.tilesets)")
-        assert "🔒" not in p.page.inner_text("#layers")
-        p.js("window.cim.viewer.scene.globe.translucency.enabled = false")
-        p.look_down_at(mid[0], mid[1], 60)
-        x, y = p.screen_of(mid[0], mid[1], -2)
-        above = p.js("([x, y]) => window.cim.pickAt(x, y)", [x, y])
-        assert not above or above.get("id") != pipe["id"], "the opaque ground should hide the pipe"
-        p.page.check("#underground")
-        p.page.fill("#opacity", "0.3")
-        p.settle()
-        p.screenshot("viewer_underground.png")
-        below = p.js("([x, y]) => window.cim.pickAt(x, y)", [x, y])
-        assert below and below["id"] == pipe["id"], f"picked {below} instead of pipe {pipe['id']}"
-        assert below["utility"] == "water"
-        _assert_clean(p)
-    finally:
-        p.close()
+    assert "pipes" in p.js("Object.keys(window.cim.tilesets)")
+    assert "🔒" not in p.page.inner_text("#layers")
+    p.look_down_at(mid[0], mid[1], 60)
+    x, y = p.screen_of(mid[0], mid[1], mid[2] + p.js("window.cim.verticalOffset"))
+    above = p.js("([x, y]) => window.cim.pickAt(x, y)", [x, y])
+    assert not above or above.get("id") != pipe["id"], "the opaque ground should hide the pipe"
+    p.page.check("#underground")
+    p.page.eval_on_selector("#opacity", "e => { e.value = '0.3'; e.dispatchEvent(new Event('input')); }")
+    p.settle()
+    p.screenshot("viewer_underground.png")
+    below = p.js("([x, y]) => window.cim.pickAt(x, y)", [x, y])
+    assert below and below["id"] == pipe["id"], f"picked {below} instead of water pipe {pipe['id']}"
+    assert below["utility"] == "water"
+    # And from below the surface, looking up.
+    p.js("""([lon, lat]) => { const v = window.cim.viewer;
+        v.scene.camera.setView({destination: Cesium.Cartesian3.fromDegrees(lon, lat, -40),
+          orientation: {heading: 0, pitch: Cesium.Math.toRadians(90), roll: 0}}); v.scene.requestRender(); }""",
+         [mid[0], mid[1]])
+    p.settle()
+    p.screenshot("viewer_underground_from_below.png")
+    x, y = p.screen_of(mid[0], mid[1], mid[2] + p.js("window.cim.verticalOffset"))
+    from_below = p.js("([x, y]) => window.cim.pickAt(x, y)", [x, y])
+    assert from_below and from_below["id"] == pipe["id"], f"from below: picked {from_below}"
+    _assert_clean(p)
 
 
 def test_a_storey_of_a_bim_building_shows_alone(page, demo):
@@ -243,20 +261,28 @@ def test_a_storey_of_a_bim_building_shows_alone(page, demo):
     name = next(f["name"] for f in manifest["files"] if f.get("kind") == "ifc")
     page.page.fill("#search-q", name)
     page.page.press("#search-q", "Enter")
-    page.page.click("#search-results li >> nth=0")
+    page.page.click("#search-results li:has-text('IfcBuilding')")
     page.page.wait_for_selector("#bim:not([hidden]) button.storey", timeout=30_000)
+    page.page.wait_for_function("!window.cim.flying")
     storeys = page.page.query_selector_all("#bim-tree button.storey")
     assert len(storeys) >= 2
     storeys[1].click()
+    chosen = storeys[1].get_attribute("data-storey")
     page.settle()
     page.screenshot("viewer_storey_alone.png")
     shown = page.js("""() => { const ts = window.cim.tilesets.bim, out = new Set();
-        const visit = (tile) => { if (tile.content && tile.contentReady) for (let i = 0; i < tile.content.featuresLength; i++) {
-            const f = tile.content.getFeature(i); if (ts.style.show.evaluate(f)) out.add(String(f.getProperty('storey_id'))); }
+        const visit = (tile) => {
+          if (tile.content && tile.contentReady) for (let i = 0; i < tile.content.featuresLength; i++) {
+            const f = tile.content.getFeature(i);
+            if (ts.style.show.evaluate(f)) out.add(String(f.getProperty('storey_id'))); }
           tile.children.forEach(visit); };
         visit(ts.root); return [...out]; }""")
-    chosen = storeys[1].get_attribute("data-storey")
     assert shown == [chosen], f"features of storeys {shown} shown, expected only {chosen}"
+    # The building's LOD1 blocks are cut away around the storey.
+    assert page.js("window.cim.tilesets.buildings.clippingPolygons.length") == 1
+    page.page.click("#show-all-storeys")
+    assert page.js("window.cim.tilesets.buildings.clippingPolygons") is None
+    page.page.click("#panel-close")
     _assert_clean(page)
 
 
@@ -265,24 +291,28 @@ def test_view_and_layers_survive_a_shared_link(page, browser, demo):
     page.page.uncheck("input[data-layer=bim]")
     page.js("window.cim.viewer.scene.camera.moveEnd.raiseEvent()")
     link = page.page.url
+    page.page.check("input[data-layer=bim]")
     assert "view=" in link and "layers=" in link
-    again = Page(browser, demo["base"], hash_=link.split("/", 3)[3].lstrip("/"))
+    again = Page(browser, demo["base"], hash_="#" + link.split("#", 1)[1])
     try:
         cam = again.js("""() => { const c = Cesium.Cartographic.fromCartesian(window.cim.viewer.scene.camera.positionWC);
             return [Cesium.Math.toDegrees(c.longitude), Cesium.Math.toDegrees(c.latitude), c.height]; }""")
         assert abs(cam[0] - 114.02) < 1e-4 and abs(cam[1] - 32.98) < 1e-4 and abs(cam[2] - 900) < 1
         assert not again.page.is_checked("input[data-layer=bim]")
         assert again.page.is_checked("input[data-layer=buildings]")
+        assert not again.js("window.cim.tilesets.bim.show")
         _assert_clean(again)
     finally:
         again.close()
 
 
-def test_language_switches_to_english(page):
+def test_language_switches_to_english_and_back(page):
     assert "图层" in page.page.inner_text("#panel-left")
     page.page.click("#lang")
     text = page.page.inner_text("#panel-left")
     assert "Layers" in text and "Buildings" in text and "图层" not in text
+    page.page.click("#lang")
+    assert "图层" in page.page.inner_text("#panel-left")
 
 
 def test_second_demo_run_skips_the_import(demo, tmp_path):
@@ -290,4 +320,4 @@ def test_second_demo_run_skips_the_import(demo, tmp_path):
     proc, output = _start_demo(demo["env"], port, tmp_path / "demo2.log")
     _stop(proc)
     assert "import skipped" in output
-    assert "imported" in demo["output"]
+    assert "sample-buildings" in demo["output"]

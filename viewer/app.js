@@ -19,7 +19,7 @@
     underground: false,
   };
   const tilesets = {};
-  const cim = (window.cim = { state, tilesets, viewer: null, errors: [], marks: {} });
+  const cim = (window.cim = { state, tilesets, viewer: null, errors: [], marks: {}, flying: false });
   const mark = (what) => (cim.marks[what] = Math.round(performance.now())); // ms since navigation
 
   // ------------------------------------------------------------------ text
@@ -185,6 +185,7 @@
     }
     scene.requestRender();
   }
+  cim.restyle = restyle;
   function layerShown(layer) {
     if (state.locked.has(layer)) return false;
     if (layer === "pipes") return state.utilities.some((u) => state.visible.has(u.utility)) || state.visible.has("nodes");
@@ -198,10 +199,20 @@
       polygons: rings.map((r) => new Cesium.ClippingPolygon({ positions: Cesium.Cartesian3.fromDegreesArray(r.flat()) })),
     });
   }
-  function footprintRings(geom) {
-    // Outer rings of a GeoJSON (Multi)Polygon in lon/lat, without the closing vertex.
+  function footprintRings(geom, grow = 1.0) {
+    // Outer rings of a GeoJSON (Multi)Polygon in lon/lat without the closing vertex, grown by `grow`
+    // metres away from their centre: blocks drawn from a slightly different footprint go too.
     const polys = geom.type === "Polygon" ? [geom.coordinates] : geom.type === "MultiPolygon" ? geom.coordinates : [];
-    return polys.map((p) => p[0].slice(0, -1).map((c) => [c[0], c[1]]));
+    return polys.map((p) => {
+      const ring = p[0].slice(0, -1);
+      const cx = ring.reduce((a, c) => a + c[0], 0) / ring.length;
+      const cy = ring.reduce((a, c) => a + c[1], 0) / ring.length;
+      const mPerDegLat = 111320, mPerDegLon = 111320 * Math.cos(Cesium.Math.toRadians(cy));
+      return ring.map(([x, y]) => {
+        const dx = (x - cx) * mPerDegLon, dy = (y - cy) * mPerDegLat, d = Math.hypot(dx, dy) || 1;
+        return [cx + (dx * (1 + grow / d)) / mPerDegLon, cy + (dy * (1 + grow / d)) / mPerDegLat];
+      });
+    });
   }
 
   // ------------------------------------------------------------------ layer panel
@@ -240,7 +251,11 @@
     const failed = [];
     await Promise.all(LAYERS.filter((l) => !state.locked.has(l)).map(async (layer) => {
       try {
-        const ts = await Cesium.Cesium3DTileset.fromUrl(tileResource(layer));
+        // Pipes are thin: parents leave out what would be under a pixel or so (geometric error about a
+        // diameter), so refine them sooner than the volumes of buildings and BIM elements.
+        const ts = await Cesium.Cesium3DTileset.fromUrl(tileResource(layer), {
+          maximumScreenSpaceError: layer === "pipes" ? 2 : 16,
+        });
         ts.tileFailed.addEventListener((e) => cim.errors.push(`${layer}: ${e.url}: ${e.message}`));
         tilesets[layer] = scene.primitives.add(ts);
       } catch (e) {
@@ -384,7 +399,7 @@
       throw e;
     }
     if (state.selectedId !== selectedId) return;
-    const storeys = b.storeys || (b.properties && b.properties.storeys) || [];
+    const storeys = b.storeys || [];
     if (!storeys.length) return;
     cim.building = b;
     const tree = $("bim-tree");
@@ -419,11 +434,12 @@
     $("bim").hidden = false;
   }
   function showStorey(storeyId, building) {
-    state.storey = storeyId === null ? null : { id: storeyId, buildingId: building.id, footprint: building.footprint || (building.geometry) };
+    const storey = storeyId === null ? null : building.storeys.find((s) => String(s.id) === String(storeyId));
+    state.storey = storey ? { id: storey.id, name: storey.name, buildingId: building.id, footprint: building.geometry } : null;
     document.querySelectorAll("#bim-tree button.storey").forEach((b) => b.classList.toggle("active", String(b.dataset.storey) === String(storeyId)));
     if (state.storey) state.visible.add("bim");
     restyle();
-    setStatus(state.storey ? t("storeyShown") + storeyId : "");
+    setStatus(state.storey ? t("storeyShown") + (state.storey.name || state.storey.id) : "");
   }
   cim.showStorey = (storeyId) => showStorey(storeyId, cim.building);
   $("show-all-storeys").addEventListener("click", () => showStorey(null, null));
@@ -476,7 +492,7 @@
       const p = h.properties || h;
       const li = document.createElement("li");
       li.tabIndex = 0;
-      li.textContent = `${p.name || ""} · ${p.class || ""} · ${h.id ?? p.id}`;
+      li.textContent = `${p.name || ""} · ${p.ifc_class || p.class || ""} · ${h.id ?? p.id}`;
       li.addEventListener("click", () => {
         list.hidden = true;
         flyToHit(h);
@@ -489,8 +505,16 @@
     const bbox = h.bbox || p.bbox;
     if (bbox) {
       const [w, s, e, n] = bbox.length === 6 ? [bbox[0], bbox[1], bbox[3], bbox[4]] : bbox;
-      const pad = 0.0008; // about 80 m, so a single building fills part of the view
-      scene.camera.flyTo({ destination: Cesium.Rectangle.fromDegrees(w - pad, s - pad, e + pad, n + pad), duration: 1.5 });
+      const corners = Cesium.Cartesian3.fromDegreesArray([w, s, e, n]);
+      const sphere = Cesium.BoundingSphere.fromPoints(corners);
+      // An oblique view from the south that frames the object with its surroundings.
+      cim.flying = true;
+      scene.camera.flyToBoundingSphere(sphere, {
+        duration: 1.5,
+        complete: () => (cim.flying = false),
+        cancel: () => (cim.flying = false),
+        offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-35), Math.max(sphere.radius * 4, 120)),
+      });
     }
     openFeature({ ...p, id: h.id ?? p.id });
   }
@@ -541,6 +565,9 @@
     renderKeyStatus();
     const failed = await loadLayers();
     mark("tilesets");
+    // Metres the tiles add to stored heights (so the district stands on the ellipsoid).
+    const extras = Object.values(tilesets).map((ts) => ts.extras).find((e) => e && e.vertical_offset !== undefined);
+    cim.verticalOffset = extras ? extras.vertical_offset : 0;
     const sphere = districtSphere();
     if (!sphere) {
       setStatus(t("noTiles"));
