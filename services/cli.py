@@ -742,7 +742,8 @@ def demo(port: int = typer.Option(8000, help="Port to serve on."),
     console.print("tiles: " + ", ".join(f"{la.layer} {la.features} features" + (" (unchanged)" if la.skipped else "")
                                         for la in report.layers))
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-    console.print(f"\nopen {url}  (Ctrl+C stops the server; the database keeps running: `cim db stop`)")
+    console.print("Ctrl+C stops the server; the database keeps running (`cim db stop`).")
+    print(f"\nopen {url}", flush=True)
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
 
 
