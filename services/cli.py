@@ -191,6 +191,7 @@ def _import_sources(module, files: list[str], what: str, *, dataset: str | None,
         raise InputError(f"{', '.join(files)}: no {what} file found")
     if dataset and len(paths) > 1:
         raise InputError(f"--dataset names one dataset, but {len(paths)} files were given")
+    cdb.get_engine()  # start and migrate once here, not in racing worker processes
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[objects]} objects"), TimeElapsedColumn(),
                   console=err_console, disable=not err_console.is_terminal) as bar:
