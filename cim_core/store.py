@@ -266,12 +266,13 @@ def list_datasets(engine: sa.Engine | None = None) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def find_dataset(sha256: str, engine: sa.Engine | None = None) -> dict | None:
-    """The dataset already loaded from a source with this content, if any."""
+def find_dataset(sha256: str, options: str | None = None, engine: sa.Engine | None = None) -> dict | None:
+    """The dataset already loaded from a source with this content (and import options, when given)."""
     engine = engine or get_engine()
     with engine.connect() as c:
-        row = c.execute(sa.text("select id, name from datasets where sha256 = :s and status = 'complete' limit 1"),
-                        {"s": sha256}).mappings().first()
+        row = c.execute(sa.text("select id, name from datasets where sha256 = :s and status = 'complete' "
+                                "and (cast(:o as text) is null or report->>'options' = :o) limit 1"),
+                        {"s": sha256, "o": options}).mappings().first()
     return dict(row) if row else None
 
 

@@ -7,6 +7,7 @@ and, built on `import_many`, import_files(paths, *, workers=1, force=False, prog
 from __future__ import annotations
 
 import glob
+import json
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -14,6 +15,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from cim_core.db import get_engine
 from cim_core.errors import CimError, InputError
 from cim_core.store import find_dataset, sha256_of
 
@@ -48,10 +52,20 @@ def expand_sources(sources: Iterable[str | Path], suffixes: tuple[str, ...]) -> 
     return out
 
 
-def already_loaded(path: Path, force: bool) -> tuple[str, dict | None]:
-    """(sha256, the dataset already holding this exact content unless force)."""
+def options_key(options: dict) -> str:
+    """The import options as stored in a dataset's report: one GeoPackage may feed several datasets."""
+    return json.dumps(options, sort_keys=True, default=str)
+
+
+def already_loaded(path: Path, force: bool, options: dict | None = None,
+                   engine: sa.Engine | None = None) -> tuple[str, dict | None]:
+    """(sha256, the dataset already holding this exact content, imported with these options, unless force).
+
+    An importer that passes options stores options_key(options) as report["options"]."""
     sha = sha256_of(path)
-    return sha, (None if force else find_dataset(sha))
+    if force:
+        return sha, None
+    return sha, find_dataset(sha, options_key(options) if options is not None else None, engine=engine)
 
 
 def _one(import_file: Callable, path: Path, options: dict) -> ImportResult:
@@ -72,6 +86,9 @@ def import_many(import_file: Callable[..., ImportResult], paths: list[Path], *, 
             if progress:
                 progress(r)
         return results
+    # Start and migrate the database once, before the workers race to do it; then drop the pooled
+    # connections, which forked workers must not share.
+    get_engine().dispose()
     with ProcessPoolExecutor(max_workers=min(workers, os.cpu_count() or 1, len(paths))) as pool:
         futures = [pool.submit(partial(_one, import_file, p, options)) for p in paths]
         for f in as_completed(futures):

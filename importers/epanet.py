@@ -24,10 +24,9 @@ from cim_core import sweep
 from cim_core.db import get_engine, storage_srid
 from cim_core.errors import InputError
 from cim_core.settings import get_settings
-from cim_core.store import sha256_of
 
-from .common import ImportResult, expand_sources, import_many
-from .pipes import Heights, Nodes, Segments, loaded_as, place, resolve_heights, write_network
+from .common import ImportResult, already_loaded, expand_sources, import_many
+from .pipes import Heights, Nodes, Segments, place, resolve_heights, write_network
 
 SUFFIXES = (".inp",)
 RESERVOIR_SIZE = 6.0  # m, the marker drawn for a reservoir (source or sink of unbounded volume)
@@ -63,10 +62,9 @@ def import_file(path: str | Path, *, crs: str | None = None, offset: tuple[float
     name = dataset or path.stem
     options = {"crs": crs, "offset": list(offset) if offset else None, "scale": scale, "dataset": name,
                "srid": storage_srid(engine)}
-    sha = sha256_of(path)
-    done = None if force else loaded_as(sha, options, engine)
+    sha, done = already_loaded(path, force, options, engine)
     if done:
-        return ImportResult(path=str(path), dataset=done, skipped=True)
+        return ImportResult(path=str(path), dataset=done["name"], skipped=True)
     wn = _read(path)
     node_names = list(wn.node_name_list)
     if not node_names:

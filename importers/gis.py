@@ -13,7 +13,6 @@ lowest z, else 0. An OSM-style `min_height` raises the bottom of the solid above
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,9 +29,9 @@ from cim_core.db import get_engine, storage_srid
 from cim_core.errors import InputError
 from cim_core.model import CityObject, DatasetInfo, Mesh
 from cim_core.settings import get_settings
-from cim_core.store import sha256_of, write_dataset
+from cim_core.store import write_dataset
 
-from .common import ImportResult, expand_sources, import_many
+from .common import ImportResult, already_loaded, expand_sources, import_many, options_key
 
 SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".gml", ".kml", ".sqlite", ".gdb")
 KINDS = ("buildings", "roads", "landuse", "water", "green", "facilities", "pipes", "pipe-nodes")
@@ -142,17 +141,6 @@ def _attributes(meta: dict, data: list[np.ndarray], n: int) -> list[dict[str, An
             for j in members:
                 out[j] = {}
     return out
-
-
-def _options_key(options: dict) -> str:
-    return json.dumps(options, sort_keys=True, default=str)
-
-
-def _loaded_as(sha: str, options: dict, engine: sa.Engine) -> str | None:
-    """The dataset holding this file imported with these options: one GeoPackage feeds several datasets."""
-    with engine.connect() as c:
-        return c.scalar(sa.text("select name from datasets where sha256 = :s and status = 'complete' "
-                                "and report->>'options' = :o limit 1"), {"s": sha, "o": _options_key(options)})
 
 
 def layers(path: str | Path) -> list[tuple[str, str]]:
@@ -288,12 +276,11 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
     engine = engine or get_engine()
     srid = storage_srid(engine)
     name = dataset or (path.stem if len(layer_names) == 1 or layer == path.stem else f"{path.stem}_{layer}")
-    sha = sha256_of(path)
     key = {"layer": layer, "kind": kind, "crs": crs, "height_field": height_field, "floors_field": floors_field,
            "dataset": name, "srid": srid}
-    done = None if force else _loaded_as(sha, key, engine)
+    sha, done = already_loaded(path, force, key, engine)
     if done:
-        return ImportResult(path=str(path), dataset=done, skipped=True)
+        return ImportResult(path=str(path), dataset=done["name"], skipped=True)
 
     try:
         meta, _, wkb, data = pyogrio.raw.read(path, layer=layer)
@@ -301,7 +288,7 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
         raise InputError(f"{path}: layer {layer!r} cannot be read: {str(exc).strip().splitlines()[0]}") from None
     fields = [str(f) for f in meta["fields"]]
     report: dict[str, Any] = {"layer": layer, "kind": kind, "features": len(wkb), "fields": fields,
-                              "options": _options_key(key)}
+                              "options": options_key(key)}
     try:
         geoms = shapely.from_wkb(wkb, on_invalid="raise")
     except shapely.errors.GEOSException as exc:

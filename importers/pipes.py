@@ -14,7 +14,6 @@ practice has it. The source's own values stay in `attributes`.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -46,9 +45,9 @@ from cim_core.model import (
     QAFinding,
 )
 from cim_core.settings import get_settings
-from cim_core.store import sha256_of, write_dataset
+from cim_core.store import write_dataset
 
-from .common import ImportResult, expand_sources, import_many
+from .common import ImportResult, already_loaded, expand_sources, import_many, options_key
 
 SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".gml", ".kml", ".sqlite")
 GRAVITY = ("rain", "sewage", "combined")
@@ -520,19 +519,6 @@ def build_objects(segs: Segments, nodes: Nodes, hts: Heights, materials: dict[st
 
 
 # ---------------------------------------------------------------- writing, shared by pipes/epanet/swmm
-def options_key(options: dict) -> str:
-    return json.dumps(options, sort_keys=True, default=str)
-
-
-def loaded_as(sha: str, options: dict, engine: sa.Engine) -> str | None:
-    """The dataset already holding this file imported with these options, if any.
-
-    Several datasets may come from one file (a GeoPackage's layers), so the options take part."""
-    with engine.connect() as c:
-        return c.scalar(sa.text("select name from datasets where sha256 = :s and status = 'complete' "
-                                "and report->>'options' = :o limit 1"), {"s": sha, "o": options_key(options)})
-
-
 def write_network(path: Path, name: str, kind: str, sha: str, source_crs: str | None, options: dict,
                   segs: Segments, nodes: Nodes, hts: Heights, findings: list[QAFinding], report: dict,
                   engine: sa.Engine, progress: Callable[[int], None] | None) -> ImportResult:
@@ -861,10 +847,9 @@ def import_layer(path: str | Path, layer: str | None = None, *, nodes_layer: str
     options = {"layer": seg_layer, "nodes_layer": node_layer, "crs": crs, "dataset": name, "field_map": field_map,
                "utility": utility, "depth_to": depth_to, "snap_tolerance": snap_tolerance,
                "depth_tolerance": depth_tolerance, "srid": storage_srid(engine)}
-    sha = sha256_of(path)
-    done = None if force else loaded_as(sha, options, engine)
+    sha, done = already_loaded(path, force, options, engine)
     if done:
-        return ImportResult(path=str(path), dataset=done, skipped=True)
+        return ImportResult(path=str(path), dataset=done["name"], skipped=True)
     findings: list[QAFinding] = []
     nodes, crs_used = Nodes.empty(), None
     if node_layer:

@@ -26,10 +26,9 @@ import sqlalchemy as sa
 from cim_core.db import get_engine, storage_srid
 from cim_core.errors import InputError
 from cim_core.settings import get_settings
-from cim_core.store import sha256_of
 
-from .common import ImportResult, expand_sources, import_many
-from .pipes import GRAVITY, Nodes, Segments, loaded_as, place, resolve_heights, write_network
+from .common import ImportResult, already_loaded, expand_sources, import_many
+from .pipes import GRAVITY, Nodes, Segments, place, resolve_heights, write_network
 
 SUFFIXES = (".inp",)
 FEET = 0.3048
@@ -116,10 +115,9 @@ def import_file(path: str | Path, *, crs: str | None = None, offset: tuple[float
     name = dataset or path.stem
     options = {"crs": crs, "offset": list(offset) if offset else None, "scale": scale, "utility": utility,
                "dataset": name, "srid": storage_srid(engine)}
-    sha = sha256_of(path)
-    done = None if force else loaded_as(sha, options, engine)
+    sha, done = already_loaded(path, force, options, engine)
     if done:
-        return ImportResult(path=str(path), dataset=done, skipped=True)
+        return ImportResult(path=str(path), dataset=done["name"], skipped=True)
     model = parse(path)
     flow_units = model.option("FLOW_UNITS", "CFS")
     k = FEET if flow_units in US_UNITS else 1.0
