@@ -178,7 +178,7 @@ def run(scale: float, work: Path) -> dict:
     engine = cdb.get_engine()
     n = max(1000, round(PER_SCALE * scale))
     sha = f"bench-features-{n}"
-    if not find_dataset(sha, engine):
+    if not find_dataset(sha, engine=engine):
         t0 = time.perf_counter()
         write_dataset(DatasetInfo("bench_features", "gis", "synthetic", sha, "EPSG:4547"), _footprints(n),
                       engine=engine)
