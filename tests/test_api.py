@@ -308,7 +308,8 @@ def test_errors_are_problem_details(client):
 
 
 HOSTILE = ["'; drop table city_objects; --", "1 OR 1=1", "\" OR \"\"=\"", "1; select pg_sleep(10)",
-           "Robert'); DELETE FROM datasets;--", "%' OR '1'='1", "\\", "name = 'x' UNION SELECT * FROM api_keys"]
+           "Robert'); DELETE FROM datasets;--", "%' OR '1'='1", "\\", "name = 'x' UNION SELECT * FROM api_keys",
+           "nul\x00byte"]
 
 
 def hostile_urls(bad: str) -> list[str]:

@@ -50,7 +50,7 @@ def _database_error(request: Request, exc: sa.exc.DBAPIError) -> Response:
     # Values reach SQL only as parameters, but a value PostgreSQL cannot interpret (SQLSTATE
     # class 22, data exception) is still the caller's mistake, not the server's.
     state = getattr(exc.orig, "sqlstate", None) or ""
-    if state.startswith("22"):
+    if state.startswith("22") or isinstance(exc, sa.exc.DataError):  # also NUL bytes, refused by the driver
         return problem_response(request, 400, "a value in the request cannot be used: "
                                 + str(exc.orig).strip().splitlines()[0])
     log.exception("database error on %s", request.url.path)
