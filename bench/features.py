@@ -167,14 +167,25 @@ def run(scale: float, work: Path) -> dict:
     os.environ["CIM_HOME"] = str(home)
     os.environ.pop("CIM_DATABASE_URL", None)
 
+    from cim_core import db as cdb
+    from cim_core.settings import get_settings
+
+    get_settings.cache_clear()
+    started = cdb.embedded().start()  # the bench's own cluster: stopped again if this run started it
+    try:
+        return _measure(scale, work, home, tipg_python)
+    finally:
+        if started:
+            cdb.embedded().stop()
+
+
+def _measure(scale: float, work: Path, home: Path, tipg_python: Path) -> dict:
     from sqlalchemy.engine import make_url
 
     from cim_core import db as cdb
     from cim_core.model import DatasetInfo
-    from cim_core.settings import get_settings
     from cim_core.store import find_dataset, write_dataset
 
-    get_settings.cache_clear()
     engine = cdb.get_engine()
     n = max(1000, round(PER_SCALE * scale))
     sha = f"bench-features-{n}"
