@@ -437,7 +437,11 @@
     const storey = storeyId === null ? null : building.storeys.find((s) => String(s.id) === String(storeyId));
     state.storey = storey ? { id: storey.id, name: storey.name, buildingId: building.id, footprint: building.geometry } : null;
     document.querySelectorAll("#bim-tree button.storey").forEach((b) => b.classList.toggle("active", String(b.dataset.storey) === String(storeyId)));
-    if (state.storey) state.visible.add("bim");
+    if (state.storey) {
+      state.visible.add("bim");
+      // Steeply from above, so that the neighbours do not stand in front of the storey.
+      if (building.bbox) flyToBox(building.bbox, -70, 2.5);
+    }
     restyle();
     setStatus(state.storey ? t("storeyShown") + (state.storey.name || state.storey.id) : "");
   }
@@ -500,22 +504,21 @@
       list.appendChild(li);
     }
   });
+  // Fly to a lon/lat box from the south, `pitch` degrees down, framing it with its surroundings.
+  function flyToBox([w, s, e, n], pitch = -35, zoom = 4) {
+    const sphere = Cesium.BoundingSphere.fromPoints(Cesium.Cartesian3.fromDegreesArray([w, s, e, n]));
+    cim.flying = true;
+    scene.camera.flyToBoundingSphere(sphere, {
+      duration: 1.5,
+      complete: () => (cim.flying = false),
+      cancel: () => (cim.flying = false),
+      offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(pitch), Math.max(sphere.radius * zoom, 120)),
+    });
+  }
   function flyToHit(h) {
     const p = h.properties || h;
     const bbox = h.bbox || p.bbox;
-    if (bbox) {
-      const [w, s, e, n] = bbox.length === 6 ? [bbox[0], bbox[1], bbox[3], bbox[4]] : bbox;
-      const corners = Cesium.Cartesian3.fromDegreesArray([w, s, e, n]);
-      const sphere = Cesium.BoundingSphere.fromPoints(corners);
-      // An oblique view from the south that frames the object with its surroundings.
-      cim.flying = true;
-      scene.camera.flyToBoundingSphere(sphere, {
-        duration: 1.5,
-        complete: () => (cim.flying = false),
-        cancel: () => (cim.flying = false),
-        offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-35), Math.max(sphere.radius * 4, 120)),
-      });
-    }
+    if (bbox) flyToBox(bbox.length === 6 ? [bbox[0], bbox[1], bbox[3], bbox[4]] : bbox);
     openFeature({ ...p, id: h.id ?? p.id });
   }
 
