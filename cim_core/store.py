@@ -240,8 +240,9 @@ def write_dataset(info: DatasetInfo, objects: Iterable[CityObject], qa: Iterable
                         f.message, _ewkb([shapely.Point(f.location)], srid)[0] if f.location else None)
                        for f in findings))
                 counts["qa_findings"] = len(findings)
-            cur.execute("update datasets set counts = %s, status = 'complete' where id = %s",
-                        (_Json(counts, dumps=dumps), dataset_id))
+            # The report again: an importer may add to it while its objects stream (failed elements...).
+            cur.execute("update datasets set counts = %s, report = %s, status = 'complete' where id = %s",
+                        (_Json(counts, dumps=dumps), _Json(info.report, dumps=dumps), dataset_id))
             # The changed region: the old extent and the new one.
             cur.execute("""insert into change_log (dataset_name, classes, region)
                            select %s, %s, st_expand(st_collect(e), 1.0) from (

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from cim_core.db import get_engine, storage_srid
 from cim_core.errors import InputError
 from cim_core.model import CityObject, DatasetInfo, Mesh, PipeSegment
-from cim_core.store import dumps, write_dataset
+from cim_core.store import write_dataset
 
 from .common import ImportResult, already_loaded, expand_sources, import_many
 from .ifc_georef import Placement, resolve
@@ -505,12 +505,13 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
     report = {"schema": model.schema, "georef": placement.report()}
     info = DatasetInfo(name=name, kind="ifc", source_path=str(path), sha256=sha, source_crs=placement.crs,
                        report=report)
-    res = write_dataset(info, reader.objects(), engine=engine)
-    report.update(shapes=reader.shapes, failed_count=reader.failed_count, failed=reader.failed)
-    # failures are known only once the stream is through; the row was written before it started
-    with engine.begin() as c:
-        c.execute(sa.text("update datasets set report = cast(:r as jsonb) where id = :i"),
-                  {"r": dumps(report).decode(), "i": res.dataset_id})
+
+    def objects():
+        yield from reader.objects()
+        # failures are known once the stream is through; write_dataset stores the report at its end
+        report.update(shapes=reader.shapes, failed_count=reader.failed_count, failed=reader.failed)
+
+    res = write_dataset(info, objects(), engine=engine)
     return ImportResult(path=str(path), dataset=name, counts=res.counts, replaced=res.replaced, report=report)
 
 
@@ -545,7 +546,4 @@ def import_files(paths, *, workers: int = 1, force: bool = False,
     one = partial(_import_named, dataset_names(files))
     if workers <= 1 and element_progress:  # a callback cannot cross into worker processes
         one = partial(one, progress=element_progress)
-    if workers > 1 and len(files) > 1:
-        # forked workers would inherit this process's pooled connections and share their sockets
-        get_engine().dispose()
     return import_many(one, files, workers=workers, force=force, progress=progress, **options)

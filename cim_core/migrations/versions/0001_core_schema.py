@@ -71,7 +71,10 @@ def upgrade():
     op.execute("create index city_objects_class on city_objects (class, id)")
     op.execute("create index city_objects_parent on city_objects (parent_id)")
     op.execute("create index city_objects_uid on city_objects (uid)")
-    op.execute("create index city_objects_name on city_objects (name)")
+    # Meshes are float and index arrays that barely compress: store them out of line uncompressed
+    # rather than spend server CPU on pglz at every bulk load.
+    for col in ("mesh_vertices", "mesh_faces", "mesh_face_materials"):
+        op.execute(f"alter table city_objects alter column {col} set storage external")
     op.execute("create table pipe_categories (utility text primary key, cjj_code text not null, "
                "name_zh text not null, name_en text not null, color smallint[3] not null, "
                "restricted boolean not null default true)")
