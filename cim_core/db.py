@@ -146,6 +146,7 @@ class Embedded:
         if not self.running():
             return False
         self._run("pg_ctl", "stop", "-m", "fast", "-w", "-D", str(self.pgdata.resolve()))
+        _started.pop(self.home, None)
         return True
 
 
@@ -166,17 +167,23 @@ def describe_url(url: str) -> str:
     return f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}"
 
 
+_started: dict[Path, str] = {}
+
+
 def database_url(start: bool = True) -> str:
     """The URL of the database to use; starts the embedded cluster when needed and allowed."""
     s = get_settings()
     if s.database_url:
         return normalise_url(s.database_url)
     emb = embedded()
+    if emb.home in _started:  # checked once per process: `pg_ctl status` is a subprocess
+        return _started[emb.home]
     if start:
         emb.start()
     elif not emb.running():
         raise DatabaseError("the embedded database is not running", hint="run `cim db start`")
-    return emb.url()
+    _started[emb.home] = emb.url()
+    return _started[emb.home]
 
 
 @lru_cache(maxsize=8)

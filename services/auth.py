@@ -32,11 +32,7 @@ _engines: dict[tuple, sa.Engine] = {}
 
 
 def current_engine() -> sa.Engine:
-    """The engine for request handlers, resolved once per process and settings.
-
-    get_engine() asks pg_ctl (a subprocess) whether the embedded cluster runs on every call: right
-    for a CLI command, far too slow for every HTTP request.
-    """
+    """The engine for request handlers, one per process and settings, in autocommit mode."""
     s = get_settings()
     key = (s.database_url, str(s.home))
     found = _engines.get(key)
