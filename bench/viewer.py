@@ -73,7 +73,7 @@ def run(scale: float, work: Path) -> dict:
                 return {load_s: c.marks.loaded / 1000, marks: c.marks, layers: Object.keys(c.tilesets),
                         tiles_loaded: ts.map(t => t.statistics.numberOfLoadedTilesTotal).reduce((a, b) => a + b, 0),
                         features_loaded: ts.map(t => t.statistics.numberOfFeaturesLoaded).reduce((a, b) => a + b, 0),
-                        renderer: String(c.viewer.scene.context._gl.getParameter(c.viewer.scene.context._gl.RENDERER))};
+                        renderer: c.renderer, msaa: c.viewer.scene.msaaSamples};
             }""")
             figures["orbit_fps"] = page.evaluate("""(seconds) => new Promise((resolve) => {
                 const scene = window.cim.viewer.scene, sphere = window.cim.districtSphere();
@@ -102,4 +102,5 @@ def run(scale: float, work: Path) -> dict:
     return {"demo_to_url_s": round(demo_s, 1), "load_s": round(figures["load_s"], 2),
             "orbit_fps": round(figures["orbit_fps"], 2), "orbit_seconds": ORBIT_S, "viewport": VIEWPORT,
             "layers": figures["layers"], "tiles_loaded": figures["tiles_loaded"],
-            "features_loaded": figures["features_loaded"], "renderer": figures["renderer"]}
+            "features_loaded": figures["features_loaded"], "renderer": figures["renderer"], "msaa": figures["msaa"],
+            "marks_ms": figures["marks"]}

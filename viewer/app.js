@@ -15,8 +15,7 @@
     utilities: [], // [{utility, name_zh, name_en, color: [r,g,b]}]
     locked: new Set(),
     selectedId: null,
-    storey: null, // {id, buildingId, footprint}
-    underground: false,
+    storey: null, // {id, name, buildingId, footprint}
   };
   const tilesets = {};
   const cim = (window.cim = { state, tilesets, viewer: null, errors: [], marks: {}, flying: false });
@@ -114,7 +113,9 @@
   scene.fog.enabled = false;
   // Software WebGL (headless, no GPU) cannot afford multisampling.
   const gl = scene.context._gl;
-  if (/swiftshader|llvmpipe|software/i.test(String(gl.getParameter(gl.RENDERER)))) scene.msaaSamples = 1;
+  const info = gl.getExtension("WEBGL_debug_renderer_info");
+  cim.renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  if (/swiftshader|llvmpipe|software/i.test(cim.renderer)) scene.msaaSamples = 1;
   scene.renderError.addEventListener((_, e) => cim.errors.push(String(e)));
 
   function setDaylight(lon) {
@@ -320,7 +321,6 @@
 
   // ------------------------------------------------------------------ underground
   function setUnderground(on) {
-    state.underground = on;
     globe.translucency.enabled = on;
     scene.screenSpaceCameraController.enableCollisionDetection = !on;
     // Through the ground one would see the stars: a neutral backdrop reads better under a street.
@@ -401,7 +401,6 @@
     if (state.selectedId !== selectedId) return;
     const storeys = b.storeys || [];
     if (!storeys.length) return;
-    cim.building = b;
     const tree = $("bim-tree");
     tree.innerHTML = "";
     for (const s of storeys) {
@@ -445,7 +444,6 @@
     restyle();
     setStatus(state.storey ? t("storeyShown") + (state.storey.name || state.storey.id) : "");
   }
-  cim.showStorey = (storeyId) => showStorey(storeyId, cim.building);
   $("show-all-storeys").addEventListener("click", () => showStorey(null, null));
 
   function featureProps(feature) {
