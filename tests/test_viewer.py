@@ -168,8 +168,13 @@ def page(browser, demo):
 
 @pytest.fixture(scope="module")
 def keyed_page(browser, demo):
-    """A viewer page whose user entered a key of the `utilities` role."""
-    p = Page(browser, demo["base"], key=demo["key"])
+    """A viewer page whose user entered a key of the `utilities` role in the key box."""
+    p = Page(browser, demo["base"])
+    assert "pipes" not in p.js("Object.keys(window.cim.tilesets)")
+    p.page.fill("#key", demo["key"])
+    p.page.click("#key-form button[type=submit]")
+    p.page.wait_for_function("'pipes' in window.cim.tilesets", timeout=120_000)
+    assert p.js("localStorage.getItem('cim.apiKey')") == demo["key"]
     yield p
     p.close()
 

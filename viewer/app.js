@@ -525,7 +525,10 @@
     $("key-status").textContent = state.key ? (state.locked.has("pipes") ? t("keyRejected") : t("keySet")) : t("keyNone");
   }
   async function reloadAccess() {
+    const known = new Set(state.utilities.map((u) => u.utility));
     await discoverAccess();
+    // Utilities a new key opens are shown at once.
+    state.utilities.forEach((u) => known.has(u.utility) || state.visible.add(u.utility));
     await loadLayers();
     renderLayerPanel();
     renderKeyStatus();
