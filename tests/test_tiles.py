@@ -175,10 +175,12 @@ def read_table(gltf, binary) -> list[dict]:
         raw = binary[v["byteOffset"]:v["byteOffset"] + v["byteLength"]]
         if schema[name]["type"] == "STRING":
             o = views[col["stringOffsets"]]
+            assert o["byteLength"] == 4 * (n + 1)  # CesiumJS counts values by the view's length
             offs = np.frombuffer(binary, "<u4", n + 1, o["byteOffset"])
             cols[name] = [raw[offs[i]:offs[i + 1]].decode() for i in range(n)]
         else:
             dt = {"UINT32": "<u4", "UINT16": "<u2", "INT16": "<i2", "FLOAT32": "<f4", "FLOAT64": "<f8"}
+            assert len(raw) == n * np.dtype(dt[schema[name]["componentType"]]).itemsize, name
             arr = np.frombuffer(raw, dt[schema[name]["componentType"]], n)
             nodata = schema[name].get("noData")
             cols[name] = [None if nodata is not None and x == nodata else x.item() for x in arr]

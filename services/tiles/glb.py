@@ -94,8 +94,10 @@ class _Buffer:
         return len(self.views) - 1
 
     def add(self, data: bytes, target: int | None = None, stride: int | None = None) -> int:
-        data = _pad(data)  # 8-byte alignment: metadata buffer views require it
+        # The view is the data's exact length (clients count property values by it); the padding to
+        # 8 bytes, which metadata buffer views require for their offsets, lies between views.
         view = {"buffer": 0, "byteOffset": self.size, "byteLength": len(data)}
+        data = _pad(data)
         if target:
             view["target"] = target
         if stride:
