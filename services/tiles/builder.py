@@ -53,6 +53,10 @@ EPS_M = 0.5          # padding of bounding regions, metres (earth curvature alon
 EARTH_R = 6_371_000.0
 
 
+# Bump when the cache layout (state.json, tile files) changes, so old caches are rebuilt whole.
+STATE_FORMAT = 1
+
+
 @dataclass
 class TreeOptions:
     leaf_features: int = 300
@@ -444,8 +448,8 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
     opts = opts or TreeOptions()
     state_path = out / "state.json"
     state = _read_json(state_path) if incremental else None
-    if state and state.get("srid") != srid:
-        state = None
+    if state and (state.get("format") != STATE_FORMAT or state.get("srid") != srid):
+        state = None  # another builder version or database CRS: rebuild all
     with engine.connect() as conn:
         change_id = last_change_id(conn)
         changes = changes_since(conn, state["change_id"]) if state else []
@@ -492,7 +496,7 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
             report.layers.append(rep)
             layer_states[layer] = {"grid": [lb.grid.x0, lb.grid.y0, lb.grid.size], "features": len(features)}
         _write_root(out, srid, offset, change_id, layer_states)
-        _write_json(state_path, {"srid": srid, "vertical_offset": offset, "change_id": change_id,
+        _write_json(state_path, {"format": STATE_FORMAT, "srid": srid, "vertical_offset": offset, "change_id": change_id,
                                  "layers": layer_states})
     return report
 
