@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench._synthetic import footprints
+
 TIPG = "tipg==1.6.1"
 PER_SCALE = 100_000
 BBOXES = 500
@@ -53,24 +55,10 @@ def _ensure_tools(work: Path) -> Path:
 
 
 def _footprints(n: int, seed: int = 7):
-    """n convex 4-8-vertex footprints on a jittered 35 m grid around 114.02E 32.98N, with attributes."""
-    import shapely
-
-    from cim_core import crs
+    """n synthetic buildings (bench/_synthetic.py) as city objects with a footprint and a height."""
     from cim_core.model import CityObject
 
-    rng = np.random.default_rng(seed)
-    cx, cy = crs.transform(4326, 4547, np.array([114.02]), np.array([32.98]))
-    side = int(np.ceil(np.sqrt(n)))
-    i = np.arange(n)
-    x = cx[0] + (i % side - side / 2) * 35.0 + rng.uniform(-4, 4, n)
-    y = cy[0] + (i // side - side / 2) * 35.0 + rng.uniform(-4, 4, n)
-    k = rng.integers(4, 9, n)
-    r = rng.uniform(6, 12, n)
-    polys = [shapely.Polygon(np.column_stack([xi + ri * np.cos(a), yi + ri * np.sin(a)]))
-             for xi, yi, ri, a in zip(x, y, r, (np.sort(rng.uniform(0, 2 * np.pi, ki)) for ki in k))]
-    fps = shapely.convex_hull(np.array(polys, dtype=object))
-    height = rng.uniform(6, 60, n).round(1)
+    fps, height, _ = footprints(n, seed)
     for j in range(n):
         yield CityObject(key=f"B{j}", cls="building", name=f"Building {j}", footprint=fps[j], zmin=0.0,
                          zmax=float(height[j]),

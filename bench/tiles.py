@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench._synthetic import footprints
+
 PY3DTILES = "py3dtiles[postgres]==12.1.1"
 BUILDINGS_PER_SCALE = 3000
 WRK = ["-t2", "-c16", "-d20s", "--latency"]
@@ -52,27 +54,11 @@ def _ensure_tools(work: Path) -> Path:
 
 
 def _buildings(n: int, seed: int = 11):
-    """n buildings: 4-8-vertex convex footprints on a jittered grid, heights 6-60 m, the usual attributes."""
-    import shapely
-
-    from cim_core import crs
+    """n synthetic buildings (bench/_synthetic.py) as LOD1 solids with the usual attributes."""
     from cim_core.mesh import extrude
     from cim_core.model import CityObject
 
-    rng = np.random.default_rng(seed)
-    cx, cy = crs.transform(4326, 4547, np.array([114.02]), np.array([32.98]))
-    side = int(np.ceil(np.sqrt(n)))
-    i = np.arange(n)
-    x = cx[0] + (i % side - side / 2) * 35.0 + rng.uniform(-4, 4, n)
-    y = cy[0] + (i // side - side / 2) * 35.0 + rng.uniform(-4, 4, n)
-    k = rng.integers(4, 9, n)
-    polys = []
-    for xi, yi, ki in zip(x, y, k):
-        a = np.sort(rng.uniform(0, 2 * np.pi, ki))
-        r = rng.uniform(6, 12)
-        polys.append(shapely.Polygon(np.column_stack([xi + r * np.cos(a), yi + r * np.sin(a)])))
-    fps = shapely.convex_hull(np.array(polys, dtype=object))
-    height = rng.uniform(6, 60, n).round(1)
+    fps, height, rng = footprints(n, seed)
     ground = GROUND + rng.uniform(-1.5, 1.5, n).round(2)
     meshes = extrude(fps, ground, ground + height).meshes()
     uses = np.array(["residential", "commercial", "office", "school", "industrial"])
