@@ -76,10 +76,17 @@ def _one(import_file: Callable, path: Path, options: dict) -> ImportResult:
 
 
 def import_many(import_file: Callable[..., ImportResult], paths: list[Path], *, workers: int = 1,
-                progress: Callable[[ImportResult], None] | None = None, **options) -> list[ImportResult]:
-    """Import files one dataset each, in `workers` processes; a failed file is reported, not fatal."""
+                progress: Callable[[ImportResult], None] | None = None,
+                object_progress: Callable[[int], None] | None = None, **options) -> list[ImportResult]:
+    """Import files one dataset each, in `workers` processes; a failed file is reported, not fatal.
+
+    progress(result) follows files; object_progress(n), objects written, works in this process only
+    (a callback cannot cross into worker processes), so it is not called when workers > 1.
+    """
     results: list[ImportResult] = []
     if workers <= 1 or len(paths) <= 1:
+        if object_progress:
+            options = {**options, "progress": object_progress}
         for p in paths:
             r = _one(import_file, p, options)
             results.append(r)

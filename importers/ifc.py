@@ -534,16 +534,12 @@ def import_files(paths, *, workers: int = 1, force: bool = False,
                  progress: Callable[[ImportResult], None] | None = None, **options) -> list[ImportResult]:
     """Import IFC files, directories and globs, one dataset per file, in `workers` processes.
 
-    `dataset` names the dataset only when there is one file. `element_progress` (objects written)
-    is reported from this process only, so it is dropped when workers > 1.
+    `dataset` names the dataset only when there is one file.
     """
     files = expand_sources(paths, SUFFIXES)
     if not files:
         raise InputError(f"{', '.join(map(str, paths))}: no .ifc file found")
     if len(files) > 1 and options.get("dataset"):
         raise InputError("--dataset names one dataset; with several files each is named after its file")
-    element_progress = options.pop("element_progress", None)
     one = partial(_import_named, dataset_names(files))
-    if workers <= 1 and element_progress:  # a callback cannot cross into worker processes
-        one = partial(one, progress=element_progress)
     return import_many(one, files, workers=workers, force=force, progress=progress, **options)

@@ -66,7 +66,7 @@ def db_start():
     """
     s = cdb.get_settings()
     if s.database_url:
-        engine = cdb.get_engine()
+        cdb.get_engine()
         console.print(f"using {cdb.describe_url(s.database_url)} (CIM_DATABASE_URL); schema is up to date")
         return
     emb = cdb.embedded()
@@ -178,20 +178,20 @@ def sample_generate(out: Path = typer.Option(..., "--out", help="Folder to write
 
 
 # ---------------------------------------------------------------- import gis, cityjson (issue 4)
-def _import_sources(module, files: list[str], what: str, *, dataset: str | None, workers: int, force: bool,
-                    describe, **options) -> None:
-    """Shared by `import gis` and `import cityjson`: one progress bar, a summary table, failures at the end.
+def _import_sources(module, files: list[str], what: str, *, headers: tuple[str, ...], cells, workers: int,
+                    force: bool, **options) -> None:
+    """Every `cim import`: one progress bar (files and objects), a summary table, failures at the end.
 
-    describe(result) -> notes for the table's last column."""
+    headers and cells(result) are the importer's own columns, between dataset and status."""
     from cim_core.errors import InputError
     from importers.common import expand_sources
 
     paths = expand_sources(files, module.SUFFIXES)
     if not paths:
         raise InputError(f"{', '.join(files)}: no {what} file found")
-    if dataset and len(paths) > 1:
+    if options.get("dataset") and len(paths) > 1:
         raise InputError(f"--dataset names one dataset, but {len(paths)} files were given")
-    cdb.get_engine()  # start and migrate once here, not in racing worker processes
+    in_workers = workers > 1 and len(paths) > 1
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[objects]} objects"), TimeElapsedColumn(),
                   console=err_console, disable=not err_console.is_terminal) as bar:
@@ -202,29 +202,30 @@ def _import_sources(module, files: list[str], what: str, *, dataset: str | None,
             objects[0] += n
             bar.update(task, objects=objects[0])
 
-        if len(paths) == 1:  # one file: count its objects as they are written
-            try:
-                results = [module.import_file(paths[0], dataset=dataset, force=force, progress=per_object,
-                                              **options)]
-            finally:
-                bar.update(task, advance=1)
-        else:
-            def per_file(r) -> None:
+        def per_file(r) -> None:
+            if in_workers:  # objects were counted in the worker processes
                 objects[0] += sum(v for k, v in r.counts.items() if k != "qa_findings")
-                bar.update(task, advance=1, objects=objects[0])
+            bar.update(task, advance=1, objects=objects[0])
 
-            results = module.import_files([str(p) for p in paths], workers=workers, force=force,
-                                          progress=per_file, dataset=dataset, **options)
+        results = module.import_files([str(p) for p in paths], workers=workers, force=force, progress=per_file,
+                                      object_progress=per_object, **options)
     failed = [r for r in results if r.error]
-    t = Table("file", "dataset", "objects", "notes", "status")
+    if len(results) == 1 and failed:
+        raise InputError(failed[0].error)
+    t = Table("file", "dataset", *headers, "status")
     for r in results:
         status = "failed" if r.error else "skipped (already loaded; --force re-imports)" \
             if r.skipped else "replaced" if r.replaced else "imported"
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()))
-        t.add_row(Path(r.path).name, r.dataset, counts, r.error or describe(r), status)
+        t.add_row(Path(r.path).name, r.dataset, *(("",) * len(headers) if r.error else cells(r)), status)
     console.print(t)
+    for r in failed:
+        err_console.print(f"failed: {r.error}", markup=False, highlight=False)
     if failed:
         raise InputError(f"{len(failed)} of {len(results)} files failed")
+
+
+def _counts(r) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()))
 
 
 def _gis_notes(r) -> str:
@@ -272,7 +273,8 @@ def import_gis(files: list[str] = typer.Argument(..., help="GeoJSON, Shapefile, 
     """
     from importers import gis
 
-    _import_sources(gis, files, "GIS layers", dataset=dataset, workers=workers, force=force, describe=_gis_notes,
+    _import_sources(gis, files, "GIS layers", headers=("objects", "notes"),
+                    cells=lambda r: (_counts(r), _gis_notes(r)), dataset=dataset, workers=workers, force=force,
                     layer=layer, kind=kind, crs=crs, height_field=height_field, floors_field=floors_field)
 
 
@@ -303,8 +305,9 @@ def import_cityjson(files: list[str] = typer.Argument(..., help="CityJSON 1.1/2.
     """
     from importers import cityjson
 
-    _import_sources(cityjson, files, "CityJSON", dataset=dataset, workers=workers, force=force,
-                    describe=_cityjson_notes, crs=crs)
+    _import_sources(cityjson, files, "CityJSON", headers=("objects", "notes"),
+                    cells=lambda r: (_counts(r), _cityjson_notes(r)), dataset=dataset, workers=workers, force=force,
+                    crs=crs)
 
 
 # ---------------------------------------------------------------- import pipes, epanet, swmm (issue 4)
@@ -319,32 +322,16 @@ def _offset(value: str | None) -> tuple[float, float] | None:
     return e, n
 
 
-def _run_network_imports(module, files: list[str], what: str, workers: int, force: bool, options: dict) -> None:
-    """Bulk import with one progress bar, a summary table, and the survey QA counts of each dataset."""
-    from cim_core.errors import InputError
-    from importers.common import expand_sources
+def _network_cells(r) -> tuple[str, str, str]:
+    qa = r.report.get("qa") or {}
+    return (str(r.counts.get("pipe_node", "")), str(r.counts.get("pipe_segment", "")),
+            ", ".join(f"{k} {v}" for k, v in qa.items()) or ("" if r.skipped else "none"))
 
-    paths = expand_sources(files, module.SUFFIXES)
-    if options.get("dataset") and len(paths) > 1:
-        raise InputError(f"--dataset names one dataset, but {len(paths)} files were given")
-    with progress_bar(len(paths), f"importing {what}") as advance:
-        results = module.import_files([str(p) for p in paths], workers=workers, force=force,
-                                      progress=lambda r: advance(), **options)
-    failed = [r for r in results if r.error]
-    if len(results) == 1 and failed:
-        raise InputError(failed[0].error)
-    t = Table("file", "dataset", "nodes", "segments", "QA findings", "status")
-    for r in results:
-        status = "failed" if r.error else "skipped (already loaded)" if r.skipped else \
-            "replaced" if r.replaced else "imported"
-        qa = r.report.get("qa") or {}
-        t.add_row(Path(r.path).name, r.dataset, str(r.counts.get("pipe_node", "")),
-                  str(r.counts.get("pipe_segment", "")),
-                  ", ".join(f"{k} {v}" for k, v in qa.items()) or ("none" if not r.skipped and not r.error else ""),
-                  status)
-    console.print(t)
-    if failed:
-        raise InputError(f"{len(failed)} of {len(results)} files failed; first: {failed[0].error}")
+
+def _run_network_imports(module, files: list[str], what: str, workers: int, force: bool, options: dict) -> None:
+    """Bulk import with the survey QA counts of each dataset in the summary."""
+    _import_sources(module, files, what, headers=("nodes", "segments", "QA findings"), cells=_network_cells,
+                    workers=workers, force=force, **options)
 
 
 @import_app.command("pipes")
@@ -461,6 +448,16 @@ def _ifc_at(value: str | None) -> tuple[float, ...] | None:
     return at
 
 
+def _ifc_cells(r) -> tuple[str, str, str]:
+    geo = r.report.get("georef", {})
+    method = "\n".join([f"{geo['method']} -> {geo['crs']}", *geo.get("notes", [])]) if geo else ""
+    bad = r.report.get("failed", [])
+    failed = "\n".join([str(r.report.get("failed_count", "")),
+                        *(f"{f['ifc_class']} {f['GlobalId']}" for f in bad[:5])])
+    order = ("building", "storey", "space", "element", "pipe_segment", "site")
+    return method, ", ".join(f"{r.counts[k]} {k}" for k in order if r.counts.get(k)), failed
+
+
 @import_app.command("ifc")
 def import_ifc(files: list[str] = typer.Argument(..., help="IFC files (IFC2X3, IFC4, IFC4X3), folders or globs."),
                dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the file's stem); "
@@ -479,53 +476,11 @@ def import_ifc(files: list[str] = typer.Argument(..., help="IFC files (IFC2X3, I
 
     Example: cim import ifc models/*.ifc --workers 2
     """
-    from cim_core.errors import InputError
     from importers import ifc
-    from importers.common import expand_sources
 
-    paths = expand_sources(files, ifc.SUFFIXES)
-    if not paths:
-        raise InputError(f"{', '.join(files)}: no .ifc file found")
-    if dataset and len(paths) > 1:
-        raise InputError(f"--dataset names one dataset, but {len(paths)} files were given")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[objects]} objects"), TimeElapsedColumn(),
-                  console=err_console, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("importing IFC files", total=len(paths), objects=0)
-        objects = [0]
-
-        def per_object(n: int) -> None:
-            objects[0] += n
-            bar.update(task, objects=objects[0])
-
-        def per_file(r) -> None:
-            if workers > 1:  # objects are counted in the worker processes
-                objects[0] += sum(r.counts.values())
-            bar.update(task, advance=1, objects=objects[0])
-
-        results = ifc.import_files([str(p) for p in paths], workers=workers, force=force, progress=per_file,
-                                   element_progress=per_object, dataset=dataset, crs=crs, at=_ifc_at(at),
-                                   rotation=rotation)
-    failed = [r for r in results if r.error]
-    if len(results) == 1 and failed:
-        raise InputError(failed[0].error)
-    t = Table("file", "dataset", "georeference", "objects", "failed elements", "status")
-    for r in results:
-        status = "failed" if r.error else "skipped (already loaded; --force re-imports)" \
-            if r.skipped else "replaced" if r.replaced else "imported"
-        geo = r.report.get("georef", {})
-        method = "\n".join([f"{geo['method']} -> {geo['crs']}", *geo.get("notes", [])]) if geo else ""
-        bad = r.report.get("failed", [])
-        failed_text = "\n".join([str(r.report.get("failed_count", "")), *(f"{f['ifc_class']} {f['GlobalId']}"
-                                                                        for f in bad[:5])][:6])
-        order = ("building", "storey", "space", "element", "pipe_segment", "site")
-        counts = ", ".join(f"{r.counts[k]} {k}" for k in order if r.counts.get(k))
-        t.add_row(Path(r.path).name, r.dataset, method, counts, failed_text, status)
-    console.print(t)
-    for r in failed:
-        err_console.print(f"failed: {r.error}", markup=False, highlight=False)
-    if failed:
-        raise InputError(f"{len(failed)} of {len(results)} files failed")
+    _import_sources(ifc, files, "IFC files", headers=("georeference", "objects", "failed elements"),
+                    cells=_ifc_cells, workers=workers, force=force, dataset=dataset, crs=crs, at=_ifc_at(at),
+                    rotation=rotation)
 
 
 # ---------------------------------------------------------------- tiles (issue 6)
