@@ -23,7 +23,7 @@ from cim_core.crs import check_extent, crs_name, parse_crs, transformer
 from cim_core.db import get_engine, storage_srid
 from cim_core.errors import CimError, InputError
 from cim_core.model import CityObject, DatasetInfo, Mesh
-from cim_core.store import sha256_of, write_dataset
+from cim_core.store import write_dataset
 
 from .common import ImportResult, already_loaded, expand_sources, import_many
 
