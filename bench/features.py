@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,20 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from bench._http import free_port, wrk
 from bench._synthetic import footprints
 
 TIPG = "tipg==1.6.1"
 PER_SCALE = 100_000
 BBOXES = 500
 BBOX_M = 500.0
-WRK = ["-t2", "-c16", "-d20s", "--latency"]
 ROUNDS = 2
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ensure_tools(work: Path) -> Path:
@@ -98,24 +91,6 @@ def _bboxes(engine, n: int, seed: int = 3) -> list[str]:
     x0 = rng.uniform(w, e - dlon, n)
     y0 = rng.uniform(s, nn - dlat, n)
     return [f"{a:.6f},{b:.6f},{a + dlon:.6f},{b + dlat:.6f}" for a, b in zip(x0, y0)]
-
-
-def _wrk(base: str, paths: list[str], work: Path, name: str) -> dict:
-    script = work / f"bboxes_{name}.lua"
-    script.write_text("paths = {\n" + ",\n".join(f'  "{p}"' for p in paths) + "\n}\n"
-                      "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
-                      "  return wrk.format(\"GET\", paths[i])\nend\n")
-    subprocess.run(["wrk", "-t2", "-c16", "-d3s", "-s", str(script), base], capture_output=True, check=False)  # warm
-    out = subprocess.run(["wrk", *WRK, "-s", str(script), base], capture_output=True, text=True, check=True).stdout
-    (work / f"wrk_{name}.txt").write_text(out)
-
-    def ms(label):
-        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
-        return round(float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)], 2) if m else None
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50_ms": ms("50"), "p99_ms": ms("99"), "non_2xx": int(errors.group(1)) if errors else 0}
 
 
 def _get(url: str, timeout: float = 60) -> dict:
@@ -190,7 +165,7 @@ def _measure(scale: float, work: Path, home: Path, tipg_python: Path) -> dict:
 
     # Both servers run side by side and the wrk runs alternate, so that other load on the machine
     # weighs on both alike.
-    ours_port, tipg_port = _free_port(), _free_port()
+    ours_port, tipg_port = free_port(), free_port()
     ours_base, tipg_base = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{tipg_port}"
     tenv = {**env, "DATABASE_URL": dsn, "TIPG_DB_TABLES": '["public.tipg_buildings"]', "TIPG_DB_FUNCTIONS": "[]",
             "TIPG_MAX_FEATURES_PER_QUERY": "10000"}
@@ -208,7 +183,7 @@ def _measure(scale: float, work: Path, home: Path, tipg_python: Path) -> dict:
         runs: dict[str, list[dict]] = {name: [] for name in targets}
         for _ in range(ROUNDS):
             for name, (base, path) in targets.items():
-                runs[name].append(_wrk(base, [path + b for b in boxes], work, name))
+                runs[name].append(wrk(base, [path + b for b in boxes], work, name))
         results = {}
         for name, (base, path) in targets.items():
             first = _get(base + path + boxes[0])

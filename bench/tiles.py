@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,18 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench._http import free_port, wrk
 from bench._synthetic import footprints
 
 PY3DTILES = "py3dtiles[postgres]==12.1.1"
 BUILDINGS_PER_SCALE = 3000
-WRK = ["-t2", "-c16", "-d20s", "--latency"]
 GROUND = 55.0
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ensure_tools(work: Path) -> Path:
@@ -107,24 +100,6 @@ def _size(folder: Path) -> tuple[int, int]:
     return sum(p.stat().st_size for p in files), len(files)
 
 
-def _wrk(base: str, paths: list[str], work: Path, name: str) -> dict:
-    script = work / f"rotate_{name}.lua"
-    script.write_text("paths = {\n" + ",\n".join(f'  "{p}"' for p in paths) + "\n}\n"
-                      "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
-                      "  return wrk.format(\"GET\", paths[i])\nend\n")
-    subprocess.run(["wrk", "-t2", "-c16", "-d3s", "-s", str(script), base], capture_output=True, check=True)  # warm
-    out = subprocess.run(["wrk", *WRK, "-s", str(script), base], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-
-    def ms(label):
-        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
-        return round(float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)], 3) if m else None
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"requests_per_s": rps, "p50_ms": ms("50"), "p99_ms": ms("99"),
-            "non_2xx": int(errors.group(1)) if errors else 0}
-
-
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     end = time.time() + timeout
     while time.time() < end:
@@ -140,14 +115,14 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 
 def _serve_cim(env: dict, paths: list[str], work: Path) -> dict:
-    port = _free_port()
+    port = free_port()
     cim = str(Path(sys.executable).with_name("cim"))
     log = (work / "cim-serve.log").open("w")
     proc = subprocess.Popen([cim, "serve", "--port", str(port), "--workers", "1"], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
         _wait_http(f"http://127.0.0.1:{port}/tiles/tileset.json", proc)  # builds the tile cache
-        return _wrk(f"http://127.0.0.1:{port}", [f"/tiles/{p}" for p in paths], work, "cim")
+        return wrk(f"http://127.0.0.1:{port}", [f"/tiles/{p}" for p in paths], work, "cim")
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -157,7 +132,7 @@ def _serve_cim(env: dict, paths: list[str], work: Path) -> dict:
 
 
 def _serve_nginx(root: Path, paths: list[str], work: Path) -> dict:
-    port = _free_port()
+    port = free_port()
     conf = work / "nginx.conf"
     conf.write_text(f"""daemon off;
 worker_processes auto;
@@ -175,7 +150,7 @@ http {{
                             stderr=subprocess.STDOUT)
     try:
         _wait_http(f"http://127.0.0.1:{port}/{paths[0]}", proc, 20)
-        return _wrk(f"http://127.0.0.1:{port}", [f"/{p}" for p in paths], work, "nginx")
+        return wrk(f"http://127.0.0.1:{port}", [f"/{p}" for p in paths], work, "nginx")
     finally:
         proc.send_signal(signal.SIGQUIT)  # graceful stop of master and workers
         try:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench._http import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
@@ -29,11 +30,6 @@ def _ensure_chromium() -> None:
     if not Path(CHROMIUM).exists():
         subprocess.run(["apt-get", "install", "-y", "chromium"], check=True)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cim(*args: str, env: dict) -> str:
@@ -48,7 +44,7 @@ def run(scale: float, work: Path) -> dict:
     home = (work / "home").absolute()
     env = {**os.environ, "CIM_HOME": str(home)}
     env.pop("CIM_DATABASE_URL", None)
-    port = _free_port()
+    port = free_port()
     log = work / "demo.log"
     started = time.perf_counter()
     demo = subprocess.Popen([str(Path(sys.executable).with_name("cim")), "demo", "--port", str(port),

@@ -1,0 +1,37 @@
+"""Load generation shared by the HTTP benchmarks: free ports and wrk runs over a list of URLs."""
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+# 16 connections for 20 s, as ANCHORS.md measured the anchors.
+WRK = ["-t2", "-c16", "-d20s", "--latency"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrk(base: str, paths: list[str], work: Path, name: str) -> dict:
+    """wrk against `base`, rotating over `paths` with a Lua script, after a 3 s warm-up:
+    requests per second, p50 and p99 in ms, and the count of non-2xx/3xx answers."""
+    script = work / f"rotate_{name}.lua"
+    script.write_text("paths = {\n" + ",\n".join(f'  "{p}"' for p in paths) + "\n}\n"
+                      "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
+                      "  return wrk.format(\"GET\", paths[i])\nend\n")
+    subprocess.run(["wrk", "-t2", "-c16", "-d3s", "-s", str(script), base], capture_output=True, check=False)
+    out = subprocess.run(["wrk", *WRK, "-s", str(script), base], capture_output=True, text=True,
+                         check=True).stdout
+    (work / f"wrk_{name}.txt").write_text(out)
+
+    def ms(label):
+        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
+        return round(float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)], 3) if m else None
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": ms("50"), "p99_ms": ms("99"), "non_2xx": int(errors.group(1)) if errors else 0}
