@@ -7,10 +7,25 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from . import schema
 from .errors import DatabaseError
 from .settings import get_settings
 
 SCRIPTS = Path(__file__).parent / "migrations"
+
+
+def _compare_type(ctx, inspected_column, metadata_column, inspected_type, metadata_type):
+    # A geometry column's SRID is the database's, set by the migration; the schema leaves it out.
+    return False if isinstance(metadata_type, schema.Geometry) else None
+
+
+def _include_object(obj, name, type_, reflected, compare_to):
+    # PostGIS's own table is not ours to compare.
+    return not (type_ == "table" and name == "spatial_ref_sys")
+
+
+# How the declared schema (cim_core.schema) is compared with a database, by migrations and autogenerate.
+COMPARE = {"target_metadata": schema.metadata, "compare_type": _compare_type, "include_object": _include_object}
 
 
 def _recorded_srid(conn: sa.Connection) -> int | None:

@@ -18,24 +18,19 @@ import shapely
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
+from . import schema
 from .db import get_engine, storage_srid
 from .errors import InputError, NotFoundError
 from .model import CityObject, DatasetInfo, QAFinding
 
 BATCH = 5000
-OBJECT_COLUMNS = ("id", "dataset_id", "key", "uid", "class", "ifc_class", "parent_id", "name", "attributes",
-                  "lod", "footprint", "zmin", "zmax", "mesh_vertices", "mesh_faces", "mesh_face_materials",
-                  "materials", "valid_from", "valid_to")
-# geometry columns travel as EWKB in a bytea slot: PostGIS's binary input reads EWKB.
-OBJECT_TYPES = ("int8", "int4", "text", "text", "text", "text", "int8", "text", "jsonb", "int2", "bytea",
-                "float8", "float8", "bytea", "bytea", "bytea", "jsonb", "date", "date")
-SEGMENT_COLUMNS = ("object_id", "utility", "cjj_code", "shape", "diameter_mm", "width_mm", "height_mm", "material",
-                   "install_year", "owner", "pressure_class", "start_invert", "end_invert", "start_depth",
-                   "end_depth", "from_node", "to_node", "length_m", "centerline")
-SEGMENT_TYPES = ("int8", "text", "text", "text", "float8", "float8", "float8", "text", "int4", "text", "text",
-                 "float8", "float8", "float8", "float8", "int8", "int8", "float8", "bytea")
-NODE_COLUMNS = ("object_id", "utility", "node_type", "depth", "ground_z", "invert_z", "geom")
-NODE_TYPES = ("int8", "text", "text", "float8", "float8", "float8", "bytea")
+OBJECT_COLUMNS, OBJECT_TYPES = schema.copy_columns(schema.city_objects)
+SEGMENT_COLUMNS, SEGMENT_TYPES = schema.copy_columns(schema.pipe_segments)
+NODE_COLUMNS, NODE_TYPES = schema.copy_columns(schema.pipe_nodes)
+FINDING_COLUMNS, FINDING_TYPES = schema.copy_columns(schema.qa_findings, skip=("id",))
+# Record attributes whose name differs from their column's; every other column is read from the
+# record's attribute of the same name, so a new column needs no edit here.
+RENAMED = {"class": "cls"}
 
 
 def _json_default(o):
@@ -118,19 +113,26 @@ def _ewkb(geoms: list, srid: int) -> list[bytes | None]:
     return out
 
 
+def _footprint(o: CityObject):
+    """The stored 2D footprint: the object's own, else its mesh's box, node point or pipe line."""
+    if o.footprint is not None:
+        return o.footprint
+    if o.mesh is not None and len(o.mesh.vertices):
+        v = o.mesh.vertices
+        return shapely.box(v[:, 0].min(), v[:, 1].min(), v[:, 0].max(), v[:, 1].max())
+    if o.node is not None:
+        return shapely.Point(o.node.point[0], o.node.point[1])
+    if o.pipe is not None:
+        return shapely.LineString(o.pipe.centerline[:, :2])
+    return None
+
+
+def _row(record, columns: tuple[str, ...], derived: dict) -> tuple:
+    return tuple(derived[c] if c in derived else getattr(record, RENAMED.get(c, c), None) for c in columns)
+
+
 def _object_rows(batch: list[CityObject], dataset_id: int, ids: _Ids, srid: int):
-    footprints = []
-    for o in batch:
-        fp = o.footprint
-        if fp is None and o.mesh is not None and len(o.mesh.vertices):
-            v = o.mesh.vertices
-            fp = shapely.box(v[:, 0].min(), v[:, 1].min(), v[:, 0].max(), v[:, 1].max())
-        if fp is None and o.node is not None:
-            fp = shapely.Point(o.node.point[0], o.node.point[1])
-        if fp is None and o.pipe is not None:
-            fp = shapely.LineString(o.pipe.centerline[:, :2])
-        footprints.append(fp)
-    wkb = _ewkb(footprints, srid)
+    wkb = _ewkb([_footprint(o) for o in batch], srid)
     for o, fp in zip(batch, wkb):
         if o.key is None:
             raise InputError("an object has no key")
@@ -139,16 +141,39 @@ def _object_rows(batch: list[CityObject], dataset_id: int, ids: _Ids, srid: int)
         if m is not None and len(m.vertices):
             zmin = float(m.vertices[:, 2].min()) if zmin is None else zmin
             zmax = float(m.vertices[:, 2].max()) if zmax is None else zmax
-        yield (
-            ids.define(o.key), dataset_id, o.key, o.uid, o.cls, o.ifc_class,
-            ids(o.parent) if o.parent is not None else None, o.name, _Json(o.attributes, dumps=dumps), o.lod, fp,
-            zmin, zmax,
-            m.vertices.tobytes() if m is not None else None,
-            m.faces.tobytes() if m is not None else None,
-            m.face_materials.tobytes() if m is not None and m.face_materials is not None else None,
-            _Json(m.materials, dumps=dumps) if m is not None and m.materials is not None else None,
-            o.valid_from, o.valid_to,
-        )
+        yield _row(o, OBJECT_COLUMNS, {
+            "id": ids.define(o.key), "dataset_id": dataset_id,
+            "parent_id": ids(o.parent) if o.parent is not None else None,
+            "attributes": _Json(o.attributes, dumps=dumps), "footprint": fp, "zmin": zmin, "zmax": zmax,
+            "mesh_vertices": m.vertices.tobytes() if m is not None else None,
+            "mesh_faces": m.faces.tobytes() if m is not None else None,
+            "mesh_face_materials": m.face_materials.tobytes()
+            if m is not None and m.face_materials is not None else None,
+            "materials": _Json(m.materials, dumps=dumps) if m is not None and m.materials is not None else None,
+        })
+
+
+def _segment_rows(segs: list[CityObject], ids: _Ids, srid: int):
+    for o in segs:
+        p = o.pipe
+        yield _row(p, SEGMENT_COLUMNS, {
+            "object_id": ids(o.key),
+            "from_node": ids(p.from_node) if p.from_node is not None else None,
+            "to_node": ids(p.to_node) if p.to_node is not None else None,
+            "length_m": float(np.linalg.norm(np.diff(p.centerline, axis=0), axis=1).sum()),
+            "centerline": _linez_ewkb(p.centerline, srid)})
+
+
+def _node_rows(nodes: list[CityObject], ids: _Ids, srid: int):
+    for o in nodes:
+        yield _row(o.node, NODE_COLUMNS, {"object_id": ids(o.key), "geom": _pointz_ewkb(o.node.point, srid)})
+
+
+def _finding_rows(findings: list[QAFinding], dataset_id: int, object_ids: dict[str, int], srid: int):
+    for f in findings:
+        yield _row(f, FINDING_COLUMNS, {
+            "dataset_id": dataset_id, "object_id": object_ids.get(f.object_key) if f.object_key else None,
+            "geom": _ewkb([shapely.Point(f.location)], srid)[0] if f.location else None})
 
 
 def _linez_ewkb(xyz: np.ndarray, srid: int) -> bytes:
@@ -174,6 +199,48 @@ def _batches(it: Iterable, n: int) -> Iterator[list]:
         yield chunk
 
 
+def _replace_old(cur, info: DatasetInfo):
+    """Delete the dataset of the same name (inside the transaction); its id, extent and classes."""
+    cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (info.name,))
+    cur.execute("""select d.id, st_asbinary(st_envelope(st_extent(o.footprint)))
+                   from datasets d left join city_objects o on o.dataset_id = d.id
+                   where d.name = %s group by d.id""", (info.name,))
+    old = cur.fetchone()
+    old_classes: list[str] = []
+    if old:
+        cur.execute("select distinct class from city_objects where dataset_id = %s", (old[0],))
+        old_classes = [r[0] for r in cur.fetchall()]
+        cur.execute("delete from datasets where id = %s", (old[0],))
+    return old, old_classes
+
+
+def _copy_objects(cur, objects: Iterable[CityObject], dataset_id: int, ids: _Ids, srid: int,
+                  counts: dict[str, int], progress: Callable[[int], None] | None) -> None:
+    for batch in _batches(objects, BATCH):
+        # each object may bring its own key, a parent and two pipe nodes
+        ids.reserve(sum(1 + (o.parent is not None) + (o.pipe is not None) * 2 for o in batch))
+        _copy(cur, "city_objects", OBJECT_COLUMNS, OBJECT_TYPES, _object_rows(batch, dataset_id, ids, srid))
+        nodes = [o for o in batch if o.node is not None]
+        if nodes:
+            _copy(cur, "pipe_nodes", NODE_COLUMNS, NODE_TYPES, _node_rows(nodes, ids, srid))
+        segs = [o for o in batch if o.pipe is not None]
+        if segs:
+            _copy(cur, "pipe_segments", SEGMENT_COLUMNS, SEGMENT_TYPES, _segment_rows(segs, ids, srid))
+        for o in batch:
+            counts[o.cls] = counts.get(o.cls, 0) + 1
+        if progress:
+            progress(len(batch))
+
+
+def _log_change(cur, name: str, classes: list[str], dataset_id: int, old_extent: bytes | None, srid: int):
+    """The changed region: the old extent and the new one."""
+    cur.execute("""insert into change_log (dataset_name, classes, region)
+                   select %s, %s, st_expand(st_collect(e), 1.0) from (
+                       select st_setsrid(st_extent(footprint)::geometry, %s) e from city_objects where dataset_id = %s
+                       union all select st_setsrid(st_geomfromwkb(%s), %s)) x""",
+                (name, classes, srid, dataset_id, old_extent, srid))
+
+
 def write_dataset(info: DatasetInfo, objects: Iterable[CityObject], qa: Iterable[QAFinding] = (),
                   *, engine: sa.Engine | None = None,
                   progress: Callable[[int], None] | None = None) -> WriteResult:
@@ -187,69 +254,29 @@ def write_dataset(info: DatasetInfo, objects: Iterable[CityObject], qa: Iterable
     raw = engine.raw_connection()
     counts: dict[str, int] = {}
     try:
-        conn = raw.driver_connection
-        with conn.cursor() as cur:
-            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (info.name,))
-            cur.execute("""select d.id, st_asbinary(st_envelope(st_extent(o.footprint)))
-                           from datasets d left join city_objects o on o.dataset_id = d.id
-                           where d.name = %s group by d.id""", (info.name,))
-            old = cur.fetchone()
-            old_classes: list[str] = []
-            if old:
-                cur.execute("select distinct class from city_objects where dataset_id = %s", (old[0],))
-                old_classes = [r[0] for r in cur.fetchall()]
-                cur.execute("delete from datasets where id = %s", (old[0],))
+        with raw.driver_connection.cursor() as cur:
+            old, old_classes = _replace_old(cur, info)
             cur.execute("""insert into datasets (name, kind, source_path, sha256, source_crs, report, status)
                            values (%s, %s, %s, %s, %s, %s, 'writing') returning id""",
                         (info.name, info.kind, info.source_path, info.sha256, info.source_crs,
                          _Json(info.report, dumps=dumps)))
             dataset_id = cur.fetchone()[0]
             ids = _Ids(cur)
-            for batch in _batches(objects, BATCH):
-                # each object may bring its own key, a parent and two pipe nodes
-                ids.reserve(sum(1 + (o.parent is not None) + (o.pipe is not None) * 2 for o in batch))
-                _copy(cur, "city_objects", OBJECT_COLUMNS, OBJECT_TYPES, _object_rows(batch, dataset_id, ids, srid))
-                segs = [o for o in batch if o.pipe is not None]
-                nodes = [o for o in batch if o.node is not None]
-                if nodes:
-                    _copy(cur, "pipe_nodes", NODE_COLUMNS, NODE_TYPES, (
-                        (ids(o.key), n.utility, n.node_type, n.depth, n.ground_z, n.invert_z,
-                         _pointz_ewkb(n.point, srid)) for o in nodes for n in (o.node,)))
-                if segs:
-                    _copy(cur, "pipe_segments", SEGMENT_COLUMNS, SEGMENT_TYPES, (
-                        (ids(o.key), p.utility, p.cjj_code, p.shape, p.diameter_mm, p.width_mm, p.height_mm,
-                         p.material, p.install_year, p.owner, p.pressure_class, p.start_invert, p.end_invert,
-                         p.start_depth, p.end_depth,
-                         ids(p.from_node) if p.from_node is not None else None,
-                         ids(p.to_node) if p.to_node is not None else None,
-                         float(np.linalg.norm(np.diff(p.centerline, axis=0), axis=1).sum()),
-                         _linez_ewkb(p.centerline, srid)) for o in segs for p in (o.pipe,)))
-                for o in batch:
-                    counts[o.cls] = counts.get(o.cls, 0) + 1
-                if progress:
-                    progress(len(batch))
+            _copy_objects(cur, objects, dataset_id, ids, srid, counts, progress)
             missing = ids.undefined()
             if missing:
                 raise InputError(f"{info.source_path}: {len(missing)} referenced objects are missing "
                                  f"(first: {missing[0]!r})")
             findings = list(qa)
             if findings:
-                _copy(cur, "qa_findings", ("dataset_id", "object_id", "rule", "severity", "message", "geom"),
-                      ("int4", "int8", "text", "text", "text", "bytea"),
-                      ((dataset_id, ids.ids.get(f.object_key) if f.object_key else None, f.rule, f.severity,
-                        f.message, _ewkb([shapely.Point(f.location)], srid)[0] if f.location else None)
-                       for f in findings))
+                _copy(cur, "qa_findings", FINDING_COLUMNS, FINDING_TYPES,
+                      _finding_rows(findings, dataset_id, ids.ids, srid))
                 counts["qa_findings"] = len(findings)
             # The report again: an importer may add to it while its objects stream (failed elements...).
             cur.execute("update datasets set counts = %s, report = %s, status = 'complete' where id = %s",
                         (_Json(counts, dumps=dumps), _Json(info.report, dumps=dumps), dataset_id))
-            # The changed region: the old extent and the new one.
-            cur.execute("""insert into change_log (dataset_name, classes, region)
-                           select %s, %s, st_expand(st_collect(e), 1.0) from (
-                               select st_setsrid(st_extent(footprint)::geometry, %s) e from city_objects where dataset_id = %s
-                               union all select st_setsrid(st_geomfromwkb(%s), %s)) x""",
-                        (info.name, sorted(set(counts) - {"qa_findings"} | set(old_classes)), srid, dataset_id,
-                         old[1] if old else None, srid))
+            _log_change(cur, info.name, sorted(set(counts) - {"qa_findings"} | set(old_classes)), dataset_id,
+                        old[1] if old else None, srid)
         raw.commit()
     except BaseException:
         raw.rollback()

@@ -1,6 +1,8 @@
 from alembic import context
 
+from cim_core.migrate import COMPARE
+
 conn = context.config.attributes["connection"]
-context.configure(connection=conn, target_metadata=None, transaction_per_migration=False)
+context.configure(connection=conn, transaction_per_migration=False, **COMPARE)
 with context.begin_transaction():
     context.run_migrations()

@@ -11,47 +11,22 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
+from cim_core import schema
 from cim_core.errors import NotFoundError
 
 from .cql2 import FilterError, Prop
 
-meta = sa.MetaData()
-objects = sa.Table(
-    "city_objects", meta,
-    sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("dataset_id", sa.Integer),
-    sa.Column("key", sa.Text), sa.Column("uid", sa.Text), sa.Column("class", sa.Text),
-    sa.Column("ifc_class", sa.Text), sa.Column("parent_id", sa.BigInteger), sa.Column("name", sa.Text),
-    sa.Column("attributes", JSONB), sa.Column("lod", sa.SmallInteger), sa.Column("footprint", sa.types.NullType),
-    sa.Column("zmin", sa.Float), sa.Column("zmax", sa.Float),
-    sa.Column("valid_from", sa.Date), sa.Column("valid_to", sa.Date),
-)
-datasets = sa.Table("datasets", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.Text))
-segments = sa.Table(
-    "pipe_segments", meta,
-    sa.Column("object_id", sa.BigInteger, primary_key=True), sa.Column("utility", sa.Text),
-    sa.Column("cjj_code", sa.Text), sa.Column("shape", sa.Text), sa.Column("diameter_mm", sa.Float),
-    sa.Column("width_mm", sa.Float), sa.Column("height_mm", sa.Float), sa.Column("material", sa.Text),
-    sa.Column("install_year", sa.Integer), sa.Column("owner", sa.Text), sa.Column("pressure_class", sa.Text),
-    sa.Column("start_invert", sa.Float), sa.Column("end_invert", sa.Float), sa.Column("start_depth", sa.Float),
-    sa.Column("end_depth", sa.Float), sa.Column("from_node", sa.BigInteger), sa.Column("to_node", sa.BigInteger),
-    sa.Column("length_m", sa.Float), sa.Column("centerline", sa.types.NullType),
-)
-nodes = sa.Table(
-    "pipe_nodes", meta,
-    sa.Column("object_id", sa.BigInteger, primary_key=True), sa.Column("utility", sa.Text),
-    sa.Column("node_type", sa.Text), sa.Column("depth", sa.Float), sa.Column("ground_z", sa.Float),
-    sa.Column("invert_z", sa.Float), sa.Column("geom", sa.types.NullType),
-)
+objects, datasets = schema.city_objects, schema.datasets
+segments, nodes = schema.pipe_segments, schema.pipe_nodes
 
 _KINDS = {sa.Text: "string", sa.Float: "number", sa.BigInteger: "integer", sa.Integer: "integer",
-          sa.SmallInteger: "integer", sa.Date: "date"}
+          sa.SmallInteger: "integer", sa.Date: "date", sa.Boolean: "boolean"}
 JSON_SCHEMA = {"string": {"type": "string"}, "number": {"type": "number"}, "integer": {"type": "integer"},
                "date": {"type": "string", "format": "date"}, "boolean": {"type": "boolean"}}
 
 
-def _kind(col: sa.Column) -> str:
+def kind_of(col: sa.Column) -> str:
     return next(k for t, k in _KINDS.items() if isinstance(col.type, t))
 
 
@@ -60,8 +35,15 @@ BASE_PROPS = [("name", objects.c.name), ("class", objects.c["class"]), ("ifc_cla
               ("uid", objects.c.uid), ("dataset", datasets.c.name), ("parent_id", objects.c.parent_id),
               ("lod", objects.c.lod), ("zmin", objects.c.zmin), ("zmax", objects.c.zmax),
               ("valid_from", objects.c.valid_from), ("valid_to", objects.c.valid_to)]
-SEGMENT_PROPS = [(c.name, c) for c in segments.c if c.name not in ("object_id", "centerline")]
-NODE_PROPS = [(c.name, c) for c in nodes.c if c.name not in ("object_id", "geom")]
+
+
+def _typed_columns(table: sa.Table) -> list[tuple[str, sa.Column]]:
+    """Every non-geometry column of a table joined to city_objects, as (property name, column)."""
+    return [(str(c.name), c) for c in table.c if c.name != "object_id" and not isinstance(c.type, schema.Geometry)]
+
+
+SEGMENT_PROPS = _typed_columns(segments)
+NODE_PROPS = _typed_columns(nodes)
 
 OBJECT_COLLECTIONS = [
     # id, title, classes, description
@@ -98,7 +80,7 @@ class Collection:
 
     @property
     def geometry_type(self) -> str:
-        return {"pipes": "LineStringZ", "nodes": "PointZ"}.get(self.kind, "Geometry")
+        return self.geometry.type.geometry_type
 
     def from_clause(self):
         j = objects.join(datasets, datasets.c.id == objects.c.dataset_id)
@@ -124,18 +106,11 @@ class Collection:
             return Prop(self.geometry, "geometry")
         for pname, col in self.typed:
             if pname == name:
-                return Prop(col, _kind(col))
+                return Prop(col, kind_of(col))
         if name in attribute_keys:
             return Prop(objects.c.attributes[sa.literal(name)], "json")
         raise FilterError(f"collection {self.id!r} has no queryable property {name!r}",
                           hint=f"see /api/collections/{self.id}/queryables")
-
-
-class _Geometry(sa.types.UserDefinedType):
-    cache_ok = True
-
-    def get_col_spec(self):
-        return "geometry"
 
 
 def _cache_token(conn: sa.Connection) -> tuple:
@@ -185,7 +160,7 @@ class Registry:
         kv = sa.func.jsonb_each(objects.c.attributes).table_valued("key", "value").alias("kv")
         extents, keys, temporal = {}, {}, {}
         for c in cols.values():
-            box = sa.func.ST_Transform(sa.func.ST_SetSRID(sa.cast(sa.func.ST_Extent(c.geometry), _Geometry),
+            box = sa.func.ST_Transform(sa.func.ST_SetSRID(sa.cast(sa.func.ST_Extent(c.geometry), schema.Geometry()),
                                                           srid), 4326)
             sub = (sa.select(box.label("e"), sa.func.min(objects.c.valid_from).label("tmin"),
                              sa.func.max(objects.c.valid_to).label("tmax"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
@@ -22,7 +23,7 @@ from services import auth
 
 from . import cql2
 from . import crs as ocrs
-from .collections import Collection, objects, registry
+from .collections import JSON_SCHEMA, Collection, kind_of, objects, registry
 from .cql2 import FilterError
 
 router = APIRouter(tags=["OGC API - Features"])
@@ -152,8 +153,7 @@ def _geojson_type(c: Collection) -> str:
 
 
 def _schema_of(col) -> dict:
-    from .collections import JSON_SCHEMA, _kind
-    return dict(JSON_SCHEMA[_kind(col)])
+    return dict(JSON_SCHEMA[kind_of(col)])
 
 
 # ---------------------------------------------------------------- items
@@ -287,45 +287,69 @@ def _int_id(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
-def _page(request: Request, who: auth.Caller, conn: sa.Connection, cid: str, limit: int, bbox, bbox_crs, crs,
-          datetime, properties, sortby, filter, filter_lang, filter_crs, cursor, count):
-    """One page of features (limit + 1 rows, to know whether a next page exists) and numberMatched."""
-    reg, c = _collection(request, who, cid, conn)
+@dataclass(frozen=True)
+class ItemsQuery:
+    """The query parameters of an items request, as given."""
+    limit: int
+    bbox: str | None = None
+    bbox_crs: str | None = None
+    crs: str | None = None
+    datetime: str | None = None
+    properties: str | None = None
+    sortby: str | None = None
+    filter: str | None = None
+    filter_lang: str | None = None
+    filter_crs: str | None = None
+    cursor: str | None = None
+    count: bool = False
+
+
+def _where(c: Collection, q: ItemsQuery, reg, who: auth.Caller, conn: sa.Connection) -> list[sa.ColumnElement]:
+    """The filters of a query (collection scope, bbox, datetime, CQL2), without the page position."""
     storage = reg.srid
-    attr_keys = reg.attr_keys.get(c.id, {})
-    out = ocrs.resolve(crs, storage, "crs")
     where = [c.scope(_pipe_utilities(who, reg, conn.engine) if c.kind == "nodes" else None)]
-    if bbox is not None:
-        bcrs = ocrs.resolve(bbox_crs, storage, "bbox-crs")
-        where.append(sa.func.ST_Intersects(c.geometry, ocrs.to_storage(ocrs.parse_bbox(bbox, bcrs), bcrs, storage)))
-    elif bbox_crs is not None:
+    if q.bbox is not None:
+        bcrs = ocrs.resolve(q.bbox_crs, storage, "bbox-crs")
+        where.append(sa.func.ST_Intersects(c.geometry, ocrs.to_storage(ocrs.parse_bbox(q.bbox, bcrs), bcrs, storage)))
+    elif q.bbox_crs is not None:
         raise FilterError("bbox-crs given without bbox")
-    if datetime is not None:
-        start, end = _parse_datetime(datetime)
+    if q.datetime is not None:
+        start, end = _parse_datetime(q.datetime)
         if end is not None:
             where.append(sa.or_(objects.c.valid_from.is_(None), objects.c.valid_from <= end))
         if start is not None:
             where.append(sa.or_(objects.c.valid_to.is_(None), objects.c.valid_to >= start))
-    if filter is not None:
-        fcrs = ocrs.resolve(filter_crs, storage, "filter-crs")
-        tree = cql2.parse(filter, filter_lang)
+    if q.filter is not None:
+        fcrs = ocrs.resolve(q.filter_crs, storage, "filter-crs")
+        tree = cql2.parse(q.filter, q.filter_lang)
+        attr_keys = reg.attr_keys.get(c.id, {})
         compiler = cql2.Compiler(lambda n: c.resolve(n, attr_keys), lambda g: ocrs.to_storage(g, fcrs, storage))
         where.append(compiler(tree))
-    elif filter_lang is not None and filter_lang not in ("cql2-text", "cql2-json"):
-        raise FilterError(f"unsupported filter-lang {filter_lang!r}: use cql2-text or cql2-json")
-    sort = _Sort(c, sortby, attr_keys)
+    elif q.filter_lang is not None and q.filter_lang not in ("cql2-text", "cql2-json"):
+        raise FilterError(f"unsupported filter-lang {q.filter_lang!r}: use cql2-text or cql2-json")
+    return where
+
+
+def _page(request: Request, who: auth.Caller, conn: sa.Connection, cid: str, q: ItemsQuery):
+    """One page of features (limit + 1 rows, to know whether a next page exists) and numberMatched."""
+    reg, c = _collection(request, who, cid, conn)
+    storage = reg.srid
+    attr_keys = reg.attr_keys.get(c.id, {})
+    out = ocrs.resolve(q.crs, storage, "crs")
+    where = _where(c, q, reg, who, conn)
+    sort = _Sort(c, q.sortby, attr_keys)
     page_where = list(where)
-    if cursor:
-        page_where.append(sort.after(sort.decode(cursor)))
-    names = [n.strip() for n in properties.split(",") if n.strip()] if properties is not None else None
+    if q.cursor:
+        page_where.append(sort.after(sort.decode(q.cursor)))
+    names = [n.strip() for n in q.properties.split(",") if n.strip()] if q.properties is not None else None
     feature = _full_feature_sql(c, out, storage) if names is None else \
         _feature_sql(c, out, storage, _properties_sql(c, names, attr_keys))
     cols = [objects.c.id, feature.label("f")]
     if sort.col is not None:
         cols.append(sort.col.label("sortval"))
-    q = sa.select(*cols).select_from(c.from_clause()).where(*page_where).order_by(*sort.order()).limit(limit + 1)
-    rows = conn.execute(q).all()
-    matched = conn.scalar(sa.select(sa.func.count()).select_from(c.from_clause()).where(*where)) if count else None
+    sel = sa.select(*cols).select_from(c.from_clause()).where(*page_where).order_by(*sort.order()).limit(q.limit + 1)
+    rows = conn.execute(sel).all()
+    matched = conn.scalar(sa.select(sa.func.count()).select_from(c.from_clause()).where(*where)) if q.count else None
     return rows, matched, c, sort, out
 
 
@@ -352,8 +376,9 @@ def items(
     count: bool = Query(False, description="also return numberMatched (one more query)"),
 ):
     with auth.current_engine().connect() as conn:
-        rows, matched, c, sort, out = _page(request, who, conn, collectionId, limit, bbox, bbox_crs, crs, datetime,
-                                            properties, sortby, filter, filter_lang, filter_crs, cursor, count)
+        q = ItemsQuery(limit, bbox, bbox_crs, crs, datetime, properties, sortby, filter, filter_lang, filter_crs,
+                       cursor, count)
+        rows, matched, c, sort, out = _page(request, who, conn, collectionId, q)
     more = len(rows) > limit
     rows = rows[:limit]
     links = [{"href": str(request.url), "rel": "self", "type": GEOJSON, "title": "this page"},

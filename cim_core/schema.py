@@ -1,0 +1,208 @@
+"""The schema of the city information model, declared once (SQLAlchemy Core).
+
+The bulk writer takes its COPY column lists and types from these tables, the API its collections'
+typed properties, and `alembic revision --autogenerate` its target. A new column is one edit here
+plus one migration. The storage SRID is chosen per database when it is created (see migrate.py), so
+geometry columns declare their geometry type here and get their SRID from the migration.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+
+class Geometry(sa.types.UserDefinedType):
+    """A PostGIS geometry column of one type; SQL reads it as `geometry`, COPY sends it as EWKB."""
+    cache_ok = True
+
+    def __init__(self, geometry_type: str = "Geometry"):
+        self.geometry_type = geometry_type
+
+    def get_col_spec(self, **kw) -> str:
+        return "geometry" if self.geometry_type == "Geometry" else f"geometry({self.geometry_type})"
+
+
+metadata = sa.MetaData()
+
+
+cim_meta = sa.Table(
+    "cim_meta", metadata,
+    sa.Column("key", sa.Text, primary_key=True), sa.Column("value", sa.Text, nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("source_path", sa.Text),
+    sa.Column("sha256", sa.Text),
+    sa.Column("source_crs", sa.Text),
+    sa.Column("counts", JSONB, nullable=False, server_default="{}"),
+    sa.Column("report", JSONB, nullable=False, server_default="{}"),
+    sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("status", sa.Text, nullable=False, server_default="complete"),
+)
+
+city_objects = sa.Table(
+    "city_objects", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("uid", sa.Text),
+    sa.Column("class", sa.Text, nullable=False),
+    sa.Column("ifc_class", sa.Text),
+    sa.Column("parent_id", sa.BigInteger, sa.ForeignKey("city_objects.id", deferrable=True, initially="DEFERRED")),
+    sa.Column("name", sa.Text),
+    sa.Column("attributes", JSONB, nullable=False, server_default="{}"),
+    sa.Column("lod", sa.SmallInteger),
+    sa.Column("footprint", Geometry()),
+    sa.Column("zmin", sa.Float),
+    sa.Column("zmax", sa.Float),
+    sa.Column("mesh_vertices", sa.LargeBinary),
+    sa.Column("mesh_faces", sa.LargeBinary),
+    sa.Column("mesh_face_materials", sa.LargeBinary),
+    sa.Column("materials", JSONB),
+    sa.Column("valid_from", sa.Date),
+    sa.Column("valid_to", sa.Date),
+    sa.UniqueConstraint("dataset_id", "key"),
+)
+
+pipe_categories = sa.Table(
+    "pipe_categories", metadata,
+    sa.Column("utility", sa.Text, primary_key=True),
+    sa.Column("cjj_code", sa.Text, nullable=False),
+    sa.Column("name_zh", sa.Text, nullable=False),
+    sa.Column("name_en", sa.Text, nullable=False),
+    sa.Column("color", ARRAY(sa.SmallInteger), nullable=False),
+    sa.Column("restricted", sa.Boolean, nullable=False, server_default=sa.true()),
+)
+
+pipe_nodes = sa.Table(
+    "pipe_nodes", metadata,
+    sa.Column("object_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("utility", sa.Text, sa.ForeignKey("pipe_categories.utility"), nullable=False),
+    sa.Column("node_type", sa.Text, nullable=False),
+    sa.Column("depth", sa.Float),
+    sa.Column("ground_z", sa.Float),
+    sa.Column("invert_z", sa.Float),
+    sa.Column("geom", Geometry("PointZ"), nullable=False),
+)
+
+pipe_segments = sa.Table(
+    "pipe_segments", metadata,
+    sa.Column("object_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("utility", sa.Text, sa.ForeignKey("pipe_categories.utility"), nullable=False),
+    sa.Column("cjj_code", sa.Text),
+    sa.Column("shape", sa.Text, nullable=False, server_default="circular"),
+    sa.Column("diameter_mm", sa.Float),
+    sa.Column("width_mm", sa.Float),
+    sa.Column("height_mm", sa.Float),
+    sa.Column("material", sa.Text),
+    sa.Column("install_year", sa.Integer),
+    sa.Column("owner", sa.Text),
+    sa.Column("pressure_class", sa.Text),
+    sa.Column("start_invert", sa.Float),
+    sa.Column("end_invert", sa.Float),
+    sa.Column("start_depth", sa.Float),
+    sa.Column("end_depth", sa.Float),
+    sa.Column("from_node", sa.BigInteger, sa.ForeignKey("pipe_nodes.object_id", deferrable=True, initially="DEFERRED")),
+    sa.Column("to_node", sa.BigInteger, sa.ForeignKey("pipe_nodes.object_id", deferrable=True, initially="DEFERRED")),
+    sa.Column("length_m", sa.Float),
+    sa.Column("centerline", Geometry("LineStringZ"), nullable=False),
+)
+
+qa_findings = sa.Table(
+    "qa_findings", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("object_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE")),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("geom", Geometry("Point")),
+)
+
+# Every write records where it changed the model, so tile caches rebuild only that region.
+change_log = sa.Table(
+    "change_log", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("dataset_name", sa.Text, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("classes", ARRAY(sa.Text), nullable=False),
+    sa.Column("region", Geometry("Polygon")),
+)
+
+# Access control: roles, layer grants, API keys (hashed), and the audit log of restricted reads.
+roles = sa.Table(
+    "roles", metadata,
+    sa.Column("name", sa.Text, primary_key=True), sa.Column("description", sa.Text, nullable=False, server_default=""),
+)
+access_layers = sa.Table(
+    "access_layers", metadata,
+    sa.Column("name", sa.Text, primary_key=True), sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("restricted", sa.Boolean, nullable=False, server_default=sa.true()),
+)
+role_grants = sa.Table(
+    "role_grants", metadata,
+    sa.Column("role", sa.Text, sa.ForeignKey("roles.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("layer", sa.Text, primary_key=True),
+)
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("role", sa.Text, sa.ForeignKey("roles.name"), nullable=False),
+    sa.Column("key_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+)
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id", ondelete="SET NULL")),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("layer", sa.Text, nullable=False),
+    sa.Column("object_id", sa.BigInteger),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("client", sa.Text),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+)
+
+# Indexes, with the names the migrations gave them.
+for _name, _cols, _using in (
+        ("datasets_sha256", [datasets.c.sha256], None),
+        ("city_objects_footprint", [city_objects.c.footprint], "gist"),
+        ("city_objects_class", [city_objects.c["class"], city_objects.c.id], None),
+        ("city_objects_parent", [city_objects.c.parent_id], None),
+        ("city_objects_uid", [city_objects.c.uid], None),
+        ("pipe_nodes_geom", [pipe_nodes.c.geom], "gist"),
+        ("pipe_segments_centerline", [pipe_segments.c.centerline], "gist"),
+        ("pipe_segments_from", [pipe_segments.c.from_node], None),
+        ("pipe_segments_to", [pipe_segments.c.to_node], None),
+        ("pipe_segments_utility", [pipe_segments.c.utility], None),
+        ("qa_findings_dataset", [qa_findings.c.dataset_id, qa_findings.c.rule], None),
+        ("audit_log_at", [audit_log.c.at], None)):
+    sa.Index(_name, *_cols, postgresql_using=_using)
+
+# Binary COPY type names of the column types above; geometries travel as EWKB in a bytea slot.
+_COPY_TYPES = ((sa.BigInteger, "int8"), (sa.SmallInteger, "int2"), (sa.Integer, "int4"), (sa.Float, "float8"),
+               (sa.Text, "text"), (JSONB, "jsonb"), (sa.Date, "date"), (sa.LargeBinary, "bytea"),
+               (Geometry, "bytea"), (sa.Boolean, "bool"), (sa.DateTime, "timestamptz"))
+
+
+def copy_type(col: sa.Column) -> str:
+    """The name psycopg's binary COPY needs for a column of this schema."""
+    for t, name in _COPY_TYPES:
+        if isinstance(col.type, t):
+            return name
+    raise TypeError(f"no COPY type for column {col.table.name}.{col.name} ({col.type!r})")
+
+
+def copy_columns(table: sa.Table, skip: tuple[str, ...] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(column names, COPY types) of a table in declaration order, without the skipped columns."""
+    cols = [c for c in table.columns if c.name not in skip]
+    return tuple(c.name for c in cols), tuple(copy_type(c) for c in cols)
