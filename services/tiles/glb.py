@@ -111,17 +111,19 @@ class _Buffer:
 def _property_columns(buf: _Buffer, table: dict[str, tuple[str, list | np.ndarray]], count: int):
     """Schema properties and property-table columns for {name: (type, values)}.
 
-    A column without any value is left out of the table (its property is optional, so clients read it as
-    missing); glTF forbids the empty buffer view it would need.
+    Every numeric property of the class gets a column, noData-filled where a feature has no value: the
+    reference validator (CesiumGS 3d-tiles-validator 0.6.1) stops on a table that leaves one out, though
+    the specification allows it. A string property without any value in this tile is left out of the
+    class as well as the table, since glTF forbids the empty buffer view its column would need.
     """
     schema, columns = {}, {}
     for name, (kind, values) in table.items():
         if kind == "STRING":
-            schema[name] = {"type": "STRING", "noData": ""}
             enc = [(v if v is not None else "").encode() for v in values]
             blob = b"".join(enc)
             if not blob:
                 continue
+            schema[name] = {"type": "STRING", "noData": ""}
             offsets = np.zeros(count + 1, "<u4")
             offsets[1:] = np.cumsum([len(e) for e in enc], dtype=np.uint64)
             columns[name] = {"values": buf.add(blob), "stringOffsets": buf.add(offsets.tobytes()),
@@ -129,25 +131,14 @@ def _property_columns(buf: _Buffer, table: dict[str, tuple[str, list | np.ndarra
         else:
             typ, comp, dtype, nodata = NUMERIC[kind]
             schema[name] = {"type": typ, "componentType": comp, "noData": nodata}
-            if all(v is None for v in values):
-                continue
             arr = np.array([nodata if v is None else v for v in values], dtype=np.float64)
             arr = np.where(np.isfinite(arr), arr, nodata)
             columns[name] = {"values": buf.add(arr.astype(dtype).tobytes())}
     return schema, columns
 
 
-def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str, tuple[str, Any]],
-              feature_count: int, descriptions: dict[str, str] | None = None, meshopt: bool = False) -> bytes:
-    """A glb of the given primitives with one property table of `feature_count` rows.
-
-    meshopt: vertex and index buffers EXT_meshopt_compression-encoded (a required extension).
-
-    Positions are east-north-up; they are written y-up as glTF requires (x=east, y=up, z=-north),
-    which 3D Tiles turns back to z-up.
-    """
-    if feature_count > MAX_FEATURES:
-        raise ValueError(f"{feature_count} features in one tile; at most {MAX_FEATURES}")
+def _shade(primitives: list[Primitive]) -> list[tuple]:
+    """Flat-shaded, y-up (x=east, y=up, z=-north) vertices of every primitive with triangles."""
     shaded = []
     for p in primitives:
         if len(p.faces) == 0:
@@ -161,61 +152,94 @@ def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str
         shaded.append((p, yup, nyup, fid, faces))
     if not shaded:
         raise ValueError("no triangles to write")
+    return shaded
+
+
+def _material(p: Primitive) -> dict:
+    r, g, b, a = (float(c) for c in p.color)
+    mat = {"name": p.name, "pbrMetallicRoughness": {"baseColorFactor": [r, g, b, a], "metallicFactor": 0.0,
+                                                     "roughnessFactor": 0.9}}
+    if a < 1.0:
+        mat["alphaMode"] = "BLEND"
+    if p.double_sided or a < 1.0:
+        mat["doubleSided"] = True
+    return mat
+
+
+def _vertex_views(buf: _Buffer, v: np.ndarray, faces: np.ndarray, idx_dtype: str, meshopt: bool):
+    """Buffer views of the interleaved vertices and the indices, meshopt-encoded when asked."""
+    if not meshopt:
+        return (buf.add(v.tobytes(), target=34962, stride=16), buf.add(faces.astype(idx_dtype).tobytes(),
+                                                                         target=34963), faces)
+    # cache- then fetch-ordered buffers encode far smaller
+    idx = faces.astype(np.uint32).ravel()
+    opt = np.empty_like(idx)
+    meshoptimizer.optimize_vertex_cache(opt, idx, len(idx), len(v))
+    ordered = np.empty_like(v)
+    meshoptimizer.optimize_vertex_fetch(ordered, opt, v, len(opt), len(v), 16)
+    faces = opt.reshape(-1, 3)
+    vview = buf.add_meshopt(ordered, len(ordered), 16, "ATTRIBUTES", 34962)
+    iview = buf.add_meshopt(faces.astype(idx_dtype), faces.size, np.dtype(idx_dtype).itemsize, "TRIANGLES", 34963)
+    return vview, iview, faces
+
+
+def _primitive(buf: _Buffer, accessors: list, shaded: tuple, lo: np.ndarray, scale: np.ndarray,
+               feature_count: int, material: int, meshopt: bool) -> dict:
+    """One glTF primitive: quantised positions, normals and feature ids in one interleaved view."""
+    _, yup, nyup, fid, faces = shaded
+    v = np.zeros(len(yup), VERTEX_DTYPE)
+    q = np.rint((yup - lo) / scale).clip(0, 65535).astype(np.uint16)
+    v["p"], v["n"], v["f"] = q, nyup, fid
+    idx_type, idx_dtype = (5123, "<u2") if len(yup) <= 65535 else (5125, "<u4")
+    vview, iview, faces = _vertex_views(buf, v, faces, idx_dtype, meshopt)
+    a0 = len(accessors)
+    accessors += [
+        {"bufferView": vview, "byteOffset": 0, "componentType": 5123, "count": len(yup), "type": "VEC3",
+         "min": q.min(axis=0).tolist(), "max": q.max(axis=0).tolist()},
+        {"bufferView": vview, "byteOffset": 8, "componentType": 5120, "normalized": True, "count": len(yup),
+         "type": "VEC3"},
+        {"bufferView": vview, "byteOffset": 12, "componentType": 5123, "count": len(yup), "type": "SCALAR"},
+        {"bufferView": iview, "componentType": idx_type, "count": faces.size, "type": "SCALAR"},
+    ]
+    return {"attributes": {"POSITION": a0, "NORMAL": a0 + 1, "_FEATURE_ID_0": a0 + 2}, "indices": a0 + 3,
+            "material": material, "mode": 4,
+            "extensions": {"EXT_mesh_features": {"featureIds": [
+                {"featureCount": feature_count, "attribute": 0, "propertyTable": 0}]}}}
+
+
+def _pack(gltf: dict, buf: _Buffer) -> bytes:
+    js = _pad(orjson.dumps(gltf), 4, b" ")
+    binary = b"".join(buf.chunks)
+    total = 12 + 8 + len(js) + 8 + len(binary)
+    return b"".join([struct.pack("<4sII", b"glTF", 2, total), struct.pack("<I4s", len(js), b"JSON"), js,
+                     struct.pack("<I4s", len(binary), b"BIN\0"), binary])
+
+
+def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str, tuple[str, Any]],
+              feature_count: int, descriptions: dict[str, str] | None = None, meshopt: bool = False) -> bytes:
+    """A glb of the given primitives with one property table of `feature_count` rows.
+
+    meshopt: vertex and index buffers EXT_meshopt_compression-encoded (a required extension).
+
+    Positions are east-north-up; they are written y-up as glTF requires (x=east, y=up, z=-north),
+    which 3D Tiles turns back to z-up.
+    """
+    if feature_count > MAX_FEATURES:
+        raise ValueError(f"{feature_count} features in one tile; at most {MAX_FEATURES}")
+    shaded = _shade(primitives)
     lo = np.min([s[1].min(axis=0) for s in shaded], axis=0)
     hi = np.max([s[1].max(axis=0) for s in shaded], axis=0)
     scale = np.where(hi - lo > 0, (hi - lo) / 65535.0, 1.0)
-
     buf = _Buffer()
-    accessors, gl_prims, materials = [], [], []
-    for p, yup, nyup, fid, faces in shaded:
-        v = np.zeros(len(yup), VERTEX_DTYPE)
-        q = np.rint((yup - lo) / scale).clip(0, 65535).astype(np.uint16)
-        v["p"], v["n"], v["f"] = q, nyup, fid
-        idx_type, idx_dtype = (5123, "<u2") if len(yup) <= 65535 else (5125, "<u4")
-        if meshopt:
-            # cache- then fetch-ordered buffers encode far smaller
-            idx = faces.astype(np.uint32).ravel()
-            opt = np.empty_like(idx)
-            meshoptimizer.optimize_vertex_cache(opt, idx, len(idx), len(v))
-            ordered = np.empty_like(v)
-            meshoptimizer.optimize_vertex_fetch(ordered, opt, v, len(opt), len(v), 16)
-            v, faces = ordered, opt.reshape(-1, 3)
-            vview = buf.add_meshopt(v, len(v), 16, "ATTRIBUTES", 34962)
-            iview = buf.add_meshopt(faces.astype(idx_dtype), faces.size, np.dtype(idx_dtype).itemsize, "TRIANGLES",
-                                    34963)
-        else:
-            vview = buf.add(v.tobytes(), target=34962, stride=16)
-            iview = buf.add(faces.astype(idx_dtype).tobytes(), target=34963)
-        a0 = len(accessors)
-        accessors += [
-            {"bufferView": vview, "byteOffset": 0, "componentType": 5123, "count": len(yup), "type": "VEC3",
-             "min": q.min(axis=0).tolist(), "max": q.max(axis=0).tolist()},
-            {"bufferView": vview, "byteOffset": 8, "componentType": 5120, "normalized": True, "count": len(yup),
-             "type": "VEC3"},
-            {"bufferView": vview, "byteOffset": 12, "componentType": 5123, "count": len(yup), "type": "SCALAR"},
-            {"bufferView": iview, "componentType": idx_type, "count": faces.size, "type": "SCALAR"},
-        ]
-        r, g, b, a = (float(c) for c in p.color)
-        mat = {"name": p.name, "pbrMetallicRoughness": {"baseColorFactor": [r, g, b, a], "metallicFactor": 0.0,
-                                                         "roughnessFactor": 0.9}}
-        if a < 1.0:
-            mat["alphaMode"] = "BLEND"
-        if p.double_sided or a < 1.0:
-            mat["doubleSided"] = True
-        materials.append(mat)
-        gl_prims.append({
-            "attributes": {"POSITION": a0, "NORMAL": a0 + 1, "_FEATURE_ID_0": a0 + 2}, "indices": a0 + 3,
-            "material": len(materials) - 1, "mode": 4,
-            "extensions": {"EXT_mesh_features": {"featureIds": [
-                {"featureCount": feature_count, "attribute": 0, "propertyTable": 0}]}},
-        })
+    accessors: list[dict] = []
+    materials = [_material(s[0]) for s in shaded]
+    gl_prims = [_primitive(buf, accessors, s, lo, scale, feature_count, i, meshopt) for i, s in enumerate(shaded)]
     schema_props, columns = _property_columns(buf, properties, feature_count)
-    if descriptions:
-        for k, d in descriptions.items():
-            if k in schema_props:
-                schema_props[k]["description"] = d
+    for k, d in (descriptions or {}).items():
+        if k in schema_props:
+            schema_props[k]["description"] = d
     required = ["KHR_mesh_quantization"] + (["EXT_meshopt_compression"] if meshopt else [])
-    gltf = {
+    return _pack({
         "asset": {"version": "2.0", "generator": "cim tiles"},
         "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata", *required],
         "extensionsRequired": required,
@@ -231,12 +255,7 @@ def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str
             "schema": {"id": "cim", "classes": {class_name: {"properties": schema_props}}},
             "propertyTables": [{"class": class_name, "count": feature_count, "properties": columns}],
         }},
-    }
-    js = _pad(orjson.dumps(gltf), 4, b" ")
-    binary = b"".join(buf.chunks)
-    total = 12 + 8 + len(js) + 8 + len(binary)
-    return b"".join([struct.pack("<4sII", b"glTF", 2, total), struct.pack("<I4s", len(js), b"JSON"), js,
-                     struct.pack("<I4s", len(binary), b"BIN\0"), binary])
+    }, buf)
 
 
 def read_glb(data: bytes) -> tuple[dict, bytes]:
