@@ -28,7 +28,7 @@ def cluster(tmp_path_factory) -> cdb.Embedded:
     shutil.rmtree(emb.pgdata.resolve(), ignore_errors=True)
 
 
-def _new_database(cluster: cdb.Embedded) -> str:
+def new_database(cluster: cdb.Embedded) -> str:
     name = "t_" + uuid.uuid4().hex[:12]
     admin = sa.create_engine(cluster.url().rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
@@ -43,7 +43,7 @@ def make_db(cluster, monkeypatch):
     engines = []
 
     def make(srid: int = 4547) -> sa.Engine:
-        url = _new_database(cluster)
+        url = new_database(cluster)
         engine = sa.create_engine(url)
         upgrade(engine, srid=srid)
         monkeypatch.setenv("CIM_DATABASE_URL", url)

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from conftest import ARTIFACTS, new_database
 from PIL import Image
 
 from cim_core.migrate import upgrade
-from conftest import ARTIFACTS, _new_database
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -74,7 +74,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def demo(cluster, tmp_path_factory):
     """`cim demo` on a free port with a fresh database of the test cluster; yields its base URL and env."""
-    url = _new_database(cluster)
+    url = new_database(cluster)
     engine = sa.create_engine(url)
     upgrade(engine, srid=4547)
     home = tmp_path_factory.mktemp("demo_home")

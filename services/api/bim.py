@@ -12,7 +12,7 @@ from cim_core.errors import InputError, NotFoundError
 from services import auth
 
 from .collections import registry
-from .features import _int_id
+from .features import int_id
 
 router = APIRouter(tags=["BIM and objects"])
 Caller = Annotated[auth.Caller, Depends(auth.caller)]
@@ -82,88 +82,105 @@ def building(request: Request, who: Caller, buildingId: str,
     if wanted - {"elements", "psets"}:
         raise InputError(f"expand: unknown value(s) {', '.join(sorted(wanted - {'elements', 'psets'}))}; "
                          "use elements, psets")
-    engine = auth.current_engine()
-    with engine.connect() as conn:
-        row = _fetch(conn, _int_id(buildingId), "building")
+    with auth.current_engine().connect() as conn:
+        row = _fetch(conn, int_id(buildingId), "building")
         if row._mapping["class"] not in ("building", "building_part"):
             raise NotFoundError(f"object {row.id} is a {row._mapping['class']}, not a building",
                                 hint=f"/api/objects/{row.id} shows any object")
-        tree = conn.execute(sa.text("""
-            with recursive t as (
-                select id, parent_id, class, ifc_class, name, uid, zmin, zmax, attributes, 1 depth
-                from city_objects where parent_id = :id
-                union all
-                select c.id, c.parent_id, c.class, c.ifc_class, c.name, c.uid, c.zmin, c.zmax, c.attributes, t.depth + 1
-                from city_objects c join t on c.parent_id = t.id where t.depth < :max)
-            select id, parent_id, class, ifc_class, name, uid, zmin, zmax,
-                   case when class <> 'element' or :psets then attributes end attributes
-            from t order by id"""), {"id": row.id, "max": MAX_DEPTH, "psets": "psets" in wanted}).mappings().all()
+        tree = _Tree(conn.execute(sa.text(TREE_SQL), {"id": row.id, "max": MAX_DEPTH, "psets": "psets" in wanted})
+                     .mappings().all())
     doc = _record(row)
     doc["globalId"] = row.uid
-    by_id = {r["id"]: r for r in tree}
+    storeys, spaces, unplaced = tree.storeys("elements" in wanted, "psets" in wanted)
+    doc["parts"] = [tree.brief(r) for r in tree.rows if r["class"] == "building_part"]
+    doc["storeys"] = storeys
+    doc["elements_outside_storeys"] = dict(sorted(unplaced.items()))
+    doc["counts"] = {"storeys": len(storeys), "spaces": len(spaces),
+                     "elements": sum(1 for r in tree.rows if r["class"] == "element")}
+    doc["ifc_global_ids"] = {"building": row.uid, "storeys": [s["uid"] for s in storeys if s["uid"]]}
+    doc["links"] = [{"rel": "self", "href": str(request.url)},
+                    {"rel": "object", "href": f"{str(request.base_url).rstrip('/')}/api/objects/{row.id}"}]
+    return _json(doc)
 
-    def storey_of(r) -> int | None:
+
+# A building's descendants, down to MAX_DEPTH levels; element attributes only when psets are asked for.
+TREE_SQL = """
+    with recursive t as (
+        select id, parent_id, class, ifc_class, name, uid, zmin, zmax, attributes, 1 depth
+        from city_objects where parent_id = :id
+        union all
+        select c.id, c.parent_id, c.class, c.ifc_class, c.name, c.uid, c.zmin, c.zmax, c.attributes, t.depth + 1
+        from city_objects c join t on c.parent_id = t.id where t.depth < :max)
+    select id, parent_id, class, ifc_class, name, uid, zmin, zmax,
+           case when class <> 'element' or :psets then attributes end attributes
+    from t order by id"""
+
+
+class _Tree:
+    """A building's descendants (rows of TREE_SQL), grouped by storey and space."""
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.by_id = {r["id"]: r for r in rows}
+
+    def storey_of(self, r) -> int | None:
         seen = 0
         while r is not None and seen < MAX_DEPTH:
             if r["class"] == "storey":
                 return r["id"]
-            r, seen = by_id.get(r["parent_id"]), seen + 1
+            r, seen = self.by_id.get(r["parent_id"]), seen + 1
         return None
 
-    def space_of(r) -> int | None:
-        p = by_id.get(r["parent_id"])
+    def space_of(self, r) -> int | None:
+        p = self.by_id.get(r["parent_id"])
         return p["id"] if p is not None and p["class"] == "space" else None
 
+    @staticmethod
     def brief(r, attributes: bool = True) -> dict:
         d = {"id": r["id"], "uid": r["uid"], "name": r["name"], "ifc_class": r["ifc_class"]}
         if attributes and r["attributes"] is not None:
             d["attributes"], d["property_sets"] = _split_attributes(r["attributes"])
         return d
 
-    storeys = {r["id"]: {**brief(r), "elevation": _elevation(r), "height_range": {"zmin": r["zmin"], "zmax": r["zmax"]},
-                         "spaces": [], "element_classes": Counter(), "element_count": 0}
-               for r in tree if r["class"] == "storey"}
-    spaces = {}
-    unplaced = Counter()
-    for r in tree:
-        if r["class"] == "space":
-            s = spaces[r["id"]] = {**brief(r), "element_count": 0}
-            if (sid := storey_of(r)) is not None:
-                storeys[sid]["spaces"].append(s)
-    for r in tree:
-        if r["class"] != "element":
-            continue
-        cls = r["ifc_class"] or "element"
-        if (sp := space_of(r)) is not None:
-            spaces[sp]["element_count"] += 1
-        sid = storey_of(r)
-        if sid is None:
-            unplaced[cls] += 1
-            continue
-        st = storeys[sid]
-        st["element_classes"][cls] += 1
-        st["element_count"] += 1
-        if "elements" in wanted:
-            st.setdefault("elements", []).append(brief(r, "psets" in wanted))
-    ordered = sorted(storeys.values(), key=lambda s: (s["elevation"] is None, s["elevation"] or 0.0, s["id"]))
-    for s in ordered:
-        s["element_classes"] = dict(sorted(s["element_classes"].items()))
-    doc["parts"] = [brief(r) for r in tree if r["class"] == "building_part"]
-    doc["storeys"] = ordered
-    doc["elements_outside_storeys"] = dict(sorted(unplaced.items()))
-    doc["counts"] = {"storeys": len(storeys), "spaces": len(spaces),
-                     "elements": sum(1 for r in tree if r["class"] == "element")}
-    doc["ifc_global_ids"] = {"building": row.uid, "storeys": [s["uid"] for s in ordered if s["uid"]]}
-    doc["links"] = [{"rel": "self", "href": str(request.url)},
-                    {"rel": "object", "href": f"{str(request.base_url).rstrip('/')}/api/objects/{row.id}"}]
-    return _json(doc)
+    def storeys(self, elements: bool, psets: bool) -> tuple[list[dict], dict, Counter]:
+        """Storeys by elevation with their spaces and element counts, the spaces, elements in no storey."""
+        storeys = {r["id"]: {**self.brief(r), "elevation": _elevation(r),
+                             "height_range": {"zmin": r["zmin"], "zmax": r["zmax"]},
+                             "spaces": [], "element_classes": Counter(), "element_count": 0}
+                   for r in self.rows if r["class"] == "storey"}
+        spaces = {}
+        for r in self.rows:
+            if r["class"] == "space":
+                s = spaces[r["id"]] = {**self.brief(r), "element_count": 0}
+                if (sid := self.storey_of(r)) is not None:
+                    storeys[sid]["spaces"].append(s)
+        unplaced: Counter = Counter()
+        for r in self.rows:
+            if r["class"] != "element":
+                continue
+            cls = r["ifc_class"] or "element"
+            if (sp := self.space_of(r)) is not None:
+                spaces[sp]["element_count"] += 1
+            sid = self.storey_of(r)
+            if sid is None:
+                unplaced[cls] += 1
+                continue
+            st = storeys[sid]
+            st["element_classes"][cls] += 1
+            st["element_count"] += 1
+            if elements:
+                st.setdefault("elements", []).append(self.brief(r, psets))
+        ordered = sorted(storeys.values(), key=lambda s: (s["elevation"] is None, s["elevation"] or 0.0, s["id"]))
+        for s in ordered:
+            s["element_classes"] = dict(sorted(s["element_classes"].items()))
+        return ordered, spaces, unplaced
 
 
 @router.get("/objects/{objectId}", summary="Any city object; a pipe with its nodes and neighbouring segments")
 def city_object(request: Request, who: Caller, objectId: str):
     engine = auth.current_engine()
     with engine.connect() as conn:
-        row = _fetch(conn, _int_id(objectId), "object")
+        row = _fetch(conn, int_id(objectId), "object")
         _guard(request, who, row)
         doc = _record(row)
         doc["ancestors"] = [dict(r) for r in conn.execute(sa.text("""
@@ -230,7 +247,7 @@ def search(request: Request, who: Caller,
             where (o.name ilike :contains or o.uid = :q or o.id = :qid)
               and (p.utility is null or p.utility = any(:u)) and (n.utility is null or n.utility = any(:nu))
             order by o.id = :qid desc, o.uid = :q desc, o.name ilike :prefix desc, length(o.name), o.id
-            limit :n"""), {"contains": f"%{like}%", "prefix": f"{like}%", "q": text, "qid": _int_id(text),
+            limit :n"""), {"contains": f"%{like}%", "prefix": f"{like}%", "q": text, "qid": int_id(text),
                            "u": utilities, "nu": node_utilities, "n": limit}).mappings().all()
     return _json({"query": text, "results": [
         {**dict(r), "bbox": [round(v, 7) for v in r["bbox"]] if r["bbox"] else None} for r in rows]})

@@ -283,7 +283,7 @@ def _feature_sql(c: Collection, out: ocrs.OutCrs, storage: int, props) -> sa.Col
         sa.literal_column("'geometry'"), sa.cast(geom, sa.JSON), sa.literal_column("'properties'"), props), sa.Text)
 
 
-def _int_id(text: str) -> int | None:
+def int_id(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
@@ -399,7 +399,7 @@ def items(
             response_class=Response, responses={200: {"content": {GEOJSON: {}}, "description": "a GeoJSON feature"}})
 def item(request: Request, who: Caller, collectionId: CollectionId, featureId: str,
          crs: str | None = Query(None, description="CRS of the returned geometry (default CRS84)")):
-    fid = _int_id(featureId)
+    fid = int_id(featureId)
     with auth.current_engine().connect() as conn:
         reg, c = _collection(request, who, collectionId, conn, object_id=fid)
         out = ocrs.resolve(crs, reg.srid, "crs")

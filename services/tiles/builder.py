@@ -395,7 +395,7 @@ def _index_tiles(tile: dict, out: dict) -> dict:
     return out
 
 
-def _read_json(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
@@ -447,7 +447,7 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
     srid = storage_srid(engine)
     opts = opts or TreeOptions()
     state_path = out / "state.json"
-    state = _read_json(state_path) if incremental else None
+    state = read_json(state_path) if incremental else None
     if state and (state.get("format") != STATE_FORMAT or state.get("srid") != srid):
         state = None  # another builder version or database CRS: rebuild all
     with engine.connect() as conn:
@@ -463,7 +463,7 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
         for layer in layers:
             t0 = time.perf_counter()
             ls = layer_states.get(layer)
-            old_ts = _read_json(out / layer / "tileset.json") if ls else None
+            old_ts = read_json(out / layer / "tileset.json") if ls else None
             touched = [region for classes, region in changes if classes & LAYER_CLASSES[layer]]
             if ls is not None and old_ts is not None and not touched:
                 report.layers.append(LayerReport(layer, features=ls["features"], skipped=True))
@@ -505,7 +505,7 @@ def _write_root(out: Path, srid: int, offset: float, change_id: int, layer_state
     """The root tileset: every built layer as an external tileset, added together (refine ADD)."""
     children = []
     for layer in LAYERS:
-        ts = _read_json(out / layer / "tileset.json") if layer in layer_states else None
+        ts = read_json(out / layer / "tileset.json") if layer in layer_states else None
         if ts is None:
             continue
         children.append({"boundingVolume": ts["root"]["boundingVolume"], "geometricError": ts["geometricError"],

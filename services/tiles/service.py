@@ -22,7 +22,7 @@ from cim_core.db import get_engine
 from cim_core.errors import InputError
 from cim_core.settings import get_settings
 
-from .builder import BuildReport, TreeOptions, _read_json, build, etag_of, last_change_id
+from .builder import BuildReport, TreeOptions, build, etag_of, last_change_id, read_json
 from .source import LAYERS
 
 router = APIRouter(prefix="/tiles", tags=["3D Tiles"])
@@ -82,7 +82,7 @@ def refresh(force: bool = False) -> BuildReport | None:
     engine = get_engine()
     with _cache.lock, open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker process may be building the same cache
-        state = _read_json(out / "state.json")
+        state = read_json(out / "state.json")
         with engine.connect() as conn:
             current = last_change_id(conn)
         if force or not state or state["change_id"] < current or not (out / "tileset.json").exists():
