@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.api import install_problem_handlers
 from services.api import router as api_router
-from services.auth import tile_access
+from services.auth import declare_security, tile_access
 from services.tiles.service import router as tiles_router
 
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"
@@ -18,6 +18,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="CIM platform", version="1", docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     install_problem_handlers(app)
+    declare_security(app)
     app.include_router(api_router)
     app.include_router(tiles_router, dependencies=[Depends(tile_access)])  # pipe tiles need a role
     # Routers are added here as they land: services.api (under /api), services.tiles (under /tiles),

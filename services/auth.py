@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from fastapi import HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.openapi.utils import get_openapi
 
 from cim_core.db import get_engine
 from cim_core.errors import InputError, NotFoundError
@@ -26,6 +27,7 @@ ANONYMOUS = "public"
 LAYER_CACHE_SECONDS = 10.0
 # A tile viewer fetches hundreds of tiles a minute: one audit row per caller, layer and minute.
 TILE_AUDIT_SECONDS = 60.0
+KEY_USE_SECONDS = 60.0
 
 
 _engines: dict[tuple, sa.Engine] = {}
@@ -147,15 +149,29 @@ def resolve_caller(request: Request, engine: sa.Engine) -> Caller:
     token = request.headers.get("x-api-key") or request.query_params.get("key")
     if not token:
         return Caller(client=_client(request))
-    with engine.begin() as c:
+    with engine.connect() as c:
         row = c.execute(sa.text(
-            "update api_keys k set last_used_at = now() where key_hash = :h and revoked_at is null "
-            "returning k.id, k.role, array(select layer from role_grants g where g.role = k.role) grants"),
-            {"h": _hash(token)}).first()
+            "select k.id, k.role, array(select layer from role_grants g where g.role = k.role) grants "
+            "from api_keys k where key_hash = :h and revoked_at is null"), {"h": _hash(token)}).first()
     if row is None:
         raise problem(401, "Unauthorized", "the API key is unknown or revoked",
                       {"WWW-Authenticate": 'ApiKey realm="cim", header="X-API-Key"'})
+    _note_use(row.id, engine)
     return Caller(role=row.role, key_id=row.id, grants=frozenset(row.grants), client=_client(request))
+
+
+_last_noted: dict[tuple[str, int], float] = {}
+
+
+def _note_use(key_id: int, engine: sa.Engine) -> None:
+    """Record a key's last use, at most once per KEY_USE_SECONDS per key and process (a write per
+    request would cost every tile its own transaction)."""
+    now, k = time.monotonic(), (str(engine.url), key_id)
+    if now - _last_noted.get(k, -1e9) < KEY_USE_SECONDS:
+        return
+    _last_noted[k] = now
+    with engine.begin() as c:
+        c.execute(sa.text("update api_keys set last_used_at = now() where id = :i"), {"i": key_id})
 
 
 def caller(request: Request) -> Caller:
@@ -220,3 +236,19 @@ def tile_access(request: Request) -> None:
     if layer is None:
         return
     require_layer(request, caller(request), layer, throttle=TILE_AUDIT_SECONDS)
+
+
+def declare_security(app: FastAPI) -> None:
+    """Declare the API key (header or query) in the OpenAPI document; anonymous calls stay allowed."""
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            doc.setdefault("components", {})["securitySchemes"] = {
+                "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                                 "description": "a key from `cim keys create`; restricted layers need one"},
+                "ApiKeyQuery": {"type": "apiKey", "in": "query", "name": "key",
+                                "description": "the same key as a query parameter, for tile loaders"}}
+            doc["security"] = [{}, {"ApiKeyHeader": []}, {"ApiKeyQuery": []}]
+            app.openapi_schema = doc
+        return app.openapi_schema
+    app.openapi = openapi

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from cim_core.errors import InputError, NotFoundError
 from services import auth
 
-from .collections import registry
+from .collections import CLASS_LAYER, registry
 from .features import int_id
 
 router = APIRouter(tags=["BIM and objects"])
@@ -60,12 +60,20 @@ def _fetch(conn, oid: int | None, what: str):
 
 
 def _guard(request: Request, who: auth.Caller, row) -> None:
-    """Pipes and nodes are as restricted as their collections."""
+    """Every object is as restricted as the collection it belongs to (nodes also as their utility's pipes)."""
     if row.seg_utility is not None:
-        auth.require_layer(request, who, f"pipes_{row.seg_utility}", object_id=row.id)
+        layers = [f"pipes_{row.seg_utility}"]
     elif row.node_utility is not None:
-        auth.require_layer(request, who, "pipe_nodes", object_id=row.id)
-        auth.require_layer(request, who, f"pipes_{row.node_utility}", object_id=row.id)
+        layers = ["pipe_nodes", f"pipes_{row.node_utility}"]
+    else:
+        layers = [CLASS_LAYER.get(row._mapping["class"])]
+    for layer in filter(None, layers):
+        auth.require_layer(request, who, layer, object_id=row.id)
+
+
+def readable_classes(who: auth.Caller, engine) -> list[str]:
+    """The object classes (pipes and nodes aside) whose collection the caller may read."""
+    return [cls for cls, layer in CLASS_LAYER.items() if auth.may_read(who, layer, engine)]
 
 
 def _elevation(storey) -> float | None:
@@ -82,13 +90,15 @@ def building(request: Request, who: Caller, buildingId: str,
     if wanted - {"elements", "psets"}:
         raise InputError(f"expand: unknown value(s) {', '.join(sorted(wanted - {'elements', 'psets'}))}; "
                          "use elements, psets")
-    with auth.current_engine().connect() as conn:
+    engine = auth.current_engine()
+    with engine.connect() as conn:
         row = _fetch(conn, int_id(buildingId), "building")
         if row._mapping["class"] not in ("building", "building_part"):
             raise NotFoundError(f"object {row.id} is a {row._mapping['class']}, not a building",
                                 hint=f"/api/objects/{row.id} shows any object")
-        tree = _Tree(conn.execute(sa.text(TREE_SQL), {"id": row.id, "max": MAX_DEPTH, "psets": "psets" in wanted})
-                     .mappings().all())
+        _guard(request, who, row)
+        tree = _Tree(conn.execute(sa.text(TREE_SQL), {"id": row.id, "max": MAX_DEPTH, "psets": "psets" in wanted,
+                                                      "classes": readable_classes(who, engine)}).mappings().all())
     doc = _record(row)
     doc["globalId"] = row.uid
     storeys, spaces, unplaced = tree.storeys("elements" in wanted, "psets" in wanted)
@@ -98,12 +108,13 @@ def building(request: Request, who: Caller, buildingId: str,
     doc["counts"] = {"storeys": len(storeys), "spaces": len(spaces),
                      "elements": sum(1 for r in tree.rows if r["class"] == "element")}
     doc["ifc_global_ids"] = {"building": row.uid, "storeys": [s["uid"] for s in storeys if s["uid"]]}
-    doc["links"] = [{"rel": "self", "href": str(request.url)},
+    doc["links"] = [{"rel": "self", "href": str(request.url.remove_query_params("key"))},
                     {"rel": "object", "href": f"{str(request.base_url).rstrip('/')}/api/objects/{row.id}"}]
     return _json(doc)
 
 
-# A building's descendants, down to MAX_DEPTH levels; element attributes only when psets are asked for.
+# A building's descendants, down to MAX_DEPTH levels, of the classes the caller may read; element
+# attributes only when psets are asked for.
 TREE_SQL = """
     with recursive t as (
         select id, parent_id, class, ifc_class, name, uid, zmin, zmax, attributes, 1 depth
@@ -113,7 +124,7 @@ TREE_SQL = """
         from city_objects c join t on c.parent_id = t.id where t.depth < :max)
     select id, parent_id, class, ifc_class, name, uid, zmin, zmax,
            case when class <> 'element' or :psets then attributes end attributes
-    from t order by id"""
+    from t where class = any(:classes) order by id"""
 
 
 class _Tree:
@@ -245,9 +256,10 @@ def search(request: Request, who: Caller,
             left join pipe_segments p on p.object_id = o.id left join pipe_nodes n on n.object_id = o.id
             cross join lateral (select st_transform(st_envelope(o.footprint), 4326) b) e
             where (o.name ilike :contains or o.uid = :q or o.id = :qid)
-              and (p.utility is null or p.utility = any(:u)) and (n.utility is null or n.utility = any(:nu))
+              and (o.class = any(:classes) or p.utility = any(:u) or n.utility = any(:nu))
             order by o.id = :qid desc, o.uid = :q desc, o.name ilike :prefix desc, length(o.name), o.id
             limit :n"""), {"contains": f"%{like}%", "prefix": f"{like}%", "q": text, "qid": int_id(text),
-                           "u": utilities, "nu": node_utilities, "n": limit}).mappings().all()
+                           "u": utilities, "nu": node_utilities, "classes": readable_classes(who, engine),
+                           "n": limit}).mappings().all()
     return _json({"query": text, "results": [
         {**dict(r), "bbox": [round(v, 7) for v in r["bbox"]] if r["bbox"] else None} for r in rows]})

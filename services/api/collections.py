@@ -58,6 +58,8 @@ OBJECT_COLLECTIONS = [
     ("spaces", "Spaces", ("space",), "Rooms and spaces from BIM models"),
     ("bim_elements", "BIM elements", ("element",), "Building elements from BIM models (walls, slabs, ...)"),
 ]
+# The feature collection (and so the access layer) of each object class that is not a pipe or node.
+CLASS_LAYER = {cls: cid for cid, _, classes, _ in OBJECT_COLLECTIONS for cls in classes}
 
 
 @dataclass(frozen=True)

@@ -381,10 +381,11 @@ def items(
         rows, matched, c, sort, out = _page(request, who, conn, collectionId, q)
     more = len(rows) > limit
     rows = rows[:limit]
-    links = [{"href": str(request.url), "rel": "self", "type": GEOJSON, "title": "this page"},
+    here = request.url.remove_query_params("key")  # a key sent as ?key= is never echoed
+    links = [{"href": str(here), "rel": "self", "type": GEOJSON, "title": "this page"},
              {"href": f"{_base(request)}/collections/{c.id}", "rel": "collection", "type": "application/json"}]
     if more:
-        links.append({"href": str(request.url.include_query_params(cursor=sort.cursor(rows[-1]))), "rel": "next",
+        links.append({"href": str(here.include_query_params(cursor=sort.cursor(rows[-1]))), "rel": "next",
                       "type": GEOJSON, "title": "next page"})
     head = {"type": "FeatureCollection", "numberReturned": len(rows),
             "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),

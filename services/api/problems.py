@@ -26,8 +26,12 @@ def problem_response(request: Request, status: int, detail: str, title: str | No
 
 
 def _cim_error(request: Request, exc: CimError) -> Response:
-    status = 404 if isinstance(exc, NotFoundError) else 400 if isinstance(exc, InputError) else \
-        503 if isinstance(exc, DatabaseError) else 500
+    if isinstance(exc, DatabaseError):
+        # its message names hosts, ports and log files: for the server's log, not for callers
+        log.error("database unavailable on %s: %s", request.url.path, exc)
+        return problem_response(request, 503, "the database is not available; try again shortly",
+                                headers={"Retry-After": "5"})
+    status = 404 if isinstance(exc, NotFoundError) else 400 if isinstance(exc, InputError) else 500
     return problem_response(request, status, str(exc))
 
 
@@ -54,8 +58,10 @@ def _database_error(request: Request, exc: sa.exc.DBAPIError) -> Response:
         return problem_response(request, 400, "a value in the request cannot be used: "
                                 + str(exc.orig).strip().splitlines()[0])
     log.exception("database error on %s", request.url.path)
-    return problem_response(request, 503 if isinstance(exc, sa.exc.OperationalError) else 500,
-                            "the database failed to answer this request")
+    if isinstance(exc, sa.exc.OperationalError):  # the server is down or restarting
+        return problem_response(request, 503, "the database is not available; try again shortly",
+                                headers={"Retry-After": "5"})
+    return problem_response(request, 500, "the database failed to answer this request")
 
 
 def install(app: FastAPI) -> None:
