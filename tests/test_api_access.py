@@ -106,3 +106,26 @@ def test_key_use_is_written_at_most_once_a_minute(client, city):
         assert client.get("/api/collections/pipes_water/items", headers=h).status_code == 200
     with city.connect() as c:
         assert str(c.scalar(sa.text("select last_used_at from api_keys where id = :i"), {"i": key_id}))[:4] == "2000"
+
+
+def test_restricted_tiles_are_private_and_not_advertised_to_anonymous_callers(client, city):
+    anon = client.get("/tiles/tileset.json")
+    assert anon.status_code == 200 and "X-API-Key" in anon.headers["vary"]
+    root = anon.json()
+    assert "pipes" not in root["extras"]["layers"] and "buildings" in root["extras"]["layers"]
+    assert not any(c["content"]["uri"].startswith("pipes/") for c in root["root"]["children"])
+    _, key = auth.create_key("utilities", engine=city)
+    h = {"X-API-Key": key}
+    keyed = client.get("/tiles/tileset.json", headers=h)
+    assert "pipes" in keyed.json()["extras"]["layers"]
+    assert keyed.headers["cache-control"].startswith("private")
+    pipes_ts = client.get("/tiles/pipes/tileset.json", headers=h)
+    assert pipes_ts.headers["cache-control"].startswith("private") and "X-API-Key" in pipes_ts.headers["vary"]
+    uri = pipes_ts.json()["root"]["content"]["uri"] if "content" in pipes_ts.json()["root"] else \
+        pipes_ts.json()["root"]["children"][0]["content"]["uri"]
+    tile = client.get(f"/tiles/pipes/{uri}", headers=h)
+    assert tile.status_code == 200 and tile.headers["cache-control"].startswith("private")
+    assert client.get(f"/tiles/pipes/{uri}").status_code == 401
+    b = client.get("/tiles/buildings/tileset.json").json()["root"]
+    b_uri = b["content"]["uri"] if "content" in b else b["children"][0]["content"]["uri"]
+    assert client.get(f"/tiles/buildings/{b_uri}").headers["cache-control"].startswith("public")

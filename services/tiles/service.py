@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from cim_core.db import get_engine
 from cim_core.errors import InputError
 from cim_core.settings import get_settings
+from services import auth
 
 from .builder import BuildReport, TreeOptions, build, etag_of, last_change_id, read_json
 from .source import LAYERS
@@ -29,8 +31,11 @@ router = APIRouter(prefix="/tiles", tags=["3D Tiles"])
 
 CHECK_INTERVAL_S = 1.0
 MEMORY_FILES = 20_000
-JSON_CACHE = "public, no-cache"          # revalidate every time: a 304 is cheap, stale trees are not
-CONTENT_CACHE = "public, max-age=60"     # content URLs are stable per quad; ETag revalidates after a minute
+# JSON is revalidated every time (a 304 is cheap, stale trees are not); content URLs are stable per quad and
+# revalidate after a minute. Restricted layers' responses are `private`: no shared cache or CDN may hand a
+# keyed response to another caller.
+JSON_CACHE = "no-cache"
+CONTENT_CACHE = "max-age=60"
 OPTIONS: TreeOptions | None = None       # tree options of the cache's builds (tests make small trees)
 
 
@@ -120,11 +125,11 @@ def _load(rel: str, compress: bool) -> _Entry:
     return entry
 
 
-def _serve(request: Request, rel: str, media_type: str, cache_control: str, is_json: bool) -> Response:
-    entry = _load(rel, is_json)
-    headers = {"ETag": entry.etag, "Cache-Control": cache_control}
-    if is_json:
-        headers["Vary"] = "Accept-Encoding"
+def _serve(request: Request, rel: str, media_type: str, cache_control: str, is_json: bool,
+           private: bool = False, entry: _Entry | None = None) -> Response:
+    entry = entry or _load(rel, is_json)
+    headers = {"ETag": entry.etag, "Cache-Control": f"{'private' if private else 'public'}, {cache_control}"}
+    headers["Vary"] = "Accept-Encoding, X-API-Key" if is_json else "X-API-Key"
     if request.headers.get("if-none-match") in (entry.etag, f"W/{entry.etag}"):
         return Response(status_code=304, headers=headers)
     if entry.gz is not None and "gzip" in request.headers.get("accept-encoding", ""):
@@ -138,17 +143,38 @@ def _check_layer(layer: str) -> None:
         raise HTTPException(404, f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
 
 
-@router.get("/tileset.json", summary="Root tileset: every layer as an external tileset")
+def _for_caller(request: Request, entry: _Entry) -> tuple[_Entry, bool]:
+    """The root tileset as this caller may see it: restricted layers it may not read are left out.
+    Returns the entry and whether it is a keyed caller's own (private)."""
+    root = orjson.loads(entry.data)
+    layers = root.get("extras", {}).get("layers", [])
+    who = auth.caller(request)
+    if not any(auth.is_restricted(la) for la in layers):
+        return entry, not who.anonymous
+    hidden = {la for la in layers if not auth.may_read(who, la)}
+    if hidden:
+        root["extras"]["layers"] = [la for la in layers if la not in hidden]
+        kids = root["root"]["children"] = [c for c in root["root"]["children"]
+                                           if c["content"]["uri"].split("/")[0] not in hidden]
+        if not kids:
+            raise HTTPException(403 if not who.anonymous else 401, "no tile layer you may read")
+        data = orjson.dumps(root)
+        entry = _Entry(data, gzip.compress(data, 6), f'"{etag_of(data)}"')
+    return entry, not who.anonymous
+
+
+@router.get("/tileset.json", summary="Root tileset: every layer the caller may read, as an external tileset")
 async def root_tileset(request: Request) -> Response:
     await _fresh()
-    return _serve(request, "tileset.json", "application/json", JSON_CACHE, True)
+    entry, private = _for_caller(request, _load("tileset.json", True))
+    return _serve(request, "tileset.json", "application/json", JSON_CACHE, True, private, entry)
 
 
 @router.get("/{layer}/tileset.json", summary="Tileset of one layer: buildings, bim or pipes")
 async def layer_tileset(layer: str, request: Request) -> Response:
     _check_layer(layer)
     await _fresh()
-    return _serve(request, f"{layer}/tileset.json", "application/json", JSON_CACHE, True)
+    return _serve(request, f"{layer}/tileset.json", "application/json", JSON_CACHE, True, auth.is_restricted(layer))
 
 
 @router.get("/{layer}/{level}/{x}/{name}", summary="glb content of one tile")
@@ -158,4 +184,5 @@ async def content(layer: str, level: str, x: str, name: str, request: Request) -
     if ext != "glb" or not (stem.isdigit() and level.isdigit() and x.isdigit()):  # also keeps paths inside
         raise HTTPException(404, "no such tile")
     await _fresh()
-    return _serve(request, f"{layer}/{level}/{x}/{name}", "model/gltf-binary", CONTENT_CACHE, False)
+    return _serve(request, f"{layer}/{level}/{x}/{name}", "model/gltf-binary", CONTENT_CACHE, False,
+                  auth.is_restricted(layer))
