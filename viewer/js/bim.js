@@ -24,7 +24,8 @@ function classesDetails(classes) {
 
 function storeyItem(s, building) {
   const li = element("li");
-  const elevation = s.elevation !== undefined && s.elevation !== null ? ` (${Number(s.elevation).toFixed(2)} m)` : "";
+  const known = s.elevation !== undefined && s.elevation !== null;
+  const elevation = known ? ` (${Number(s.elevation).toFixed(2)} m)` : "";
   const btn = element("button", `${s.name || s.id}${elevation}`);
   btn.className = "storey";
   btn.type = "button";
@@ -54,7 +55,8 @@ export async function openBuilding(buildingId, selectedId) {
 
 function showStorey(storeyId, building) {
   const storey = storeyId === null ? null : building.storeys.find((s) => String(s.id) === String(storeyId));
-  state.storey = storey ? { id: storey.id, name: storey.name, buildingId: building.id, footprint: building.geometry } : null;
+  state.storey = storey
+    ? { id: storey.id, name: storey.name, buildingId: building.id, footprint: building.geometry } : null;
   document.querySelectorAll("#bim-tree button.storey")
     .forEach((b) => b.classList.toggle("active", String(b.dataset.storey) === String(storeyId)));
   if (state.storey) {

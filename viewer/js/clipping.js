@@ -22,6 +22,8 @@ export function clippingFor(storey) {
   const rings = footprintRings(storey.footprint);
   if (!rings.length) return undefined;
   return new Cesium.ClippingPolygonCollection({
-    polygons: rings.map((r) => new Cesium.ClippingPolygon({ positions: Cesium.Cartesian3.fromDegreesArray(r.flat()) })),
+    polygons: rings.map((r) => new Cesium.ClippingPolygon({
+      positions: Cesium.Cartesian3.fromDegreesArray(r.flat()),
+    })),
   });
 }

@@ -14,4 +14,5 @@ export async function api(path) {
 }
 
 // Tile requests carry the key as a header; Cesium copies headers to every derived content request.
-export const tileResource = (layer) => new Cesium.Resource({ url: `/tiles/${layer}/tileset.json`, headers: authHeaders() });
+export const tileResource = (layer) =>
+  new Cesium.Resource({ url: `/tiles/${layer}/tileset.json`, headers: authHeaders() });

@@ -82,6 +82,7 @@ export function translatePage() {
   document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
   document.title = t("title");
   document.querySelectorAll("[data-i18n]").forEach((el) => (el.textContent = t(el.dataset.i18n)));
-  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => (el.placeholder = t(el.dataset.i18nPlaceholder)));
+  document.querySelectorAll("[data-i18n-placeholder]")
+    .forEach((el) => (el.placeholder = t(el.dataset.i18nPlaceholder)));
   $("lang").textContent = state.lang === "zh" ? "English" : "中文";
 }

@@ -26,7 +26,8 @@ function fillTable(table, entries) {
 // Nested objects as dotted keys; geometries left out.
 function flatten(obj, prefix = "", out = []) {
   for (const [k, v] of Object.entries(obj)) {
-    if (v && typeof v === "object" && !Array.isArray(v) && !("type" in v && "coordinates" in v)) flatten(v, `${prefix}${k}.`, out);
+    const nested = v && typeof v === "object" && !Array.isArray(v) && !("type" in v && "coordinates" in v);
+    if (nested) flatten(v, `${prefix}${k}.`, out);
     else if (!isGeometry(v)) out.push([prefix + k, v]);
   }
   return out;
@@ -60,7 +61,8 @@ export async function openFeature(props) {
     await showRecord(props);
   } catch (e) {
     if (state.selectedId !== id) return;
-    $("record-status").textContent = e.status === 401 || e.status === 403 ? t("notAllowed") : `${t("loadFailed")} (${e.message})`;
+    const refused = e.status === 401 || e.status === 403;
+    $("record-status").textContent = refused ? t("notAllowed") : `${t("loadFailed")} (${e.message})`;
   }
 }
 
