@@ -5,7 +5,7 @@ as application/problem+json.
 """
 from fastapi import APIRouter
 
-from . import bim, features
+from . import bim, features, pipe_categories
 from .problems import install as install_problem_handlers
 
 router = APIRouter(prefix="/api")
@@ -13,5 +13,6 @@ router = APIRouter(prefix="/api")
 router.add_api_route("", features.landing, methods=["GET"], summary="Landing page", tags=["OGC API - Features"])
 router.include_router(features.router)
 router.include_router(bim.router)
+router.include_router(pipe_categories.router)
 
 __all__ = ["install_problem_handlers", "router"]

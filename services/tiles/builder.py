@@ -29,6 +29,7 @@ from cim_core.crs import to_ecef, to_lonlat
 from cim_core.db import get_engine, storage_srid
 from cim_core.errors import InputError
 from cim_core.settings import get_settings
+from services.auth import is_restricted
 
 from . import glb
 from .source import LAYER_CLASSES, LAYERS, LOADERS, LOD1_COLORS, Feature, prisms, tube_meshes
@@ -495,24 +496,28 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
             rep.bytes = sum(p.stat().st_size for p in (out / layer).glob("**/*") if p.is_file())
             report.layers.append(rep)
             layer_states[layer] = {"grid": [lb.grid.x0, lb.grid.y0, lb.grid.size], "features": len(features)}
-        _write_root(out, srid, offset, change_id, layer_states)
+        _write_root(out, srid, offset, change_id, layer_states, engine)
         _write_json(state_path, {"format": STATE_FORMAT, "srid": srid, "vertical_offset": offset, "change_id": change_id,
                                  "layers": layer_states})
     return report
 
 
-def _write_root(out: Path, srid: int, offset: float, change_id: int, layer_states: dict) -> None:
-    """The root tileset: every built layer as an external tileset, added together (refine ADD)."""
-    children = []
+def _write_root(out: Path, srid: int, offset: float, change_id: int, layer_states: dict,
+                engine: sa.Engine) -> None:
+    """The root tileset: every built layer as an external tileset, added together (refine ADD).
+
+    `extras.layers` lists them for clients, each with whether it needs an API key of a granted role.
+    """
+    children, layers = [], []
     for layer in LAYERS:
         ts = read_json(out / layer / "tileset.json") if layer in layer_states else None
         if ts is None:
             continue
         children.append({"boundingVolume": ts["root"]["boundingVolume"], "geometricError": ts["geometricError"],
                          "content": {"uri": f"{layer}/tileset.json"}})
+        layers.append({"name": layer, "restricted": is_restricted(layer, engine)})
     root: dict[str, Any] = {"asset": {"version": "1.1", "generator": "cim tiles", "tilesetVersion": str(change_id)},
-                            "extras": {"srid": srid, "vertical_offset": offset,
-                                       "layers": [c["content"]["uri"].split("/")[0] for c in children]}}
+                            "extras": {"srid": srid, "vertical_offset": offset, "layers": layers}}
     if children:
         err = max(c["geometricError"] for c in children)
         root["geometricError"] = err

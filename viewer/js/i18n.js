@@ -1,6 +1,8 @@
-// Interface strings; Chinese is the default language. Keys are looked up by app.js (t()) and by
+// Interface strings; Chinese is the default language. Keys are looked up by t() and by the
 // data-i18n / data-i18n-placeholder attributes in index.html.
-window.CIM_I18N = {
+import { $, state } from "./state.js";
+
+export const STRINGS = {
   zh: {
     title: "城市信息模型 CIM",
     search: "搜索",
@@ -72,3 +74,15 @@ window.CIM_I18N = {
     layerFailed: "layer failed to load: ",
   },
 };
+
+export const t = (k) => (STRINGS[state.lang] && STRINGS[state.lang][k]) || STRINGS.zh[k] || k;
+
+// The static texts of the page in the current language.
+export function translatePage() {
+  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+  document.title = t("title");
+  document.querySelectorAll("[data-i18n]").forEach((el) => (el.textContent = t(el.dataset.i18n)));
+  document.querySelectorAll("[data-i18n-placeholder]")
+    .forEach((el) => (el.placeholder = t(el.dataset.i18nPlaceholder)));
+  $("lang").textContent = state.lang === "zh" ? "English" : "中文";
+}

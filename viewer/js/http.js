@@ -1,0 +1,18 @@
+// HTTP to the platform only (same origin), with the API key of the key box.
+import { state } from "./state.js";
+
+const authHeaders = () => (state.key ? { "X-API-Key": state.key } : {});
+
+export async function api(path) {
+  const res = await fetch(path, { headers: authHeaders() });
+  if (!res.ok) {
+    const err = new Error(`${path}: HTTP ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return res.json();
+}
+
+// Tile requests carry the key as a header; Cesium copies headers to every derived content request.
+export const tileResource = (layer) =>
+  new Cesium.Resource({ url: `/tiles/${layer}/tileset.json`, headers: authHeaders() });

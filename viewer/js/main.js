@@ -1,0 +1,67 @@
+// The CIM viewer: CesiumJS over the platform's own /tiles and /api, nothing else on the network.
+import "./picking.js";
+import "./search.js";
+import "./underground.js";
+import { STRINGS, t, translatePage } from "./i18n.js";
+import { renderKeyStatus } from "./keys.js";
+import { discoverAccess, loadLayers } from "./layers.js";
+import { renderLayerPanel } from "./panel.js";
+import { districtSphere, flyHome, scene, setDaylight, whenLoaded } from "./scene.js";
+import { $, cim, LANG_STORE, mark, NODES, PIPES, setStatus, state } from "./state.js";
+import { applyView, readHash, writeHash } from "./url.js";
+
+function applyLanguage() {
+  translatePage();
+  renderLayerPanel();
+  renderKeyStatus();
+}
+
+$("lang").addEventListener("click", () => {
+  state.lang = state.lang === "zh" ? "en" : "zh";
+  localStorage.setItem(LANG_STORE, state.lang);
+  applyLanguage();
+  writeHash();
+});
+
+// Every layer, the pipe nodes and every utility with data the caller may read.
+function defaultVisible() {
+  const layers = state.layers.map((l) => l.name).filter((name) => name !== PIPES);
+  return new Set([...layers, NODES, ...state.utilities.map((u) => u.utility)]);
+}
+
+// Daylight over the district, the camera where the link says or over the whole district.
+function showDistrict(sphere, view) {
+  const centre = Cesium.Cartographic.fromCartesian(sphere.center);
+  setDaylight(Cesium.Math.toDegrees(centre.longitude));
+  if (view) applyView(view);
+  else flyHome(0);
+  scene.camera.moveEnd.addEventListener(writeHash);
+  writeHash();
+}
+
+async function start() {
+  const fromUrl = readHash();
+  if (fromUrl.lang && STRINGS[fromUrl.lang]) state.lang = fromUrl.lang;
+  $("key").value = state.key;
+  applyLanguage();
+  setStatus(t("loadingScene"));
+  mark("viewer");
+  await discoverAccess();
+  mark("access");
+  state.visible = fromUrl.layers || defaultVisible();
+  renderLayerPanel();
+  renderKeyStatus();
+  const failed = await loadLayers();
+  mark("tilesets");
+  const sphere = districtSphere();
+  if (!sphere) return setStatus(t("noTiles"));
+  showDistrict(sphere, fromUrl.view);
+  await whenLoaded();
+  mark("loaded");
+  setStatus(failed.length ? t("layerFailed") + failed.join(", ") : t("sceneReady"));
+}
+
+cim.started = start().catch((e) => {
+  cim.errors.push(String(e));
+  setStatus(String(e));
+}).finally(() => (cim.ready = true));

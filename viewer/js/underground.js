@@ -1,0 +1,26 @@
+// Underground mode: a translucent ground the camera may pass through, to see the pipes beneath.
+import { globe, scene } from "./scene.js";
+import { $, cim } from "./state.js";
+
+function setUnderground(on) {
+  globe.translucency.enabled = on;
+  scene.screenSpaceCameraController.enableCollisionDetection = !on;
+  // Through the ground one would see the stars: a neutral backdrop reads better under a street.
+  scene.skyBox.show = !on;
+  scene.backgroundColor = on ? Cesium.Color.fromCssColorString("#59626b") : Cesium.Color.BLACK;
+  $("underground").checked = on;
+  scene.requestRender();
+}
+
+function setOpacity(a) {
+  globe.translucency.frontFaceAlpha = a;
+  globe.translucency.backFaceAlpha = a;
+  $("opacity").value = a;
+  $("opacity-value").textContent = a.toFixed(2);
+  scene.requestRender();
+}
+
+$("underground").addEventListener("change", (e) => setUnderground(e.target.checked));
+$("opacity").addEventListener("input", (e) => setOpacity(Number(e.target.value)));
+cim.setUnderground = setUnderground;
+cim.setOpacity = setOpacity;
