@@ -55,7 +55,7 @@ EARTH_R = 6_371_000.0
 
 
 # Bump when the cache layout (state.json, tile files) changes, so old caches are rebuilt whole.
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: extras.layers with restriction flags, every class property in each table
 
 
 @dataclass

@@ -24,7 +24,7 @@ from cim_core.errors import InputError
 from cim_core.settings import get_settings
 from services import auth
 
-from .builder import BuildReport, TreeOptions, build, etag_of, last_change_id, read_json
+from .builder import STATE_FORMAT, BuildReport, TreeOptions, build, etag_of, last_change_id, read_json
 from .source import LAYERS
 
 router = APIRouter(prefix="/tiles", tags=["3D Tiles"])
@@ -90,7 +90,8 @@ def refresh(force: bool = False) -> BuildReport | None:
         state = read_json(out / "state.json")
         with engine.connect() as conn:
             current = last_change_id(conn)
-        if force or not state or state["change_id"] < current or not (out / "tileset.json").exists():
+        stale = not state or state["change_id"] < current or state.get("format") != STATE_FORMAT
+        if force or stale or not (out / "tileset.json").exists():
             _cache.report = build(out, engine=engine, incremental=True, opts=OPTIONS)
         # files in memory stay valid until a build (of this process or another worker) rewrote the cache
         st = (out / "state.json").stat()
@@ -146,18 +147,16 @@ def _check_layer(layer: str) -> None:
 def _for_caller(request: Request, entry: _Entry) -> tuple[_Entry, bool]:
     """The root tileset as this caller may see it: restricted layers it may not read are left out.
     Returns the entry and whether it is a keyed caller's own (private)."""
+    who = auth.caller(request)
     root = orjson.loads(entry.data)
     layers = root.get("extras", {}).get("layers", [])
-    who = auth.caller(request)
-    if not any(auth.is_restricted(la) for la in layers):
-        return entry, not who.anonymous
-    hidden = {la for la in layers if not auth.may_read(who, la)}
+    hidden = {la["name"] for la in layers if not auth.may_read(who, la["name"])}
     if hidden:
-        root["extras"]["layers"] = [la for la in layers if la not in hidden]
+        root["extras"]["layers"] = [la for la in layers if la["name"] not in hidden]
         kids = root["root"]["children"] = [c for c in root["root"]["children"]
                                            if c["content"]["uri"].split("/")[0] not in hidden]
         if not kids:
-            raise HTTPException(403 if not who.anonymous else 401, "no tile layer you may read")
+            raise HTTPException(401 if who.anonymous else 403, "no tile layer you may read")
         data = orjson.dumps(root)
         entry = _Entry(data, gzip.compress(data, 6), f'"{etag_of(data)}"')
     return entry, not who.anonymous

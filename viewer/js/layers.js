@@ -45,6 +45,10 @@ function mayTry(layer) {
 export async function discoverAccess() {
   [state.categories] = await Promise.all([loadCategories(), (catalogue ??= loadCatalogue())]);
   state.utilities = state.categories.filter((c) => c.readable && c.has_data);
+  // The root tileset lists only the layers the caller may read; pipe networks it may not read are
+  // still named by the API's categories, and show as a locked layer.
+  if (!state.layers.some((l) => l.name === PIPES) && state.categories.some((c) => c.restricted && !c.readable))
+    state.layers = [...state.layers, { name: PIPES, restricted: true }];
   state.locked = new Set(state.layers.filter((l) => !mayTry(l)).map((l) => l.name));
 }
 
