@@ -188,7 +188,7 @@ def database_url(start: bool = True) -> str:
 
 @lru_cache(maxsize=8)
 def _engine_for(url: str) -> sa.Engine:
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return sa.create_engine(url, pool_size=20, max_overflow=10)
 
 
 def connect_check(engine: sa.Engine) -> None:

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     # Tiles: metres added to stored heights so that the district stands on the ellipsoid.
     vertical_offset: float | None = None
     api_page_default: int = 100
+    # Threads per API process running request handlers (and so database connections in use at once).
+    api_threads: int = 8
     api_page_max: int = 10000
 
 
