@@ -23,6 +23,7 @@ from .layout import (
     river_outline,
     riverside_strips,
 )
+from .manifest import ImportEntry
 from .networks import GRAVITY, UTILITIES, build_network, street_graph
 from .writer import LayerWriter
 
@@ -89,17 +90,17 @@ FIELDS = {
         },
     ),
 }
-# `cim import gis` target of each layer, and its extra options.
+# Options of the GIS import of each layer: what it becomes (kind), and where to read building heights.
 IMPORT_AS = {
-    "roads": "roads",
-    "rivers": "water",
-    "river_banks": "water",
-    "landuse": "landuse",
-    "compounds": "landuse",
-    "buildings": "buildings --height-field height_m --floors-field floors",
-    "green": "green",
-    "facilities": "facilities",
-    "pipes": "pipes",
+    "roads": {"kind": "roads"},
+    "rivers": {"kind": "water"},
+    "river_banks": {"kind": "water"},
+    "landuse": {"kind": "landuse"},
+    "compounds": {"kind": "landuse"},
+    "buildings": {"kind": "buildings", "height_field": "height_m", "floors_field": "floors"},
+    "green": {"kind": "green"},
+    "facilities": {"kind": "facilities"},
+    "pipes": {"kind": "pipes"},
 }
 # The detailed IFC buildings: file stem, footprint role, scenario, and overrides of the footprint's data.
 IFC_BUILDINGS = [
@@ -131,6 +132,8 @@ CONVENTIONS = {
     "'outlet' nodes on the river banks",
     "ifc": "IfcMapConversion (Eastings, Northings, OrthogonalHeight, XAxisAbscissa/Ordinate) maps the "
     "model's local origin, a corner of the footprint, onto EPSG:4547",
+    "import": "importers.<importer>.import_file(path, **options) loads a file or layer; path is relative "
+    "to the folder of this manifest",
     "commands": "paths are relative to the folder of this manifest; run the commands from there",
 }
 
@@ -420,6 +423,7 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
         )
         path = out / "ifc" / f"{stem}.ifc"
         counts = write_ifc(model, path, seed)
+        entry = ImportEntry("ifc", f"ifc/{stem}.ifc", {"dataset": f"sample-ifc-{stem.replace('_', '-')}"})
         files.append(
             {
                 "path": f"ifc/{stem}.ifc",
@@ -432,7 +436,8 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
                 "scenario": scenario,
                 "service_nodes": [lat.node_id for lat in laterals],
                 "counts": counts,
-                "command": f"cim import ifc ifc/{stem}.ifc --dataset sample-ifc-{stem.replace('_', '-')}",
+                "import": entry.as_json(),
+                "command": entry.command,
             }
         )
         if progress:
@@ -443,18 +448,14 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
 def _manifest(grid, plan, counts, lengths, ifc_files, targets, seconds) -> dict:
     layers = []
     for name, (gtype, fields) in FIELDS.items():
-        layers.append(
-            {
-                "layer": name,
-                "geometry": gtype,
-                "count": counts[name],
-                "fields": list(fields),
-                # The pipes import brings its nodes layer along (one network, one dataset).
-                "command": f"cim import gis {GPKG} --layer {name} --as {IMPORT_AS[name]} "
-                f"--dataset sample-{name.replace('_', '-')}" if name in IMPORT_AS else None,
-                **({} if name in IMPORT_AS else {"imported_with": "pipes"}),
-            }
-        )
+        layer = {"layer": name, "geometry": gtype, "count": counts[name], "fields": list(fields)}
+        if name in IMPORT_AS:
+            options = {"layer": name, **IMPORT_AS[name], "dataset": f"sample-{name.replace('_', '-')}"}
+            entry = ImportEntry("gis", GPKG, options)
+            layer.update({"import": entry.as_json(), "command": entry.command})
+        else:  # the pipes import brings its nodes layer along (one network, one dataset)
+            layer.update({"import": None, "command": None, "imported_with": "pipes"})
+        layers.append(layer)
     compounds = [b for b in plan.blocks if b.compound_id]
     cx, cy = district_centre()
     return {
