@@ -7,6 +7,6 @@ loads it and the equivalent `cim import` command). `load(folder)` imports what i
 """
 
 from .generator import generate
-from .manifest import ImportEntry, entries, load
+from .manifest import ImportEntry, entries, is_current, load
 
-__all__ = ["ImportEntry", "entries", "generate", "load"]
+__all__ = ["ImportEntry", "entries", "generate", "is_current", "load"]

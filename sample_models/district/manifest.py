@@ -51,16 +51,30 @@ class ImportEntry:
         return {"importer": self.importer, "path": self.path, "options": dict(self.options)}
 
 
+def _listed(manifest: dict) -> list[dict]:
+    """The manifest's layers, then its other files (IFC): the items that may carry an import."""
+    return [layer for f in manifest["files"] for layer in f.get("layers", [])] + [
+        f for f in manifest["files"] if "layers" not in f
+    ]
+
+
+def is_current(folder: str | Path) -> bool:
+    """Whether `folder` holds a district whose manifest lists its imports (older generators wrote only
+    `cim import` commands)."""
+    path = Path(folder) / "manifest.json"
+    if not path.exists():
+        return False
+    return all("import" in item for item in _listed(json.loads(path.read_text(encoding="utf-8"))))
+
+
 def entries(folder: str | Path) -> list[ImportEntry]:
     """The imports of the district in `folder`, in the order of its manifest (layers, then IFC files)."""
     path = Path(folder) / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    listed = [layer for f in manifest["files"] for layer in f.get("layers", [])]
-    listed += [f for f in manifest["files"] if "layers" not in f]
+    listed = _listed(json.loads(path.read_text(encoding="utf-8")))
     if any("import" not in item for item in listed):
         raise InputError(
             f"{path}: written by an older generator, without import entries",
-            hint=f"generate the district again, e.g. `cim sample generate --out {Path(folder)}`",
+            hint="generate the district again with `cim sample generate`",
         )
     return [ImportEntry(**item["import"]) for item in listed if item["import"]]
 

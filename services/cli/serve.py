@@ -46,10 +46,10 @@ def _install_cesium() -> None:
 
 def _load_sample_district(scale: float, engine) -> None:
     """Generate the sample district into CIM_HOME unless it is there, and import what is not loaded yet."""
-    from sample_models.district import generate, load
+    from sample_models.district import generate, is_current, load
 
     folder = cdb.get_settings().home.absolute() / "sample-district" / f"scale-{scale:g}"
-    if not (folder / "manifest.json").exists():
+    if not is_current(folder):  # not generated yet, or by an older generator
         with progress_bar(None, f"generating the sample district (scale {scale:g}) in {folder}") as advance:
             generate(folder, scale=scale, progress=lambda stage, n: advance(0))
     with steps_bar("importing the sample district") as step:
