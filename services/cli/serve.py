@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
 from cim_core import db as cdb
 
 from .output import console, counts_text, progress_bar, steps_bar
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 
 def serve(
@@ -44,7 +49,7 @@ def _install_cesium() -> None:
             raise InputError(f"{VIEWER / 'package.json'}: npm ci failed", hint="install Node.js 20 and npm")
 
 
-def _load_sample_district(scale: float, engine) -> None:
+def _load_sample_district(scale: float, engine: sa.Engine) -> None:
     """Generate the sample district into CIM_HOME unless it is there, and import what is not loaded yet."""
     from sample_models.district import generate, is_current, load
 
