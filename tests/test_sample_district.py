@@ -16,7 +16,9 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from sample_models.district import generate, generator, writer
+from cim_core import store
+from cim_core.errors import InputError
+from sample_models.district import entries, generate, generator, is_current, load, writer
 from sample_models.district.ifc import BuildingModel, write_ifc
 
 LAYERS = [
@@ -364,3 +366,33 @@ def test_a_north_south_building_is_rotated_onto_its_footprint(tmp_path):
     )
     corners = np.array([_map(conversion, x, y) for x, y in verts[:, :2]])
     np.testing.assert_allclose([*corners.min(axis=0), *corners.max(axis=0)], rect, atol=1e-6)
+
+
+def test_load_imports_each_entry_once_then_only_what_changed(db, tmp_path):
+    assert not is_current(tmp_path)
+    manifest = generate(tmp_path, scale=0.01, seed=7)
+    assert is_current(tmp_path)
+    listed = entries(tmp_path)
+    commands = [layer["command"] for layer in manifest["files"][0]["layers"] if layer["command"]]
+    commands += [f["command"] for f in manifest["files"][1:]]
+    assert [e.command for e in listed] == commands  # the manifest shows each import as a `cim import`
+    steps = []
+    first = load(tmp_path, engine=db, on_step=lambda done, total: steps.append((done, total)))
+    assert [r.dataset for r in first] == [e.dataset for e in listed]
+    assert len({r.dataset for r in first}) == len(listed) == 14
+    assert steps == [(k, len(listed)) for k in range(len(listed) + 1)]
+    assert {d["name"] for d in store.list_datasets(db)} == {e.dataset for e in listed}
+    assert all(sum(r.counts.values()) > 0 for r in first)
+    assert load(tmp_path, engine=db) == []
+    (tmp_path / "ifc" / "hospital.ifc").write_bytes((tmp_path / "ifc" / "school.ifc").read_bytes())
+    assert [r.dataset for r in load(tmp_path, engine=db)] == ["sample-ifc-hospital"]
+
+
+def test_a_manifest_of_an_older_generator_is_not_current_and_not_loaded(tmp_path):
+    """Older manifests listed only `cim import` commands: `cim demo` generates such a district again."""
+    roads = {"layer": "roads", "command": "cim import gis district.gpkg --layer roads --as roads"}
+    manifest = {"files": [{"path": "district.gpkg", "layers": [roads]}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert not is_current(tmp_path)
+    with pytest.raises(InputError, match="older generator"):
+        load(tmp_path)

@@ -2,10 +2,11 @@
 
 `generate(out, scale=1, seed=7)` writes district.gpkg (roads, rivers, river_banks, landuse, compounds,
 buildings, green, facilities, pipes, pipe_nodes; EPSG:4547), ifc/*.ifc (IFC4 buildings standing on
-footprints of the buildings layer) and manifest.json (each file and layer with the `cim import` command
-that loads it, and counts).
+footprints of the buildings layer) and manifest.json (each file and layer with counts, the import that
+loads it and the equivalent `cim import` command). `load(folder)` imports what is not loaded yet.
 """
 
 from .generator import generate
+from .manifest import ImportEntry, entries, is_current, load
 
-__all__ = ["generate"]
+__all__ = ["ImportEntry", "entries", "generate", "is_current", "load"]

@@ -23,6 +23,7 @@ from .layout import (
     river_outline,
     riverside_strips,
 )
+from .manifest import ImportEntry
 from .networks import GRAVITY, UTILITIES, build_network, street_graph
 from .writer import LayerWriter
 
@@ -89,17 +90,17 @@ FIELDS = {
         },
     ),
 }
-# `cim import gis` target of each layer, and its extra options.
+# Options of the GIS import of each layer: what it becomes (kind), and where to read building heights.
 IMPORT_AS = {
-    "roads": "roads",
-    "rivers": "water",
-    "river_banks": "water",
-    "landuse": "landuse",
-    "compounds": "landuse",
-    "buildings": "buildings --height-field height_m --floors-field floors",
-    "green": "green",
-    "facilities": "facilities",
-    "pipes": "pipes",
+    "roads": {"kind": "roads"},
+    "rivers": {"kind": "water"},
+    "river_banks": {"kind": "water"},
+    "landuse": {"kind": "landuse"},
+    "compounds": {"kind": "landuse"},
+    "buildings": {"kind": "buildings", "height_field": "height_m", "floors_field": "floors"},
+    "green": {"kind": "green"},
+    "facilities": {"kind": "facilities"},
+    "pipes": {"kind": "pipes"},
 }
 # The detailed IFC buildings: file stem, footprint role, scenario, and overrides of the footprint's data.
 IFC_BUILDINGS = [
@@ -114,6 +115,10 @@ IFC_BUILDINGS = [
         {"year": 2023, "colour": (0.93, 0.86, 0.72), "wall": 0.34, "window": (1.8, 1.5)},
     ),
 ]
+# Feature ids of the layers the cells write: prefix and digits, e.g. B000001.
+ID_FORMAT = {"buildings": ("B", 6), "landuse": ("L", 6), "green": ("G", 5), "facilities": ("F", 5)}
+# The IFC file standing on each footprint role (the as-is buildings; the renewed block replaces one).
+IFC_OF_ROLE = {role: f"ifc/{stem}.ifc" for stem, role, scenario, _ in IFC_BUILDINGS if scenario == "as-is"}
 # Service pipes of the renewed block: utility, offset along the street from the footprint centre (m),
 # diameter (mm), material.
 LATERALS = [("water", -6.0, 100, "ductile iron"), ("sewage", 0.0, 200, "PVC-U"), ("rain", 6.0, 200, "PVC-U")]
@@ -131,6 +136,8 @@ CONVENTIONS = {
     "'outlet' nodes on the river banks",
     "ifc": "IfcMapConversion (Eastings, Northings, OrthogonalHeight, XAxisAbscissa/Ordinate) maps the "
     "model's local origin, a corner of the footprint, onto EPSG:4547",
+    "import": "importers.<importer>.import_file(path, **options) loads a file or layer; path is relative "
+    "to the folder of this manifest",
     "commands": "paths are relative to the folder of this manifest; run the commands from there",
 }
 
@@ -161,10 +168,10 @@ def generate(
     }
 
     _write_roads(plan, writers["roads"])
-    targets, ids_used = _write_cells(plan, writers)
+    targets, ids = _write_cells(plan, writers)
     services = _services(plan, targets.get("old_residential"))
     nodes, lengths, outfall_x = _write_networks(plan, writers, services)
-    _write_water(plan, writers, outfall_x, ids_used)
+    _write_water(plan, writers, outfall_x, ids)
     counts = {name: w.close() for name, w in writers.items()}
 
     ifc_files = _write_ifc(out, grid.seed, targets, services, nodes, progress)
@@ -187,89 +194,102 @@ def _write_roads(plan, w: LayerWriter) -> None:
     )
 
 
-def _write_cells(plan, writers) -> tuple[dict[str, dict], dict[str, int]]:
-    """Stream the cells' features; returns the footprints the IFC buildings stand on, by role, and the
-    number of ids given out per layer."""
-    counters = {"buildings": 0, "landuse": 0, "green": 0, "facilities": 0}
-    targets: dict[str, dict] = {}
-    ifc_of_role: dict[str, str] = {}
-    for stem, role, scenario, _ in IFC_BUILDINGS:
-        if scenario == "as-is":
-            ifc_of_role[role] = f"ifc/{stem}.ifc"
+class _Ids:
+    """Feature ids of a layer, numbered on from cell to cell."""
 
-    def ids(layer, prefix, n, width):
-        first = counters[layer]
-        counters[layer] += n
+    def __init__(self):
+        self.used = dict.fromkeys(ID_FORMAT, 0)
+
+    def take(self, layer: str, n: int) -> np.ndarray:
+        prefix, width = ID_FORMAT[layer]
+        first = self.used[layer]
+        self.used[layer] += n
         return np.array([f"{prefix}{k:0{width}d}" for k in range(first + 1, first + n + 1)], dtype=object)
 
+
+def _write_cells(plan, writers) -> tuple[dict[str, dict], _Ids]:
+    """Stream the cells' features; returns the footprints the IFC buildings stand on, by role, and the
+    ids given out."""
+    ids = _Ids()
+    targets: dict[str, dict] = {}
     for j in range(plan.grid.ncy):
         for i in range(plan.grid.ncx):
             cf = bld.build_cell(plan, i, j)
-            b = bld.building_columns(cf)
-            if b:
-                n = len(b["x0"])
-                bid = ids("buildings", "B", n, 6)
-                ifc_file = np.full(n, None, dtype=object)
-                for role, (k, line) in cf.targets.items():
-                    ifc_file[k] = ifc_of_role[role]
-                    targets[role] = dict(
-                        id=bid[k],
-                        line=line,
-                        rect=(b["x0"][k], b["y0"][k], b["x1"][k], b["y1"][k]),
-                        **{
-                            c: b[c][k]
-                            for c in ("name", "use", "floors", "year", "structure", "ground_z", "height_m")
-                        },
-                    )
-                writers["buildings"].add(
-                    _polys(b["x0"], b["y0"], b["x1"], b["y1"]),
-                    id=bid,
-                    name=b["name"],
-                    floors=b["floors"],
-                    height_m=b["height_m"],
-                    use=b["use"],
-                    structure=b["structure"],
-                    build_year=b["year"],
-                    compound=b["compound"],
-                    ground_z=b["ground_z"],
-                    ifc_file=ifc_file,
-                )
-            lu = bld.CellFeatures.columns(cf.landuse)
-            if lu:
-                writers["landuse"].add(
-                    _polys(lu["x0"], lu["y0"], lu["x1"], lu["y1"]),
-                    id=ids("landuse", "L", len(lu["x0"]), 6),
-                    landuse=lu["landuse"],
-                    name=lu["name"],
-                )
-            c = bld.CellFeatures.columns(cf.compounds)
-            if c:
-                writers["compounds"].add(
-                    _polys(c["x0"], c["y0"], c["x1"], c["y1"]),
-                    id=c["id"],
-                    name=c["name"],
-                    build_year=c["build_year"],
-                    households=c["households"],
-                )
-            g = bld.CellFeatures.columns(cf.green)
-            if g:
-                writers["green"].add(
-                    _polys(g["x0"], g["y0"], g["x1"], g["y1"]),
-                    id=ids("green", "G", len(g["x0"]), 5),
-                    name=g["name"],
-                    kind=g["kind"],
-                    area_m2=g["area_m2"],
-                )
-            f = bld.CellFeatures.columns(cf.facilities)
-            if f:
-                writers["facilities"].add(
-                    shapely.points(f["x"], f["y"]),
-                    id=ids("facilities", "F", len(f["x"]), 5),
-                    name=f["name"],
-                    kind=f["kind"],
-                    capacity=f["capacity"],
-                )
-    return targets, counters
+            targets.update(_write_buildings(cf, writers["buildings"], ids))
+            _write_cell_areas(cf, writers, ids)
+    return targets, ids
+
+
+def _write_buildings(cf, w: LayerWriter, ids: _Ids) -> dict[str, dict]:
+    """The buildings of a cell; returns those the IFC buildings stand on, by role."""
+    b = bld.building_columns(cf)
+    if not b:
+        return {}
+    n = len(b["x0"])
+    bid = ids.take("buildings", n)
+    ifc_file = np.full(n, None, dtype=object)
+    targets = {}
+    for role, (k, line) in cf.targets.items():
+        ifc_file[k] = IFC_OF_ROLE[role]
+        targets[role] = dict(
+            id=bid[k],
+            line=line,
+            rect=(b["x0"][k], b["y0"][k], b["x1"][k], b["y1"][k]),
+            **{c: b[c][k] for c in ("name", "use", "floors", "year", "structure", "ground_z", "height_m")},
+        )
+    w.add(
+        _polys(b["x0"], b["y0"], b["x1"], b["y1"]),
+        id=bid,
+        name=b["name"],
+        floors=b["floors"],
+        height_m=b["height_m"],
+        use=b["use"],
+        structure=b["structure"],
+        build_year=b["year"],
+        compound=b["compound"],
+        ground_z=b["ground_z"],
+        ifc_file=ifc_file,
+    )
+    return targets
+
+
+def _write_cell_areas(cf, writers, ids: _Ids) -> None:
+    """The land use, compounds, greens and facilities of a cell."""
+    lu = bld.CellFeatures.columns(cf.landuse)
+    if lu:
+        writers["landuse"].add(
+            _polys(lu["x0"], lu["y0"], lu["x1"], lu["y1"]),
+            id=ids.take("landuse", len(lu["x0"])),
+            landuse=lu["landuse"],
+            name=lu["name"],
+        )
+    c = bld.CellFeatures.columns(cf.compounds)
+    if c:
+        writers["compounds"].add(
+            _polys(c["x0"], c["y0"], c["x1"], c["y1"]),
+            id=c["id"],
+            name=c["name"],
+            build_year=c["build_year"],
+            households=c["households"],
+        )
+    g = bld.CellFeatures.columns(cf.green)
+    if g:
+        writers["green"].add(
+            _polys(g["x0"], g["y0"], g["x1"], g["y1"]),
+            id=ids.take("green", len(g["x0"])),
+            name=g["name"],
+            kind=g["kind"],
+            area_m2=g["area_m2"],
+        )
+    f = bld.CellFeatures.columns(cf.facilities)
+    if f:
+        writers["facilities"].add(
+            shapely.points(f["x"], f["y"]),
+            id=ids.take("facilities", len(f["x"])),
+            name=f["name"],
+            kind=f["kind"],
+            capacity=f["capacity"],
+        )
 
 
 def _services(plan, target) -> dict[str, tuple[int, float]]:
@@ -349,7 +369,7 @@ def _write_networks(plan, writers, services):
     return service_nodes, lengths, outfall_x
 
 
-def _write_water(plan, writers, outfall_x, ids_used) -> None:
+def _write_water(plan, writers, outfall_x, ids: _Ids) -> None:
     """Rivers (with the outfalls' eastings as vertices, so outfalls lie exactly on the banks), their banks,
     and the riverside parks, which are also green land use."""
     x0, _, x1, _ = plan.grid.extent
@@ -376,15 +396,10 @@ def _write_water(plan, writers, outfall_x, ids_used) -> None:
     )
     area = np.round(shapely.area(polys), 1)
     names = np.array([f"{river.name}滨河公园" for river, _ in strips], dtype=object)
-    c = ids_used
-    green_ids = np.array(
-        [f"G{k:05d}" for k in range(c["green"] + 1, c["green"] + len(strips) + 1)], dtype=object
+    writers["green"].add(
+        polys, id=ids.take("green", len(strips)), name=names, kind=bld.green_kind(area), area_m2=area
     )
-    lu_ids = np.array(
-        [f"L{k:06d}" for k in range(c["landuse"] + 1, c["landuse"] + len(strips) + 1)], dtype=object
-    )
-    writers["green"].add(polys, id=green_ids, name=names, kind=bld.green_kind(area), area_m2=area)
-    writers["landuse"].add(polys, id=lu_ids, landuse="green", name=names)
+    writers["landuse"].add(polys, id=ids.take("landuse", len(strips)), landuse="green", name=names)
 
 
 def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[dict]:
@@ -420,6 +435,7 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
         )
         path = out / "ifc" / f"{stem}.ifc"
         counts = write_ifc(model, path, seed)
+        entry = ImportEntry("ifc", f"ifc/{stem}.ifc", {"dataset": f"sample-ifc-{stem.replace('_', '-')}"})
         files.append(
             {
                 "path": f"ifc/{stem}.ifc",
@@ -432,7 +448,8 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
                 "scenario": scenario,
                 "service_nodes": [lat.node_id for lat in laterals],
                 "counts": counts,
-                "command": f"cim import ifc ifc/{stem}.ifc --dataset sample-ifc-{stem.replace('_', '-')}",
+                "import": entry.as_json(),
+                "command": entry.command,
             }
         )
         if progress:
@@ -443,18 +460,14 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
 def _manifest(grid, plan, counts, lengths, ifc_files, targets, seconds) -> dict:
     layers = []
     for name, (gtype, fields) in FIELDS.items():
-        layers.append(
-            {
-                "layer": name,
-                "geometry": gtype,
-                "count": counts[name],
-                "fields": list(fields),
-                # The pipes import brings its nodes layer along (one network, one dataset).
-                "command": f"cim import gis {GPKG} --layer {name} --as {IMPORT_AS[name]} "
-                f"--dataset sample-{name.replace('_', '-')}" if name in IMPORT_AS else None,
-                **({} if name in IMPORT_AS else {"imported_with": "pipes"}),
-            }
-        )
+        layer = {"layer": name, "geometry": gtype, "count": counts[name], "fields": list(fields)}
+        if name in IMPORT_AS:
+            options = {"layer": name, **IMPORT_AS[name], "dataset": f"sample-{name.replace('_', '-')}"}
+            entry = ImportEntry("gis", GPKG, options)
+            layer.update({"import": entry.as_json(), "command": entry.command})
+        else:  # the pipes import brings its nodes layer along (one network, one dataset)
+            layer.update({"import": None, "command": None, "imported_with": "pipes"})
+        layers.append(layer)
     compounds = [b for b in plan.blocks if b.compound_id]
     cx, cy = district_centre()
     return {

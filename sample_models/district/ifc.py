@@ -243,7 +243,23 @@ class _Writer:
         building_at = self.place(building, site_at)
         ifcopenshell.api.aggregate.assign_object(f, products=[site], relating_object=self.project)
         ifcopenshell.api.aggregate.assign_object(f, products=[building], relating_object=site)
+        self._georeference(ox, oy, c, s)
+        self._building_psets(building)
+        self._storeys(building, building_at, lx, ly)
+        if m.laterals:
+            self._laterals(site, site_at, lx, ly)
+        for name, products in self.materials.items():
+            material = ifcopenshell.api.material.add_material(f, name=name)
+            ifcopenshell.api.material.assign_material(
+                f, products=products, type="IfcMaterial", material=material
+            )
+        for product, placement in self.placements:
+            product.ObjectPlacement = placement
+        return f
 
+    def _georeference(self, ox, oy, c, s):
+        """An IfcMapConversion of the local origin (a corner of the footprint) onto EPSG:4547."""
+        f = self.f
         ifcopenshell.api.georeference.add_georeferencing(f, ifc_class="IfcMapConversion", name=CRS)
         length_unit = next(u for u in f.by_type("IfcSIUnit") if u.UnitType == "LENGTHUNIT")
         ifcopenshell.api.georeference.edit_georeferencing(
@@ -258,13 +274,15 @@ class _Writer:
             coordinate_operation={
                 "Eastings": round(ox, 3),
                 "Northings": round(oy, 3),
-                "OrthogonalHeight": round(m.ground_z, 3),
+                "OrthogonalHeight": round(self.m.ground_z, 3),
                 "XAxisAbscissa": c,
                 "XAxisOrdinate": s,
                 "Scale": 1.0,
             },
         )
 
+    def _building_psets(self, building):
+        f, m = self.f, self.m
         pset = ifcopenshell.api.pset.add_pset(f, product=building, name="Pset_BuildingCommon")
         ifcopenshell.api.pset.edit_pset(
             f,
@@ -288,6 +306,9 @@ class _Writer:
             },
         )
 
+    def _storeys(self, building, building_at, lx, ly):
+        """The storeys with their elements, and the roof on the top one."""
+        f, m = self.f, self.m
         walls, windows = [], []
         storeys = []
         for k in range(m.floors):
@@ -316,41 +337,41 @@ class _Writer:
         ifcopenshell.api.spatial.assign_container(f, products=[roof], relating_structure=top)
         self._shared_pset(walls, "Pset_WallCommon", {"IsExternal": True, "LoadBearing": True})
         self._shared_pset(windows, "Pset_WindowCommon", {"IsExternal": True})
-        if m.laterals:
-            self._laterals(site, site_at, lx, ly)
-        for name, products in self.materials.items():
-            material = ifcopenshell.api.material.add_material(f, name=name)
-            ifcopenshell.api.material.assign_material(
-                f, products=products, type="IfcMaterial", material=material
-            )
-        for product, placement in self.placements:
-            product.ObjectPlacement = placement
-        return f
 
     def _storey(self, storey, rel, k, lx, ly):
+        """Storey k: its floor slab, exterior walls with doors and windows, rooms and partitions.
+
+        Returns the elements it contains, its exterior walls and its windows."""
+        floor = self.element(
+            "IfcSlab",
+            rel,
+            (0, 0, -SLAB),
+            (lx, ly, SLAB),
+            "slab",
+            f"{k + 1}F楼板",
+            "reinforced concrete",
+            predefined_type="FLOOR",
+        )
+        fills, walls, windows = self._exterior_walls(rel, k, lx, ly)
+        partitions = self._rooms(storey, rel, k, lx, ly)
+        return [floor, *fills, *partitions], walls, windows
+
+    def _exterior_walls(self, rel, k, lx, ly):
+        """South and north walls full length, west and east between them, with their doors and windows.
+
+        Returns the walls with their doors and windows (in order), the walls, and the windows."""
         m, spec = self.m, self.spec
         t, h = spec["wall"], m.storey_h
-        contained = [
-            self.element(
-                "IfcSlab",
-                rel,
-                (0, 0, -SLAB),
-                (lx, ly, SLAB),
-                "slab",
-                f"{k + 1}F楼板",
-                "reinforced concrete",
-                predefined_type="FLOOR",
-            )
-        ]
-        # Exterior walls: south and north full length, west and east between them. (at, size, along x)
-        sides = {
+        sides = {  # (at, size, along x)
             "S": ((0, 0, 0), (lx, t, h), True),
             "N": ((0, ly - t, 0), (lx, t, h), True),
             "W": ((0, t, 0), (t, ly - 2 * t, h), False),
             "E": ((lx - t, t, 0), (t, ly - 2 * t, h), False),
         }
-        walls, windows = [], []
+        contained, walls, windows = [], [], []
         doors = self._door_positions(lx) if k == 0 else {}
+        ww, wh = spec["window"]
+        dw, dh = DOOR["residential" if m.use == "residential" else "other"]
         for side, (at, size, along_x) in sides.items():
             wall = self.element(
                 "IfcWall",
@@ -366,8 +387,6 @@ class _Writer:
             walls.append(wall)
             contained.append(wall)
             wall_len = size[0] if along_x else size[1]
-            ww, wh = spec["window"]
-            dw, dh = DOOR["residential" if m.use == "residential" else "other"]
             door_spans = [(x - dw / 2 - 0.3, x + dw / 2 + 0.3) for x in doors.get(side, [])]
             for x in doors.get(side, []):
                 contained.append(
@@ -383,10 +402,14 @@ class _Writer:
                 )
                 windows.append(win)
                 contained.append(win)
-        # Rooms along the building, with partitions between them.
+        return contained, walls, windows
+
+    def _rooms(self, storey, rel, k, lx, ly):
+        """Rooms along the building (aggregated in the storey), with partitions between them, returned."""
+        spec, t, h = self.spec, self.spec["wall"], self.m.storey_h
         n_rooms = max(1, round((lx - 2 * t) / spec["room"]))
         rw = (lx - 2 * t) / n_rooms
-        spaces = []
+        spaces, partitions = [], []
         for r in range(n_rooms):
             space = self.element(
                 "IfcSpace",
@@ -399,7 +422,7 @@ class _Writer:
             space.LongName = spec["room_name"]
             spaces.append(space)
             if r:
-                contained.append(
+                partitions.append(
                     self.element(
                         "IfcWall",
                         rel,
@@ -412,7 +435,7 @@ class _Writer:
                     )
                 )
         ifcopenshell.api.aggregate.assign_object(self.f, products=spaces, relating_object=storey)
-        return contained, walls, windows
+        return partitions
 
     def _door_positions(self, lx) -> dict[str, list[float]]:
         """Ground-floor doors along the wall: residential stairwells face north, other entrances south."""

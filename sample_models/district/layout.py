@@ -258,8 +258,38 @@ def plan_district(grid: Grid) -> Plan:
     """Streets, rivers and blocks of the whole district (cheap: no buildings yet)."""
     ll = _LineList()
     namer = names.Namer(grid.seed)
-    ext_x, ext_y = grid.ncx * CELL_DM, grid.ncy * CELL_DM
+    va, vs, ha = _major_streets(grid, ll)
+    rivers, mid_lines = _rows(grid, ll)
+    blocks: list[Block] = []
+    # Local streets of the neighbouring quadrant across a major street (below, or to the west), keyed by
+    # that street and the quadrant's other bound: a new local street that would meet one of them within
+    # 25 m continues it instead.
+    neighbours: dict[tuple[int, int], list[int]] = {}
+    for j in range(grid.ncy):
+        for i in range(grid.ncx):
+            rng = grid.rng(K_PLAN, i, j)
+            cell_blocks = []
+            for q in range(4):
+                west, east = (va[i], vs[i]) if q % 2 == 0 else (vs[i], va[i + 1])
+                south, north = (ha[j], mid_lines[j][0]) if q < 2 else (mid_lines[j][1], ha[j + 1])
+                quad = (j * grid.ncx + i) * 4 + q
+                cell_blocks += _quadrant(
+                    grid, ll, rng, namer, i, j, quad, (west, east, south, north), neighbours
+                )
+            _assign_landuse(grid, rng, namer, cell_blocks, i, j)
+            blocks.extend(cell_blocks)
+    for k, b in enumerate(b for b in blocks if b.era in ("old", "mid", "new")):
+        b.compound_id = f"C{k + 1:05d}"
+    by_cell: dict[tuple[int, int], list[Block]] = {}
+    for b in blocks:
+        by_cell.setdefault((b.i, b.j), []).append(b)
+    return Plan(grid, ll.build(), rivers, blocks, by_cell)
 
+
+def _major_streets(grid: Grid, ll: _LineList) -> tuple[list[int], list[int], list[int]]:
+    """Line ids of the north-south arterials, the north-south secondary streets and the east-west
+    arterials."""
+    ext_x, ext_y = grid.ncx * CELL_DM, grid.ncy * CELL_DM
     rank = _ranked(grid.ncx + 1, grid.ncx / 2)
     va = [
         ll.add(
@@ -301,40 +331,27 @@ def plan_district(grid: Grid) -> Plan:
         )
         for j in range(grid.ncy + 1)
     ]
+    return va, vs, ha
 
+
+def _rows(grid: Grid, ll: _LineList) -> tuple[list[River], list[tuple[int, int]]]:
+    """Across the middle of each row of cells, an east-west secondary street or a river between two
+    riverside roads: the rivers, and per row the street above its south half and below its north half."""
     river_rows = [j for j in range(grid.ncy) if grid.is_river_row(j)]
     river_rank = _ranked(len(river_rows), (grid.ncy / 2 - 1.5) / 2)
     rank = _ranked(grid.ncy, grid.ncy / 2 - 0.5)
     rivers: list[River] = []
-    mid_lines: list[tuple[int, int]] = []  # per row: the street above the south half, below the north half
+    mid_lines: list[tuple[int, int]] = []
     for j in range(grid.ncy):
         mid = j * CELL_DM + CELL_DM // 2
         if grid.is_river_row(j):
-            k = len(rivers)
             rk = river_rank[river_rows.index(j)]
             name = names.RIVERS[rk] if rk < len(names.RIVERS) else f"{names.cn_number(rk + 1)}号排涝河"
-            r = grid.rng(K_RIVER, j)
-            tau = 2 * np.pi
-            rivers.append(
-                River(
-                    name,
-                    j,
-                    grid.oy + mid / 10,
-                    r.uniform(10, 18),
-                    r.uniform(900, 1500),
-                    r.uniform(0, tau),
-                    r.uniform(3, 8),
-                    r.uniform(300, 500),
-                    r.uniform(0, tau),
-                    r.uniform(28, 40),
-                    r.uniform(1.5, 3),
-                    r.uniform(600, 1000),
-                    r.uniform(0, tau),
-                )
-            )
+            rivers.append(_river(grid, j, name, grid.oy + mid / 10))
             stem = name.removesuffix("河")
-            s = ll.add(H, mid - RIVER_ROAD_DM, 0, ext_x, SEC, 20, f"{stem}南路", river=k)
-            n = ll.add(H, mid + RIVER_ROAD_DM, 0, ext_x, SEC, 20, f"{stem}北路", river=k)
+            ext_x = grid.ncx * CELL_DM
+            s = ll.add(H, mid - RIVER_ROAD_DM, 0, ext_x, SEC, 20, f"{stem}南路", river=len(rivers) - 1)
+            n = ll.add(H, mid + RIVER_ROAD_DM, 0, ext_x, SEC, 20, f"{stem}北路", river=len(rivers) - 1)
             mid_lines.append((s, n))
         else:
             r = grid.rng(K_HSEC, j)
@@ -342,55 +359,57 @@ def plan_district(grid: Grid) -> Plan:
                 H,
                 mid + 10 * r.integers(-60, 61),
                 0,
-                ext_x,
+                grid.ncx * CELL_DM,
                 SEC,
                 r.choice([24, 26, 30]),
                 names.major_name(names.SECONDARY_EW, "纬街", rank[j]),
             )
             mid_lines.append((s, s))
+    return rivers, mid_lines
 
-    blocks: list[Block] = []
-    quad_id = 0
-    # Local streets of the neighbouring quadrant across a major street (below, or to the west), keyed by
-    # that street and the quadrant's other bound: a new local street that would meet one of them within
-    # 25 m continues it instead.
-    neighbours: dict[tuple[int, int], list[int]] = {}
-    for j in range(grid.ncy):
-        for i in range(grid.ncx):
-            rng = grid.rng(K_PLAN, i, j)
-            cell_blocks = []
-            for q in range(4):
-                west, east = (va[i], vs[i]) if q % 2 == 0 else (vs[i], va[i + 1])
-                south, north = (ha[j], mid_lines[j][0]) if q < 2 else (mid_lines[j][1], ha[j + 1])
-                lv = _local_streets(
-                    ll, rng, namer, V, west, east, south, north, quad_id, neighbours.get((south, west), [])
-                )
-                lh = _local_streets(
-                    ll, rng, namer, H, south, north, west, east, quad_id, neighbours.get((west, south), [])
-                )
-                neighbours[(north, west)], neighbours[(east, south)] = lv, lh
-                xcuts, ycuts = [west, *lv, east], [south, *lh, north]
-                for yb, yt in itertools.pairwise(ycuts):
-                    for xl, xr in itertools.pairwise(xcuts):
-                        rect = (
-                            grid.ox + ll.pos(xl) / 10 + ll.width(xl) / 2,
-                            grid.oy + ll.pos(yb) / 10 + ll.width(yb) / 2,
-                            grid.ox + ll.pos(xr) / 10 - ll.width(xr) / 2,
-                            grid.oy + ll.pos(yt) / 10 - ll.width(yt) / 2,
-                        )
-                        sides = (xl, xr, yb, yt)
-                        cell_blocks.append(
-                            Block(i, j, quad_id, rect, sides, any(ll.cls(s) == ART for s in sides))
-                        )
-                quad_id += 1
-            _assign_landuse(grid, rng, namer, cell_blocks, i, j)
-            blocks.extend(cell_blocks)
-    for k, b in enumerate(b for b in blocks if b.era in ("old", "mid", "new")):
-        b.compound_id = f"C{k + 1:05d}"
-    by_cell: dict[tuple[int, int], list[Block]] = {}
-    for b in blocks:
-        by_cell.setdefault((b.i, b.j), []).append(b)
-    return Plan(grid, ll.build(), rivers, blocks, by_cell)
+
+def _river(grid: Grid, j: int, name: str, ym: float) -> River:
+    """The river of row j, meandering about its mean line ym, with a varying width."""
+    r = grid.rng(K_RIVER, j)
+    tau = 2 * np.pi
+    return River(
+        name,
+        j,
+        ym,
+        r.uniform(10, 18),
+        r.uniform(900, 1500),
+        r.uniform(0, tau),
+        r.uniform(3, 8),
+        r.uniform(300, 500),
+        r.uniform(0, tau),
+        r.uniform(28, 40),
+        r.uniform(1.5, 3),
+        r.uniform(600, 1000),
+        r.uniform(0, tau),
+    )
+
+
+def _quadrant(
+    grid: Grid, ll: _LineList, rng, namer, i: int, j: int, quad: int, bounds, neighbours
+) -> list[Block]:
+    """The blocks of one quadrant of cell (i, j) between its bounding streets (west, east, south, north),
+    cut by new local streets; records those as neighbours of the quadrants to the north and east."""
+    west, east, south, north = bounds
+    lv = _local_streets(ll, rng, namer, V, west, east, south, north, quad, neighbours.get((south, west), []))
+    lh = _local_streets(ll, rng, namer, H, south, north, west, east, quad, neighbours.get((west, south), []))
+    neighbours[(north, west)], neighbours[(east, south)] = lv, lh
+    blocks = []
+    for yb, yt in itertools.pairwise([south, *lh, north]):
+        for xl, xr in itertools.pairwise([west, *lv, east]):
+            rect = (
+                grid.ox + ll.pos(xl) / 10 + ll.width(xl) / 2,
+                grid.oy + ll.pos(yb) / 10 + ll.width(yb) / 2,
+                grid.ox + ll.pos(xr) / 10 - ll.width(xr) / 2,
+                grid.oy + ll.pos(yt) / 10 - ll.width(yt) / 2,
+            )
+            sides = (xl, xr, yb, yt)
+            blocks.append(Block(i, j, quad, rect, sides, any(ll.cls(s) == ART for s in sides)))
+    return blocks
 
 
 def _local_streets(ll: _LineList, rng, namer, orient, lo, hi, span_lo, span_hi, quad, across) -> list[int]:

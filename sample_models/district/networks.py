@@ -343,9 +343,30 @@ def _service_nodes(g: StreetGraph) -> np.ndarray:
 
 def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs) -> Network:
     design = GRAVITY_DESIGN[utility]
+    pos, e0, e1, parent, outfalls = _river_outfalls(plan, pos, g)
+    pos, src, dst, parent = _drain_to_outfalls(utility, pos, e0, e1, parent, outfalls)
+    # Manholes at most `seg` metres apart.
+    length = np.linalg.norm(pos[dst] - pos[src], axis=1)
+    n = np.ceil(length / UTILITIES[utility]["seg"]).astype(np.int64)
+    cut_edge = np.repeat(np.arange(len(src)), n - 1)
+    cut_t = _ranges(np.ones(len(src), dtype=np.int64), n - 1) * (length / n)[cut_edge]
+    new_pos, a, b, parent = _subdivide(pos, src, dst, parent, cut_edge, cut_t)  # cuts already in order
+    pos = np.vstack([pos, new_pos])
+    ground, invert, upstream = _inverts(design, pos, a, b)
+    seg = {k: v[parent] for k, v in attrs.items()}
+    _size_gravity(utility, seg, upstream[b])
+    types = np.full(len(pos), "manhole", dtype=object)
+    types[outfalls] = "outlet"
+    return Network(utility, pos, types, ground, np.round(ground - invert, 3), invert, a, b, seg, {})
+
+
+def _river_outfalls(plan: Plan, pos, g: StreetGraph):
+    """Streets crossing a river: the drain on either side ends at an outfall on the near bank.
+
+    Returns the node positions with the outfalls added, the edges (e0, e1) with the street edge each
+    comes from (parent), and the outfalls' node indices."""
     L = plan.lines
     e0, e1, parent = g.e0.copy(), g.e1.copy(), np.arange(len(g.e0))
-    # Streets crossing a river: the drain on either side ends at an outfall on the near bank.
     r0, r1 = L.river[g.hline[e0]], L.river[g.hline[e1]]
     crossing = (
         (L.orient[g.eline] == V)
@@ -365,8 +386,13 @@ def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs) -> Network:
     e0 = np.r_[e0[~crossing], np.column_stack([south, north]).ravel()]
     e1 = np.r_[e1[~crossing], outfalls]
     parent = np.r_[parent[~crossing], np.repeat(cross, 2)]
+    return pos, e0, e1, parent, outfalls
 
-    # Distance along the network to the nearest outfall; each stretch drains towards it.
+
+def _drain_to_outfalls(utility, pos, e0, e1, parent, outfalls):
+    """Distance along the network to the nearest outfall; each stretch drains towards it, and one that
+    drains both ways is split at its summit. Returns the positions with the summits added and the edges
+    (src, dst) pointing downstream, with their street edge."""
     length = np.linalg.norm(pos[e1] - pos[e0], axis=1)
     graph = coo_matrix((length, (e0, e1)), shape=(len(pos), len(pos))).tocsr()
     dist = dijkstra(graph, directed=False, indices=outfalls, min_only=True)
@@ -383,18 +409,15 @@ def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs) -> Network:
     src = np.r_[np.where(up_first, e0, e1)[whole], summits, summits]
     dst = np.r_[np.where(up_first, e1, e0)[whole], e0[split], e1[split]]
     parent = np.r_[parent[whole], parent[split], parent[split]]
+    return pos, src, dst, parent
 
-    # Manholes at most `seg` metres apart.
-    length = np.linalg.norm(pos[dst] - pos[src], axis=1)
-    n = np.ceil(length / UTILITIES[utility]["seg"]).astype(np.int64)
-    cut_edge = np.repeat(np.arange(len(src)), n - 1)
-    cut_t = _ranges(np.ones(len(src), dtype=np.int64), n - 1) * (length / n)[cut_edge]
-    new_pos, a, b, parent = _subdivide(pos, src, dst, parent, cut_edge, cut_t)  # cuts already in order
-    pos = np.vstack([pos, new_pos])
+
+def _inverts(design: dict, pos, a, b):
+    """Inverts: at least min_depth below ground, falling by at least the minimum slope downstream;
+    upstream: the longest flow path above each node, which sizes the pipe.
+
+    Returns the ground, the invert and the upstream length at each node."""
     seg_len = np.linalg.norm(pos[b] - pos[a], axis=1)
-
-    # Inverts: at least min_depth below ground, falling by at least the minimum slope downstream;
-    # upstream: the longest flow path above each node, which sizes the pipe.
     ground = ground_z(pos[:, 0], pos[:, 1])
     invert = ground - design["min_depth"]
     upstream = np.zeros(len(pos))
@@ -406,11 +429,14 @@ def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs) -> Network:
         if np.array_equal(new_inv, invert) and np.array_equal(new_up, upstream):
             break
         invert, upstream = new_inv, new_up
-    invert = np.round(invert, 3)
+    return ground, np.round(invert, 3), upstream
 
-    seg = {k: v[parent] for k, v in attrs.items()}
+
+def _size_gravity(utility: str, seg: dict, upstream) -> None:
+    """Size (by the flow path above each segment's lower end) and material of gravity segments, in seg."""
+    design = GRAVITY_DESIGN[utility]
     bounds = np.array([s[0] for s in design["sizes"]])
-    size = np.searchsorted(bounds, upstream[b], side="left")
+    size = np.searchsorted(bounds, upstream, side="left")
     for k, (_, dim) in enumerate(design["sizes"]):
         m = size == k
         if isinstance(dim, tuple):
@@ -423,6 +449,3 @@ def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs) -> Network:
         (seg["shape"] == "circular") & (seg["diameter_mm"] <= plastic_max) & (seg["install_year"] >= 2005)
     )
     seg["material"] = np.where(plastic, "PVC-U", "concrete").astype(object)
-    types = np.full(len(pos), "manhole", dtype=object)
-    types[outfalls] = "outlet"
-    return Network(utility, pos, types, ground, np.round(ground - invert, 3), invert, a, b, seg, {})

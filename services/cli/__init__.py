@@ -1,0 +1,52 @@
+"""The `cim` command: a thin layer over importers and services, one module per command group.
+
+It parses arguments, shows progress, and turns errors into one clear line and a non-zero exit code.
+This package is the one part of services/ that imports importers/; nothing imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from . import datasets, db, imports, keys, qa, sample, serve, tiles
+from .output import print_error, print_interrupted
+
+app = typer.Typer(
+    help="CIM/BIM digital-twin platform: import city data into PostGIS, publish 3D tiles and "
+    "OGC API - Features.\n\nExample: cim db start && cim datasets",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+app.command("qa")(qa.qa)
+app.command("serve")(serve.serve)
+app.command("demo")(serve.demo)
+app.add_typer(db.app, name="db")
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(imports.app, name="import")
+app.add_typer(tiles.app, name="tiles")
+app.add_typer(keys.app, name="keys")
+app.add_typer(sample.app, name="sample")
+
+_debug = False
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")):
+    global _debug
+    _debug = debug
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        print_interrupted()
+        sys.exit(130)
+    except Exception as exc:
+        if _debug:
+            raise
+        print_error(exc)
+        sys.exit(1)

@@ -1,0 +1,104 @@
+"""`cim serve` and `cim demo`: the API, the tiles and the viewer over HTTP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from cim_core import db as cdb
+
+from .output import console, counts_text, progress_bar, steps_bar
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 to share on the network."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (each with its own connection pool)."),
+):
+    """Serve the features API (/api), the 3D tiles (/tiles) and the viewer (/) with uvicorn.
+
+    Example: cim serve --port 8000 --workers 2
+    """
+    import uvicorn
+
+    engine = cdb.get_engine()  # start and migrate the database once, before the workers fork
+    console.print(
+        f"database: {cdb.describe_url(engine.url.render_as_string())}; "
+        f"serving http://{host}:{port}/api (OpenAPI docs at /api/docs)"
+    )
+    uvicorn.run(
+        "services.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
+    )
+
+
+def _install_cesium() -> None:
+    """CesiumJS into viewer/node_modules, unless it is there."""
+    import subprocess
+
+    from cim_core.errors import InputError
+    from services.app import VIEWER
+
+    if not (VIEWER / "node_modules" / "cesium" / "Build" / "Cesium" / "Cesium.js").exists():
+        console.print("installing CesiumJS into viewer/node_modules (npm ci)")
+        if subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=VIEWER, check=False).returncode != 0:
+            raise InputError(f"{VIEWER / 'package.json'}: npm ci failed", hint="install Node.js 20 and npm")
+
+
+def _load_sample_district(scale: float, engine: sa.Engine) -> None:
+    """Generate the sample district into CIM_HOME unless it is there, and import what is not loaded yet."""
+    from sample_models.district import generate, is_current, load
+
+    folder = cdb.get_settings().home.absolute() / "sample-district" / f"scale-{scale:g}"
+    if not is_current(folder):  # not generated yet, or by an older generator
+        with progress_bar(None, f"generating the sample district (scale {scale:g}) in {folder}") as advance:
+            generate(folder, scale=scale, progress=lambda stage, n: advance(0))
+    with steps_bar("importing the sample district") as step:
+        loaded = load(folder, engine=engine, on_step=step)
+    if not loaded:
+        console.print("sample district already loaded: import skipped")
+        return
+    t = Table("dataset", "imported")
+    for result in loaded:
+        t.add_row(result.dataset, counts_text(result.counts))
+    console.print(t)
+
+
+def demo(
+    port: int = typer.Option(8000, help="Port to serve on."),
+    scale: float = typer.Option(1.0, help="Sample district scale: 1 is about 3,000 buildings."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 to share on the network."),
+):
+    """The sample district in the browser: start the database, generate and import the district when it is not
+    loaded yet, build the tiles, and serve the viewer. A second run skips the import.
+
+    Example: cim demo --port 8000
+    """
+    import uvicorn
+
+    from services.app import create_app
+    from services.tiles import build as build_tiles
+    from services.tiles.service import cache_dir
+
+    _install_cesium()
+    engine = cdb.get_engine()
+    console.print(f"database: {cdb.describe_url(engine.url.render_as_string())}")
+    _load_sample_district(scale, engine)
+    with progress_bar(None, "building the 3D tiles") as advance:
+        # Into the cache `cim serve` reads; incremental: tiles of an unchanged database are kept as they are.
+        report = build_tiles(cache_dir(), engine=engine, incremental=True, progress=lambda n=1: advance(n))
+    console.print(
+        "tiles: "
+        + ", ".join(
+            f"{la.layer} {la.features} features" + (" (unchanged)" if la.skipped else "")
+            for la in report.layers
+        )
+    )
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    console.print("Ctrl+C stops the server; the database keeps running (`cim db stop`).")
+    print(f"\nopen {url}", flush=True)
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
