@@ -117,11 +117,13 @@ class CityObject:
 
 @dataclass(slots=True)
 class QAFinding:
+    """A finding about a dataset's object (by key), made while importing it."""
     rule: str
     message: str
     object_key: str | None = None
     location: tuple[float, float] | None = None
     severity: str = "warning"
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

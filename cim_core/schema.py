@@ -112,15 +112,35 @@ pipe_segments = sa.Table(
     sa.Column("centerline", Geometry("LineStringZ"), nullable=False),
 )
 
+# An analysis run and its provenance: inputs, rules and their source, the datasets it read, when.
+analysis_runs = sa.Table(
+    "analysis_runs", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("analysis", sa.Text, nullable=False),
+    sa.Column("inputs", JSONB, nullable=False, server_default="{}"),
+    sa.Column("rules", JSONB, nullable=False, server_default="{}"),
+    sa.Column("datasets", JSONB, nullable=False, server_default="[]"),
+    sa.Column("summary", JSONB, nullable=False, server_default="{}"),
+    sa.Column("requested_by", sa.Text),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+
+# A finding of an import (dataset_id) or of an analysis run (run_id): its object, the other object of a
+# pair, and in details the measured and required values, the rule's source and confidence.
 qa_findings = sa.Table(
     "qa_findings", metadata,
     sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE")),
     sa.Column("object_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE")),
     sa.Column("rule", sa.Text, nullable=False),
     sa.Column("severity", sa.Text, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("geom", Geometry("Point")),
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey("analysis_runs.id", ondelete="CASCADE")),
+    sa.Column("related_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE")),
+    sa.Column("details", JSONB, nullable=False, server_default="{}"),
+    sa.CheckConstraint("dataset_id is not null or run_id is not null", name="qa_findings_owner"),
 )
 
 # Every write records where it changed the model, so tile caches rebuild only that region.
@@ -185,6 +205,8 @@ for _name, _cols, _using in (
         ("pipe_segments_to", [pipe_segments.c.to_node], None),
         ("pipe_segments_utility", [pipe_segments.c.utility], None),
         ("qa_findings_dataset", [qa_findings.c.dataset_id, qa_findings.c.rule], None),
+        ("qa_findings_run", [qa_findings.c.run_id, qa_findings.c.rule], None),
+        ("analysis_runs_analysis", [analysis_runs.c.analysis, analysis_runs.c.id], None),
         ("audit_log_at", [audit_log.c.at], None)):
     sa.Index(_name, *_cols, postgresql_using=_using)
 

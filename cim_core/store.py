@@ -173,6 +173,7 @@ def _finding_rows(findings: list[QAFinding], dataset_id: int, object_ids: dict[s
     for f in findings:
         yield _row(f, FINDING_COLUMNS, {
             "dataset_id": dataset_id, "object_id": object_ids.get(f.object_key) if f.object_key else None,
+            "details": _Json(f.details, dumps=dumps),
             "geom": _ewkb([shapely.Point(f.location)], srid)[0] if f.location else None})
 
 
