@@ -73,7 +73,8 @@ def lengths(net: Network, start: np.ndarray, end: np.ndarray, max_length: float,
     length = shapely.length(net.centerlines)
     keys = net.segment_key
     out = [QAFinding("segment_too_long", f"{keys[s]}: {length[s]:.2f} m is longer than {max_length:g} m",
-                     keys[s], tuple((start[s, :2] + end[s, :2]) / 2)) for s in np.flatnonzero(length > max_length)]
+                     keys[s], tuple((start[s, :2] + end[s, :2]) / 2))
+           for s in np.flatnonzero(length > max_length)]
     out += [QAFinding("segment_too_short", f"{keys[s]}: {length[s]:.3f} m is shorter than {min_length:g} m",
                       keys[s], tuple(start[s, :2])) for s in np.flatnonzero(length < min_length)]
     return out
@@ -104,7 +105,8 @@ def duplicate_segments(net: Network, start: np.ndarray, end: np.ndarray, toleran
 def tee_degree(net: Network) -> list[QAFinding]:
     """Nodes the source calls a tee where other than three segments meet."""
     tee = np.array([bool(v) for v in net.node_attributes.get("tee", [None] * net.n_nodes)], bool)
-    return [QAFinding("tee_degree", f"{net.node_key[i]}: a tee with {net.degree[i]} connected segments, not 3",
+    return [QAFinding("tee_degree",
+                      f"{net.node_key[i]}: a tee with {net.degree[i]} connected segments, not 3",
                       net.node_key[i], tuple(net.node_xy[i]))
             for i in np.flatnonzero(tee & (net.degree != 3))]
 
@@ -119,7 +121,8 @@ def depth_mismatch(net: Network, start: np.ndarray, end: np.ndarray, depth_to: s
                           for k in (0, 1)])
     node_of = np.concatenate([net.from_idx, net.to_idx])
     grav = np.tile(~refers_to_axis(net.utility, depth_to), 2)
-    z = np.where(grav, np.concatenate([net.start_invert, net.end_invert]), np.concatenate([start[:, 2], end[:, 2]]))
+    z = np.where(grav, np.concatenate([net.start_invert, net.end_invert]),
+                 np.concatenate([start[:, 2], end[:, 2]]))
     ok = own & (node_of >= 0)
     if not ok.any():
         return []
@@ -129,5 +132,6 @@ def depth_mismatch(net: Network, start: np.ndarray, end: np.ndarray, depth_to: s
     np.minimum.at(lo, nodes_ok, depth)
     np.maximum.at(hi, nodes_ok, depth)
     return [QAFinding("depth_mismatch", f"{net.node_key[i]}: segments meet at depths {lo[i]:.2f} m to "
-                      f"{hi[i]:.2f} m (more than {depth_tolerance:g} m apart)", net.node_key[i], tuple(net.node_xy[i]))
+                      f"{hi[i]:.2f} m (more than {depth_tolerance:g} m apart)", net.node_key[i],
+                      tuple(net.node_xy[i]))
             for i in np.flatnonzero(hi - lo > depth_tolerance)]

@@ -68,10 +68,12 @@ def _insert(c: sa.Connection, dataset_id: int, findings: list[QAFinding], srid: 
         select :d, o.id, f.rule, f.severity, f.message,
                case when f.x is not null then st_setsrid(st_makepoint(f.x, f.y), :srid) end
         from unnest(cast(:keys as text[]), cast(:rules as text[]), cast(:sev as text[]), cast(:msg as text[]),
-                    cast(:x as float8[]), cast(:y as float8[])) with ordinality f(key, rule, severity, message, x, y, n)
+                    cast(:x as float8[]), cast(:y as float8[]))
+             with ordinality f(key, rule, severity, message, x, y, n)
         left join city_objects o on o.dataset_id = :d and o.key = f.key
         order by f.n"""), {
-        "d": dataset_id, "srid": srid, "keys": [f.object_key for f in findings], "rules": [f.rule for f in findings],
+        "d": dataset_id, "srid": srid, "keys": [f.object_key for f in findings],
+        "rules": [f.rule for f in findings],
         "sev": [f.severity for f in findings], "msg": [f.message for f in findings],
         "x": [float(p[0]) if p[0] is not None else None for p in loc],
         "y": [float(p[1]) if p[1] is not None else None for p in loc]})
@@ -86,5 +88,6 @@ def qa_summary(dataset: str, engine: sa.Engine | None = None, examples: int = 3)
             raise NotFoundError(f"no dataset named {dataset!r}", hint="`cim datasets` lists them")
         rows = c.execute(sa.text("""
             select rule, max(severity), count(*), (array_agg(message order by id))[1:(:k)]
-            from qa_findings where dataset_id = :d group by rule order by rule"""), {"d": ds, "k": examples}).all()
+            from qa_findings where dataset_id = :d group by rule order by rule"""),
+                         {"d": ds, "k": examples}).all()
     return {r[0]: {"severity": r[1], "count": r[2], "examples": list(r[3])} for r in rows}

@@ -30,7 +30,8 @@ from cim_core.store import WriteResult, find_dataset, sha256_of
 
 # Files a folder search finds for the GIS and survey importers.
 GIS_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".gml", ".kml", ".sqlite", ".gdb")
-# The first number in a text: '12.5', 'DN300', '1.2 m', and '12,5' with a decimal comma, common in European data.
+# The first number in a text: '12.5', 'DN300', '1.2 m', and '12,5' with a decimal comma (common in
+# European data).
 NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 
 
@@ -41,7 +42,8 @@ class ImportResult:
     counts: dict[str, int] = field(default_factory=dict)
     skipped: bool = False
     replaced: bool = False
-    report: dict = field(default_factory=dict)  # importer-specific: repairs, defaults, failures, georef method
+    # importer-specific: repairs, defaults, failures, georef method
+    report: dict = field(default_factory=dict)
     error: str | None = None
 
     @classmethod
@@ -129,7 +131,8 @@ def layers(path: str | Path) -> list[tuple[str, str]]:
     try:
         return [(str(n), str(g or "")) for n, g in pyogrio.list_layers(path)]
     except Exception as exc:  # GDAL's messages are specific enough; keep the first line
-        raise InputError(f"{path}: cannot be read as a GIS source: {str(exc).strip().splitlines()[0]}") from None
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"{path}: cannot be read as a GIS source: {first}") from None
 
 
 def numbers(col: np.ndarray | None, n: int) -> np.ndarray:
@@ -193,8 +196,8 @@ def feature_keys(col: np.ndarray | None, n: int) -> tuple[list[str], list[str | 
     if col is None:
         idx = [str(i) for i in range(n)]
         return idx, idx
-    uids = [None if v is None or v != v else str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-            for v in col.tolist()]
+    uids = [None if v is None or v != v else str(int(v)) if isinstance(v, float) and v.is_integer()
+            else str(v) for v in col.tolist()]
     if None not in uids and len(set(uids)) == n:
         return uids, uids
     return [str(i) for i in range(n)], uids

@@ -167,8 +167,8 @@ def import_file(path: str | Path, *, crs: str | None = None, offset: tuple[float
     cover = get_settings().default_pipe_cover
     kinds = [str(a["epanet_type"]) for a in nodes.attributes + segs.attributes]
     report = {"junctions": kinds.count("junction"), "tanks": kinds.count("tank"),
-              "reservoirs": kinds.count("reservoir"), "pipes": kinds.count("pipe"), "pumps": kinds.count("pump"),
-              "valves": kinds.count("valve"), "units": str(wn.options.hydraulic.inpfile_units),
+              "reservoirs": kinds.count("reservoir"), "pipes": kinds.count("pipe"),
+              "pumps": kinds.count("pump"), "valves": kinds.count("valve"), "units": str(wn.options.hydraulic.inpfile_units),
               "depth": f"default cover {cover} m below the node elevation", "options": options_key(options)}
     info = DatasetInfo(name=name, kind="epanet", source_path=str(path), sha256=sha, source_crs=crs_used,
                        report=report)

@@ -344,7 +344,8 @@ def _objects(keys, uids, names, cls, lod, attrs, geoms, meshes, zr) -> Iterator[
 
 
 def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,
-                force: bool = False, on_objects: Callable[[int], None] | None = None, **options) -> ImportResult:
+                force: bool = False, on_objects: Callable[[int], None] | None = None,
+                **options) -> ImportResult:
     """One layer of one file (options: layer, kind, crs, height_field, floors_field; see import_layer)."""
     return import_layer(path, options.pop("layer", None), dataset=dataset, engine=engine, force=force,
                         on_objects=on_objects, **options)

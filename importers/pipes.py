@@ -195,7 +195,8 @@ def read_nodes(path: Path, layer: str, field_map: dict[str, str], utility: str, 
                 for k in repeated]
     nodes = Nodes(keys, np.column_stack([x, y]), util, ntype, numbers(get("ground_z"), n),
                   numbers(get("depth"), n), numbers(get("invert_z"), n), refers_to_axis(util, depth_to),
-                  attributes(meta, list(cols.values()), n), names=[None] * n, is_tee=tee, source_ids=texts["id"])
+                  attributes(meta, list(cols.values()), n), names=[None] * n, is_tee=tee,
+                  source_ids=texts["id"])
     return nodes, findings, crs_used
 
 
@@ -245,8 +246,9 @@ def _node_refs(texts: dict[str, list], util: np.ndarray, keys: list[str], lines:
                 continue
             j = node_ids.get((str(util[i]), v))
             if j is None and node_ids:
-                findings.append(QAFinding("unknown_node", f"{keys[i]}: {label} {v!r} is not in the nodes layer; "
-                                          "snapped by position instead", keys[i], tuple(lines[i][0, :2])))
+                findings.append(QAFinding("unknown_node", f"{keys[i]}: {label} {v!r} is not in the nodes "
+                                          "layer; snapped by position instead", keys[i],
+                                          tuple(lines[i][0, :2])))
             elif j is not None:
                 idx[i] = j
     return ends["from_node"], ends["to_node"], findings
@@ -315,7 +317,8 @@ def _pick_layers(path: Path, layer: str | None, nodes_layer: str | None) -> tupl
     return layer, nodes_layer
 
 
-def _check_options(path: Path, utility: str, depth_to: str, field_map: dict[str, str] | None) -> dict[str, str]:
+def _check_options(path: Path, utility: str, depth_to: str,
+                   field_map: dict[str, str] | None) -> dict[str, str]:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if utility not in UTILITIES:
@@ -341,8 +344,9 @@ def _read_network(path: Path, seg_layer: str | None, node_layer: str | None, opt
         node_map = {k: v for k, v in field_map.items() if k in NODE_FIELDS}
         nodes, found, crs_used = read_nodes(path, node_layer, node_map, utility, depth_to, crs, engine)
         findings += found
-    report: dict[str, Any] = {"layer": seg_layer or node_layer, "kind": "pipes" if seg_layer else "pipe-nodes",
-                              "nodes_layer": node_layer, "nodes": len(nodes)}
+    report: dict[str, Any] = {"layer": seg_layer or node_layer,
+                              "kind": "pipes" if seg_layer else "pipe-nodes", "nodes_layer": node_layer,
+                              "nodes": len(nodes)}
     if not seg_layer:
         return Segments.empty(), nodes, findings, crs_used, report
     node_ids: dict[tuple[str, str], int] = {}
@@ -379,8 +383,8 @@ def import_layer(path: str | Path, layer: str | None = None, *, nodes_layer: str
     engine = engine or get_engine()
     seg_layer, node_layer = _pick_layers(path, layer, nodes_layer)
     name = dataset or f"{path.stem}_{seg_layer or node_layer}"
-    options = {"layer": seg_layer, "nodes_layer": node_layer, "crs": crs, "dataset": name, "field_map": field_map,
-               "utility": utility, "depth_to": depth_to, "snap_tolerance": snap_tolerance,
+    options = {"layer": seg_layer, "nodes_layer": node_layer, "crs": crs, "dataset": name,
+               "field_map": field_map, "utility": utility, "depth_to": depth_to, "snap_tolerance": snap_tolerance,
                "srid": storage_srid(engine)}
     sha, done = already_loaded(path, force, options, engine)
     if done:
@@ -394,7 +398,8 @@ def import_layer(path: str | Path, layer: str | None = None, *, nodes_layer: str
 
 
 def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,
-                force: bool = False, on_objects: Callable[[int], None] | None = None, **options) -> ImportResult:
+                force: bool = False, on_objects: Callable[[int], None] | None = None,
+                **options) -> ImportResult:
     """The pipes (and nodes) of one survey file; options as for import_layer."""
     return import_layer(path, options.pop("layer", None), dataset=dataset, engine=engine, force=force,
                         on_objects=on_objects, **options)

@@ -29,9 +29,10 @@ def place(path: Path, x: np.ndarray, y: np.ndarray, crs: str | None, engine: sa.
             if not local_hint:
                 raise
             raise GeoreferenceError(
-                f"{path}: coordinates ({x.min():.1f}, {y.min():.1f})..({x.max():.1f}, {y.max():.1f}) taken as "
-                f"{crs_name(src)} lie outside the area of use of the storage CRS EPSG:{srid}",
-                hint="a network drawn in local coordinates needs --offset E,N (in the CRS of --crs) to place it"
+                f"{path}: coordinates ({x.min():.1f}, {y.min():.1f})..({x.max():.1f}, {y.max():.1f}) "
+                f"taken as {crs_name(src)} lie outside the area of use of the storage CRS EPSG:{srid}",
+                hint="a network drawn in local coordinates needs --offset E,N (in the CRS of --crs) to place "
+                     "it"
             ) from None
     if src.equals(parse_crs(srid)):
         return x, y, crs_name(src)

@@ -253,8 +253,8 @@ def _network(path: Path, model: Model, utility: str, k: float, crs: str | None, 
     node_xy, vsplit, crs_used = _place(path, pts, vlists, crs, offset, scale, engine)
     n, m = len(nd.names), len(links)
     nodes = Nodes([f"node:{nm}" for nm in nd.names], node_xy, np.full(n, utility, object),
-                  np.array(nd.kinds, object), ground, ground - nd.inverts, nd.inverts, np.zeros(n, bool), nd.attrs,
-                  names=nd.names)
+                  np.array(nd.kinds, object), ground, ground - nd.inverts, nd.inverts, np.zeros(n, bool),
+                  nd.attrs, names=nd.names)
     lines = [np.vstack([node_xy[a], v, node_xy[b]]) for a, b, v in zip(start, end, vsplit)]
     nan = np.full(m, np.nan)
     segs = Segments([f"{kind}:{t[0]}" for _, kind, _, t in links], lines, np.full(m, utility, object), shape,
@@ -289,7 +289,8 @@ def import_file(path: str | Path, *, crs: str | None = None, offset: tuple[float
     report = {sec.lower(): len(model.rows(sec)) for sec in (*NODE_SECTIONS, *LINK_SECTIONS) if model.rows(sec)}
     report.update(flow_units=flow_units, length_unit="ft" if k != 1.0 else "m",
                   link_offsets=model.option("LINK_OFFSETS", "DEPTH"), options=options_key(options))
-    info = DatasetInfo(name=name, kind="swmm", source_path=str(path), sha256=sha, source_crs=crs_used, report=report)
+    info = DatasetInfo(name=name, kind="swmm", source_path=str(path), sha256=sha, source_crs=crs_used,
+                       report=report)
     hts = resolve_heights(segs, nodes, get_settings().default_pipe_cover)
     res = write_network(info, segs, nodes, hts, engine=engine, on_objects=on_objects)
     return ImportResult.written(path, res, info.report)

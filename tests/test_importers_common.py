@@ -20,5 +20,6 @@ def test_feature_keys_are_the_ids_only_where_every_feature_has_a_distinct_one():
 
 
 def test_network_keys_tell_utilities_and_repeats_apart():
-    keys, repeated = network_keys(["1", "1", "2", "2", None], np.array(["water", "gas", "gas", "gas", "gas"]), "node")
+    utility = np.array(["water", "gas", "gas", "gas", "gas"])
+    keys, repeated = network_keys(["1", "1", "2", "2", None], utility, "node")
     assert keys == ["node:water:1", "node:gas:1", "node:2", "node:2#3", "node#4"] and repeated == ["node:2"]

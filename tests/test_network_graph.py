@@ -39,14 +39,15 @@ def _point(end) -> tuple[float, float]:
 
 
 def drains(engine) -> None:
-    objs = [CityObject(key=k, cls="pipe_node", node=PipeNode(u, "manhole", (*_point(k), GROUND),
-                                                             depth=GROUND - inv, ground_z=GROUND, invert_z=inv))
+    objs = [CityObject(key=k, cls="pipe_node",
+                       node=PipeNode(u, "manhole", (*_point(k), GROUND), depth=GROUND - inv, ground_z=GROUND,
+                                     invert_z=inv))
             for k, (_, _, inv, u) in NODES.items()]
     for k, (a, b, ia, ib, u) in SEGMENTS.items():
         line = np.array([[*_point(a), ia + 0.15], [*_point(b), ib + 0.15]])
         objs.append(CityObject(key=k, cls="pipe_segment", pipe=PipeSegment(
-            u, line, diameter_mm=300, start_invert=ia, end_invert=ib, from_node=a if isinstance(a, str) else None,
-            to_node=b if isinstance(b, str) else None)))
+            u, line, diameter_mm=300, start_invert=ia, end_invert=ib,
+            from_node=a if isinstance(a, str) else None, to_node=b if isinstance(b, str) else None)))
     write_dataset(DatasetInfo("drains", "pipes", "drains.gpkg", "drains"), objs, engine=engine)
 
 
@@ -105,7 +106,8 @@ def test_flow_direction_and_reachability(db):
     assert segs(net, net.upstream_segments([at["B"]])) == {"s1", "s3"}
     assert segs(net, net.downstream_segments([at["E"]])) == {"s4", "s5"}
     # pressure: the record's direction, W2 -> W1
-    assert keys(net, net.downstream([at["W2"]])) == {"W2", "W1"} and keys(net, net.upstream([at["W2"]])) == {"W2"}
+    assert keys(net, net.downstream([at["W2"]])) == {"W2", "W1"}
+    assert keys(net, net.upstream([at["W2"]])) == {"W2"}
     assert keys(net, net.downstream([])) == set()
 
 

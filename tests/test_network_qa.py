@@ -45,8 +45,8 @@ def test_tolerances_come_from_the_import_and_the_analysis(db, tmp_path):
     write_layer(gpkg, "pipe_nodes", [point(0, 0), point(40, 0), point(80, 0)], id=["N1", "N2", "N3"],
                 utility=["water"] * 3, node_type=["valve"] * 3, ground_z=[60.0] * 3)
     write_layer(gpkg, "pipes", [line((0, 0), (40, 0)), line((40, 0), (80, 0)), line((80, 1.5), (80, 30))],
-                id=["P1", "P2", "P3"], utility=["water"] * 3, diameter_mm=[200] * 3, start_depth=[1.2, 1.4, 1.2],
-                end_depth=[1.2, 1.2, 1.2])
+                id=["P1", "P2", "P3"], utility=["water"] * 3, diameter_mm=[200] * 3,
+                start_depth=[1.2, 1.4, 1.2], end_depth=[1.2, 1.2, 1.2])
     res = pipes.import_layer(gpkg, engine=db, snap_tolerance=2.0)
     # P3 starts 1.5 m from N3: joined with a 2 m tolerance; its far end dangles
     assert qa_summary(res.dataset, engine=db) == {}  # nothing until the analysis runs

@@ -95,7 +95,8 @@ class Segments:
     names: list[str | None] | None = None
     line_z: bool = False  # whether the lines' z is a pipe elevation to use when nothing else is known
     drawn_mm: np.ndarray | None = None  # drawing size where the record has none (EPANET pumps)
-    text: dict[str, list] = field(default_factory=dict)  # cjj_code, material, owner, pressure_class, install_year
+    # cjj_code, material, owner, pressure_class, install_year
+    text: dict[str, list] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Segments:

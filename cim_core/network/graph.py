@@ -80,10 +80,12 @@ class Network:
         node_id = _ids(n["id"])
         return cls(
             node_id=node_id, node_key=np.array(n["key"], object), node_utility=np.array(n["utility"], object),
-            node_type=np.array(n["node_type"], object), node_xy=np.column_stack([_floats(n["x"]), _floats(n["y"])]),
+            node_type=np.array(n["node_type"], object),
+            node_xy=np.column_stack([_floats(n["x"]), _floats(n["y"])]),
             node_ground=_floats(n["ground_z"]), node_invert=_floats(n["invert_z"]),
-            segment_id=_ids(s["id"]), segment_key=np.array(s["key"], object), utility=np.array(s["utility"], object),
-            from_idx=node_index(node_id, _ids(s["from_node"])), to_idx=node_index(node_id, _ids(s["to_node"])),
+            segment_id=_ids(s["id"]), segment_key=np.array(s["key"], object),
+            utility=np.array(s["utility"], object), from_idx=node_index(node_id, _ids(s["from_node"])),
+            to_idx=node_index(node_id, _ids(s["to_node"])),
             length=_floats(s["length_m"]), start_invert=_floats(s["start_invert"]),
             end_invert=_floats(s["end_invert"]), diameter_mm=_floats(s["diameter_mm"]),
             centerlines=_lines(s["centerline"]) if geometry else None,
@@ -108,8 +110,8 @@ class Network:
 
     def end_points(self) -> tuple[np.ndarray, np.ndarray]:
         """(start, end) points (n, 3) of the centrelines (loaded with geometry)."""
-        return tuple(shapely.get_coordinates(shapely.get_point(self.centerlines, i), include_z=True).reshape(-1, 3)
-                     for i in (0, -1))
+        points = (shapely.get_point(self.centerlines, i) for i in (0, -1))
+        return tuple(shapely.get_coordinates(p, include_z=True).reshape(-1, 3) for p in points)
 
     @property
     def n_vertices(self) -> int:

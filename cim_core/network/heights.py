@@ -137,4 +137,5 @@ def resolve_heights(segs: Segments, nodes: Nodes, cover: float) -> Heights:
     ground, axis, source = zip(*(_end(segs, nodes, node_ground, end, cover, counts) for end in (0, 1)))
     invert = tuple(a - h / 2 for a in axis)
     node_invert, node_axis = _node_levels(segs, nodes, node_ground, invert, axis, cover, counts)
-    return Heights(tuple(ground), invert, tuple(axis), tuple(source), node_ground, node_invert, node_axis, counts)
+    return Heights(tuple(ground), invert, tuple(axis), tuple(source), node_ground, node_invert, node_axis,
+                   counts)

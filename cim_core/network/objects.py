@@ -126,7 +126,8 @@ def segment_objects(segs: Segments, nodes: Nodes, hts: Heights, materials: dict[
             name=segs.names[i] if segs.names else None, attributes=attrs,
             footprint=footprints[i], mesh=_dress(meshes[i], materials, u),
             pipe=PipeSegment(
-                utility=u, centerline=axes[i], cjj_code=cjj[i], shape="rectangular" if rect[i] else "circular",
+                utility=u, centerline=axes[i], cjj_code=cjj[i],
+                shape="rectangular" if rect[i] else "circular",
                 diameter_mm=dia[i], width_mm=wid[i], height_mm=hei[i], material=material[i],
                 install_year=int(year[i]) if year[i] is not None else None, owner=owner[i],
                 pressure_class=pressure[i], start_invert=inv0[i], end_invert=inv1[i], start_depth=dep0[i],

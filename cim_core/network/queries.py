@@ -71,7 +71,8 @@ def network_rows(engine: sa.Engine, *, utility: str | None = None, dataset: str 
             where {_where("s", "centerline", utility, dataset_id, bbox)} order by s.object_id"""), params))
         node_attrs, p = _attribute_columns(node_attributes, "nattr")
         params.update(p)
-        params["referenced"] = sorted({i for i in segments["from_node"] + segments["to_node"] if i is not None})
+        ends = segments["from_node"] + segments["to_node"]
+        params["referenced"] = sorted({i for i in ends if i is not None})
         nodes = _columns(c.execute(sa.text(f"""
             select n.object_id id, o.key, n.utility, n.node_type, st_x(n.geom) x, st_y(n.geom) y, n.ground_z,
                    n.invert_z{node_attrs}
