@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     default_building_height: float = 9.0
     # Pipes without depth or invert: cover from ground to the pipe crown.
     default_pipe_cover: float = 1.2
+    # Pipes without a size are drawn and placed as DN100: the smallest main of a municipal network
+    # (GB 50013 water mains, and the common gas and duct sizes). A larger guess would invent clashes in
+    # clearance checks and push pipes laid at the default cover deeper than any record says.
+    default_pipe_diameter_mm: float = 100.0
     # Tiles: metres added to stored heights so that the district stands on the ellipsoid.
     vertical_offset: float | None = None
     api_page_default: int = 100

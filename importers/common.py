@@ -1,25 +1,38 @@
-"""What every importer shares: source discovery, skip-if-loaded, and bulk runs over many files.
+"""What every importer shares: source discovery, skip-if-loaded, bulk runs over many files, and the
+readers of GIS sources (layers, attributes, numbers, keys).
 
-Each importer module offers
-    import_file(path, *, dataset=None, engine=None, force=False, progress=None, **options) -> ImportResult
-and, built on `import_many`, import_files(paths, *, workers=1, force=False, progress=None, **options).
+Each importer module offers SUFFIXES (what a folder search finds),
+    import_file(path, *, dataset=None, engine=None, force=False, on_objects=None, **options) -> ImportResult
+and, built on `import_many`,
+    import_files(paths, *, workers=1, force=False, on_file=None, on_objects=None, **options).
+on_objects(n) is called as objects are written (n of them); on_file(result) as each file is done.
 """
 from __future__ import annotations
 
 import glob
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pyogrio
 import sqlalchemy as sa
 
 from cim_core.db import get_engine
 from cim_core.errors import CimError, InputError
-from cim_core.store import find_dataset, sha256_of
+from cim_core.store import WriteResult, find_dataset, sha256_of
+
+# Files a folder search finds for the GIS and survey importers.
+GIS_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".gml", ".kml", ".sqlite", ".gdb")
+# The first number in a text: '12.5', 'DN300', '1.2 m', and '12,5' with a decimal comma (common in
+# European data).
+NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 
 
 @dataclass
@@ -29,8 +42,14 @@ class ImportResult:
     counts: dict[str, int] = field(default_factory=dict)
     skipped: bool = False
     replaced: bool = False
-    report: dict = field(default_factory=dict)  # importer-specific: repairs, defaults, failures, georef method
+    # importer-specific: repairs, defaults, failures, georef method
+    report: dict = field(default_factory=dict)
     error: str | None = None
+
+    @classmethod
+    def written(cls, path: Path, res: WriteResult, report: dict) -> ImportResult:
+        """The result of a source written as one dataset."""
+        return cls(path=str(path), dataset=res.name, counts=res.counts, replaced=res.replaced, report=report)
 
 
 def expand_sources(sources: Iterable[str | Path], suffixes: tuple[str, ...]) -> list[Path]:
@@ -76,22 +95,22 @@ def _one(import_file: Callable, path: Path, options: dict) -> ImportResult:
 
 
 def import_many(import_file: Callable[..., ImportResult], paths: list[Path], *, workers: int = 1,
-                progress: Callable[[ImportResult], None] | None = None,
-                object_progress: Callable[[int], None] | None = None, **options) -> list[ImportResult]:
+                on_file: Callable[[ImportResult], None] | None = None,
+                on_objects: Callable[[int], None] | None = None, **options) -> list[ImportResult]:
     """Import files one dataset each, in `workers` processes; a failed file is reported, not fatal.
 
-    progress(result) follows files; object_progress(n), objects written, works in this process only
-    (a callback cannot cross into worker processes), so it is not called when workers > 1.
+    on_file(result) follows files; on_objects(n), objects written, works in this process only (a callback
+    cannot cross into worker processes), so it is not called when workers > 1.
     """
     results: list[ImportResult] = []
     if workers <= 1 or len(paths) <= 1:
-        if object_progress:
-            options = {**options, "progress": object_progress}
+        if on_objects:
+            options = {**options, "on_objects": on_objects}
         for p in paths:
             r = _one(import_file, p, options)
             results.append(r)
-            if progress:
-                progress(r)
+            if on_file:
+                on_file(r)
         return results
     # Start and migrate the database once, before the workers race to do it; then drop the pooled
     # connections, which forked workers must not share.
@@ -101,6 +120,107 @@ def import_many(import_file: Callable[..., ImportResult], paths: list[Path], *, 
         for f in as_completed(futures):
             r = f.result()
             results.append(r)
-            if progress:
-                progress(r)
+            if on_file:
+                on_file(r)
     return sorted(results, key=lambda r: r.path)
+
+
+# ---------------------------------------------------------------- GIS sources
+def layers(path: str | Path) -> list[tuple[str, str]]:
+    """(name, geometry type) of each layer of a source."""
+    try:
+        return [(str(n), str(g or "")) for n, g in pyogrio.list_layers(path)]
+    except Exception as exc:  # GDAL's messages are specific enough; keep the first line
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"{path}: cannot be read as a GIS source: {first}") from None
+
+
+def numbers(col: np.ndarray | None, n: int) -> np.ndarray:
+    """A column as float64, NaN where null or without a number (see NUMBER); all NaN without a column."""
+    if col is None:
+        return np.full(n, np.nan)
+    if col.dtype.kind in "iufb":
+        return col.astype(np.float64)
+    out = np.full(n, np.nan)
+    for i, v in enumerate(col.tolist()):
+        if isinstance(v, (int, float)):
+            out[i] = v
+        elif v is not None and (m := NUMBER.search(v.decode("utf-8", "replace") if isinstance(v, bytes)
+                                                   else str(v))):
+            out[i] = float(m.group().replace(",", "."))
+    return out
+
+
+def _json_column(col: np.ndarray, ogr_type: str) -> list:
+    """A column as JSON-safe Python values, None for nulls (integers stay integers)."""
+    if col.dtype.kind == "f":
+        null = np.isnan(col)
+        values = np.where(null, 0, col).astype(np.int64).tolist() if ogr_type.startswith("OFTInteger") \
+            else col.tolist()
+        return [None if n else v for v, n in zip(values, null.tolist())] if null.any() else values
+    if col.dtype.kind == "M":
+        return [None if v == "NaT" else v for v in np.datetime_as_string(col).tolist()]
+    if col.dtype.kind == "O":
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in col.tolist()]
+    return col.tolist()
+
+
+def attributes(meta: dict, data: list[np.ndarray], n: int) -> list[dict[str, Any]]:
+    """Every source attribute of every feature (pyogrio.raw's meta and columns); nulls are left out.
+
+    Features are grouped by which fields are null, so that each group's dicts come from dict(zip()) in C."""
+    names = [str(f) for f in meta["fields"]]
+    cols = [_json_column(c, t) for c, t in zip(data, meta["ogr_types"])]
+    if not cols:
+        return [{} for _ in range(n)]
+    null = np.array([[v is None for v in c] for c in cols])  # (fields, features)
+    pattern = np.packbits(null, axis=0).T.copy().view(np.dtype((np.void, (len(cols) + 7) // 8))).ravel()
+    groups, first, inverse = np.unique(pattern, return_index=True, return_inverse=True)
+    out: list[dict[str, Any]] = [None] * n  # type: ignore[list-item]
+    for g, f in enumerate(first.tolist()):
+        keep = [i for i in range(len(cols)) if not null[i, f]]
+        members = np.flatnonzero(inverse == g).tolist() if len(groups) > 1 else range(n)
+        sub = [names[i] for i in keep]
+        picked = [[cols[i][j] for j in members] for i in keep] if len(groups) > 1 else [cols[i] for i in keep]
+        for j, row in zip(members, zip(*picked)):
+            out[j] = dict(zip(sub, row))
+        if not keep:
+            for j in members:
+                out[j] = {}
+    return out
+
+
+def feature_keys(col: np.ndarray | None, n: int) -> tuple[list[str], list[str | None]]:
+    """(keys, uids) of features from their id column: the id where every feature has a distinct one,
+    else the feature index; uids keep the ids."""
+    if col is None:
+        idx = [str(i) for i in range(n)]
+        return idx, idx
+    uids = [None if v is None or v != v else str(int(v)) if isinstance(v, float) and v.is_integer()
+            else str(v) for v in col.tolist()]
+    if None not in uids and len(set(uids)) == n:
+        return uids, uids
+    return [str(i) for i in range(n)], uids
+
+
+def network_keys(ids: list[str | None], utility: np.ndarray, prefix: str) -> tuple[list[str], list[str]]:
+    """Dataset keys of nodes or segments from their ids: 'node:ID'; 'node:UTILITY:ID' where utilities number
+    their features separately and an id recurs across them; the row number appended to an id repeated
+    within one utility (returned as repeated); 'node#ROW' without an id."""
+    per_id: dict[str, set] = {}
+    for i, u in zip(ids, utility):
+        if i is not None:
+            per_id.setdefault(i, set()).add(str(u))
+    seen: set[str] = set()
+    keys, repeated = [], []
+    for row, (i, u) in enumerate(zip(ids, utility)):
+        if i is None:
+            k = f"{prefix}#{row}"
+        else:
+            k = f"{prefix}:{u}:{i}" if len(per_id[i]) > 1 else f"{prefix}:{i}"
+            if k in seen:
+                repeated.append(k)
+                k = f"{k}#{row}"
+        seen.add(k)
+        keys.append(k)
+    return keys, repeated

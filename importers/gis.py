@@ -31,9 +31,20 @@ from cim_core.model import CityObject, DatasetInfo, Mesh
 from cim_core.settings import get_settings
 from cim_core.store import write_dataset
 
-from .common import ImportResult, already_loaded, expand_sources, import_many, options_key
+from .common import (
+    GIS_SUFFIXES,
+    ImportResult,
+    already_loaded,
+    attributes,
+    expand_sources,
+    feature_keys,
+    import_many,
+    layers,
+    numbers,
+    options_key,
+)
 
-SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".gml", ".kml", ".sqlite", ".gdb")
+SUFFIXES = GIS_SUFFIXES
 KINDS = ("buildings", "roads", "landuse", "water", "green", "facilities", "pipes", "pipe-nodes")
 CLASS_OF = {"buildings": "building", "roads": "road", "landuse": "landuse", "water": "water", "green": "green",
             "facilities": "facility"}
@@ -91,64 +102,8 @@ def _find(fields: list[str], candidates: tuple[str, ...], given: str | None, pat
     return next((low[c] for c in candidates if c in low), None)
 
 
-def _numbers(col: np.ndarray) -> np.ndarray:
-    """A column as float64, NaN where null or not a number ('12.5', '12.5 m' and '12,5' are numbers)."""
-    if col.dtype.kind in "iufb":
-        return col.astype(np.float64)
-    out = np.full(len(col), np.nan)
-    for i, v in enumerate(col.tolist()):
-        if isinstance(v, (int, float)):
-            out[i] = v
-        elif isinstance(v, str) and (m := re.match(r"\s*([-+]?\d+(?:[.,]\d+)?)", v)):
-            out[i] = float(m.group(1).replace(",", "."))
-    return out
-
-
-def _json_column(col: np.ndarray, ogr_type: str) -> list:
-    """A column as JSON-safe Python values, None for nulls (integers stay integers)."""
-    if col.dtype.kind == "f":
-        null = np.isnan(col)
-        values = np.where(null, 0, col).astype(np.int64).tolist() if ogr_type.startswith("OFTInteger") \
-            else col.tolist()
-        return [None if n else v for v, n in zip(values, null.tolist())] if null.any() else values
-    if col.dtype.kind == "M":
-        return [None if v == "NaT" else v for v in np.datetime_as_string(col).tolist()]
-    if col.dtype.kind == "O":
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in col.tolist()]
-    return col.tolist()
-
-
-def _attributes(meta: dict, data: list[np.ndarray], n: int) -> list[dict[str, Any]]:
-    """Every source attribute of every feature; nulls are left out.
-
-    Features are grouped by which fields are null, so that each group's dicts come from dict(zip()) in C."""
-    names = [str(f) for f in meta["fields"]]
-    cols = [_json_column(c, t) for c, t in zip(data, meta["ogr_types"])]
-    if not cols:
-        return [{} for _ in range(n)]
-    null = np.array([[v is None for v in c] for c in cols])  # (fields, features)
-    pattern = np.packbits(null, axis=0).T.copy().view(np.dtype((np.void, (len(cols) + 7) // 8))).ravel()
-    groups, first, inverse = np.unique(pattern, return_index=True, return_inverse=True)
-    out: list[dict[str, Any]] = [None] * n  # type: ignore[list-item]
-    for g, f in enumerate(first.tolist()):
-        keep = [i for i in range(len(cols)) if not null[i, f]]
-        members = np.flatnonzero(inverse == g).tolist() if len(groups) > 1 else range(n)
-        sub = [names[i] for i in keep]
-        picked = [[cols[i][j] for j in members] for i in keep] if len(groups) > 1 else [cols[i] for i in keep]
-        for j, row in zip(members, zip(*picked)):
-            out[j] = dict(zip(sub, row))
-        if not keep:
-            for j in members:
-                out[j] = {}
-    return out
-
-
-def layers(path: str | Path) -> list[tuple[str, str]]:
-    """(name, geometry type) of each layer of a source."""
-    try:
-        return [(str(n), str(g or "")) for n, g in pyogrio.list_layers(path)]
-    except Exception as exc:  # GDAL's messages are specific enough; keep the first line
-        raise InputError(f"{path}: cannot be read as a GIS source: {str(exc).strip().splitlines()[0]}") from None
+def _column(fields: list[str], data: list[np.ndarray], field: str | None) -> np.ndarray | None:
+    return data[fields.index(field)] if field else None
 
 
 def _pick_layer(path: Path, layer: str | None, names: list[str] | None = None) -> str:
@@ -222,7 +177,7 @@ def _repair(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _ground(fields, data, geoms: np.ndarray, field: str | None) -> np.ndarray:
     n = len(geoms)
-    ground = _numbers(data[fields.index(field)]) if field else np.full(n, np.nan)
+    ground = numbers(_column(fields, data, field), n)
     # else the lowest z of a 3D footprint
     has_z = shapely.has_z(geoms)
     if (np.isnan(ground) & has_z).any():
@@ -234,24 +189,10 @@ def _ground(fields, data, geoms: np.ndarray, field: str | None) -> np.ndarray:
     return np.nan_to_num(ground, nan=0.0)
 
 
-def _keys(fields: list[str], data: list[np.ndarray], n: int) -> tuple[list[str], list[str | None]]:
-    """(keys, uids): the source id where every feature has a distinct one, else the feature index."""
-    field = _find(fields, ID_FIELDS, None, Path(), "id")
-    if field is None:
-        idx = [str(i) for i in range(n)]
-        return idx, idx
-    col = data[fields.index(field)]
-    uids = [None if v is None or v != v else str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-            for v in col.tolist()]
-    if None not in uids and len(set(uids)) == n:
-        return uids, uids
-    return [str(i) for i in range(n)], uids
-
-
 def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None = None, crs: str | None = None,
                  height_field: str | None = None, floors_field: str | None = None, dataset: str | None = None,
                  engine: sa.Engine | None = None, force: bool = False,
-                 progress: Callable[[int], None] | None = None, **options) -> ImportResult:
+                 on_objects: Callable[[int], None] | None = None, **options) -> ImportResult:
     """Import one layer as one dataset (see the module doc); `kind` is guessed from the layer name if not given.
 
     options go to importers.pipes for kind pipes / pipe-nodes (e.g. field_map, utility).
@@ -269,26 +210,43 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
     if kind in ("pipes", "pipe-nodes"):
         from . import pipes  # the pipe network builder owns survey layers
         return pipes.import_layer(path, layer, crs=crs, dataset=dataset, engine=engine, force=force,
-                                  progress=progress, **options)
+                                  on_objects=on_objects, **options)
     if options:
         raise InputError(f"{path}: option(s) {', '.join(sorted(options))} apply to pipe layers only")
-
     engine = engine or get_engine()
-    srid = storage_srid(engine)
     name = dataset or (path.stem if len(layer_names) == 1 or layer == path.stem else f"{path.stem}_{layer}")
     key = {"layer": layer, "kind": kind, "crs": crs, "height_field": height_field, "floors_field": floors_field,
-           "dataset": name, "srid": srid}
+           "dataset": name, "srid": storage_srid(engine)}
     sha, done = already_loaded(path, force, key, engine)
     if done:
         return ImportResult(path=str(path), dataset=done["name"], skipped=True)
+    meta, geoms, data = _read_layer(path, layer, kind)
+    fields = [str(f) for f in meta["fields"]]
+    report: dict[str, Any] = {"layer": layer, "kind": kind, "features": len(geoms), "fields": fields,
+                              "options": options_key(key)}
+    src = _source_crs(path, meta, crs, report)
+    geoms, ground, unusable = _placed(path, fields, data, geoms, src, key["srid"], report)
+    keys, uids = feature_keys(_column(fields, data, _find(fields, ID_FIELDS, None, path, "id")), len(geoms))
+    if len(unusable):
+        report["unusable_geometry"] = {"count": len(unusable), "uids": [uids[i] for i in unusable[:20]]}
+    name_col = _column(fields, data, _find(fields, NAME_FIELDS, None, path, "name"))
+    names = [None if v is None or v != v else str(v) for v in name_col.tolist()] if name_col is not None \
+        else [None] * len(geoms)
+    meshes, zr = _kind_meshes(path, kind, fields, data, geoms, ground, height_field, floors_field, report)
+    info = DatasetInfo(name=name, kind="gis", source_path=str(path), sha256=sha, source_crs=crs_name(src),
+                       report=report)
+    objects = _objects(keys, uids, names, CLASS_OF[kind], 1 if kind == "buildings" else 0,
+                       attributes(meta, data, len(geoms)), geoms, meshes, zr)
+    res = write_dataset(info, objects, engine=engine, progress=on_objects)
+    return ImportResult.written(path, res, report)
 
+
+def _read_layer(path: Path, layer: str, kind: str) -> tuple[dict, np.ndarray, list[np.ndarray]]:
+    """(meta, geometries, columns) of a layer; a buildings layer must hold polygons."""
     try:
         meta, _, wkb, data = pyogrio.raw.read(path, layer=layer)
     except Exception as exc:
         raise InputError(f"{path}: layer {layer!r} cannot be read: {str(exc).strip().splitlines()[0]}") from None
-    fields = [str(f) for f in meta["fields"]]
-    report: dict[str, Any] = {"layer": layer, "kind": kind, "features": len(wkb), "fields": fields,
-                              "options": options_key(key)}
     try:
         geoms = shapely.from_wkb(wkb, on_invalid="raise")
     except shapely.errors.GEOSException as exc:
@@ -299,40 +257,38 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
         bad = shapely.GeometryType(int(types[present][~np.isin(types[present], POLYGONAL)][0])).name
         raise InputError(f"{path}: layer {layer!r} has {bad} geometries; buildings need polygons",
                          hint="choose another --as")
-    src = _source_crs(path, meta, crs, report)
+    return meta, geoms, data
+
+
+def _placed(path: Path, fields: list[str], data: list[np.ndarray], geoms: np.ndarray, src, srid: int,
+            report: dict) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(2D geometries in the storage CRS, repaired; ground heights; indices of the features with nothing
+    usable left after repair), after checking the extent. The report counts repairs and features without
+    geometry."""
+    present = shapely.get_type_id(geoms) >= 0
     if present.any():
         check_extent(str(path), src, tuple(shapely.total_bounds(geoms[present])), srid)
     ground = _ground(fields, data, geoms, _find(fields, GROUND_FIELDS, None, path, "ground"))
     geoms = _to_storage(shapely.force_2d(geoms), src, srid)
     geoms, repaired, unusable = _repair(geoms)
-    keys, uids = _keys(fields, data, len(geoms))
     report["repaired"] = int(repaired.sum())
     report["no_geometry"] = int((~present).sum())
-    if unusable.any():
-        report["unusable_geometry"] = {"count": int(unusable.sum()), "uids": [uids[i] for i in
-                                                                              np.flatnonzero(unusable)[:20]]}
-    name_field = _find(fields, NAME_FIELDS, None, path, "name")
-    names = [None if v is None or v != v else str(v) for v in data[fields.index(name_field)].tolist()] \
-        if name_field else [None] * len(geoms)
-    attrs = _attributes(meta, data, len(geoms))
+    return geoms, ground, np.flatnonzero(unusable).tolist()
 
+
+def _kind_meshes(path: Path, kind: str, fields: list[str], data: list[np.ndarray], geoms: np.ndarray,
+                 ground: np.ndarray, height_field: str | None, floors_field: str | None, report: dict):
+    """(meshes, (zmin, zmax)): buildings as LOD1 solids, other kinds flat at the ground."""
     if kind == "buildings":
         zbase, ztop = _building_heights(path, fields, data, ground, height_field, floors_field, report)
         meshes = _meshes(geoms, np.isin(shapely.get_type_id(geoms), POLYGONAL),
                          lambda g, i: mesh.extrude(g, zbase[i], ztop[i]))
-        zr = (zbase, ztop)
-    else:
-        width_field = _find(fields, WIDTH_FIELDS, None, path, "width")
-        meshes, zr = _flat_meshes(kind, geoms, ground,
-                                  _numbers(data[fields.index(width_field)]) if width_field else None)
-        if width_field:
-            report["width_field"] = width_field
-    info = DatasetInfo(name=name, kind="gis", source_path=str(path), sha256=sha, source_crs=crs_name(src),
-                       report=report)
-    cls, lod = CLASS_OF[kind], 1 if kind == "buildings" else 0
-    objects = _objects(keys, uids, names, cls, lod, attrs, geoms, meshes, zr)
-    res = write_dataset(info, objects, engine=engine, progress=progress)
-    return ImportResult(path=str(path), dataset=name, counts=res.counts, replaced=res.replaced, report=report)
+        return meshes, (zbase, ztop)
+    width_field = _find(fields, WIDTH_FIELDS, None, path, "width")
+    if width_field:
+        report["width_field"] = width_field
+    return _flat_meshes(kind, geoms, ground,
+                        numbers(_column(fields, data, width_field), len(geoms)) if width_field else None)
 
 
 def _building_heights(path, fields, data, ground, height_field, floors_field, report):
@@ -342,12 +298,12 @@ def _building_heights(path, fields, data, ground, height_field, floors_field, re
     hf = _find(fields, HEIGHT_FIELDS, height_field, path, "height")
     ff = _find(fields, FLOORS_FIELDS, floors_field, path, "floors")
     mf = _find(fields, MIN_HEIGHT_FIELDS, None, path, "minimum height")
-    height = _numbers(data[fields.index(hf)]) if hf else np.full(n, np.nan)
-    floors = _numbers(data[fields.index(ff)]) if ff else np.full(n, np.nan)
+    height = numbers(_column(fields, data, hf), n)
+    floors = numbers(_column(fields, data, ff), n)
     from_field = np.isfinite(height) & (height > 0)
     from_floors = ~from_field & np.isfinite(floors) & (floors > 0)
     h = np.where(from_field, height, np.where(from_floors, floors * s.storey_height, s.default_building_height))
-    base = _numbers(data[fields.index(mf)]) if mf else np.zeros(n)
+    base = numbers(_column(fields, data, mf), n) if mf else np.zeros(n)
     base = np.where(np.isfinite(base) & (base > 0) & (base < h), base, 0.0)
     report["height"] = {"field": hf, "floors_field": ff, "from_field": int(from_field.sum()),
                         "from_floors": int(from_floors.sum()),
@@ -388,14 +344,16 @@ def _objects(keys, uids, names, cls, lod, attrs, geoms, meshes, zr) -> Iterator[
 
 
 def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,
-                force: bool = False, progress: Callable[[int], None] | None = None, **options) -> ImportResult:
+                force: bool = False, on_objects: Callable[[int], None] | None = None,
+                **options) -> ImportResult:
     """One layer of one file (options: layer, kind, crs, height_field, floors_field; see import_layer)."""
     return import_layer(path, options.pop("layer", None), dataset=dataset, engine=engine, force=force,
-                        progress=progress, **options)
+                        on_objects=on_objects, **options)
 
 
 def import_files(paths, *, workers: int = 1, force: bool = False,
-                 progress: Callable[[ImportResult], None] | None = None, **options) -> list[ImportResult]:
+                 on_file: Callable[[ImportResult], None] | None = None,
+                 on_objects: Callable[[int], None] | None = None, **options) -> list[ImportResult]:
     """Many files (paths, directories, globs), one dataset each."""
     return import_many(import_file, expand_sources(paths, SUFFIXES), workers=workers, force=force,
-                       progress=progress, **options)
+                       on_file=on_file, on_objects=on_objects, **options)

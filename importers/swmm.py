@@ -25,10 +25,14 @@ import sqlalchemy as sa
 
 from cim_core.db import get_engine, storage_srid
 from cim_core.errors import InputError
+from cim_core.model import DatasetInfo
+from cim_core.network.columns import GRAVITY, Nodes, Segments
+from cim_core.network.heights import resolve_heights
+from cim_core.network.objects import write_network
 from cim_core.settings import get_settings
 
-from .common import ImportResult, already_loaded, expand_sources, import_many
-from .pipes import GRAVITY, Nodes, Segments, place, resolve_heights, write_network
+from .common import ImportResult, already_loaded, expand_sources, import_many, options_key
+from .placement import place
 
 SUFFIXES = (".inp",)
 FEET = 0.3048
@@ -99,10 +103,170 @@ def _float(path: Path, section: str, no: int, tokens: list[str], col: int, what:
             from None
 
 
+@dataclass
+class _NodeRows:
+    names: list[str]
+    kinds: list[str]
+    inverts: np.ndarray
+    max_depth: np.ndarray
+    attrs: list[dict]
+    index: dict[str, int]
+
+
+def _nodes(path: Path, model: Model, k: float) -> _NodeRows:
+    """Nodes of every node section, in metres (k: metres per model length unit); each name once."""
+    names, kinds, inverts, max_depth, attrs = [], [], [], [], []
+    for sec, kind in NODE_SECTIONS.items():
+        for no, t in model.rows(sec):
+            names.append(t[0])
+            kinds.append(kind)
+            inverts.append(_float(path, sec, no, t, 1, "invert elevation") * k)
+            col = MAX_DEPTH_COLUMN.get(sec)
+            max_depth.append(_float(path, sec, no, t, col, "maximum depth", 0.0) * k if col else 0.0)
+            attrs.append({"swmm_type": sec.lower().rstrip("s"), "name": t[0], "line": no})
+    index: dict[str, int] = {}
+    for i, nm in enumerate(names):
+        if nm in index:
+            raise InputError(f"{path}: node {nm!r} is defined twice (line {attrs[index[nm]]['line']} and "
+                             f"{attrs[i]['line']})")
+        index[nm] = i
+    return _NodeRows(names, kinds, np.array(inverts, float), np.array(max_depth, float), attrs, index)
+
+
+def _links(path: Path, model: Model, index: dict[str, int]) -> list[tuple[str, str, int, list[str]]]:
+    """(section, kind, line number, tokens) of every link; a model whose links name undefined nodes, or
+    define a link twice, is refused."""
+    links, faults = [], []
+    for sec, kind in LINK_SECTIONS.items():
+        for no, t in model.rows(sec):
+            if len(t) < 3:
+                raise InputError(f"{path}: line {no} ([{sec}] {t[0]}): needs a name, an inlet and an outlet node")
+            bad = [nd for nd in t[1:3] if nd not in index]
+            if bad:
+                faults.append(f"[{sec}] {t[0]} (line {no}) references undefined node {bad[0]!r}")
+            links.append((sec, kind, no, t))
+    if faults:
+        more = f" and {len(faults) - 1} more" if len(faults) > 1 else ""
+        raise InputError(f"{path}: invalid model: {faults[0]}{more}")
+    seen: dict[str, int] = {}
+    for sec, _, no, t in links:
+        if t[0] in seen:
+            raise InputError(f"{path}: link {t[0]!r} is defined twice (lines {seen[t[0]]} and {no})")
+        seen[t[0]] = no
+    return links
+
+
+def _sections(path: Path, model: Model, links: list, k: float):
+    """(shape, diameter, width, height in mm, attributes) of every link, from [CONDUITS] and [XSECTIONS]."""
+    xsec = {t[0]: (no, t) for no, t in model.rows("XSECTIONS")}
+    m = len(links)
+    shape = np.full(m, "circular", object)
+    diameter, width, height = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
+    attrs = []
+    for i, (sec, kind, no, t) in enumerate(links):
+        a = {"swmm_type": kind, "name": t[0], "line": no}
+        if sec == "CONDUITS":
+            a.update(length_m=_float(path, sec, no, t, 3, "length") * k,
+                     roughness=_float(path, sec, no, t, 4, "roughness"))
+        if t[0] in xsec:
+            xno, x = xsec[t[0]]
+            sh = x[1].upper() if len(x) > 1 else ""
+            a["xsection"] = sh
+            a["barrels"] = int(_float(path, "XSECTIONS", xno, x, 6, "barrels", 1.0))
+            if sh in CIRCULAR or sh in BOXES:
+                g1 = _float(path, "XSECTIONS", xno, x, 2, "geom1") * k
+                g2 = _float(path, "XSECTIONS", xno, x, 3, "geom2", 0.0) * k
+                if sh in CIRCULAR:
+                    diameter[i] = g1 * 1000
+                else:
+                    shape[i], height[i], width[i] = "rectangular", g1 * 1000, (g2 if g2 > 0 else g1) * 1000
+        attrs.append(a)
+    return shape, diameter, width, height, attrs
+
+
+def _link_inverts(path: Path, model: Model, links: list, inverts: np.ndarray, start: np.ndarray,
+                  end: np.ndarray, k: float) -> tuple[np.ndarray, np.ndarray]:
+    """Inverts at both ends: node invert plus the link's offsets (depth mode), or the offsets themselves
+    (elevation mode, LINK_OFFSETS)."""
+    offsets_as = model.option("LINK_OFFSETS", "DEPTH")
+    start_inv, end_inv = inverts[start].copy(), inverts[end].copy()
+    for i, (sec, _, no, t) in enumerate(links):
+        cols = [(INLET_OFFSET_COLUMN.get(sec), start_inv)] + ([(6, end_inv)] if sec == "CONDUITS" else [])
+        for col, target in cols:
+            if col is None or col >= len(t) or t[col] == "*":
+                continue
+            off = _float(path, sec, no, t, col, "offset") * k
+            target[i] = off if offsets_as == "ELEVATION" else target[i] + off
+    return start_inv, end_inv
+
+
+def _node_points(path: Path, model: Model, names: list[str]) -> np.ndarray:
+    """Model coordinates of the nodes, from [COORDINATES]; every node needs them."""
+    xy = {t[0]: t for _, t in model.rows("COORDINATES")}
+    missing = [nm for nm in names if nm not in xy]
+    if missing:
+        raise InputError(f"{path}: {len(missing)} nodes have no [COORDINATES] (first: {missing[0]!r}); "
+                         "the network cannot be placed")
+    return np.array([[float(xy[nm][1]), float(xy[nm][2])] if len(xy[nm]) > 2 else [np.nan, np.nan]
+                     for nm in names]).reshape(-1, 2)
+
+
+def _vertices(path: Path, model: Model, links: list) -> list[np.ndarray]:
+    """Model coordinates of the links' inner vertices, from [VERTICES]."""
+    vertices = defaultdict(list)
+    for no, t in model.rows("VERTICES"):
+        vertices[t[0]].append((_float(path, "VERTICES", no, t, 1, "x"), _float(path, "VERTICES", no, t, 2, "y")))
+    return [np.asarray(vertices.get(t[0], []), float).reshape(-1, 2) for _, _, _, t in links]
+
+
+def _place(path: Path, pts: np.ndarray, vlists: list[np.ndarray], crs: str | None, offset, scale: float,
+           engine: sa.Engine) -> tuple[np.ndarray, list[np.ndarray], str]:
+    """(node xy, vertex lists of the links, source CRS) placed in the storage CRS."""
+    all_x = np.concatenate([pts[:, 0]] + [v[:, 0] for v in vlists])
+    all_y = np.concatenate([pts[:, 1]] + [v[:, 1] for v in vlists])
+    x, y, crs_used = place(path, all_x, all_y, crs, engine, offset=offset, scale=scale, local_hint=True)
+    n = len(pts)
+    vxy = np.column_stack([x[n:], y[n:]])
+    vsplit = np.split(vxy, np.cumsum([len(v) for v in vlists])[:-1]) if vlists else []
+    return np.column_stack([x[:n], y[:n]]), vsplit, crs_used
+
+
+def _network(path: Path, model: Model, utility: str, k: float, crs: str | None, offset, scale: float,
+             engine: sa.Engine) -> tuple[Segments, Nodes, str]:
+    """(segments, nodes, source CRS) of a parsed model."""
+    nd = _nodes(path, model, k)
+    pts = _node_points(path, model, nd.names)
+    links = _links(path, model, nd.index)
+    vlists = _vertices(path, model, links)
+    start = np.array([nd.index[t[1]] for _, _, _, t in links], int)
+    end = np.array([nd.index[t[2]] for _, _, _, t in links], int)
+    shape, diameter, width, height, la = _sections(path, model, links, k)
+    start_inv, end_inv = _link_inverts(path, model, links, nd.inverts, start, end, k)
+    # ground: the rim (invert + maximum depth), at least the highest crown that connects there
+    section = np.where(shape == "rectangular", height, diameter) / 1000
+    crown = nd.inverts.copy()
+    for node_idx, inv in ((start, start_inv), (end, end_inv)):
+        np.maximum.at(crown, node_idx, inv + np.nan_to_num(section))
+    ground = np.maximum(nd.inverts + nd.max_depth, crown)
+    for a, inv, depth in zip(nd.attrs, nd.inverts.tolist(), nd.max_depth.tolist()):
+        a.update(invert_elevation=inv, max_depth=depth)
+    node_xy, vsplit, crs_used = _place(path, pts, vlists, crs, offset, scale, engine)
+    n, m = len(nd.names), len(links)
+    nodes = Nodes([f"node:{nm}" for nm in nd.names], node_xy, np.full(n, utility, object),
+                  np.array(nd.kinds, object), ground, ground - nd.inverts, nd.inverts, np.zeros(n, bool),
+                  nd.attrs, names=nd.names)
+    lines = [np.vstack([node_xy[a], v, node_xy[b]]) for a, b, v in zip(start, end, vsplit)]
+    nan = np.full(m, np.nan)
+    segs = Segments([f"{kind}:{t[0]}" for _, kind, _, t in links], lines, np.full(m, utility, object), shape,
+                    diameter, width, height, start_inv, end_inv, nan, nan, nan, nan, np.zeros(m, bool),
+                    start, end, la, names=[t[0] for _, _, _, t in links])
+    return segs, nodes, crs_used
+
+
 def import_file(path: str | Path, *, crs: str | None = None, offset: tuple[float, float] | None = None,
                 scale: float = 1.0, utility: str = "combined", dataset: str | None = None,
                 engine: sa.Engine | None = None, force: bool = False,
-                progress: Callable[[int], None] | None = None) -> ImportResult:
+                on_objects: Callable[[int], None] | None = None) -> ImportResult:
     """Import one SWMM .inp file as a drainage network dataset (default name: the file's stem).
 
     utility: sewage | rain | combined (default)."""
@@ -121,121 +285,19 @@ def import_file(path: str | Path, *, crs: str | None = None, offset: tuple[float
     model = parse(path)
     flow_units = model.option("FLOW_UNITS", "CFS")
     k = FEET if flow_units in US_UNITS else 1.0
-    offsets_as = model.option("LINK_OFFSETS", "DEPTH")
-
-    # ---- nodes
-    names, kinds, inverts, max_depth, attrs = [], [], [], [], []
-    for sec, kind in NODE_SECTIONS.items():
-        for no, t in model.rows(sec):
-            names.append(t[0])
-            kinds.append(kind)
-            inverts.append(_float(path, sec, no, t, 1, "invert elevation") * k)
-            col = MAX_DEPTH_COLUMN.get(sec)
-            max_depth.append(_float(path, sec, no, t, col, "maximum depth", 0.0) * k if col else 0.0)
-            attrs.append({"swmm_type": sec.lower().rstrip("s"), "name": t[0], "line": no})
-    index = {}
-    for i, nm in enumerate(names):
-        if nm in index:
-            raise InputError(f"{path}: node {nm!r} is defined twice (line {attrs[index[nm]]['line']} and "
-                             f"{attrs[i]['line']})")
-        index[nm] = i
-    xy = {t[0]: (no, t) for no, t in model.rows("COORDINATES")}
-    missing = [nm for nm in names if nm not in xy]
-    if missing:
-        raise InputError(f"{path}: {len(missing)} nodes have no [COORDINATES] (first: {missing[0]!r}); "
-                         "the network cannot be placed")
-
-    # ---- links, and their references to nodes
-    links, faults = [], []
-    for sec, kind in LINK_SECTIONS.items():
-        for no, t in model.rows(sec):
-            if len(t) < 3:
-                raise InputError(f"{path}: line {no} ([{sec}] {t[0]}): needs a name, an inlet and an outlet node")
-            bad = [nd for nd in t[1:3] if nd not in index]
-            if bad:
-                faults.append(f"[{sec}] {t[0]} (line {no}) references undefined node {bad[0]!r}")
-            links.append((sec, kind, no, t))
-    if faults:
-        more = f" and {len(faults) - 1} more" if len(faults) > 1 else ""
-        raise InputError(f"{path}: invalid model: {faults[0]}{more}")
-    seen: dict[str, int] = {}
-    for sec, _, no, t in links:
-        if t[0] in seen:
-            raise InputError(f"{path}: link {t[0]!r} is defined twice (lines {seen[t[0]]} and {no})")
-        seen[t[0]] = no
-    xsec = {t[0]: (no, t) for no, t in model.rows("XSECTIONS")}
-    vertices = defaultdict(list)
-    for no, t in model.rows("VERTICES"):
-        vertices[t[0]].append((_float(path, "VERTICES", no, t, 1, "x"), _float(path, "VERTICES", no, t, 2, "y")))
-
-    n, m = len(names), len(links)
-    inverts = np.array(inverts)
-    start = np.array([index[t[1]] for _, _, _, t in links], int)
-    end = np.array([index[t[2]] for _, _, _, t in links], int)
-    shape = np.full(m, "circular", object)
-    diameter, width, height = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
-    la = []
-    for i, (sec, kind, no, t) in enumerate(links):
-        a = {"swmm_type": kind, "name": t[0], "line": no}
-        if sec == "CONDUITS":
-            a.update(length_m=_float(path, sec, no, t, 3, "length") * k,
-                     roughness=_float(path, sec, no, t, 4, "roughness"))
-        if t[0] in xsec:
-            xno, x = xsec[t[0]]
-            sh = x[1].upper() if len(x) > 1 else ""
-            a["xsection"] = sh
-            a["barrels"] = int(_float(path, "XSECTIONS", xno, x, 6, "barrels", 1.0))
-            if sh in CIRCULAR or sh in BOXES:
-                g1 = _float(path, "XSECTIONS", xno, x, 2, "geom1") * k
-                g2 = _float(path, "XSECTIONS", xno, x, 3, "geom2", 0.0) * k
-                if sh in CIRCULAR:
-                    diameter[i] = g1 * 1000
-                else:
-                    shape[i], height[i], width[i] = "rectangular", g1 * 1000, (g2 if g2 > 0 else g1) * 1000
-        la.append(a)
-
-    # inverts: node invert plus the link's offsets (depth mode), or the offsets themselves (elevation mode)
-    start_inv, end_inv = inverts[start].copy(), inverts[end].copy()
-    for i, (sec, _, no, t) in enumerate(links):
-        cols = [(INLET_OFFSET_COLUMN.get(sec), start_inv)] + ([(6, end_inv)] if sec == "CONDUITS" else [])
-        for col, target in cols:
-            if col is None or col >= len(t) or t[col] == "*":
-                continue
-            off = _float(path, sec, no, t, col, "offset") * k
-            target[i] = off if offsets_as == "ELEVATION" else target[i] + off
-    # ground: the rim (invert + maximum depth), at least the highest crown that connects there
-    section = np.where(shape == "rectangular", height, diameter) / 1000
-    crown = inverts.copy()
-    for node_idx, inv in ((start, start_inv), (end, end_inv)):
-        np.maximum.at(crown, node_idx, inv + np.nan_to_num(section))
-    ground = np.maximum(inverts + np.array(max_depth), crown)
-    for i in range(n):
-        attrs[i].update(invert_elevation=float(inverts[i]), max_depth=float(max_depth[i]))
-
-    pts = np.array([[float(xy[nm][1][1]), float(xy[nm][1][2])] if len(xy[nm][1]) > 2 else [np.nan, np.nan]
-                    for nm in names])
-    vlists = [np.asarray(vertices.get(t[0], []), float).reshape(-1, 2) for _, _, _, t in links]
-    all_x = np.concatenate([pts[:, 0]] + [v[:, 0] for v in vlists])
-    all_y = np.concatenate([pts[:, 1]] + [v[:, 1] for v in vlists])
-    x, y, crs_used = place(path, all_x, all_y, crs, engine, offset=offset, scale=scale, local_hint=True)
-    node_xy = np.column_stack([x[:n], y[:n]])
-    vxy = np.column_stack([x[n:], y[n:]])
-    vsplit = np.split(vxy, np.cumsum([len(v) for v in vlists])[:-1]) if m else []
-    lines = [np.vstack([node_xy[a], v, node_xy[b]]) for a, b, v in zip(start, end, vsplit)]
-
-    nodes = Nodes([f"node:{nm}" for nm in names], node_xy, np.full(n, utility, object), np.array(kinds, object),
-                  ground, ground - inverts, inverts, np.zeros(n, bool), attrs, names=names)
-    nan = np.full(m, np.nan)
-    segs = Segments([f"{kind}:{t[0]}" for _, kind, _, t in links], lines, np.full(m, utility, object), shape,
-                    diameter, width, height, start_inv, end_inv, nan, nan, nan, nan, np.zeros(m, bool),
-                    start, end, la, names=[t[0] for _, _, _, t in links])
-    hts = resolve_heights(segs, nodes, get_settings().default_pipe_cover)
+    segs, nodes, crs_used = _network(path, model, utility, k, crs, offset, scale, engine)
     report = {sec.lower(): len(model.rows(sec)) for sec in (*NODE_SECTIONS, *LINK_SECTIONS) if model.rows(sec)}
-    report.update(flow_units=flow_units, length_unit="ft" if k != 1.0 else "m", link_offsets=offsets_as)
-    return write_network(path, name, "swmm", sha, crs_used, options, segs, nodes, hts, [], report, engine, progress)
+    report.update(flow_units=flow_units, length_unit="ft" if k != 1.0 else "m",
+                  link_offsets=model.option("LINK_OFFSETS", "DEPTH"), options=options_key(options))
+    info = DatasetInfo(name=name, kind="swmm", source_path=str(path), sha256=sha, source_crs=crs_used,
+                       report=report)
+    hts = resolve_heights(segs, nodes, get_settings().default_pipe_cover)
+    res = write_network(info, segs, nodes, hts, engine=engine, on_objects=on_objects)
+    return ImportResult.written(path, res, info.report)
 
 
 def import_files(paths, *, workers: int = 1, force: bool = False,
-                 progress: Callable[[ImportResult], None] | None = None, **options) -> list[ImportResult]:
+                 on_file: Callable[[ImportResult], None] | None = None,
+                 on_objects: Callable[[int], None] | None = None, **options) -> list[ImportResult]:
     return import_many(import_file, expand_sources(paths, SUFFIXES), workers=workers, force=force,
-                       progress=progress, **options)
+                       on_file=on_file, on_objects=on_objects, **options)

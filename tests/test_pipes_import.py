@@ -12,7 +12,9 @@ import sqlalchemy as sa
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
+from analyses import network_qa
 from cim_core.errors import GeoreferenceError, InputError
+from cim_core.store import list_datasets
 from importers import pipes
 
 X0, Y0 = 501800.0, 3649500.0  # Zhumadian, EPSG:4547
@@ -53,6 +55,16 @@ def centerline(wkb) -> np.ndarray:
     return shapely.get_coordinates(shapely.from_wkb(bytes(wkb)), include_z=True)
 
 
+def survey_qa(engine, dataset) -> dict[str, int]:
+    """The survey QA run on an imported dataset: its counts by rule, which the dataset's report and counts
+    keep too."""
+    counts = network_qa.check(dataset, engine=engine)
+    stored, = [d for d in list_datasets(engine) if d["name"] == dataset]
+    assert stored["report"]["qa"] == counts
+    assert stored["counts"].get("qa_findings", 0) == sum(counts.values())
+    return counts
+
+
 def findings(engine, dataset):
     out: dict[str, set] = {}
     for rule, key in rows(engine, """select f.rule, o.key from qa_findings f join datasets d on d.id = f.dataset_id
@@ -70,6 +82,7 @@ def test_pipe_between_nodes_lies_at_their_invert_depths(db, tmp_path):
                 diameter_mm=[400], material=["PVC-U"])
     res = pipes.import_layer(gpkg, engine=db)
     assert res.counts == {"pipe_node": 2, "pipe_segment": 1} and res.report["qa"] == {}
+    assert survey_qa(db, res.dataset) == {}
     start_inv, end_inv, start_depth, end_depth, wkb, zmin, _, dia, *_, frm, to = segment(db, "pipe:W1")
     assert (start_inv, end_inv) == pytest.approx((57.0, 56.5), abs=0.01)
     assert (start_depth, end_depth) == pytest.approx((3.0, 2.5), abs=0.01)
@@ -97,8 +110,8 @@ def test_chinese_survey_fields_and_generated_junctions(db, tmp_path):
                 权属单位=["驻马店市供水有限公司"] * 2, 建设年代=["1998年", "2015"])
     res = pipes.import_layer(gpkg, engine=db)
     # the two pipes meet (0.2 m apart, within the snap tolerance) at a generated junction; the far ends dangle
-    assert res.counts == {"pipe_node": 1, "pipe_segment": 2, "qa_findings": 2}
-    assert res.report["qa"] == {"dangling_end": 2}
+    assert res.counts == {"pipe_node": 1, "pipe_segment": 2}
+    assert survey_qa(db, res.dataset) == {"dangling_end": 2}
     s_inv, _, s_depth, _, wkb, _, _, dia, material, owner, year, utility, frm, to = segment(db, "pipe:JS1")
     assert (dia, material, owner, year, utility) == (300, "球墨铸铁", "驻马店市供水有限公司", 1998, "water")
     # a pressure pipe's survey depth is to its centreline
@@ -117,7 +130,7 @@ def test_utilities_cross_without_joining_and_number_their_own_nodes(db, tmp_path
                 id=["1", "1", "2"], utility=["water", "gas", "gas"], from_node=["1", "1", "2"],
                 to_node=["2", "2", None], diameter_mm=[200, 110, 110], start_depth=[1.2] * 3, end_depth=[1.2] * 3)
     res = pipes.import_layer(gpkg, engine=db)
-    assert res.report["qa"] == {"dangling_end": 1}  # the gas pipe's end next to the water node
+    assert survey_qa(db, res.dataset) == {"dangling_end": 1}  # the gas pipe's end next to the water node
     assert segment(db, "pipe:water:1")[12:] == ("node:water:1", "node:water:2")
     assert segment(db, "pipe:gas:1")[12:] == ("node:gas:1", "node:gas:2")
     assert segment(db, "pipe:2")[12:] == ("node:gas:2", None)
@@ -148,8 +161,8 @@ def test_survey_qa_catches_each_rule(db, tmp_path):
     res = pipes.import_layer(gpkg, engine=db)
     expected = {"dangling_end": {"pipe:P6"}, "duplicate_segment": {"pipe:P3"}, "segment_too_long": {"pipe:P4"},
                 "segment_too_short": {"pipe:P5"}, "tee_degree": {"node:N3"}, "depth_mismatch": {"node:N2"}}
+    assert survey_qa(db, res.dataset) == {k: 1 for k in sorted(expected)}
     assert findings(db, "qa_pipes") == expected
-    assert res.report["qa"] == {k: 1 for k in sorted(expected)}
     # the findings carry locations: the dangling end is where P6 ends
     (x, y), = rows(db, "select st_x(geom) - :x, st_y(geom) - :y from qa_findings where rule = 'dangling_end'",
                    x=X0, y=Y0)
@@ -186,6 +199,7 @@ def test_cli_qa_lists_rules(cli_env, db, tmp_path):
     gpkg = tmp_path / "qa.gpkg"
     qa_network(gpkg)
     pipes.import_layer(gpkg, engine=db, dataset="survey")
+    network_qa.check("survey", engine=db)
     out = subprocess.run([".venv/bin/cim", "qa", "survey"], env=cli_env, cwd=Path(__file__).parents[1],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
@@ -206,7 +220,8 @@ def test_bad_layers_are_refused_and_nothing_is_written(db, tmp_path):
     with pytest.raises(InputError, match="nocrs.gpkg: layer 'pipes' has no CRS"):
         pipes.import_layer(nocrs, engine=db)
     # with the CRS given, the same file imports
-    assert pipes.import_layer(nocrs, crs="EPSG:4547", engine=db).counts == {"pipe_segment": 1, "qa_findings": 2}
+    res = pipes.import_layer(nocrs, crs="EPSG:4547", engine=db)
+    assert res.counts == {"pipe_segment": 1} and survey_qa(db, res.dataset) == {"dangling_end": 2}
     with pytest.raises(InputError, match="no layer 'roads'"):
         pipes.import_layer(nocrs, "roads", engine=db)
     assert rows(db, "select name from datasets") == [("nocrs_pipes",)]
@@ -228,6 +243,7 @@ def test_sample_district_imports_clean_and_connected(db, district):
     n_nodes = pyogrio.read_info(district, layer="pipe_nodes")["features"]
     assert res.counts == {"pipe_segment": len(fields[0]), "pipe_node": n_nodes}
     assert res.report["qa"] == {} and res.report["generated_junctions"] == 0
+    assert survey_qa(db, res.dataset) == {}
     assert res.report["heights"] == {"no_ground": 0, "default_cover": 0}
     got = rows(db, """select o.key, f.key, t.key, s.utility from pipe_segments s
                       join city_objects o on o.id = s.object_id

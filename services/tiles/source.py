@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from cim_core import mesh as kernels
 from cim_core import sweep
+from cim_core.settings import get_settings
 
 LAYERS = ("buildings", "bim", "pipes")
 # Which object classes feed which layer: a change of these classes invalidates the layer's tiles.
@@ -30,7 +31,7 @@ ELEMENT_COLOR = (0.75, 0.75, 0.75, 1.0)
 TUBE_SIDES = 8
 NODE_RADIUS = {"manhole": 0.5, "tank": 2.0, "reservoir": 3.0}
 NODE_RADIUS_DEFAULT = 0.3
-DEFAULT_DIAMETER_MM = 300.0   # a segment without a stored size
+DEFAULT_DIAMETER_MM = get_settings().default_pipe_diameter_mm   # a segment without a stored size
 DEFAULT_NODE_DEPTH = 1.5
 
 CURRENT = "(o.valid_to is null or o.valid_to > current_date)"
