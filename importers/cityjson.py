@@ -182,7 +182,7 @@ def _to_storage(vertices: np.ndarray, src, srid: int) -> np.ndarray:
 
 
 def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,
-                force: bool = False, progress: Callable[[int], None] | None = None,
+                force: bool = False, on_objects: Callable[[int], None] | None = None,
                 crs: str | None = None) -> ImportResult:
     """Import the buildings and building parts of one CityJSON file or CityJSONSeq as one dataset.
 
@@ -256,12 +256,13 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
 
     info = DatasetInfo(name=name, kind="cityjson", source_path=str(path), sha256=sha, source_crs=crs_name(src),
                        report=report)
-    res = write_dataset(info, objects(), engine=engine, progress=progress)
+    res = write_dataset(info, objects(), engine=engine, progress=on_objects)
     return ImportResult(path=str(path), dataset=name, counts=res.counts, replaced=res.replaced, report=report)
 
 
 def import_files(paths, *, workers: int = 1, force: bool = False,
-                 progress: Callable[[ImportResult], None] | None = None, **options) -> list[ImportResult]:
+                 on_file: Callable[[ImportResult], None] | None = None,
+                 on_objects: Callable[[int], None] | None = None, **options) -> list[ImportResult]:
     """Many files (paths, directories, globs), one dataset each."""
     return import_many(import_file, expand_sources(paths, SUFFIXES), workers=workers, force=force,
-                       progress=progress, **options)
+                       on_file=on_file, on_objects=on_objects, **options)

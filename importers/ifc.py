@@ -482,14 +482,14 @@ def _has_body(p) -> bool:
 
 
 def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,
-                force: bool = False, progress: Callable[[int], None] | None = None, crs: str | None = None,
+                force: bool = False, on_objects: Callable[[int], None] | None = None, crs: str | None = None,
                 at: tuple[float, ...] | None = None, rotation: float | None = None,
                 threads: int = THREADS) -> ImportResult:
     """Import one IFC file as one dataset (named after the file unless `dataset` is given).
 
     Placement: `at` (E, N[, H]) and `rotation` (degrees, counter-clockwise) override the file's own
     georeference; `crs` names the CRS of the file's map coordinates (or of `at`) when the file does not.
-    `progress` is called with the number of objects written as the import goes.
+    `on_objects` is called with the number of objects written as the import goes.
     """
     path = Path(path)
     engine = engine or get_engine()
@@ -501,7 +501,7 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
         return ImportResult(path=str(path), dataset=existing["name"], skipped=True)
     model = _open(path)
     placement = resolve(model, str(path), storage_srid(engine), crs=crs, at=at, rotation=rotation)
-    reader = _Reader(model, path, placement, threads, progress)
+    reader = _Reader(model, path, placement, threads, on_objects)
     report = {"schema": model.schema, "georef": placement.report()}
     info = DatasetInfo(name=name, kind="ifc", source_path=str(path), sha256=sha, source_crs=placement.crs,
                        report=report)
@@ -531,7 +531,8 @@ def _import_named(names: dict[str, str], path: Path, **options) -> ImportResult:
 
 
 def import_files(paths, *, workers: int = 1, force: bool = False,
-                 progress: Callable[[ImportResult], None] | None = None, **options) -> list[ImportResult]:
+                 on_file: Callable[[ImportResult], None] | None = None,
+                 on_objects: Callable[[int], None] | None = None, **options) -> list[ImportResult]:
     """Import IFC files, directories and globs, one dataset per file, in `workers` processes.
 
     `dataset` names the dataset only when there is one file.
@@ -542,4 +543,5 @@ def import_files(paths, *, workers: int = 1, force: bool = False,
     if len(files) > 1 and options.get("dataset"):
         raise InputError("--dataset names one dataset; with several files each is named after its file")
     one = partial(_import_named, dataset_names(files))
-    return import_many(one, files, workers=workers, force=force, progress=progress, **options)
+    return import_many(one, files, workers=workers, force=force, on_file=on_file, on_objects=on_objects,
+                       **options)

@@ -66,6 +66,8 @@ def test_modules_are_small_and_functions_short():
            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES]
     long = []
     for path in _sources(".py"):
+        if "migrations" in path.parts:  # frozen history: a migration is kept as it was applied
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1

@@ -263,7 +263,7 @@ def test_a_folder_imports_one_dataset_per_file_without_name_clashes(make_db, tmp
     (tmp_path / "south" / "marker.ifc").write_text(
         (tmp_path / "south" / "marker.ifc").read_text().replace("'Geographic Position'", "'South Position'"))
     seen = []
-    results = import_files([tmp_path], progress=seen.append, workers=1)
+    results = import_files([tmp_path], on_file=seen.append, workers=1)
     assert sorted(r.dataset for r in results) == ["north-marker", "south-marker"]
     assert len(seen) == 2 and not any(r.error for r in results)
     names = rows(engine, "select d.name, o.name o from datasets d join city_objects o on o.dataset_id = d.id "

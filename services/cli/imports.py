@@ -28,11 +28,13 @@ def _import_sources(
     cells,
     workers: int,
     force: bool,
+    after=None,
     **options,
 ) -> None:
     """Every `cim import`: one progress bar (files and objects), a summary table, failures at the end.
 
-    headers and cells(result) are the importer's own columns, between dataset and status."""
+    headers and cells(result) are the importer's own columns, between dataset and status; after(result)
+    runs on each dataset written (imported or replaced), before the table."""
     from cim_core.errors import InputError
     from importers.common import expand_sources
 
@@ -67,10 +69,13 @@ def _import_sources(
             [str(p) for p in paths],
             workers=workers,
             force=force,
-            progress=per_file,
-            object_progress=per_object,
+            on_file=per_file,
+            on_objects=per_object,
             **options,
         )
+    for r in results:
+        if after and not r.error and not r.skipped:
+            after(r)
     failed = [r for r in results if r.error]
     if len(results) == 1 and failed:
         raise InputError(failed[0].error)
@@ -160,6 +165,7 @@ def import_gis(
         "GIS layers",
         headers=("objects", "notes"),
         cells=lambda r: (counts_text(r.counts), _gis_notes(r)),
+        after=survey_qa,
         dataset=dataset,
         workers=workers,
         force=force,
@@ -240,6 +246,18 @@ def _network_cells(r) -> tuple[str, str, str]:
     )
 
 
+def survey_qa(r) -> None:
+    """The survey QA on a freshly imported pipe survey; its counts join the import's in the result."""
+    from analyses import network_qa
+
+    if r.report.get("kind") not in ("pipes", "pipe-nodes"):
+        return
+    counts = network_qa.check(r.dataset)
+    r.report["qa"] = dict(sorted({**r.report.get("qa", {}), **counts}.items()))
+    if counts:
+        r.counts["qa_findings"] = r.counts.get("qa_findings", 0) + sum(counts.values())
+
+
 def _run_network_imports(module, files: list[str], what: str, workers: int, force: bool, **options) -> None:
     """Bulk import with the survey QA counts of each dataset in the summary."""
     _import_sources(
@@ -250,6 +268,7 @@ def _run_network_imports(module, files: list[str], what: str, workers: int, forc
         cells=_network_cells,
         workers=workers,
         force=force,
+        after=survey_qa,
         **options,
     )
 

@@ -17,7 +17,7 @@ def qa(
 
     Example: cim qa district_pipes
     """
-    from importers.pipes import qa_summary
+    from cim_core.findings import qa_summary
 
     summary = qa_summary(dataset, examples=examples)
     if not summary:

@@ -53,12 +53,16 @@ def _load_sample_district(scale: float, engine: sa.Engine) -> None:
     """Generate the sample district into CIM_HOME unless it is there, and import what is not loaded yet."""
     from sample_models.district import generate, is_current, load
 
+    from .imports import survey_qa
+
     folder = cdb.get_settings().home.absolute() / "sample-district" / f"scale-{scale:g}"
     if not is_current(folder):  # not generated yet, or by an older generator
         with progress_bar(None, f"generating the sample district (scale {scale:g}) in {folder}") as advance:
             generate(folder, scale=scale, progress=lambda stage, n: advance(0))
     with steps_bar("importing the sample district") as step:
         loaded = load(folder, engine=engine, on_step=step)
+    for result in loaded:
+        survey_qa(result)
     if not loaded:
         console.print("sample district already loaded: import skipped")
         return
