@@ -3,7 +3,6 @@ and schemathesis (no 5xx for any request the OpenAPI definition allows)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -56,7 +55,6 @@ def server(db, cli_env):
             proc.wait()
 
 
-@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="gdal-bin is not installed")
 def test_gdal_lists_collections_and_reads_a_bbox(server):
     listing = subprocess.run(["ogrinfo", "-ro", "-q", f"OAPIF:{server}/api"], capture_output=True, text=True,
                              timeout=120, check=False)

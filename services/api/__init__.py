@@ -1,11 +1,12 @@
-"""The features and BIM API under /api: OGC API - Features (Parts 1-3), building detail, objects, search.
+"""The API under /api: OGC API - Features (Parts 1-3), OGC API - Processes (the analyses), building detail,
+objects, search.
 
 `router` is included by services.app; `install_problem_handlers` renders every error of the app
 as application/problem+json.
 """
 from fastapi import APIRouter
 
-from . import bim, features, pipe_categories
+from . import bim, features, pipe_categories, processes
 from .problems import install as install_problem_handlers
 
 router = APIRouter(prefix="/api")
@@ -14,5 +15,6 @@ router.add_api_route("", features.landing, methods=["GET"], summary="Landing pag
 router.include_router(features.router)
 router.include_router(bim.router)
 router.include_router(pipe_categories.router)
+router.include_router(processes.router)
 
 __all__ = ["install_problem_handlers", "router"]

@@ -21,7 +21,7 @@ from cim_core.errors import NotFoundError
 from cim_core.settings import get_settings
 from services import auth
 
-from . import cql2
+from . import cql2, processes
 from . import crs as ocrs
 from .collections import JSON_SCHEMA, Collection, kind_of, objects, registry
 from .cql2 import FilterError
@@ -78,12 +78,14 @@ def landing(request: Request):
             {"href": f"{b}/conformance", "rel": "conformance", "type": "application/json",
              "title": "conformance classes"},
             {"href": f"{b}/collections", "rel": "data", "type": "application/json", "title": "collections"},
+            {"href": f"{b}/processes", "rel": "http://www.opengis.net/def/rel/ogc/1.0/processes",
+             "type": "application/json", "title": "processes (analyses)"},
         ]})
 
 
 @router.get("/conformance", summary="Conformance classes")
 def conformance():
-    return _json({"conformsTo": CONFORMANCE})
+    return _json({"conformsTo": CONFORMANCE + processes.CONFORMANCE})
 
 
 def _collection_doc(request: Request, reg, c: Collection, storage: int) -> dict:
