@@ -57,7 +57,7 @@ def _database_error(request: Request, exc: sa.exc.DBAPIError) -> Response:
     if state.startswith("22") or isinstance(exc, sa.exc.DataError):  # also NUL bytes, refused by the driver
         return problem_response(request, 400, "a value in the request cannot be used: "
                                 + str(exc.orig).strip().splitlines()[0])
-    log.exception("database error on %s", request.url.path)
+    log.error("database error on %s: %s", request.url.path, str(exc.orig or exc).strip().splitlines()[0])
     if isinstance(exc, sa.exc.OperationalError):  # the server is down or restarting
         return problem_response(request, 503, "the database is not available; try again shortly",
                                 headers={"Retry-After": "5"})
