@@ -262,12 +262,12 @@ class ReadConnector:
 
     def order(self) -> list[str]:
         """Replicas in service from this turn's one on, then the primary, then replicas resting after a refusal."""
-        start = self.turn % len(self.replicas)
-        self.turn += 1
-        rotated = self.replicas[start:] + self.replicas[:start]
         since = time.monotonic() - REPLICA_RETRY_SECONDS
-        resting = [u for u in rotated if self.down.get(u, since) > since]
-        return [u for u in rotated if u not in resting] + [self.primary] + resting
+        resting = [u for u in self.replicas if self.down.get(u, since) > since]
+        up = [u for u in self.replicas if u not in resting]
+        start = self.turn % len(up) if up else 0
+        self.turn += 1
+        return up[start:] + up[:start] + [self.primary] + resting
 
     def __call__(self) -> psycopg.Connection:
         error: Exception | None = None
