@@ -49,7 +49,12 @@ def current_engine() -> sa.Engine:
 
 def write_engine() -> sa.Engine:
     """The primary, for what the API writes (audit rows, key use); never a read replica."""
-    return get_engine()
+    s = get_settings()
+    key = ("primary", s.database_url, str(s.home))
+    found = _engines.get(key)
+    if found is None:
+        found = _engines[key] = get_engine()
+    return found
 
 
 @dataclass(frozen=True)

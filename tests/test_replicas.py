@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import DATA
 from fastapi.testclient import TestClient
+from test_api import buildings, info, pipes
 
 from cim_core import db as cdb
 from cim_core.migrate import upgrade
@@ -21,7 +22,6 @@ from cim_core.store import write_dataset
 from importers import gis
 from services import auth
 from services.app import create_app
-from test_api import buildings, info, pipes
 
 WUHAN = DATA / "wuhan_osm_buildings.geojson"  # 241 buildings
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import boto3
 import pytest
+from test_tiles import GROUND, SMALL, bim, box, buildings, origin, pipes
 
 from cim_core.errors import InputError
 from cim_core.model import CityObject, DatasetInfo, Mesh
 from cim_core.settings import get_settings
 from cim_core.store import write_dataset
 from services.tiles import build
-from test_tiles import GROUND, SMALL, bim, box, buildings, origin, pipes
 
 KEY, SECRET = "cim-test-key", "cim-test-secret"
 

@@ -464,8 +464,8 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
     withheld = {la for la in LAYERS if is_restricted(la, engine)} if target.remote and not include_restricted else set()
     if layers and set(layers) <= withheld:
         raise InputError(f"{', '.join(layers)}: restricted, so not written to object storage",
-                         hint="a bucket cannot check API keys; include restricted layers only in a private bucket "
-                              "(--include-restricted)")
+                         hint="a bucket cannot check API keys: --include-restricted writes them, for a private "
+                              "bucket only")
     srid = storage_srid(engine)
     state = _read_json(target, "state.json") if incremental else None
     if state and (state.get("format") != STATE_FORMAT or state.get("srid") != srid):
