@@ -261,7 +261,7 @@ class ReadConnector:
         self.down: dict[str, float] = {}
 
     def order(self) -> list[str]:
-        """Replicas in service from this turn's one on, then the primary, then replicas resting after a refusal."""
+        """Replicas in service from this turn's one on, then the primary, then those resting after a refusal."""
         since = time.monotonic() - REPLICA_RETRY_SECONDS
         resting = [u for u in self.replicas if self.down.get(u, since) > since]
         up = [u for u in self.replicas if u not in resting]

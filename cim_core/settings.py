@@ -10,7 +10,7 @@ class Settings(BaseSettings):
 
     # A PostgreSQL+PostGIS server to use; without it, an embedded cluster under home/pgdata.
     database_url: str | None = None
-    # Streaming replicas of that database for the API's reads, comma-separated URLs; writes stay on the primary.
+    # Streaming replicas of that database for the API's reads (comma-separated URLs); writes stay on it.
     database_read_urls: str | None = None
     home: Path = Path(".cim")
     # Storage CRS of a new database; an existing database keeps the one it was created with.

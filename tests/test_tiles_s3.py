@@ -34,8 +34,8 @@ def _free_port() -> int:
 def s3_server():
     """`moto_server` on a free port for this module; stopped at the end."""
     port = _free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = Path(sys.executable).parent / "moto_server"
+    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -71,8 +71,8 @@ def s3(s3_server, monkeypatch):
 
 def objects(client, bucket: str, prefix: str) -> dict[str, dict]:
     """key below prefix -> head_object of it."""
-    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
-            for o in page.get("Contents", [])]
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
     return {k[len(prefix) + 1:]: client.head_object(Bucket=bucket, Key=k) for k in keys}
 
 
@@ -95,6 +95,10 @@ def referenced(client, bucket: str, prefix: str, rel: str = "tileset.json") -> s
             target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), uri))
             found |= referenced(client, bucket, prefix, target) if uri.endswith(".json") else {target}
     return found
+
+
+def stamps(heads: dict[str, dict]) -> dict:
+    return {k: h["LastModified"] for k, h in heads.items()}
 
 
 def check_headers(heads: dict[str, dict]) -> None:
@@ -129,7 +133,8 @@ def test_tiles_on_s3_have_headers_reference_existing_objects_and_match_a_folder_
     build(local, engine=db, opts=SMALL)
     for rel in heads:
         if rel.endswith(".glb"):
-            assert client.get_object(Bucket=bucket, Key=f"city/{rel}")["Body"].read() == (local / rel).read_bytes()
+            stored = client.get_object(Bucket=bucket, Key=f"city/{rel}")["Body"].read()
+            assert stored == (local / rel).read_bytes(), rel
     assert (local / "pipes" / "tileset.json").exists()
     assert {p.relative_to(local).as_posix() for p in local.glob("b*/**/*.glb")} == {
         k for k in heads if k.endswith(".glb")}
@@ -144,12 +149,13 @@ def test_incremental_build_on_s3_uploads_only_changes(db, s3):
     again = build(f"s3://{bucket}/inc", engine=db, opts=SMALL, incremental=True)
     assert all(r.skipped or r.features == 0 for r in again.layers if not r.withheld)
     second = objects(client, bucket, "inc")
-    assert {k: h["LastModified"] for k, h in second.items()} == {k: h["LastModified"] for k, h in first.items()}
+    assert stamps(second) == stamps(first)
 
     ox, oy = origin()  # a kiosk in one corner: only the tiles over it change
     v, f = box(ox + 1, oy + 1, GROUND, 5, 5, 40)
     write_dataset(DatasetInfo("kiosk", "gis", "kiosk.gpkg", "kiosk"),
-                  [CityObject(key="k", cls="building", name="Kiosk", mesh=Mesh(v, f), attributes={"height": 40})],
+                  [CityObject(key="k", cls="building", name="Kiosk", mesh=Mesh(v, f),
+                              attributes={"height": 40})],
                   engine=db)
     rep = build(f"s3://{bucket}/inc", engine=db, opts=SMALL, incremental=True)
     b = next(r for r in rep.layers if r.layer == "buildings")
@@ -172,8 +178,9 @@ def test_restricted_layers_only_on_request_and_removed_again(db, s3):
     build(f"s3://{bucket}/r", engine=db, opts=SMALL, include_restricted=True)
     heads = objects(client, bucket, "r")
     assert any(k.startswith("pipes/") for k in heads) and referenced(client, bucket, "r") <= set(heads)
-    assert {"name": "pipes", "restricted": True} in get_json(client, bucket, "r/tileset.json")["extras"]["layers"]
-    build(f"s3://{bucket}/r", engine=db, opts=SMALL)  # without the flag: the restricted layer leaves the bucket
+    layers = get_json(client, bucket, "r/tileset.json")["extras"]["layers"]
+    assert {"name": "pipes", "restricted": True} in layers
+    build(f"s3://{bucket}/r", engine=db, opts=SMALL)  # without the flag, the restricted layer leaves the bucket
     heads = objects(client, bucket, "r")
     assert not any(k.startswith("pipes/") for k in heads)
     assert set(heads) - referenced(client, bucket, "r") == {"state.json"}

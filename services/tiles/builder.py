@@ -461,11 +461,13 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
         raise InputError(f"unknown tile layer {unknown[0]!r}", hint=f"choose from {', '.join(LAYERS)}")
     target = open_target(out)
     engine = engine or get_engine()
-    withheld = {la for la in LAYERS if is_restricted(la, engine)} if target.remote and not include_restricted else set()
+    withheld = set()
+    if target.remote and not include_restricted:
+        withheld = {la for la in LAYERS if is_restricted(la, engine)}
     if layers and set(layers) <= withheld:
         raise InputError(f"{', '.join(layers)}: restricted, so not written to object storage",
-                         hint="a bucket cannot check API keys: --include-restricted writes them, for a private "
-                              "bucket only")
+                         hint="a bucket cannot check API keys: --include-restricted writes them, "
+                              "for a private bucket only")
     srid = storage_srid(engine)
     state = _read_json(target, "state.json") if incremental else None
     if state and (state.get("format") != STATE_FORMAT or state.get("srid") != srid):
@@ -478,7 +480,8 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
             state["vertical_offset"] if state else derive_offset(conn))
         if state and offset != state["vertical_offset"]:
             state = None  # a new offset moves every vertex
-        report = BuildReport(out=out if target.remote else Path(out), vertical_offset=offset, change_id=change_id)
+        report = BuildReport(out=out if target.remote else Path(out), vertical_offset=offset,
+                             change_id=change_id)
         layer_states = (state or {}).get("layers", {})
         for layer in withheld:
             layer_states.pop(layer, None)
@@ -512,8 +515,9 @@ def _build_layer(run: _Pass, layer: str, layer_states: dict, touched: list) -> L
     changed = shapely.union_all([r for r in touched if r is not None]) if touched else None
     full = changed is None or any(r is None for r in touched)
     grid = Grid(*ls["grid"]) if ls and not full else None
-    lb = LayerBuilder(layer, features, target, run.srid, run.offset, run.opts,
-                      _index_tiles(old_ts["root"], {}) if old_ts and not full else None, changed, grid, run.progress)
+    old_tiles = _index_tiles(old_ts["root"], {}) if old_ts and not full else None
+    lb = LayerBuilder(layer, features, target, run.srid, run.offset, run.opts, old_tiles, changed, grid,
+                      run.progress)
     root = lb.build()
     diag = region_diagonal_m(root["boundingVolume"]["region"])
     tileset = {"asset": {"version": "1.1", "generator": "cim tiles", "tilesetVersion": str(run.change_id)},

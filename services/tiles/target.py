@@ -56,7 +56,9 @@ class Folder:
 
     def files(self, folder: str) -> list[str]:
         base = self.root / folder
-        return [p.relative_to(self.root).as_posix() for p in base.glob("**/*") if p.is_file()] if base.exists() else []
+        if not base.exists():
+            return []
+        return [p.relative_to(self.root).as_posix() for p in base.glob("**/*") if p.is_file()]
 
     def remove(self, rels: list[str]) -> None:
         for rel in rels:
@@ -104,7 +106,7 @@ class Bucket:
         try:
             return fn(*args, **kwargs)
         except FileNotFoundError:
-            raise InputError(f"{self.url}: no such bucket", hint="create it first, e.g. `aws s3 mb`") from None
+            raise InputError(f"{self.url}: no such bucket", hint="create it first (`aws s3 mb`)") from None
         except (OSError, BotoCoreError, ValueError) as exc:
             first = str(exc).strip().splitlines()
             raise InputError(f"{self.url}: {type(exc).__name__}: {first[0] if first else ''}",
