@@ -2,7 +2,8 @@
 
 With CIM_DATABASE_URL set, that server is used; otherwise an embedded PostgreSQL cluster under
 $CIM_HOME/pgdata, started on demand on a free local port. As root the server runs as the
-`postgres` user, since initdb and pg_ctl refuse root.
+`postgres` user, since initdb and pg_ctl refuse root. With CIM_DATABASE_READ_URLS, reads that may
+lag a little (the API's) go to streaming replicas (`read_engine`); everything else to the primary.
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
@@ -144,6 +147,19 @@ class Embedded:
         admin.dispose()
         return True
 
+    def make_standby(self, home: Path | str) -> Embedded:
+        """A streaming replica of this running cluster under `home`/pgdata (pg_basebackup -R), to start.
+
+        The embedded cluster allows it as initdb made it: wal_level replica and replication connections
+        from 127.0.0.1 in pg_hba.conf."""
+        standby = Embedded(home)
+        if standby.initialised or standby.pgdata.exists() or standby.pgdata.is_symlink():
+            raise DatabaseError(f"{standby.pgdata} exists", hint="give a new folder for the replica")
+        standby._make_datadir()
+        self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-U", DB_USER, "-D",
+                  str(standby.pgdata.resolve()), "-R", "-X", "stream", "-c", "fast")
+        return standby
+
     def stop(self) -> bool:
         if not self.running():
             return False
@@ -217,6 +233,72 @@ def get_engine(migrate: bool = True) -> sa.Engine:
         upgrade(engine)
         _ready.add(url)
     return engine
+
+
+# A replica that refused a connection is tried again only after this long (others and the primary meanwhile).
+REPLICA_RETRY_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 3
+# Pooled read connections are replaced after this long, so that a replica back in service gets its share.
+READ_POOL_RECYCLE_SECONDS = 300
+
+
+def read_urls() -> list[str]:
+    """The replicas of CIM_DATABASE_READ_URLS, in order."""
+    raw = get_settings().database_read_urls or ""
+    return [normalise_url(u.strip()) for u in raw.split(",") if u.strip()]
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class ReadConnector:
+    """Opens read connections: round robin over the replicas, one new connection at a time; a replica
+    that refuses is skipped for REPLICA_RETRY_SECONDS, and when none answers the primary is used."""
+
+    def __init__(self, replicas: list[str], primary: str):
+        self.replicas = [_libpq(u) for u in replicas]
+        self.primary = _libpq(primary)
+        self.turn = 0
+        self.down: dict[str, float] = {}
+
+    def order(self) -> list[str]:
+        """Replicas in service from this turn's one on, then the primary, then those resting after a refusal."""
+        since = time.monotonic() - REPLICA_RETRY_SECONDS
+        resting = [u for u in self.replicas if self.down.get(u, since) > since]
+        up = [u for u in self.replicas if u not in resting]
+        start = self.turn % len(up) if up else 0
+        self.turn += 1
+        return up[start:] + up[:start] + [self.primary] + resting
+
+    def __call__(self) -> psycopg.Connection:
+        error: Exception | None = None
+        for conninfo in self.order():
+            try:
+                conn = psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+            except psycopg.OperationalError as exc:
+                error = exc
+                if conninfo != self.primary:
+                    self.down[conninfo] = time.monotonic()
+                continue
+            self.down.pop(conninfo, None)
+            return conn
+        raise error  # order() always holds the primary, so something was tried
+
+
+@lru_cache(maxsize=8)
+def _read_engine_for(replicas: tuple[str, ...], primary: str) -> sa.Engine:
+    return sa.create_engine(replicas[0], creator=ReadConnector(list(replicas), primary), pool_pre_ping=True,
+                            pool_size=10, max_overflow=20, pool_recycle=READ_POOL_RECYCLE_SECONDS)
+
+
+def read_engine() -> sa.Engine:
+    """The engine for reads that may lag the primary by the replication delay: over the replicas of
+    CIM_DATABASE_READ_URLS when set (the primary migrates them), else the same as `get_engine()`."""
+    replicas = read_urls()
+    if not replicas:
+        return get_engine()
+    return _read_engine_for(tuple(replicas), database_url())
 
 
 def storage_srid(engine: sa.Engine) -> int:

@@ -10,6 +10,8 @@ class Settings(BaseSettings):
 
     # A PostgreSQL+PostGIS server to use; without it, an embedded cluster under home/pgdata.
     database_url: str | None = None
+    # Streaming replicas of that database for the API's reads (comma-separated URLs); writes stay on it.
+    database_read_urls: str | None = None
     home: Path = Path(".cim")
     # Storage CRS of a new database; an existing database keeps the one it was created with.
     srid: int | None = None
@@ -29,6 +31,9 @@ class Settings(BaseSettings):
     # Threads per API process running request handlers (and so database connections in use at once).
     api_threads: int = 8
     api_page_max: int = 10000
+    # S3-compatible object storage for `cim tiles build --out s3://...` (MinIO, Ceph...); credentials, region
+    # and AWS's own endpoint variables come from the standard AWS environment and files.
+    s3_endpoint_url: str | None = None
 
 
 @lru_cache

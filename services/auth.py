@@ -8,6 +8,7 @@ layer is public. Reads of restricted layers, and refusals, are written to `audit
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -17,8 +18,8 @@ import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.openapi.utils import get_openapi
 
-from cim_core.db import get_engine
-from cim_core.errors import InputError, NotFoundError
+from cim_core.db import get_engine, read_engine
+from cim_core.errors import DatabaseError, InputError, NotFoundError
 from cim_core.settings import get_settings
 
 KEY_PREFIX = "cim_"
@@ -28,19 +29,31 @@ LAYER_CACHE_SECONDS = 10.0
 # A tile viewer fetches hundreds of tiles a minute: one audit row per caller, layer and minute.
 TILE_AUDIT_SECONDS = 60.0
 KEY_USE_SECONDS = 60.0
+log = logging.getLogger("cim.api")
 
 
 _engines: dict[tuple, sa.Engine] = {}
 
 
 def current_engine() -> sa.Engine:
-    """The engine for request handlers, one per process and settings, in autocommit mode."""
+    """The engine for request handlers' reads, one per process and settings, in autocommit mode: on the
+    replicas of CIM_DATABASE_READ_URLS when set. The API's own writes go to `write_engine()`."""
     s = get_settings()
-    key = (s.database_url, str(s.home))
+    key = (s.database_url, s.database_read_urls, str(s.home))
     found = _engines.get(key)
     if found is None:
         # reads need no transaction: autocommit saves a BEGIN and a ROLLBACK round trip per request
-        found = _engines[key] = get_engine().execution_options(isolation_level="AUTOCOMMIT")
+        found = _engines[key] = read_engine().execution_options(isolation_level="AUTOCOMMIT")
+    return found
+
+
+def write_engine() -> sa.Engine:
+    """The primary, for what the API writes (audit rows, key use); never a read replica."""
+    s = get_settings()
+    key = ("primary", s.database_url, str(s.home))
+    found = _engines.get(key)
+    if found is None:
+        found = _engines[key] = get_engine()
     return found
 
 
@@ -156,22 +169,28 @@ def resolve_caller(request: Request, engine: sa.Engine) -> Caller:
     if row is None:
         raise problem(401, "Unauthorized", "the API key is unknown or revoked",
                       {"WWW-Authenticate": 'ApiKey realm="cim", header="X-API-Key"'})
-    _note_use(row.id, engine)
+    _note_use(row.id)
     return Caller(role=row.role, key_id=row.id, grants=frozenset(row.grants), client=_client(request))
 
 
 _last_noted: dict[tuple[str, int], float] = {}
 
 
-def _note_use(key_id: int, engine: sa.Engine) -> None:
-    """Record a key's last use, at most once per KEY_USE_SECONDS per key and process (a write per
-    request would cost every tile its own transaction)."""
+def _note_use(key_id: int) -> None:
+    """Record a key's last use on the primary, at most once per KEY_USE_SECONDS per key and process (a write
+    per request would cost every tile its own transaction). Best effort: while the primary is down, keyed
+    reads from replicas go on and the use is not recorded."""
+    engine = write_engine()
     now, k = time.monotonic(), (str(engine.url), key_id)
     if now - _last_noted.get(k, -1e9) < KEY_USE_SECONDS:
         return
     _last_noted[k] = now
-    with engine.begin() as c:
-        c.execute(sa.text("update api_keys set last_used_at = now() where id = :i"), {"i": key_id})
+    try:
+        with engine.begin() as c:
+            c.execute(sa.text("update api_keys set last_used_at = now() where id = :i"), {"i": key_id})
+    except (DatabaseError, sa.exc.OperationalError) as exc:
+        log.warning("key %s: last use not recorded, the primary database is not available: %s", key_id,
+                    str(exc).splitlines()[0])
 
 
 def caller(request: Request) -> Caller:
@@ -194,36 +213,47 @@ _tile_audit_seen: dict[tuple, float] = {}
 
 
 def audit(who: Caller, layer: str, path: str, status: int, object_id: int | None = None,
-          engine: sa.Engine | None = None, throttle: float = 0.0) -> None:
-    """One audit row; with `throttle`, at most one per caller, layer and status in that many seconds."""
+          throttle: float = 0.0) -> None:
+    """One audit row, on the primary; with `throttle`, at most one per caller, layer and status in that many
+    seconds."""
+    k = (who.key_id, who.client, layer, status)
     if throttle:
-        k = (who.key_id, who.client, layer, status)
         now = time.monotonic()
         if now - _tile_audit_seen.get(k, -1e9) < throttle:
             return
         if len(_tile_audit_seen) > 10_000:  # many callers over a long uptime: forget the old ones
             _tile_audit_seen.clear()
         _tile_audit_seen[k] = now
-    with (engine or current_engine()).begin() as c:
-        c.execute(sa.text("insert into audit_log (key_id, role, layer, object_id, path, client, status) "
-                          "values (:k, :r, :l, :o, :p, :c, :s)"),
-                  {"k": who.key_id, "r": who.role, "l": layer, "o": object_id, "p": path[:2000],
-                   "c": who.client, "s": status})
+    try:
+        with write_engine().begin() as c:
+            c.execute(sa.text("insert into audit_log (key_id, role, layer, object_id, path, client, status) "
+                              "values (:k, :r, :l, :o, :p, :c, :s)"),
+                      {"k": who.key_id, "r": who.role, "l": layer, "o": object_id, "p": path[:2000],
+                       "c": who.client, "s": status})
+    except Exception:
+        _tile_audit_seen.pop(k, None)  # not written: the next read must try again
+        raise
 
 
 def require_layer(request: Request, who: Caller, layer: str, *, object_id: int | None = None,
                   throttle: float = 0.0) -> None:
-    """Enforce the grant for a layer: 401 anonymous / 403 lacking role; audit restricted reads."""
-    engine = current_engine()
-    if not is_restricted(layer, engine):
+    """Enforce the grant for a layer: 401 anonymous / 403 lacking role; audit restricted reads.
+
+    A granted read that cannot be audited (the primary is down) fails with 503; a refusal is answered
+    even then, its audit row written when possible."""
+    if not is_restricted(layer):
         return
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     path = path.replace(request.query_params.get("key") or "\0", "***")  # never log a key
     if who.granted(layer):
-        audit(who, layer, path, 200, object_id, engine, throttle)
+        audit(who, layer, path, 200, object_id, throttle)
         return
     status = 401 if who.anonymous else 403
-    audit(who, layer, path, status, object_id, engine, throttle)
+    try:
+        audit(who, layer, path, status, object_id, throttle)
+    except (DatabaseError, sa.exc.OperationalError) as exc:
+        log.warning("refused read of %s not audited, the primary database is not available: %s", layer,
+                    str(exc).splitlines()[0])
     if status == 401:
         raise problem(401, "Unauthorized", f"layer {layer!r} is restricted: send an API key (X-API-Key header or "
                       "?key=) of a role that may read it", {"WWW-Authenticate": 'ApiKey realm="cim", header="X-API-Key"'})

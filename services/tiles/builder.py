@@ -9,12 +9,14 @@ Content: leaves hold full meshes; parents hold generalised content (see docs/til
 refine REPLACE and a geometric error that is the largest deviation the generalisation made.
 Each tile has its own east-north-up frame at its quad centre; tile transforms are relative to
 the parent's frame, as 3D Tiles composes them.
+
+Output: a local folder, or an s3:// prefix (see target.py); restricted layers are left out of object
+storage unless asked for, since a bucket cannot check API keys.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from services.auth import is_restricted
 
 from . import glb
 from .source import LAYER_CLASSES, LAYERS, LOADERS, LOD1_COLORS, Feature, prisms, tube_meshes
+from .target import Bucket, Folder, open_target
 
 # Per layer: the metadata class of its features and their properties (name, type).
 CLASSES = {
@@ -82,11 +85,12 @@ class LayerReport:
     content_bytes: int = 0
     seconds: float = 0.0
     skipped: bool = False
+    withheld: bool = False  # restricted: not written to object storage (include_restricted was not given)
 
 
 @dataclass
 class BuildReport:
-    out: Path
+    out: Path | str  # the folder, or the s3:// URL
     vertical_offset: float
     change_id: int
     layers: list[LayerReport] = field(default_factory=list)
@@ -285,22 +289,12 @@ def etag_of(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    if path.exists() and path.stat().st_size == len(data) and path.read_bytes() == data:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    return True
-
-
 # ---------------------------------------------------------------- one layer
 class LayerBuilder:
-    def __init__(self, layer: str, features: list[Feature], out: Path, srid: int, offset: float,
+    def __init__(self, layer: str, features: list[Feature], target: Folder | Bucket, srid: int, offset: float,
                  opts: TreeOptions, old: dict | None, changed: Any, grid: Grid | None,
                  progress: Callable[[int], None] | None = None):
-        self.layer, self.features, self.dir, self.srid, self.offset = layer, features, out / layer, srid, offset
+        self.layer, self.features, self.target, self.srid, self.offset = layer, features, target, srid, offset
         self.opts, self.changed, self.progress = opts, changed, progress
         self.gen = Generaliser(layer, features)
         self.old_tiles = old or {}
@@ -324,7 +318,7 @@ class LayerBuilder:
     def _collect(self, tile: dict) -> None:
         if "content" in tile:
             self.contents.add(tile["content"]["uri"])
-            self.report.content_bytes += (self.dir / tile["content"]["uri"]).stat().st_size
+            self.report.content_bytes += self.target.size(f"{self.layer}/{tile['content']['uri']}")
         self.report.tiles += 1
         self.report.reused += 1
         for c in tile.get("children", []):
@@ -367,7 +361,7 @@ class LayerBuilder:
         if items:
             data, region, step = encode(items, self.layer, world, self.srid, self.offset, self.opts.meshopt)
             uri = f"{key}.glb"
-            _write_if_changed(self.dir / uri, data)
+            self.target.write(f"{self.layer}/{uri}", data)
             self.contents.add(uri)
             self.report.content_bytes += len(data)
             regions.append(region)
@@ -403,8 +397,16 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    _write_if_changed(path, json.dumps(obj, separators=(",", ":")).encode())
+def _read_json(target: Folder | Bucket, rel: str) -> dict | None:
+    data = target.read(rel)
+    try:
+        return json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+
+
+def _write_json(target: Folder | Bucket, rel: str, obj: dict) -> None:
+    target.write(rel, json.dumps(obj, separators=(",", ":")).encode())
 
 
 # ---------------------------------------------------------------- offset / changes
@@ -431,24 +433,43 @@ def changes_since(conn: sa.Connection, change_id: int) -> list[tuple[set[str], A
 
 
 # ---------------------------------------------------------------- the whole tileset
+@dataclass
+class _Pass:
+    """What every layer of one build shares."""
+    target: Folder | Bucket
+    conn: sa.Connection
+    srid: int
+    offset: float
+    change_id: int
+    opts: TreeOptions
+    progress: Callable[[int], None] | None
+
+
 def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engine: sa.Engine | None = None,
           incremental: bool = False, opts: TreeOptions | None = None,
-          progress: Callable[[int], None] | None = None) -> BuildReport:
+          progress: Callable[[int], None] | None = None, include_restricted: bool = False) -> BuildReport:
     """Write (or bring up to date, with `incremental`) a tileset under `out`: tileset.json + one per layer.
 
+    `out` is a local folder or an s3://bucket/prefix URL. Restricted layers go to a folder as to the tile
+    service's cache, but are left out of object storage (and removed from it) unless `include_restricted`:
+    a bucket hands every object to whoever may read it, without asking for an API key.
     Incremental: only layers whose classes changed since the last build are rebuilt, and in them only
     the tiles whose quad intersects a changed region; the vertical offset of the first build is kept.
     """
     unknown = [la for la in layers if la not in LAYERS]
     if unknown:
         raise InputError(f"unknown tile layer {unknown[0]!r}", hint=f"choose from {', '.join(LAYERS)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    target = open_target(out)
     engine = engine or get_engine()
+    withheld = set()
+    if target.remote and not include_restricted:
+        withheld = {la for la in LAYERS if is_restricted(la, engine)}
+    if layers and set(layers) <= withheld:
+        raise InputError(f"{', '.join(layers)}: restricted, so not written to object storage",
+                         hint="a bucket cannot check API keys: --include-restricted writes them, "
+                              "for a private bucket only")
     srid = storage_srid(engine)
-    opts = opts or TreeOptions()
-    state_path = out / "state.json"
-    state = read_json(state_path) if incremental else None
+    state = _read_json(target, "state.json") if incremental else None
     if state and (state.get("format") != STATE_FORMAT or state.get("srid") != srid):
         state = None  # another builder version or database CRS: rebuild all
     with engine.connect() as conn:
@@ -459,50 +480,60 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
             state["vertical_offset"] if state else derive_offset(conn))
         if state and offset != state["vertical_offset"]:
             state = None  # a new offset moves every vertex
-        report = BuildReport(out=out, vertical_offset=offset, change_id=change_id)
+        report = BuildReport(out=out if target.remote else Path(out), vertical_offset=offset,
+                             change_id=change_id)
         layer_states = (state or {}).get("layers", {})
+        for layer in withheld:
+            layer_states.pop(layer, None)
+            target.remove_folder(layer)
+        run = _Pass(target, conn, srid, offset, change_id, opts or TreeOptions(), progress)
         for layer in layers:
-            t0 = time.perf_counter()
-            ls = layer_states.get(layer)
-            old_ts = read_json(out / layer / "tileset.json") if ls else None
+            if layer in withheld:
+                report.layers.append(LayerReport(layer, withheld=True))
+                continue
             touched = [region for classes, region in changes if classes & LAYER_CLASSES[layer]]
-            if ls is not None and old_ts is not None and not touched:
-                report.layers.append(LayerReport(layer, features=ls["features"], skipped=True))
-                continue
-            features = LOADERS[layer](conn)
-            if not features:
-                layer_states.pop(layer, None)
-                for p in sorted((out / layer).glob("**/*"), reverse=True) if (out / layer).exists() else []:
-                    p.unlink() if p.is_file() else p.rmdir()
-                report.layers.append(LayerReport(layer))
-                continue
-            changed = shapely.union_all([r for r in touched if r is not None]) if touched else None
-            full = changed is None or any(r is None for r in touched)
-            grid = Grid(*ls["grid"]) if ls and not full else None
-            lb = LayerBuilder(layer, features, out, srid, offset, opts,
-                              _index_tiles(old_ts["root"], {}) if old_ts and not full else None,
-                              changed, grid, progress)
-            root = lb.build()
-            diag = region_diagonal_m(root["boundingVolume"]["region"])
-            tileset = {"asset": {"version": "1.1", "generator": "cim tiles", "tilesetVersion": str(change_id)},
-                       "geometricError": round(max(diag, root["geometricError"]), 3), "root": root,
-                       "extras": {"layer": layer, "srid": srid, "vertical_offset": offset}}
-            _write_json(out / layer / "tileset.json", tileset)
-            for p in (out / layer).glob("**/*.glb"):
-                if p.relative_to(out / layer).as_posix() not in lb.contents:
-                    p.unlink()
-            rep = lb.report
-            rep.seconds = time.perf_counter() - t0
-            rep.bytes = sum(p.stat().st_size for p in (out / layer).glob("**/*") if p.is_file())
-            report.layers.append(rep)
-            layer_states[layer] = {"grid": [lb.grid.x0, lb.grid.y0, lb.grid.size], "features": len(features)}
-        _write_root(out, srid, offset, change_id, layer_states, engine)
-        _write_json(state_path, {"format": STATE_FORMAT, "srid": srid, "vertical_offset": offset, "change_id": change_id,
-                                 "layers": layer_states})
+            report.layers.append(_build_layer(run, layer, layer_states, touched))
+        _write_root(target, srid, offset, change_id, layer_states, engine)
+        _write_json(target, "state.json", {"format": STATE_FORMAT, "srid": srid, "vertical_offset": offset,
+                                           "change_id": change_id, "layers": layer_states})
     return report
 
 
-def _write_root(out: Path, srid: int, offset: float, change_id: int, layer_states: dict,
+def _build_layer(run: _Pass, layer: str, layer_states: dict, touched: list) -> LayerReport:
+    """Build or bring up to date one layer's tileset; updates `layer_states`."""
+    t0 = time.perf_counter()
+    target = run.target
+    ls = layer_states.get(layer)
+    old_ts = _read_json(target, f"{layer}/tileset.json") if ls else None
+    if ls is not None and old_ts is not None and not touched:
+        return LayerReport(layer, features=ls["features"], skipped=True)
+    features = LOADERS[layer](run.conn)
+    if not features:
+        layer_states.pop(layer, None)
+        target.remove_folder(layer)
+        return LayerReport(layer)
+    changed = shapely.union_all([r for r in touched if r is not None]) if touched else None
+    full = changed is None or any(r is None for r in touched)
+    grid = Grid(*ls["grid"]) if ls and not full else None
+    old_tiles = _index_tiles(old_ts["root"], {}) if old_ts and not full else None
+    lb = LayerBuilder(layer, features, target, run.srid, run.offset, run.opts, old_tiles, changed, grid,
+                      run.progress)
+    root = lb.build()
+    diag = region_diagonal_m(root["boundingVolume"]["region"])
+    tileset = {"asset": {"version": "1.1", "generator": "cim tiles", "tilesetVersion": str(run.change_id)},
+               "geometricError": round(max(diag, root["geometricError"]), 3), "root": root,
+               "extras": {"layer": layer, "srid": run.srid, "vertical_offset": run.offset}}
+    _write_json(target, f"{layer}/tileset.json", tileset)
+    files = target.files(layer)
+    target.remove([rel for rel in files if rel.endswith(".glb") and rel[len(layer) + 1:] not in lb.contents])
+    rep = lb.report
+    rep.seconds = time.perf_counter() - t0
+    rep.bytes = sum(target.size(rel) for rel in target.files(layer))
+    layer_states[layer] = {"grid": [lb.grid.x0, lb.grid.y0, lb.grid.size], "features": len(features)}
+    return rep
+
+
+def _write_root(target: Folder | Bucket, srid: int, offset: float, change_id: int, layer_states: dict,
                 engine: sa.Engine) -> None:
     """The root tileset: every built layer as an external tileset, added together (refine ADD).
 
@@ -510,7 +541,7 @@ def _write_root(out: Path, srid: int, offset: float, change_id: int, layer_state
     """
     children, layers = [], []
     for layer in LAYERS:
-        ts = read_json(out / layer / "tileset.json") if layer in layer_states else None
+        ts = _read_json(target, f"{layer}/tileset.json") if layer in layer_states else None
         if ts is None:
             continue
         children.append({"boundingVolume": ts["root"]["boundingVolume"], "geometricError": ts["geometricError"],
@@ -526,4 +557,4 @@ def _write_root(out: Path, srid: int, offset: float, change_id: int, layer_state
     else:
         raise InputError("nothing to tile: the database has no buildings, BIM elements or pipes",
                          hint="import some data first")
-    _write_json(out / "tileset.json", root)
+    _write_json(target, "tileset.json", root)
