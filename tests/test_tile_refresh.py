@@ -102,7 +102,6 @@ def _reader(folder: str, stop, out: mp.Queue) -> None:
 
 
 def test_two_processes_refresh_at_once_one_builds_the_other_serves(db, home):
-    from services.tiles import service
     buildings(n=60, engine=db)
     client = _client()
     before = _version(client.get("/tiles/tileset.json"))

@@ -5,7 +5,7 @@ as application/problem+json.
 """
 from fastapi import APIRouter
 
-from . import bim, features, pipe_categories
+from . import authcheck, bim, features, pipe_categories
 from .problems import install as install_problem_handlers
 
 router = APIRouter(prefix="/api")
@@ -14,5 +14,6 @@ router.add_api_route("", features.landing, methods=["GET"], summary="Landing pag
 router.include_router(features.router)
 router.include_router(bim.router)
 router.include_router(pipe_categories.router)
+router.include_router(authcheck.router)
 
 __all__ = ["install_problem_handlers", "router"]
