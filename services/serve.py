@@ -9,14 +9,15 @@ APP = "services.app:create_app"  # an import string: each worker process builds 
 
 
 def run(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "warning",
-        forwarded_allow_ips: str = "127.0.0.1") -> None:
+        forwarded_allow_ips: str | None = None) -> None:
     """Serve /api, /tiles and the viewer with `workers` processes sharing one listening socket.
 
     The database is started and migrated once, before the workers start. Each worker has its own
     connection pool and in-memory tile files; the tile cache on disk is shared and rebuilt by one worker
     at a time (see services.tiles.service.refresh). Behind a reverse proxy (docs/deploy.md), the client
-    address and scheme come from X-Forwarded-For / X-Forwarded-Proto of the proxies in
-    `forwarded_allow_ips` (comma-separated addresses, or '*').
+    address and scheme (for the audit log) come from X-Forwarded-For / X-Forwarded-Proto sent by the
+    proxies in `forwarded_allow_ips` (comma-separated addresses or '*'; default: the environment's
+    FORWARDED_ALLOW_IPS, else 127.0.0.1 and ::1).
     """
     get_engine()
     uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, log_level=log_level,
