@@ -73,7 +73,7 @@ def write_nginx(out: str | Path, *, port: int = 8080, host: str | None = None,
     closed = restricted_layers(engine or get_engine())
     restricted = [la for la in LAYERS if la in closed]
     public = [la for la in LAYERS if la not in closed]
-    listen = f"{host}:{port}" if host else str(port)
+    listen = str(port) if not host else f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     for sub in ("logs", "temp"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     layout = NginxLayout(folder, folder / SITE, folder / MAIN, folder / README, listen, public, restricted)
