@@ -16,13 +16,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wrk(base: str, paths: list[str], work: Path, name: str) -> dict:
-    """wrk against `base`, rotating over `paths` with a Lua script, after a 3 s warm-up:
-    requests per second, p50 and p99 in ms, and the count of non-2xx/3xx answers."""
+def wrk(base: str, paths: list[str], work: Path, name: str, headers: dict[str, str] | None = None) -> dict:
+    """wrk against `base`, rotating over `paths` with a Lua script (each request with `headers`), after a
+    3 s warm-up: requests per second, p50 and p99 in ms, and the count of non-2xx/3xx answers."""
     script = work / f"rotate_{name}.lua"
+    lua_headers = ", ".join(f'["{k}"] = "{v}"' for k, v in (headers or {}).items())
     script.write_text("paths = {\n" + ",\n".join(f'  "{p}"' for p in paths) + "\n}\n"
+                      f"headers = {{ {lua_headers} }}\n"
                       "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
-                      "  return wrk.format(\"GET\", paths[i])\nend\n")
+                      "  return wrk.format(\"GET\", paths[i], headers)\nend\n")
     subprocess.run(["wrk", "-t2", "-c16", "-d3s", "-s", str(script), base], capture_output=True, check=False)
     out = subprocess.run(["wrk", *WRK, "-s", str(script), base], capture_output=True, text=True,
                          check=True).stdout

@@ -1,13 +1,17 @@
-"""3D tiles: `cim tiles build` against `py3dtiles export`, and `cim serve` against nginx serving the tiles.
+"""3D tiles: `cim tiles build` against `py3dtiles export`; `cim serve` and the production layout against nginx.
 
 One run, on the same synthetic buildings (3,000 x scale LOD1 solids with 4-8-vertex footprints near
 Zhumadian, in their own CIM_HOME and embedded database under the work folder):
 - build: wall time and total bytes of `cim tiles build --layer buildings` and of `py3dtiles export`
   (py3dtiles 12.1.1 in a venv of its own, since it pins numpy < 2.4; its input is a PolyhedralSurfaceZ
   table in EPSG:4978 made from our meshes with the same vertical offset, not timed);
-- serve: requests per second of `cim serve` (uvicorn, 1 worker, from its tile cache) and of nginx
-  (static files of our export, a config of the bench's own on a free port), each under the same wrk
-  load: 16 connections, 20 s, a Lua script rotating over every tile URL.
+- serve: requests per second of `cim serve` (uvicorn, 1 worker, from its tile cache) and of bare nginx
+  (the same cache's files, a config of the bench's own on a free port); then the production layout
+  (docs/deploy.md: nginx from `cim deploy nginx` in front of `cim serve --workers 2`) serving the same
+  files as a public layer, and again as a restricted layer (nginx's auth_request to the API's key check,
+  every request with a key of a granted role). Each under the same wrk load: 16 connections, 20 s, a Lua
+  script rotating over the layer's tileset and every tile of it (the per-caller root tileset, which the
+  layout proxies to the API once per session, is left out).
 py3dtiles' output is not valid 3D Tiles (see ANCHORS.md): it is compared for time and bytes only.
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -35,7 +40,7 @@ GROUND = 55.0
 
 def _ensure_tools(work: Path) -> Path:
     """wrk and nginx from Debian, py3dtiles in a venv of its own; returns the py3dtiles executable."""
-    missing = [pkg for exe, pkg in (("wrk", "wrk"), ("nginx", "nginx-light")) if not shutil.which(exe)]
+    missing = [pkg for exe, pkg in (("wrk", "wrk"), ("nginx", "nginx")) if not shutil.which(exe)]
     if missing:
         subprocess.run(["apt-get", "install", "-y", *missing], check=True)
     venv = work / "py3dtiles-venv"
@@ -131,7 +136,7 @@ def _serve_cim(env: dict, paths: list[str], work: Path) -> dict:
             proc.kill()
 
 
-def _serve_nginx(root: Path, paths: list[str], work: Path) -> dict:
+def _serve_nginx(root: Path, paths: list[str], work: Path, name: str = "nginx") -> dict:
     port = free_port()
     conf = work / "nginx.conf"
     conf.write_text(f"""daemon off;
@@ -150,13 +155,115 @@ http {{
                             stderr=subprocess.STDOUT)
     try:
         _wait_http(f"http://127.0.0.1:{port}/{paths[0]}", proc, 20)
-        return wrk(f"http://127.0.0.1:{port}", [f"/{p}" for p in paths], work, "nginx")
+        return wrk(f"http://127.0.0.1:{port}", [f"/{p}" for p in paths], work, name)
     finally:
         proc.send_signal(signal.SIGQUIT)  # graceful stop of master and workers
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _restrict(engine, layer: str, restricted: bool) -> None:
+    import sqlalchemy as sa
+    with engine.begin() as c:
+        c.execute(sa.text("insert into access_layers values (:l, 'tiles', :r) "
+                          "on conflict (name) do update set restricted = :r"), {"l": layer, "r": restricted})
+
+
+def _nginx_layout(engine, home: Path, api: str, paths: list[str], work: Path, name: str,
+                  headers: dict | None = None) -> dict:
+    """nginx from `cim deploy nginx` (its standalone configuration) in front of the API at `api`."""
+    from services.deploy import write_nginx
+
+    port = free_port()
+    layout = write_nginx(work / name, port=port, host="127.0.0.1", api_upstreams=[api], tiles=home / "tiles",
+                         engine=engine)
+    proc = subprocess.Popen([*layout.command(), "-g", "daemon off;"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{base}/style.css", proc, 20)
+        req = urllib.request.Request(f"{base}/tiles/{paths[0]}", headers=headers or {})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200
+        figures = wrk(base, [f"/tiles/{p}" for p in paths], work, name, headers)
+        if headers:  # the layer really was checked: without the key, 401
+            try:
+                urllib.request.urlopen(f"{base}/tiles/{paths[0]}", timeout=30)
+                raise RuntimeError("the restricted layer answered without a key")
+            except urllib.error.HTTPError as exc:
+                figures["without_key_status"] = exc.code
+        return {**figures, "restricted": layout.restricted, "warnings": layout.warnings}
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _serve_layout(env: dict, engine, home: Path, paths: list[str], work: Path, workers: int = 2) -> dict:
+    """The production layout with `workers` API processes: the buildings layer public, then restricted."""
+    from services import auth
+
+    port = free_port()
+    cim = str(Path(sys.executable).with_name("cim"))
+    log = (work / "cim-serve-layout.log").open("w")
+    api = subprocess.Popen([cim, "serve", "--port", str(port), "--workers", str(workers)], env=env, stdout=log,
+                           stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/tiles/tileset.json", api)
+        public = _nginx_layout(engine, home, f"127.0.0.1:{port}", paths, work, "layout-public")
+        _restrict(engine, "buildings", True)
+        _, key = auth.create_key("admin", "bench", engine=engine)
+        restricted = _nginx_layout(engine, home, f"127.0.0.1:{port}", paths, work, "layout-restricted",
+                                   {"X-API-Key": key})
+    finally:
+        _restrict(engine, "buildings", False)
+        api.send_signal(signal.SIGINT)
+        try:
+            api.wait(20)
+        except subprocess.TimeoutExpired:
+            api.kill()
+    return {"api_workers": workers, "public": public, "restricted_auth_request": restricted}
+
+
+def _content_paths(tileset: Path, prefix: str) -> list[str]:
+    uris = []
+
+    def walk(t):
+        if "content" in t:
+            uris.append(f"{prefix}/{t['content']['uri']}")
+        for c in t.get("children", []):
+            walk(c)
+
+    walk(json.loads(tileset.read_text())["root"])
+    return uris
+
+
+def _serve_all(env: dict, engine, home: Path, paths: list[str], work: Path) -> dict:
+    """`cim serve`, bare nginx, the nginx layout (public, restricted) and bare nginx again on `paths`."""
+    load = [os.getloadavg()[0]]
+    served_cim = _serve_cim(env, paths, work)  # builds the service's cache: the files every server below serves
+    # bare nginx before and after the layout, and the mean as the reference: the machine is shared
+    served_nginx = _serve_nginx(home / "tiles", paths, work)
+    layout = _serve_layout(env, engine, home, paths, work)
+    served_nginx_after = _serve_nginx(home / "tiles", paths, work, "nginx_after")
+    load.append(os.getloadavg()[0])
+    bare = (served_nginx["requests_per_s"] + served_nginx_after["requests_per_s"]) / 2
+    return {
+        "cim_serve_1_worker": served_cim,
+        "nginx_static": served_nginx,
+        "nginx_static_after": served_nginx_after,
+        "load_average_1min": load,
+        "urls": len(paths),
+        "rate_ratio": round(served_cim["requests_per_s"] / bare, 3),
+        "nginx_layout": {**layout,
+                         "public_ratio": round(layout["public"]["requests_per_s"] / bare, 3),
+                         "restricted_ratio": round(layout["restricted_auth_request"]["requests_per_s"] / bare, 3),
+                         "goal": "public >= 0.8 and restricted >= 0.3 of bare nginx (the mean of both runs)"},
+    }
 
 
 def run(scale: float, work: Path) -> dict:
@@ -178,6 +285,7 @@ def run(scale: float, work: Path) -> dict:
 
     get_settings.cache_clear()
     engine = cdb.get_engine()
+    _restrict(engine, "buildings", False)  # as a run stopped half-way may have left it
     n = max(1, round(BUILDINGS_PER_SCALE * scale))
     write_dataset(DatasetInfo("bench_buildings", "gis", "synthetic", f"bench-{n}"), _buildings(n), engine=engine)
     shutil.rmtree(home / "tiles", ignore_errors=True)  # the service's cache starts empty
@@ -204,19 +312,11 @@ def run(scale: float, work: Path) -> dict:
 
     ours_bytes, ours_files = _size(ours / "buildings")
     theirs_bytes, theirs_files = _size(theirs)
-    layer = json.loads((ours / "buildings" / "tileset.json").read_text())
-    uris = []
-
-    def walk(t):
-        if "content" in t:
-            uris.append(f"buildings/{t['content']['uri']}")
-        for c in t.get("children", []):
-            walk(c)
-
-    walk(layer["root"])
-    paths = ["tileset.json", "buildings/tileset.json", *uris]
-    served_cim = _serve_cim(env, paths, work)
-    served_nginx = _serve_nginx(ours, paths, work)
+    paths = ["buildings/tileset.json", *_content_paths(ours / "buildings" / "tileset.json", "buildings")]
+    try:
+        served = _serve_all(env, engine, home, paths, work)
+    finally:
+        cdb.embedded().stop()
     return {
         "buildings": n,
         "build": {
@@ -232,10 +332,5 @@ def run(scale: float, work: Path) -> dict:
             "speedup": round(theirs_s / ours_s, 2),
             "bytes_ratio": round(ours_bytes / theirs_bytes, 3),
         },
-        "serve": {
-            "cim_serve_1_worker": served_cim,
-            "nginx_static": served_nginx,
-            "urls": len(paths),
-            "rate_ratio": round(served_cim["requests_per_s"] / served_nginx["requests_per_s"], 3),
-        },
+        "serve": served,
     }

@@ -5,8 +5,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 from cim_core.settings import get_settings
 from services.api import install_problem_handlers
@@ -15,6 +17,11 @@ from services.auth import declare_security, tile_access
 from services.tiles.service import router as tiles_router
 
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"
+CESIUM_BUILD = VIEWER / "node_modules" / "cesium" / "Build" / "Cesium"
+# What the viewer serves at /: its page, its style sheet and its ES modules (viewer/js/*.js); never
+# package.json, the lock file or node_modules (CesiumJS is served from its build folder at /cesium).
+VIEWER_FILES = ("index.html", "style.css")
+VIEWER_MODULES = "js"
 
 
 @asynccontextmanager
@@ -32,16 +39,31 @@ def create_app() -> FastAPI:
     declare_security(app)
     app.include_router(api_router)
     app.include_router(tiles_router, dependencies=[Depends(tile_access)])  # pipe tiles need a role
-    # Routers are added here as they land: services.api (under /api), services.tiles (under /tiles),
-    # and the viewer's static files at /.
     mount_viewer(app)  # keep last: the mount at / catches every path no router claimed
     return app
 
 
+def is_viewer_file(path: str) -> bool:
+    """Whether a path relative to viewer/ ('.' for the folder itself) is one the viewer serves."""
+    if path in (".", *VIEWER_FILES):
+        return True
+    folder, _, name = path.rpartition("/")
+    return folder == VIEWER_MODULES and name.endswith(".js") and not name.startswith(".")
+
+
+class _ViewerFiles(StaticFiles):
+    """viewer/ at /, limited to the app's own files (is_viewer_file); every other path is a 404."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if not is_viewer_file(path):
+            raise HTTPException(404, "not found")
+        return await super().get_response(path, scope)
+
+
 def mount_viewer(app: FastAPI) -> None:
-    """CesiumJS at /cesium (from viewer/node_modules, see viewer/package.json) and the viewer at /."""
+    """CesiumJS at /cesium (its build folder in viewer/node_modules, see viewer/package.json) and the
+    viewer's page, style sheet and modules at /."""
     # check_dir=False: the API and tiles still serve when `npm ci` has not been run in viewer/;
     # the page then says that CesiumJS is missing.
-    app.mount("/cesium", StaticFiles(directory=VIEWER / "node_modules" / "cesium" / "Build" / "Cesium",
-                                     check_dir=False), name="cesium")
-    app.mount("/", StaticFiles(directory=VIEWER, html=True), name="viewer")
+    app.mount("/cesium", StaticFiles(directory=CESIUM_BUILD, check_dir=False), name="cesium")
+    app.mount("/", _ViewerFiles(directory=VIEWER, html=True), name="viewer")

@@ -24,16 +24,14 @@ def serve(
 
     Example: cim serve --port 8000 --workers 2
     """
-    import uvicorn
+    from services import serve as server
 
     engine = cdb.get_engine()  # start and migrate the database once, before the workers fork
     console.print(
         f"database: {cdb.describe_url(engine.url.render_as_string())}; "
         f"serving http://{host}:{port}/api (OpenAPI docs at /api/docs)"
     )
-    uvicorn.run(
-        "services.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
-    )
+    server.run(host=host, port=port, workers=workers)
 
 
 def _install_cesium() -> None:

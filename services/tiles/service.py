@@ -2,20 +2,25 @@
 
 At most once a second a request checks the change_log; when imports landed since the cache's last
 build, the cache is brought up to date incrementally (only tiles whose quad a change touched are
-re-encoded, so every other tile keeps its bytes and its ETag). One build runs at a time, also across
-processes (a file lock). Responses carry a strong ETag (hash of the bytes) and Cache-Control;
+re-encoded, so every other tile keeps its bytes and its ETag). One build runs at a time across all
+worker processes (a PostgreSQL advisory lock); while one process builds, the others keep serving the
+previous files, which the builder replaces one by one atomically (write a temporary file, rename it over
+the old one), so a reader sees the old file or the new one, never half of one. Responses carry a strong ETag (hash of the bytes) and Cache-Control;
 If-None-Match answers 304; JSON is gzip-compressed for clients that accept it.
 """
 from __future__ import annotations
 
-import fcntl
 import gzip
+import hashlib
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -80,25 +85,66 @@ def last_report() -> BuildReport | None:
     return _cache.report
 
 
+def lock_key(out: Path) -> int:
+    """The advisory-lock key of one cache folder: caches in other folders may build side by side."""
+    return int.from_bytes(hashlib.blake2b(str(out).encode(), digest_size=8).digest(), "big", signed=True)
+
+
+@contextmanager
+def builder_lock(engine: sa.Engine, out: Path, wait: bool) -> Iterator[bool]:
+    """The cache's builder lock (pg_try_advisory_lock, or pg_advisory_lock with `wait`), held on a
+    connection of its own for the whole build; yields whether this process holds it.
+
+    The connection is detached from the pool, so closing it releases the lock whatever happened;
+    a process that dies releases it with its connection."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.detach()
+        key = lock_key(out)
+        if wait:
+            conn.execute(sa.text("select pg_advisory_lock(:k)"), {"k": key})
+        mine = wait or bool(conn.scalar(sa.text("select pg_try_advisory_lock(:k)"), {"k": key}))
+        yield mine
+
+
+def _stale(out: Path, engine: sa.Engine) -> bool:
+    state = read_json(out / "state.json")
+    with engine.connect() as conn:
+        current = last_change_id(conn)
+    return (not state or state["change_id"] < current or state.get("format") != STATE_FORMAT
+            or not (out / "tileset.json").exists())
+
+
 def refresh(force: bool = False) -> BuildReport | None:
-    """Bring the tile cache up to date with the database; returns the build report, None if it was fresh."""
+    """Bring the tile cache up to date with the database. Returns the report of the build this call made;
+    None when the cache was fresh or another thread or process is building it (the previous files are
+    served meanwhile). Only a cache that was never built makes the caller wait for the builder."""
     out = _cache.dir
     out.mkdir(parents=True, exist_ok=True)
     engine = get_engine()
-    with _cache.lock, open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker process may be building the same cache
-        state = read_json(out / "state.json")
-        with engine.connect() as conn:
-            current = last_change_id(conn)
-        stale = not state or state["change_id"] < current or state.get("format") != STATE_FORMAT
-        if force or stale or not (out / "tileset.json").exists():
-            _cache.report = build(out, engine=engine, incremental=True, opts=OPTIONS)
-        # files in memory stay valid until a build (of this process or another worker) rewrote the cache
+    first = not (out / "state.json").exists()
+    if not _cache.lock.acquire(blocking=first):
+        return None
+    report = None
+    try:
+        if force or _stale(out, engine):
+            with builder_lock(engine, out, wait=first) as mine:
+                if mine and (force or _stale(out, engine)):  # another process may have built it meanwhile
+                    report = _cache.report = build(out, engine=engine, incremental=True, opts=OPTIONS)
+        _forget_if_rebuilt(out)
+    finally:
+        _cache.lock.release()
+    return report
+
+
+def _forget_if_rebuilt(out: Path) -> None:
+    """Files in memory stay valid until a build (of this process or another) rewrote the cache."""
+    try:
         st = (out / "state.json").stat()
-        if _cache.build_stamp != (st.st_mtime_ns, st.st_size):
-            _cache.files.clear()
-            _cache.build_stamp = (st.st_mtime_ns, st.st_size)
-        return _cache.report
+    except FileNotFoundError:
+        return
+    if _cache.build_stamp != (st.st_mtime_ns, st.st_size):
+        _cache.files.clear()
+        _cache.build_stamp = (st.st_mtime_ns, st.st_size)
 
 
 async def _fresh() -> None:
