@@ -16,7 +16,7 @@ def nginx(
     port: int = typer.Option(8080, help="Port nginx listens on."),
     host: str = typer.Option(None, help="Address nginx listens on (default: all)."),
     api_upstream: list[str] = typer.Option(
-        None, "--api-upstream", help="Address of a `cim serve` (host:port; repeatable; default 127.0.0.1:8000).",
+        None, "--api-upstream", help="Address of a `cim serve`: host:port, repeatable (default 127.0.0.1:8000)",
     ),
     tiles: str = typer.Option(None, help="The tile cache the API workers keep (default: $CIM_HOME/tiles)."),
 ):
