@@ -209,3 +209,17 @@ def test_unreadable_folders_are_reported(tmp_path):
     found = unreadable_by_others(secret)
     assert any("may not enter" in w and w.startswith(str(tmp_path / "a")) for w in found)
     assert any("not world-readable" in w for w in found)
+
+
+def test_cli_deploy_nginx_writes_the_layout_and_nginx_accepts_it(db, cli_env, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "services.cli", "deploy", "nginx", "--out", str(tmp_path / "ng"),
+                          "--port", "18080", "--api-upstream", "127.0.0.1:18000"], env=cli_env,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "restricted (checked with auth_request): pipes" in " ".join(out.stdout.split())
+    check = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "ng" / "nginx.conf"), "-p", str(tmp_path / "ng")],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stderr
+    bad = subprocess.run([sys.executable, "-m", "services.cli", "deploy", "nginx", "--out", str(tmp_path / "x"),
+                          "--port", "70000"], env=cli_env, capture_output=True, text=True, check=False)
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("error: port 70000 is out of range")
