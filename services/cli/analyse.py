@@ -99,8 +99,8 @@ def excavation(
     for s in result["segments"]:
         size = s["diameter_mm"] and f"{s['diameter_mm']:g} mm"
         t.add_row(s["key"], s["utility"], s["cjj_code"] or "", size or "", s["material"] or "", s["owner"] or "",
-                  "%.2f" % s["top_depth_m"][0] if s["top_depth_m"] else "?",
-                  "%.2f" % s["invert_depth_m"][1] if s["invert_depth_m"] else "?",
+                  f"{s['top_depth_m'][0]:.2f}" if s["top_depth_m"] else "?",
+                  f"{s['invert_depth_m'][1]:.2f}" if s["invert_depth_m"] else "?",
                   f"{s['length_inside_m']:.1f}", "yes" if s["reached"] else "no")
     for n in result["nodes"]:
         t.add_row(n["key"], n["utility"], n["node_type"], "", "", "", "0", "" if n["depth"] is None
@@ -115,7 +115,7 @@ def excavation(
 
 
 @rules_app.command("load")
-def rules_load(file: Path = typer.Argument(..., help="CSV: table,utility_a,class_a,utility_b,class_b,min_m,"
+def rules_load(file: str = typer.Argument(..., help="CSV: table,utility_a,class_a,utility_b,class_b,min_m,"
                                                      "confidence,source")):
     """Load a city's clearance and cover rules (replacing those loaded before), after checking every row:
     known utilities, distances from 0 to 100 m, a confidence and a source for each rule.
