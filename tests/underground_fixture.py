@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from cim_core.model import CityObject, DatasetInfo, PipeSegment
+from cim_core.model import CityObject, DatasetInfo, PipeNode, PipeSegment
 from cim_core.store import write_dataset
 
 X0, Y0, GROUND = 501800.0, 3649500.0, 60.0
@@ -52,3 +52,21 @@ def street(engine) -> None:
             CityObject(key="road", cls="road", footprint=shapely.LineString([at(-20, 0), at(120, 0)]),
                        attributes={"road_class": "local", "width_m": 20.0})]
     write_dataset(DatasetInfo("street-city", "gis", "street.gpkg", "city"), city, engine=engine)
+
+
+# A sewer run at y = 100 (clear of the street): M1 -s1- M2 -s2- M3 -s3- M4, 40 m each, ground 53.0.
+# s2 rises from 49.9 to 49.95 (adverse); s3 starts at 50.1, 0.15 m above where s2 ends (a step).
+MANHOLES = {"M1": (0, 50.0), "M2": (40, 49.9), "M3": (80, 49.95), "M4": (120, 49.8)}
+RUN = {"s1": ("M1", "M2", 50.0, 49.9), "s2": ("M2", "M3", 49.9, 49.95), "s3": ("M3", "M4", 50.1, 49.8)}
+
+
+def sewer_run(engine) -> None:
+    objs = [CityObject(key=k, cls="pipe_node", node=PipeNode("sewage", "manhole", (*at(x, 100), 53.0),
+                                                             depth=53.0 - inv, ground_z=53.0, invert_z=inv))
+            for k, (x, inv) in MANHOLES.items()]
+    for k, (a, b, ia, ib) in RUN.items():
+        line = np.array([[*at(MANHOLES[a][0], 100), ia + 0.15], [*at(MANHOLES[b][0], 100), ib + 0.15]])
+        objs.append(CityObject(key=k, cls="pipe_segment", pipe=PipeSegment(
+            "sewage", line, diameter_mm=300, start_invert=ia, end_invert=ib, start_depth=53.0 - ia,
+            end_depth=53.0 - ib, from_node=a, to_node=b)))
+    write_dataset(DatasetInfo("sewer-run", "pipes", "run.gpkg", "run"), objs, engine=engine)

@@ -114,6 +114,65 @@ def excavation(
     console.print(f"run {result['run_id']}")
 
 
+def _write_svg(result: dict, svg: str | None) -> None:
+    if svg:
+        Path(svg).write_text(result["svg"], encoding="utf-8")
+        console.print(f"drawing written to {svg}")
+
+
+@app.command("section")
+def section(
+    line: str = typer.Argument(..., help="The section line: a GeoJSON file or inline GeoJSON (LineString)."),
+    crs: str = typer.Option(None, "--crs", help="CRS of the line (default: the storage CRS)."),
+    svg: str = typer.Option(None, "--svg", help="Write the drawing to this SVG file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (without the drawing)."),
+):
+    """Cross-section (横断面): every pipe the line cuts, with chainage, depths of top and invert, size, cover
+    and the gaps to its neighbours; optionally drawn to scale as SVG.
+
+    Example: cim analyse section street.geojson --svg section.svg
+    """
+    from analyses.underground.sections import cross_section
+
+    result = cross_section(_geojson(line), crs=crs)
+    _write_svg(result, svg)
+    if as_json:
+        _dump({k: v for k, v in result.items() if k != "svg"})
+        return
+    t = Table("chainage (m)", "object", "utility", "size", "top (m)", "invert (m)", "gap after (m)")
+    for p in result["pipes"]:
+        t.add_row(f"{p['chainage_m']:.2f}", p["key"], p["utility"], f"{p['diameter_mm'] or ''}",
+                  str(p["top_depth_m"]), str(p["invert_depth_m"]), str(p["gap_after_m"] or ""))
+    console.print(t)
+
+
+@app.command("profile")
+def profile(
+    start: str = typer.Argument(..., help="A manhole: object id or unique key."),
+    end: str = typer.Argument(..., help="The other manhole."),
+    svg: str = typer.Option(None, "--svg", help="Write the drawing to this SVG file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (without the drawing)."),
+):
+    """Long section (纵断面) of the gravity run between two manholes: inverts, slopes, manholes; flags
+    adverse slopes (倒坡) and steps.
+
+    Example: cim analyse profile WS-1204 WS-1210 --svg profile.svg
+    """
+    from analyses.underground.sections import long_section
+
+    result = long_section(start, end)
+    _write_svg(result, svg)
+    if as_json:
+        _dump({k: v for k, v in result.items() if k != "svg"})
+        return
+    t = Table("segment", "from (m)", "length (m)", "invert up", "invert down", "slope", "flag")
+    for s in result["segments"]:
+        flag = " ".join(f for f, on in (("adverse", s["adverse"]), ("step", s["step"])) if on)
+        t.add_row(s["key"], f"{s['from_chainage_m']:.1f}", f"{s['length_m']:.1f}", str(s["invert_up"]),
+                  str(s["invert_down"]), str(s["slope"]), flag)
+    console.print(t)
+
+
 @rules_app.command("load")
 def rules_load(file: str = typer.Argument(..., help="CSV: table,utility_a,class_a,utility_b,class_b,min_m,"
                                                      "confidence,source")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from analyses.underground import clearances, excavation
+from analyses.underground import clearances, excavation, sections
 from cim_core.db import get_engine
 
 from . import Context, Process, register
@@ -37,6 +37,16 @@ def _clearances(inputs: dict, ctx: Context) -> dict:
     bbox = inputs.get("bbox")
     return clearances.check(bbox=tuple(bbox) if bbox else None, dataset=inputs.get("dataset"), engine=get_engine(),
                             requested_by=ctx.requested_by)
+
+
+def _section(inputs: dict, ctx: Context) -> dict:
+    require_pipes(ctx)
+    return sections.cross_section(inputs["line"], crs=inputs.get("crs"), engine=get_engine())
+
+
+def _profile(inputs: dict, ctx: Context) -> dict:
+    require_pipes(ctx)
+    return sections.long_section(inputs["start"], inputs["end"], engine=get_engine())
 
 
 register(Process(
@@ -75,4 +85,35 @@ register(Process(
              "summary": {"title": "Pairs examined and found, by check and utility pair", "schema": {"type": "object"}},
              "findings": {"title": "Findings by rule", "schema": {"type": "object"}}},
     execute=_clearances,
+))
+
+register(Process(
+    id="underground-cross-section",
+    title="Cross-section (横断面)",
+    description="Every pipe a section line cuts: chainage, depths of top and invert, size, cover, the gaps to "
+                "its neighbours, and an SVG drawing to scale in the CJJ 61 colours.",
+    keywords=("underground", "section"),
+    inputs={"line": {"title": "Section line", "description": "a GeoJSON LineString (or Feature)", "schema": GEOJSON},
+            "crs": CRS},
+    outputs={"pipes": {"title": "Pipes by chainage", "schema": {"type": "array"}},
+             "length_m": {"title": "Length of the line", "schema": {"type": "number"}},
+             "line": {"title": "The line (storage CRS)", "schema": {"type": "object"}},
+             "crs": {"title": "Storage CRS", "schema": {"type": "string"}},
+             "svg": {"title": "Drawing", "schema": {"type": "string", "contentMediaType": "image/svg+xml"}}},
+    execute=_section,
+))
+
+MANHOLE = {"oneOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]}
+register(Process(
+    id="underground-long-section",
+    title="Long section (纵断面)",
+    description="The gravity run between two manholes, downstream: ground and invert lines, slopes, manholes, "
+                "drops; adverse slopes (倒坡) and steps flagged; with an SVG drawing.",
+    keywords=("underground", "section", "drainage"),
+    inputs={"start": {"title": "A manhole (object id or unique key)", "schema": MANHOLE},
+            "end": {"title": "The other manhole", "schema": MANHOLE}},
+    outputs={k: {"title": k, "schema": {"type": s}} for k, s in (
+        ("utility", "string"), ("length_m", "number"), ("manholes", "array"), ("segments", "array"),
+        ("adverse", "array"), ("steps", "array"), ("svg", "string"))},
+    execute=_profile,
 ))
