@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from underground_fixture import street
 
 from analyses.underground import clearances, rules
-from cim_core.errors import InputError
+from cim_core.errors import InputError, NotFoundError
 from cim_core.runs import get_run
 
 HEADER = "table,utility_a,class_a,utility_b,class_b,min_m,confidence,source\n"
@@ -39,6 +39,8 @@ def test_the_drawn_violations_are_found_and_nothing_else(db):
     assert no_rule["vertical"] == {"sewage/telecom": 1, "telecom/water": 1}
     assert no_rule["cover"]["water/carriageway"] == 2
     assert result["findings"]["no_rule"] == 8
+    with pytest.raises(NotFoundError):
+        clearances.check(dataset="nope", engine=db)
 
 
 def test_a_run_keeps_its_provenance(db):

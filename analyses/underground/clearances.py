@@ -24,6 +24,7 @@ import shapely
 import sqlalchemy as sa
 
 from cim_core.db import get_engine, storage_srid
+from cim_core.errors import NotFoundError
 from cim_core.runs import Finding, now, record_run
 
 from .model import Box, Pipes, axis_z, carriageway, load_buildings, load_pipes
@@ -234,8 +235,10 @@ def check(*, bbox: Box | None = None, dataset: str | None = None, rules: RuleSet
     where, params = ("o.dataset_id = (select id from datasets where name = :ds)", {"ds": dataset}) \
         if dataset else ("", {})
     with engine.connect() as c:
+        if dataset and c.scalar(sa.text("select id from datasets where name = :n"), {"n": dataset}) is None:
+            raise NotFoundError(f"no dataset named {dataset!r}", hint="`cim datasets` lists them")
         pipes = load_pipes(c, bbox=bbox, srid=srid, where=where, params=params)
-        ids, footprints, _ = load_buildings(c, bbox=bbox, srid=srid)
+        ids, footprints = load_buildings(c, bbox=bbox, srid=srid)
         road = carriageway(c, bbox=bbox, srid=srid)
     checked = run_checks(pipes, rules, (ids, footprints), road)
     findings = [f for ch in checked.values() for f in ch.findings]

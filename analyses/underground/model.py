@@ -132,15 +132,15 @@ def ground_at(pipes: Pipes, idx: np.ndarray, points: np.ndarray) -> np.ndarray:
     return g[:, 0] + (g[:, 1] - g[:, 0]) * np.nan_to_num(t)
 
 
-def load_buildings(conn: sa.Connection, *, bbox: Box | None, srid: int) -> tuple[np.ndarray, np.ndarray, list]:
-    """(ids, footprints, keys) of current buildings."""
+def load_buildings(conn: sa.Connection, *, bbox: Box | None, srid: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, footprints) of current buildings."""
     rows = conn.execute(sa.text(
-        "select o.id, o.key, st_asbinary(o.footprint) as wkb from city_objects o where o.class = 'building' "
+        "select o.id, st_asbinary(o.footprint) as wkb from city_objects o where o.class = 'building' "
         f"and o.footprint is not null and {CURRENT}"
         + _box_filter("o.footprint", bbox) + " order by o.id"),
         _box_params(bbox, srid)).all()
     geoms = shapely.from_wkb(np.array([bytes(r.wkb) for r in rows], object)).reshape(-1)
-    return np.array([r.id for r in rows], np.int64), shapely.force_2d(geoms), [r.key for r in rows]
+    return np.array([r.id for r in rows], np.int64), shapely.force_2d(geoms)
 
 
 def _road_widths() -> dict[str, tuple[float, float]]:
