@@ -228,3 +228,22 @@ def copy_columns(table: sa.Table, skip: tuple[str, ...] = ()) -> tuple[tuple[str
     """(column names, COPY types) of a table in declaration order, without the skipped columns."""
     cols = [c for c in table.columns if c.name not in skip]
     return tuple(c.name for c in cols), tuple(copy_type(c) for c in cols)
+
+# Issue 13 (underground analyses): the clearance and cover rules a city loaded (`cim rules load FILE`),
+# one rule a row with its confidence and source; when empty, the analyses use their packaged table.
+clearance_rules = sa.Table(
+    "clearance_rules", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ruleset", sa.Text, nullable=False),
+    sa.Column("check", sa.Text, nullable=False),
+    sa.Column("ref", sa.Text, nullable=False),
+    sa.Column("utility_a", sa.Text, nullable=False),
+    sa.Column("class_a", sa.Text, nullable=False, server_default=""),
+    sa.Column("utility_b", sa.Text, nullable=False),
+    sa.Column("class_b", sa.Text, nullable=False, server_default=""),
+    sa.Column("min_m", sa.Float, nullable=False),
+    sa.Column("confidence", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("min_m >= 0", name="clearance_rules_min_m"),
+)

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from . import datasets, db, deploy, imports, keys, qa, sample, serve, tiles
+from . import analyse, datasets, db, deploy, imports, keys, qa, sample, serve, tiles
 from .output import print_error, print_interrupted
 
 app = typer.Typer(
@@ -30,6 +30,8 @@ app.add_typer(tiles.app, name="tiles")
 app.add_typer(keys.app, name="keys")
 app.add_typer(sample.app, name="sample")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(analyse.app, name="analyse")
+app.add_typer(analyse.rules_app, name="rules")
 
 _debug = False
 

@@ -13,6 +13,7 @@ export const state = {
   utilities: [], // the categories listed in the layer panel
   locked: new Set(), // layers the caller may not read
   selectedId: null,
+  highlighted: [], // object ids the underground tools highlight (what a pit reaches)
   storey: null, // {id, name, buildingId, footprint}
 };
 export const tilesets = {};

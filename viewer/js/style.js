@@ -6,8 +6,10 @@ import { cim, NODES, PIPES, state, tilesets } from "./state.js";
 const lit = (v) => (typeof v === "number" || typeof v === "bigint" ? String(v) : JSON.stringify(String(v)));
 
 function colorRule() {
-  if (state.selectedId === null) return undefined;
-  return { conditions: [[`\${id} === ${lit(state.selectedId)}`, "color('#ffd54a')"], ["true", "color('white')"]] };
+  const hit = (state.highlighted || []).map((id) => [`\${id} === ${lit(id)}`, "color('#ff3b30')"]);
+  if (state.selectedId === null && !hit.length) return undefined;
+  const selected = state.selectedId === null ? [] : [[`\${id} === ${lit(state.selectedId)}`, "color('#ffd54a')"]];
+  return { conditions: [...selected, ...hit, ["true", "color('white')"]] };
 }
 
 function pipesShow() {

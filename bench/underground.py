@@ -1,0 +1,149 @@
+"""Underground analyses: all clearance checks over the sample district, against the plain PostGIS query an
+analyst would write for the same horizontal pairs; excavation through the API.
+
+The sample district (scale N, seed 7) is generated under the work folder and its roads, buildings, pipe
+nodes and pipes are imported into an embedded database of the bench's own (CIM_HOME under the work folder).
+Ours: `analyses.underground.clearances.check()` over the whole district (every check, stored as a run), its
+wall time and the process's peak RSS. Anchor: one `ST_DWithin` self-join per horizontal pipe-pipe rule of
+the packaged table (the rule's distance plus both radii between axes, pairs that do not cross), counted;
+the pair counts must agree with ours (`within`). Excavation: `cim serve` (one uvicorn worker) answers
+POST /api/processes/underground-excavation/execution for 30 m x 30 m pits, 2.5 m deep, centred on random
+pipe nodes, one request at a time; p50 and p95.
+"""
+from __future__ import annotations
+
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bench._http import free_port
+
+PITS = 200
+PIT_M = 30.0
+
+
+def _radius(t: str) -> str:
+    return (f"coalesce(case when {t}.shape = 'rectangular' then {t}.width_mm else {t}.diameter_mm end, 0) / 2000")
+
+
+def _condition(t: str, cls: str) -> str:
+    from analyses.underground.rules import pressure_class
+
+    cls = cls.strip()
+    if cls.startswith(("d<=", "d>")):
+        op, mm = ("<=", cls[3:]) if cls.startswith("d<=") else (">", cls[2:])
+        return f" and coalesce({t}.diameter_mm, greatest({t}.width_mm, {t}.height_mm)) {op} {float(mm[:-2])}"
+    if "pressure" in cls:
+        return f" and lower({t}.pressure_class) = '{pressure_class(cls)}'"
+    return ""
+
+
+def anchor_sql(rule) -> str:
+    """The analyst's query for one horizontal pipe-pipe rule: pairs within the clear distance."""
+    a, b = rule.utility_a.split("|"), rule.utility_b.split("|")
+    return f"""
+        select count(*) from pipe_segments a join pipe_segments b on a.object_id <> b.object_id
+        where a.utility = any(array{a!r}) {_condition('a', rule.class_a)}
+          and b.utility = any(array{b!r}) {_condition('b', rule.class_b)}
+          and st_dwithin(a.centerline, b.centerline, {rule.min_m} + {_radius('a')} + {_radius('b')})
+          and not st_intersects(a.centerline, b.centerline)"""
+
+
+def _load(scale: float, work: Path) -> None:
+    from importers import gis
+    from sample_models.district import generate
+
+    out = work / f"district-{scale:g}"
+    if not (out / "manifest.json").exists():
+        generate(out, scale=scale, seed=7)
+    for layer in ("roads", "buildings", "pipe_nodes", "pipes"):
+        gis.import_file(out / "district.gpkg", layer=layer, dataset=f"bench-{layer}")
+
+
+def _clearances(engine) -> dict:
+    import sqlalchemy as sa
+
+    from analyses.underground import clearances
+    from analyses.underground.rules import current_rules
+
+    t0 = time.perf_counter()
+    result = clearances.check(engine=engine)
+    ours = time.perf_counter() - t0
+    rules = [r for r in current_rules(engine).of("horizontal") if r.utility_b != "building"]
+    t0 = time.perf_counter()
+    with engine.connect() as c:
+        anchor_pairs = sum(c.scalar(sa.text(anchor_sql(r))) for r in rules)
+    anchor = time.perf_counter() - t0
+    within = sum(v["within"] for v in result["summary"]["pairs"]["horizontal"].values())
+    return {"segments": result["summary"]["segments"], "ours_all_checks_s": round(ours, 2),
+            "ours_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+            "anchor_horizontal_st_dwithin_s": round(anchor, 2), "ratio_time": round(ours / anchor, 2),
+            "horizontal_pairs_ours": within, "horizontal_pairs_anchor": anchor_pairs,
+            "same_pair_counts": within == anchor_pairs, "findings": result["findings"]}
+
+
+def _excavation(engine, work: Path) -> dict:
+    import sqlalchemy as sa
+
+    from services import auth
+
+    with engine.connect() as c:
+        xy = c.execute(sa.text("select st_x(geom), st_y(geom) from pipe_nodes")).all()
+    _, key = auth.create_key("utilities", name="bench", engine=engine)
+    port = free_port()
+    log = (work / "serve.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "services.app:create_app", "--host",
+                             "127.0.0.1", "--port", str(port), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=60, headers={"X-API-Key": key}) as http:
+            for _ in range(600):
+                try:
+                    http.get("/api")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            rnd, times, reached = random.Random(3), [], 0
+            for _ in range(PITS):
+                x, y = rnd.choice(xy)
+                h = PIT_M / 2
+                ring = [[x - h, y - h], [x + h, y - h], [x + h, y + h], [x - h, y + h], [x - h, y - h]]
+                t0 = time.perf_counter()
+                r = http.post("/api/processes/underground-excavation/execution",
+                              json={"inputs": {"polygon": {"type": "Polygon", "coordinates": [ring]}, "depth": 2.5}})
+                times.append(time.perf_counter() - t0)
+                r.raise_for_status()
+                reached += sum(s["reached"] for s in r.json()["segments"])
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    times.sort()
+    return {"excavation_requests": PITS, "excavation_p50_ms": round(1000 * times[len(times) // 2], 1),
+            "excavation_p95_ms": round(1000 * times[int(len(times) * 0.95)], 1),
+            "excavation_segments_reached_mean": round(reached / PITS, 1)}
+
+
+def run(scale: float, work: Path) -> dict:
+    work = work.absolute()
+    os.environ["CIM_HOME"] = str(work / "home")
+    os.environ.pop("CIM_DATABASE_URL", None)
+
+    from cim_core import db as cdb
+    from cim_core.settings import get_settings
+
+    get_settings.cache_clear()
+    started = cdb.embedded().start()  # the bench's own cluster: stopped again if this run started it
+    try:
+        _load(scale, work)
+        engine = cdb.get_engine()
+        return {**_clearances(engine), **_excavation(engine, work)}
+    finally:
+        if started:
+            cdb.embedded().stop()
