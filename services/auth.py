@@ -260,6 +260,22 @@ def require_layer(request: Request, who: Caller, layer: str, *, object_id: int |
     raise problem(403, "Forbidden", f"role {who.role!r} may not read layer {layer!r}")
 
 
+def require_layers(request: Request, who: Caller, layers: list[str], *, object_id: int | None = None) -> None:
+    """require_layer for a read of several layers at once (an analysis over every pipe network): a granted
+    read writes its audit rows in one statement; a refusal is the first layer refused."""
+    closed = [la for la in layers if is_restricted(la)]
+    denied = [la for la in closed if not who.granted(la)]
+    if denied:
+        require_layer(request, who, denied[0], object_id=object_id)
+    if not closed:
+        return
+    path = request.url.path.replace(request.query_params.get("key") or "\0", "***")
+    with write_engine().begin() as c:
+        c.execute(sa.text("insert into audit_log (key_id, role, layer, object_id, path, client, status) "
+                          "select :k, :r, l, :o, :p, :c, 200 from unnest(cast(:ls as text[])) l"),
+                  {"k": who.key_id, "r": who.role, "ls": closed, "o": object_id, "p": path[:2000], "c": who.client})
+
+
 def tile_access(request: Request) -> None:
     """Dependency for the tile router: enforce the grant of the `layer` path parameter."""
     layer = request.path_params.get("layer")

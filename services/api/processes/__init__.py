@@ -39,9 +39,9 @@ class Context:
     def requested_by(self) -> str:
         return self.who.role if self.who.key_id is None else f"{self.who.role} (key {self.who.key_id})"
 
-    def require(self, layer: str) -> None:
-        """401/403 unless the caller may read `layer` (a restricted analysis input)."""
-        auth.require_layer(self.request, self.who, layer)
+    def require(self, *layers: str) -> None:
+        """401/403 unless the caller may read every one of `layers` (restricted analysis inputs)."""
+        auth.require_layers(self.request, self.who, list(layers))
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ def _execute(inputs: dict, ctx: Context) -> dict:
         utilities = c.scalars(sa.text(
             "select distinct s.utility from pipe_segments s join city_objects o on o.id = s.object_id "
             "join datasets d on d.id = o.dataset_id where d.name = :n"), {"n": inputs["dataset"]}).all()
-    for u in utilities:  # the findings describe these networks: the caller must be allowed to read them
-        ctx.require(f"pipes_{u}")
+    ctx.require(*(f"pipes_{u}" for u in utilities))  # the findings describe these networks
     counts = network_qa.check(inputs["dataset"], engine)
     return {"findings": counts, "rules": {"source": "CJJ 61-2017 survey practice", "rules": list(network_qa.RULES)}}
 

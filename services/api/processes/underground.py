@@ -20,9 +20,7 @@ def require_pipes(ctx: Context) -> None:
     """The analysis reads every pipe network: the caller must be allowed to read them all."""
     with get_engine().connect() as c:
         utilities = c.scalars(sa.text("select utility from pipe_categories order by utility")).all()
-    for u in utilities:
-        ctx.require(f"pipes_{u}")
-    ctx.require("pipe_nodes")
+    ctx.require(*(f"pipes_{u}" for u in utilities), "pipe_nodes")
 
 
 def _excavate(inputs: dict, ctx: Context) -> dict:
