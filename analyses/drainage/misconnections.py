@@ -99,7 +99,7 @@ def sewage_to_rain_outfalls(j: Junctions, table: dict) -> list[Finding]:
             out.append(Finding("sewage_to_rain_outfall", f"sewage pipe {net.segment_key[s]} drains to rain "
                                f"outfall {net.node_key[node]}", int(net.node_id[node]), int(net.segment_id[s]),
                                tuple(net.node_xy[node]),
-                               details={"sewage_segments_upstream": int(len(sewage)),
+                               details={"sewage_segments_upstream": len(sewage),
                                         "source": table["sewage_to_rain_outfall"]["source"]}))
     return out
 
