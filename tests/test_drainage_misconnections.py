@@ -96,3 +96,32 @@ def test_each_planted_misconnection_is_found_and_nothing_else(planted):
 def test_bad_area_is_an_input_error(planted):
     with pytest.raises(InputError, match=r"areas\[0\]"):
         misconnections.check("drains", areas=[{"name": "x"}], engine=planted)
+
+
+def test_cli_and_process(planted, cli_env, tmp_path):
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from services import auth
+    from services.app import create_app
+
+    root = Path(__file__).parent.parent
+    areas = tmp_path / "six_roads.geojson"
+    areas.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "new separation"},
+         "geometry": shapely.geometry.mapping(box(80, 190, 120, 210))}]}))
+    r = subprocess.run([str(root / ".venv/bin/python"), "-m", "services.cli", "drainage", "misconnections",
+                        "--dataset", "drains", "--area", str(areas)], capture_output=True, text=True, cwd=root,
+                       env={**cli_env, "PYTHONPATH": str(root), "COLUMNS": "200"}, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "combined_in_separated_area │ 2" in r.stdout
+    _, key = auth.create_key("utilities", engine=planted)
+    with TestClient(create_app()) as c:
+        r = c.post("/api/processes/drainage-misconnections/execution", json={"inputs": {"dataset": "drains"}},
+                   headers={"X-API-Key": key})
+        assert r.status_code == 200, r.text
+        assert r.json()["run"]["findings"]["combined_in_separated_area"] == 1  # the stored area only
+        assert "GB 50014" in r.json()["rules"]["step_up"]["source"]

@@ -139,3 +139,54 @@ def test_outfalls_and_pieces_without_one(drains):
         rows = c.execute(sa.text("select rule, object_id from qa_findings where run_id = :r order by rule"),
                          {"r": out["run_id"]}).all()
     assert [(r, {o}) for r, o in rows] == [("flow_sink", ids(drains, ["R9"])), ("no_outfall", ids(drains, ["R6"]))]
+
+
+ROOT = __import__("pathlib").Path(__file__).parent.parent
+
+
+def cim(env, *args):
+    import subprocess
+    return subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "services.cli", *args], capture_output=True,
+                          text=True, env={**env, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}, cwd=ROOT, check=False)
+
+
+def test_cli(drains, cli_env):
+    import json
+    r = cim(cli_env, "drainage", "trace", "--node", "R1", "--direction", "down", "--json")
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads(r.stdout)["downstream"]["segments"]) == ids(drains, ["r1", "r2", "r3", "r8"])
+    r = cim(cli_env, "drainage", "trace", "--segment", "r2")
+    assert r.returncode == 0 and "upstream" in r.stdout and "downstream" in r.stdout, r.stderr
+    r = cim(cli_env, "drainage", "catchment", "R3")
+    assert r.returncode == 0 and "1 buildings, 1 parcels" in r.stdout, r.stdout + r.stderr
+    r = cim(cli_env, "drainage", "outfalls")
+    assert r.returncode == 0 and "2 outfalls, 3 pieces, 1 without an outfall, 1 flow sinks" in r.stdout
+    r = cim(cli_env, "drainage", "trace", "--node", "nope")
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [r.stderr.strip()] and "nope" in r.stderr
+    r = cim(cli_env, "drainage", "trace", "--point", "1;2")
+    assert r.returncode == 1 and "X,Y" in r.stderr
+
+
+def test_processes(drains):
+    from fastapi.testclient import TestClient
+
+    from services import auth
+    from services.app import create_app
+
+    _, key = auth.create_key("utilities", engine=drains)
+    h = {"X-API-Key": key}
+    with TestClient(create_app()) as c:
+        url = "/api/processes/drainage-trace/execution"
+        assert c.post(url, json={"inputs": {"node": "R1"}}).status_code == 401
+        r = c.post(url, json={"inputs": {"node": "R1", "direction": "down"}}, headers=h)
+        assert r.status_code == 200, r.text
+        assert set(r.json()["outfalls"]) == ids(drains, ["OUT1"])
+        r = c.post(url, json={"inputs": {"point": [X0 + 75, Y0 + 1]}}, headers=h)
+        assert r.json()["start"]["key"] == "r2"
+        for body in ({"node": "R1", "direction": "sideways"}, {"node": "R1", "segment": "r1"}, {}):
+            assert c.post(url, json={"inputs": body}, headers=h).status_code == 400
+        assert c.post(url, json={"inputs": {"node": "nope"}}, headers=h).status_code == 404
+        r = c.post("/api/processes/drainage-catchment/execution", json={"inputs": {"node": "R3"}}, headers=h)
+        assert set(r.json()["catchment"]["buildings"]) == ids(drains, ["B1"], "areas")
+        r = c.post("/api/processes/drainage-outfalls/execution", json={"inputs": {}}, headers=h)
+        assert r.json()["run"]["pieces_without_outfall"] == 1

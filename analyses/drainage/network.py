@@ -51,6 +51,32 @@ def load(engine: sa.Engine | None = None, *, dataset: str | None = None,
     return net
 
 
+# Loaded networks by (database, dataset), with the model version they were loaded at.
+_CACHE: dict[tuple[str, str | None], tuple[int, Network]] = {}
+CACHE_SIZE = 4
+
+
+def model_version(engine: sa.Engine) -> int:
+    """The last write to the model (every dataset write and removal logs a change)."""
+    with engine.connect() as c:
+        return int(c.scalar(sa.text("select coalesce(max(id), 0) from change_log")))
+
+
+def load_cached(engine: sa.Engine | None = None, *, dataset: str | None = None) -> Network:
+    """The drainage network with geometry, reloaded only after the model changed (interactive traces)."""
+    engine = engine or get_engine()
+    key = (engine.url.render_as_string(hide_password=True), dataset)
+    version = model_version(engine)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    net = load(engine, dataset=dataset, geometry=True)
+    if len(_CACHE) >= CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = (version, net)
+    return net
+
+
 def outfall_nodes(net: Network) -> np.ndarray:
     """Indices of the outfalls."""
     return np.flatnonzero(net.node_type.astype(str) == OUTFALL)

@@ -8,6 +8,7 @@ stops short of one) as a run.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -105,6 +106,9 @@ class Tracer:
         return Trace(start, up, down, outfalls)
 
 
+_TRACERS: weakref.WeakKeyDictionary[Network, Tracer] = weakref.WeakKeyDictionary()
+
+
 def pick(net: Network, x: float, y: float, tolerance: float = PICK_NODE_M) -> tuple[str, int]:
     """The manhole within `tolerance` of a point, else the nearest pipe (network loaded with geometry)."""
     d, i = cKDTree(net.node_xy).query([x, y])
@@ -121,14 +125,17 @@ def trace(*, node: int | str | None = None, segment: int | str | None = None,
     storage CRS) over the current drainage networks (of one dataset, if given)."""
     if sum(v is not None for v in (node, segment, point)) != 1:
         raise InputError("give exactly one start: a node, a segment or a point")
-    net = dn.load(engine, dataset=dataset, geometry=point is not None)
+    net = dn.load_cached(engine, dataset=dataset)
+    tracer = _TRACERS.get(net)
+    if tracer is None:
+        tracer = _TRACERS[net] = Tracer(net)
     if point is not None:
         kind, index = pick(net, *point)
     elif node is not None:
         kind, index = "node", dn.node_at(net, node)
     else:
         kind, index = "segment", dn.segment_at(net, segment)
-    return Tracer(net).trace(kind, index, direction)
+    return tracer.trace(kind, index, direction)
 
 
 def catchment(node: int | str, *, dataset: str | None = None, reach_m: float = CATCHMENT_REACH_M,
