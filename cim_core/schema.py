@@ -192,6 +192,20 @@ audit_log = sa.Table(
     sa.Column("status", sa.SmallInteger, nullable=False),
 )
 
+# Issue 15 (drainage operations): per node and conduit results of a storm run (SI units).
+drainage_storm_results = sa.Table(
+    "drainage_storm_results", metadata,
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey("analysis_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("object_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("peak_depth_m", sa.Float),
+    sa.Column("surcharge_h", sa.Float),
+    sa.Column("flooding_m3", sa.Float),
+    sa.Column("flooding_h", sa.Float),
+    sa.Column("peak_flow_m3s", sa.Float),
+    sa.Column("capacity_ratio", sa.Float),
+)
+
 # Indexes, with the names the migrations gave them.
 for _name, _cols, _using in (
         ("datasets_sha256", [datasets.c.sha256], None),
