@@ -86,3 +86,37 @@ def test_storm_errors(low_area):
         c.execute(sa.text("update pipe_nodes set node_type = 'manhole'"))
     with pytest.raises(InputError, match="no outfall"):
         storm.run("rain-net", return_period=3, duration_min=120, engine=low_area)
+
+
+def test_cli_and_process(low_area, cli_env, tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from services import auth
+    from services.app import create_app
+
+    root = Path(__file__).parent.parent
+
+    def cim(*args):
+        return subprocess.run([str(root / ".venv/bin/python"), "-m", "services.cli", *args], capture_output=True,
+                              text=True, cwd=root, env={**cli_env, "PYTHONPATH": str(root), "COLUMNS": "200"},
+                              check=False)
+
+    r = cim("export", "swmm", "rain-net", str(tmp_path / "net.inp"))
+    assert r.returncode == 0, r.stderr
+    assert "[CONDUITS]" in (tmp_path / "net.inp").read_text()
+    r = cim("analyse", "storm", "--dataset", "rain-net", "--return-period", "3", "--duration", "120")
+    assert r.returncode == 0 and "1 flooding manholes" in r.stdout, r.stdout + r.stderr
+    r = cim("analyse", "storm", "--dataset", "rain-net", "--return-period", "3", "--duration", "-5")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "positive" in r.stderr
+    _, key = auth.create_key("utilities", engine=low_area)
+    with TestClient(create_app()) as c:
+        url = "/api/processes/drainage-storm/execution"
+        r = c.post(url, json={"inputs": {"dataset": "rain-net", "return_period": 3, "duration_min": -5}},
+                   headers={"X-API-Key": key})
+        assert r.status_code == 400 and "duration_min" in r.json()["detail"]
+        r = c.post(url, json={"inputs": {"dataset": "rain-net", "return_period": 3, "duration_min": 60}},
+                   headers={"X-API-Key": key})
+        assert r.status_code == 200 and r.json()["run"]["flooding_points"] >= 1, r.text

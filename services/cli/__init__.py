@@ -30,6 +30,8 @@ app.add_typer(tiles.app, name="tiles")
 app.add_typer(keys.app, name="keys")
 app.add_typer(sample.app, name="sample")
 app.add_typer(drainage.app, name="drainage")
+app.add_typer(drainage.export_app, name="export")
+app.add_typer(drainage.analyse_app, name="analyse")
 
 _debug = False
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from analyses.drainage import misconnections, tracing
+from analyses.drainage import misconnections, storm, tracing
 from cim_core.db import get_engine
 from cim_core.network.columns import GRAVITY
 
@@ -111,4 +111,27 @@ register(Process(
                       "minOccurs": 0}},
     outputs={"run": RUN, "rules": {"title": "The rules, their parameters and sources", "schema": {"type": "object"}}},
     execute=_misconnections,
+))
+
+
+def _storm(inputs: dict, ctx: Context) -> dict:
+    _require_drainage(ctx, inputs["dataset"])
+    return {"run": storm.run(inputs["dataset"], return_period=inputs["return_period"],
+                             duration_min=inputs["duration_min"], requested_by=ctx.requested_by)}
+
+
+register(Process(
+    id="drainage-storm",
+    title="Design storm run (SWMM)",
+    description="A Chicago hyetograph from the storm intensity formula over a dataset's drainage network with "
+                "subcatchments from the land-use parcels, run with SWMM; stores peak depth, surcharge and "
+                "flooding per manhole, peak flow and capacity ratio per conduit, and the flooding manholes "
+                "(waterlogging risk points) as findings.",
+    keywords=("drainage", "storm", "SWMM", "waterlogging"),
+    inputs={"dataset": {**DATASET, "minOccurs": 1},
+            "return_period": {"title": "Return period (years)", "schema": {"type": "number", "exclusiveMinimum": 0}},
+            "duration_min": {"title": "Duration (minutes)",
+                             "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 2880}}},
+    outputs={"run": RUN},
+    execute=_storm,
 ))
