@@ -32,6 +32,7 @@ app.add_typer(sample.app, name="sample")
 app.add_typer(drainage.app, name="drainage")
 app.add_typer(drainage.export_app, name="export")
 app.add_typer(drainage.analyse_app, name="analyse")
+imports.app.command("inspection")(drainage.import_inspection)
 
 _debug = False
 

@@ -176,3 +176,76 @@ def storm(
     console.print(f"run {r['run_id']}: {r['flooding_points']} flooding manholes ({r['flooding_m3']:.1f} m3), "
                   f"{r['conduits_over_capacity']} of {r['conduits']} conduits over capacity, "
                   f"{r['subcatchments']} subcatchments")
+
+
+def import_inspection(
+    file: Path = typer.Argument(..., help="The CSV of CCTV records: segment (or from_manhole, to_manhole), date, "
+                                "code, position_m, grade, remarks, repaired."),
+    dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the file's stem)."),
+):
+    """Import CCTV inspection records (CJJ 181-2012 defect codes); bad rows are refused and listed, the rest
+    imported.
+
+    Example: cim import inspection cctv-2025.csv
+    """
+    from importers.inspection import import_file
+
+    r = import_file(file, dataset=dataset)
+    console.print(f"{r.dataset}: {r.imported} records imported, {len(r.refused)} refused")
+    for row in r.refused:
+        console.print(f"  line {row['line']}: {row['reason']}", markup=False)
+
+
+@app.command("grade")
+def grade(
+    dataset: str = typer.Option(None, "--dataset", help="Only this inspection dataset (default: all)."),
+    target_km: float = typer.Option(None, "--target-km", help="Campaign target in km (default 2,000)."),
+):
+    """Grade the inspected pipes (CJJ 181-2012: structural and functional grades, repair priority) and show
+    the campaign's progress; stored as a run.
+
+    Example: cim drainage grade --target-km 2000
+    """
+    from analyses.drainage.inspection import grade as run
+
+    r = run(dataset, target_km=target_km)
+    console.print(f"run {r['run_id']}: {r['segments']} pipes, {r['inspected_km']:.3f} km inspected of "
+                  f"{r['target_km']:g} km ({r['progress_pct']:.3f} %), {r['graded_3_4_km']:.3f} km graded III-IV, "
+                  f"{r['repairs_done']} repairs done")
+
+
+@app.command("repairs")
+def repairs(
+    run_id: int = typer.Argument(..., help="A grading run (`cim drainage grade` prints it)."),
+    out: Path = typer.Option(..., "--out", help="The repair list to write: .csv or .xlsx."),
+):
+    """Write the repair list of a grading run (pipes of repair or maintenance priority III-IV, most urgent
+    first) as CSV or XLSX.
+
+    Example: cim drainage repairs 12 --out repairs.xlsx
+    """
+    import csv
+
+    from analyses.drainage.inspection import repair_list
+
+    rows = repair_list(run_id)
+    cols = ["segment", "object_id", "structural_grade", "F", "functional_grade", "G", "RI", "repair_priority", "MI",
+            "maintenance_priority", "inspected_on"]
+    if out.suffix.lower() == ".xlsx":
+        from openpyxl import Workbook
+
+        wb = Workbook()
+        ws = wb.active
+        ws.title = "repairs"
+        ws.append(cols)
+        for r in rows:
+            ws.append([r[c] for c in cols])
+        wb.save(out)
+    elif out.suffix.lower() == ".csv":
+        with open(out, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, cols)
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        raise InputError(f"{out}: write .csv or .xlsx")
+    console.print(f"wrote {len(rows)} pipes to {out}")

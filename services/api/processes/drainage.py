@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from analyses.drainage import misconnections, storm, tracing
+from analyses.drainage import inspection, misconnections, storm, tracing
 from cim_core.db import get_engine
 from cim_core.network.columns import GRAVITY
 
@@ -134,4 +134,26 @@ register(Process(
                              "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 2880}}},
     outputs={"run": RUN},
     execute=_storm,
+))
+
+
+def _grade(inputs: dict, ctx: Context) -> dict:
+    _require_drainage(ctx, None)
+    return {"run": inspection.grade(inputs.get("dataset"), target_km=inputs.get("target_km"),
+                                    requested_by=ctx.requested_by)}
+
+
+register(Process(
+    id="drainage-inspection-grade",
+    title="CCTV inspection grading (CJJ 181-2012)",
+    description="Structural and functional condition grades, repair and maintenance priority of every inspected "
+                "pipe, and the campaign's progress (km inspected of the target, km graded III-IV, repairs done); "
+                "stored as a run whose segment_condition findings carry each pipe's grades.",
+    keywords=("drainage", "CCTV", "CJJ 181"),
+    inputs={"dataset": {"title": "Inspection dataset", "description": "default: every inspection dataset",
+                        "schema": {"type": "string", "minLength": 1}, "minOccurs": 0},
+            "target_km": {"title": "Campaign target (km)", "schema": {"type": "number", "exclusiveMinimum": 0},
+                          "minOccurs": 0}},
+    outputs={"run": RUN},
+    execute=_grade,
 ))
