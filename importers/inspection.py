@@ -1,9 +1,9 @@
 """CCTV inspection records (CSV) of drainage pipes: one row per defect observed, with CJJ 181-2012 codes.
 
-Columns: `segment` (a pipe's object id or key) or `from_manhole` and `to_manhole` (the keys of its two
+Columns: `segment` (a pipe's object id, key, or survey id: `WS000123` for key `pipe:WS000123`) or `from_manhole` and `to_manhole` (the keys of its two
 manholes, either way round); `date` (YYYY-MM-DD); `code` (PL, BX, ... as cim_core.defects lists them);
 `position_m` (metres from the pipe's start); `grade` (1-4, as the code defines it); optional `remarks` and
-`repaired` (the repair date). Rows with an unknown code, a grade the code does not define, a position past
+`repaired` (the repair date). A row with an empty code records a pipe inspected without defects. Rows with an unknown code, a grade the code does not define, a position past
 the pipe's length or a pipe that does not exist are refused and listed; the rest are imported as one
 dataset (kind `inspection`), which a repeated import replaces.
 """
@@ -26,7 +26,8 @@ from cim_core.store import sha256_of
 
 SUFFIXES = (".csv",)
 REQUIRED = ("date", "code", "position_m", "grade")
-LENGTH_TOLERANCE_M = 0.05  # positions up to this past the recorded length are the pipe's end
+LENGTH_TOLERANCE_M = 0.05
+NO_DEFECT = "NONE"  # the record of a pipe inspected without defects (a row with an empty code)  # positions up to this past the recorded length are the pipe's end
 
 
 @dataclass
@@ -57,7 +58,8 @@ class Pipes:
     def find(self, row: dict) -> int:
         seg = (row.get("segment") or "").strip()
         if seg:
-            hits = [int(seg)] if seg.isdigit() and int(seg) in self.length else self.by_key.get(seg, [])
+            hits = [int(seg)] if seg.isdigit() and int(seg) in self.length \
+                else self.by_key.get(seg) or self.by_key.get(f"pipe:{seg}", [])
             what = f"pipe {seg!r}"
         else:
             a, b = (row.get("from_manhole") or "").strip(), (row.get("to_manhole") or "").strip()
@@ -84,6 +86,12 @@ def check_row(row: dict, pipes: Pipes) -> dict:
     """A valid record from a CSV row; ValueError says why a row is refused."""
     codes = defect_codes()
     code = (row.get("code") or "").strip().upper()
+    if not code:  # inspected, no defect
+        when = _date(row.get("date"), "date")
+        if when is None:
+            raise ValueError("no date")
+        return {"segment_id": pipes.find(row), "inspected_on": when, "code": NO_DEFECT, "kind": "none", "grade": 0,
+                "position_m": 0.0, "remarks": (row.get("remarks") or "").strip() or None, "repaired_on": None}
     if code not in codes:
         raise ValueError(f"unknown defect code {row.get('code')!r} (CJJ 181-2012 codes: {', '.join(codes)})")
     try:

@@ -125,3 +125,4 @@ def test_cli_and_process(planted, cli_env, tmp_path):
         assert r.status_code == 200, r.text
         assert r.json()["run"]["findings"]["combined_in_separated_area"] == 1  # the stored area only
         assert "GB 50014" in r.json()["rules"]["step_up"]["source"]
+        assert len(r.json()["objects"]) == 6 and {o["rule"] for o in r.json()["objects"]} >= {"step_up"}

@@ -120,3 +120,4 @@ def test_cli_and_process(low_area, cli_env, tmp_path):
         r = c.post(url, json={"inputs": {"dataset": "rain-net", "return_period": 3, "duration_min": 60}},
                    headers={"X-API-Key": key})
         assert r.status_code == 200 and r.json()["run"]["flooding_points"] >= 1, r.text
+        assert len(r.json()["flooded"]) == r.json()["run"]["flooding_points"]

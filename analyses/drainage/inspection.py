@@ -48,6 +48,7 @@ def _importance(diameter_mm: float | None, table: list[list[float]]) -> float:
 def assess(defects: list[tuple[str, int]], diameter_mm: float | None, cfg: dict) -> dict:
     """The grades of one segment from its (code, grade) defects."""
     codes = defect_codes()
+    defects = [(c, g) for c, g in defects if c in codes]  # a pipe inspected without defects has none
     s = [codes[c].scores[g] for c, g in defects if codes[c].kind == "structural"]
     f = [codes[c].scores[g] for c, g in defects if codes[c].kind == "functional"]
     F, G = parameter(s), parameter(f)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import sqlalchemy as sa
+from scipy.spatial import cKDTree
 
 from cim_core.db import get_engine
 from cim_core.errors import InputError, NotFoundError
-from cim_core.network.columns import GRAVITY
+from cim_core.network.columns import GRAVITY, SNAP_TOLERANCE_M
 from cim_core.network.graph import Network
 
 OUTFALL = "outlet"  # the node type of an outfall (SWMM [OUTFALLS], the surveys' 出水口)
@@ -39,15 +40,32 @@ def drainage(net: Network) -> Network:
         segment_attributes={a: [v for v, k in zip(vals, seg) if k] for a, vals in net.segment_attributes.items()})
 
 
+def join_loose_ends(net: Network, tolerance: float = SNAP_TOLERANCE_M) -> None:
+    """Connect segment ends without a node to the nearest drainage node within `tolerance`, in place (before
+    the graph is used): a survey of connections (排查) records pipes that end in manholes of networks
+    imported as other datasets."""
+    if net.centerlines is None or not net.n_nodes or not net.n_segments:
+        return
+    tree = cKDTree(net.node_xy)
+    for idx, pts in zip((net.from_idx, net.to_idx), net.end_points()):
+        loose = np.flatnonzero(idx < 0)
+        if len(loose):
+            d, j = tree.query(pts[loose, :2], distance_upper_bound=tolerance)
+            hit = np.isfinite(d)
+            idx[loose[hit]] = j[hit]
+
+
 def load(engine: sa.Engine | None = None, *, dataset: str | None = None,
          bbox: tuple[float, float, float, float] | None = None, geometry: bool = False,
          segment_attributes: tuple[str, ...] = ()) -> Network:
-    """The stored drainage network of a dataset and/or box (all current drainage networks by default)."""
+    """The stored drainage network of a dataset and/or box (all current drainage networks by default); with
+    geometry, loose segment ends join the drainage node they lie on."""
     net = drainage(Network.load(engine or get_engine(), dataset=dataset, bbox=bbox, geometry=geometry,
                                 segment_attributes=segment_attributes))
     if not net.n_nodes:
         where = f" in dataset {dataset!r}" if dataset else ""
         raise NotFoundError(f"no drainage network (rain, sewage or combined pipes){where}")
+    join_loose_ends(net)
     return net
 
 

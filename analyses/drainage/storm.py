@@ -77,7 +77,7 @@ def _subcatchments(engine: sa.Engine, dataset: str, m: swmm_export.Model, cfg: d
         parcels = c.execute(sa.text("""
             select o.id, coalesce(o.attributes ->> 'landuse', ''), st_area(o.footprint), st_x(p), st_y(p)
             from city_objects o, st_pointonsurface(o.footprint) p
-            where o.class = 'landuse' and o.footprint is not null
+            where o.class = 'landuse' and o.attributes ? 'landuse' and o.footprint is not null
               and (o.valid_to is null or o.valid_to > current_date)""")).all()
     out: dict[str, list[str]] = {"SUBCATCHMENTS": [], "SUBAREAS": [], "INFILTRATION": []}
     if not inlets or not parcels:

@@ -161,8 +161,8 @@ def _drained_objects(engine: sa.Engine, net: Network, candidates: np.ndarray, up
         rows = c.execute(sa.text("""
             select o.id, o.class, st_x(p), st_y(p), st_area(o.footprint)
             from city_objects o, st_pointonsurface(o.footprint) p
-            where o.class in ('building', 'landuse') and o.footprint is not null
-              and (o.valid_to is null or o.valid_to > current_date)
+            where (o.class = 'building' or (o.class = 'landuse' and o.attributes ? 'landuse'))
+              and o.footprint is not null and (o.valid_to is null or o.valid_to > current_date)
               and o.footprint && st_makeenvelope(:x0, :y0, :x1, :y1, st_srid(o.footprint))"""),
                          {"x0": lo[0], "y0": lo[1], "x1": hi[0], "y1": hi[1]}).all()
     out = {"buildings": [], "parcels": [], "area_m2": 0.0}
@@ -182,20 +182,22 @@ def outfall_check(dataset: str | None = None, *, engine: sa.Engine | None = None
     the nodes where flow stops that are no outfall (`flow_sink`); stores the findings as a run."""
     engine = engine or get_engine()
     t0 = now()
-    net = dn.load(engine, dataset=dataset)
+    net = dn.load(engine, dataset=dataset, geometry=True)
     parts = net.components()
     outfalls = dn.outfall_nodes(net)
     served = np.zeros(parts.count, bool)
     served[parts.node[outfalls]] = True
     found = []
     for p in np.flatnonzero(~served):
-        members = np.flatnonzero(parts.node == p)
-        low = members[np.argmin(np.nan_to_num(net.node_invert[members], nan=np.inf))]
-        n_segs = int((parts.segment == p).sum())
-        found.append(Finding("no_outfall", f"{len(members)} nodes and {n_segs} segments around "
-                             f"{net.node_key[low]} reach no outfall", int(net.node_id[low]),
-                             location=tuple(net.node_xy[low]),
-                             details={"nodes": len(members), "segments": n_segs}))
+        members, segs = np.flatnonzero(parts.node == p), np.flatnonzero(parts.segment == p)
+        if len(members):
+            low = members[np.argmin(np.nan_to_num(net.node_invert[members], nan=np.inf))]
+            where, oid, loc = net.node_key[low], int(net.node_id[low]), tuple(net.node_xy[low])
+        else:  # pipes whose ends meet no node
+            where, oid, loc = net.segment_key[segs[0]], int(net.segment_id[segs[0]]), None
+        found.append(Finding("no_outfall", f"{len(members)} nodes and {len(segs)} segments around {where} "
+                             "reach no outfall", oid, location=loc,
+                             details={"nodes": len(members), "segments": len(segs)}))
     found += _sinks(net, served[parts.node])
     summary = {"outfalls": len(outfalls), "pieces": parts.count, "pieces_without_outfall": int((~served).sum()),
                "flow_sinks": sum(f.rule == "flow_sink" for f in found)}

@@ -25,13 +25,29 @@ function showRules(layer) {
   return show;
 }
 
+// Feature id -> CSS colour: what tools mark on the pipes (a trace, findings); over the rules above.
+export const highlights = new Map();
+
+function withHighlights(style) {
+  const base = style.color;
+  style.color = {
+    evaluateColor(feature, result) {
+      const css = highlights.get(Number(feature.getProperty("id")));
+      if (css) return Cesium.Color.fromCssColorString(css, result);
+      return base ? base.evaluateColor(feature, result) : Cesium.Color.clone(Cesium.Color.WHITE, result);
+    },
+  };
+  return style;
+}
+
 function styleFor(layer) {
   const style = {};
   const show = showRules(layer);
   if (show.length) style.show = show.map((s) => `(${s})`).join(" && ");
   const color = colorRule();
   if (color) style.color = color;
-  return new Cesium.Cesium3DTileStyle(style);
+  const out = new Cesium.Cesium3DTileStyle(style);
+  return layer === PIPES && highlights.size ? withHighlights(out) : out;
 }
 
 function layerShown(layer) {

@@ -28,6 +28,15 @@ def _require_drainage(ctx: Context, dataset: str | None) -> None:
         ctx.require(f"pipes_{u}")
 
 
+def _findings(run_id: int, rule: str | None = None) -> list[dict]:
+    """The objects of a run's findings (for clients that mark them)."""
+    with get_engine().connect() as c:
+        rows = c.execute(sa.text("select rule, object_id, related_id from qa_findings where run_id = :r "
+                                 "and (cast(:rule as text) is null or rule = :rule) order by id"),
+                         {"r": run_id, "rule": rule}).mappings().all()
+    return [dict(r) for r in rows]
+
+
 def _trace(inputs: dict, ctx: Context) -> dict:
     _require_drainage(ctx, inputs.get("dataset"))
     point = inputs.get("point")
@@ -50,7 +59,7 @@ def _outfalls(inputs: dict, ctx: Context) -> dict:
 def _misconnections(inputs: dict, ctx: Context) -> dict:
     _require_drainage(ctx, inputs.get("dataset"))
     out = misconnections.check(inputs.get("dataset"), areas=inputs.get("areas"), requested_by=ctx.requested_by)
-    return {"run": out, "rules": misconnections.rules()}
+    return {"run": out, "rules": misconnections.rules(), "objects": _findings(out["run_id"])}
 
 
 register(Process(
@@ -109,15 +118,18 @@ register(Process(
                       "drainage_system is 'separated' count as well",
                       "schema": {"type": "array", "items": {"type": "object", "required": ["geometry"]}},
                       "minOccurs": 0}},
-    outputs={"run": RUN, "rules": {"title": "The rules, their parameters and sources", "schema": {"type": "object"}}},
+    outputs={"run": RUN, "rules": {"title": "The rules, their parameters and sources", "schema": {"type": "object"}},
+             "objects": {"title": "The findings' objects: [{rule, object_id, related_id}]",
+                         "schema": {"type": "array"}}},
     execute=_misconnections,
 ))
 
 
 def _storm(inputs: dict, ctx: Context) -> dict:
     _require_drainage(ctx, inputs["dataset"])
-    return {"run": storm.run(inputs["dataset"], return_period=inputs["return_period"],
-                             duration_min=inputs["duration_min"], requested_by=ctx.requested_by)}
+    out = storm.run(inputs["dataset"], return_period=inputs["return_period"], duration_min=inputs["duration_min"],
+                    requested_by=ctx.requested_by)
+    return {"run": out, "flooded": [f["object_id"] for f in _findings(out["run_id"], "flooding")]}
 
 
 register(Process(
@@ -132,7 +144,8 @@ register(Process(
             "return_period": {"title": "Return period (years)", "schema": {"type": "number", "exclusiveMinimum": 0}},
             "duration_min": {"title": "Duration (minutes)",
                              "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 2880}}},
-    outputs={"run": RUN},
+    outputs={"run": RUN, "flooded": {"title": "The flooding manholes (object ids): waterlogging risk points",
+                                     "schema": {"type": "array", "items": {"type": "integer"}}}},
     execute=_storm,
 ))
 
