@@ -12,7 +12,7 @@ from sample_models.district import drainage, generate
 
 
 def test_planted_cases_found_exactly(db, tmp_path):
-    manifest = generate(tmp_path, scale=0.25, seed=7)
+    manifest = generate(tmp_path, scale=0.1, seed=7)
     assert json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))["drainage"] == manifest["drainage"]
     gis.import_file(tmp_path / "district.gpkg", layer="pipes", kind="pipes", dataset="sample-pipes", engine=db)
     survey, areas, cctv = drainage.load(tmp_path, engine=db)

@@ -21,6 +21,7 @@ import numpy as np
 import pyogrio.raw
 import shapely
 import sqlalchemy as sa
+from scipy.spatial import cKDTree
 
 from .layout import CRS
 from .writer import LayerWriter
@@ -76,11 +77,14 @@ def _combined(pipes, lines, nodes, points, away_from: np.ndarray) -> tuple[int, 
     """(sewage head manhole, 4 points of a stretch ending there): the stretch continues the street beyond
     the head, 3 x 30 m, at least 300 m from the misconnection."""
     xy = shapely.get_coordinates(points)
+    tree = cKDTree(xy)
     for z in _heads(pipes, nodes, "sewage"):
         if np.linalg.norm(xy[z] - away_from) < 300:
             continue
         back = -_outgoing(pipes, lines, nodes["id"][z])
-        return int(z), np.array([xy[z] + back * 30 * k for k in (3, 2, 1, 0)])
+        stretch = np.array([xy[z] + back * 30 * k for k in (3, 2, 1, 0)])
+        if (tree.query(stretch[:3])[0] > 2.0).all():  # its other ends lie in no manhole
+            return int(z), stretch
     raise RuntimeError("no sewage head manhole fits for the planted combined stretch")
 
 
