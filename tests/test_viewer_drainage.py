@@ -35,7 +35,7 @@ def test_trace_misconnections_and_storm(browser, demo):  # noqa: F811
     p = Page(browser, demo["base"], key=demo["key"])
     p.page.wait_for_function("'pipes' in window.cim.tilesets", timeout=120_000)
     seg, lon, lat = _mid_sewer(demo["engine"])
-    p.look_down_at(lon, lat, 250)
+    p.look_down_at(lon, lat, 120)
     p.page.check("#underground")
     p.js(f"window.cim.drainage.traceSegment({seg})")
     p.page.wait_for_function("window.cim.drainage.last && window.cim.drainage.last.start", timeout=60_000)
@@ -43,8 +43,8 @@ def test_trace_misconnections_and_storm(browser, demo):  # noqa: F811
     assert trace["start"]["id"] == seg and trace["upstream"]["segments"] and trace["downstream"]["segments"]
     p.settle()
     p.screenshot("viewer_drainage_trace.png")
-    marked = p.js(COUNT_MARKED, ["#1e88e5", "#e53935", "#ffd54a"])
-    assert marked.get("#1e88e5", 0) > 0 and marked.get("#e53935", 0) > 0, marked
+    marked = p.js(COUNT_MARKED, ["#2962ff", "#ffee00", "#ff80ab"])
+    assert marked.get("#2962ff", 0) > 0 and marked.get("#ffee00", 0) > 0 and marked.get("#ff80ab", 0) >= 1, marked
     assert "上游" in p.page.inner_text("#drainage-status")
 
     p.page.click("#drainage button[data-i18n=misconnections]")
@@ -58,7 +58,7 @@ def test_trace_misconnections_and_storm(browser, demo):  # noqa: F811
                                      "where s.object_id = :i"), {"i": sewer}).one()
     p.look_down_at(lon, lat, 150)
     p.screenshot("viewer_drainage_misconnection.png")
-    assert p.js(COUNT_MARKED, ["#ff9800"]).get("#ff9800", 0) >= 1
+    assert p.js(COUNT_MARKED, ["#ffee00"]).get("#ffee00", 0) >= 1
 
     p.js("window.cim.drainage.last = null")
     p.page.click("#drainage button[data-i18n=storm]")

@@ -25,7 +25,7 @@ function showRules(layer) {
   return show;
 }
 
-// Feature id -> CSS colour: what tools mark on the pipes (a trace, findings); over the rules above.
+// Feature id -> CSS colour: what tools mark on the pipes (a trace, findings); the others fade.
 export const highlights = new Map();
 
 function withHighlights(style) {
@@ -34,7 +34,9 @@ function withHighlights(style) {
     evaluateColor(feature, result) {
       const css = highlights.get(Number(feature.getProperty("id")));
       if (css) return Cesium.Color.fromCssColorString(css, result);
-      return base ? base.evaluateColor(feature, result) : Cesium.Color.clone(Cesium.Color.WHITE, result);
+      const c = base ? base.evaluateColor(feature, result) : Cesium.Color.clone(Cesium.Color.WHITE, result);
+      c.alpha = 0.25; // the unmarked pipes fade so that the marks stand out
+      return c;
     },
   };
   return style;

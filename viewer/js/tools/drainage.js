@@ -31,8 +31,9 @@ Object.assign(STRINGS.en, {
   found: (n) => `${n} misconnections found`,
   flooded: (n) => `${n} manholes flood`,
 });
-const COLOURS = { up: "#1e88e5", down: "#e53935", start: "#ffd54a", mis: "#ff00ff", related: "#ff9800",
-                  flood: "#00e5ff" };
+// Apart from the CJJ 61 utility colours (cyan, brown, magenta, orange, red, green, purple).
+const COLOURS = { up: "#2962ff", down: "#ffee00", start: "#ff80ab", mis: "#ff80ab", related: "#ffee00",
+                  flood: "#2962ff" };
 let tracing = false;
 
 async function run(process, inputs) {
