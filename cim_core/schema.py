@@ -192,6 +192,36 @@ audit_log = sa.Table(
     sa.Column("status", sa.SmallInteger, nullable=False),
 )
 
+# Issue 15 (drainage operations): per node and conduit results of a storm run (SI units).
+drainage_storm_results = sa.Table(
+    "drainage_storm_results", metadata,
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey("analysis_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("object_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("peak_depth_m", sa.Float),
+    sa.Column("surcharge_h", sa.Float),
+    sa.Column("flooding_m3", sa.Float),
+    sa.Column("flooding_h", sa.Float),
+    sa.Column("peak_flow_m3s", sa.Float),
+    sa.Column("capacity_ratio", sa.Float),
+)
+
+# Issue 15: CCTV inspection records (CJJ 181-2012 defect codes), one row per defect observed on a segment.
+pipe_inspections = sa.Table(
+    "pipe_inspections", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("segment_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("inspected_on", sa.Date, nullable=False),
+    sa.Column("code", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("grade", sa.SmallInteger, nullable=False),
+    sa.Column("position_m", sa.Float, nullable=False),
+    sa.Column("remarks", sa.Text),
+    sa.Column("repaired_on", sa.Date),
+    sa.Column("line", sa.Integer),
+)
+
 # Indexes, with the names the migrations gave them.
 for _name, _cols, _using in (
         ("datasets_sha256", [datasets.c.sha256], None),
@@ -207,7 +237,9 @@ for _name, _cols, _using in (
         ("qa_findings_dataset", [qa_findings.c.dataset_id, qa_findings.c.rule], None),
         ("qa_findings_run", [qa_findings.c.run_id, qa_findings.c.rule], None),
         ("analysis_runs_analysis", [analysis_runs.c.analysis, analysis_runs.c.id], None),
-        ("audit_log_at", [audit_log.c.at], None)):
+        ("audit_log_at", [audit_log.c.at], None),
+        ("pipe_inspections_segment", [pipe_inspections.c.segment_id], None),
+        ("pipe_inspections_dataset", [pipe_inspections.c.dataset_id], None)):
     sa.Index(_name, *_cols, postgresql_using=_using)
 
 # Binary COPY type names of the column types above; geometries travel as EWKB in a bytea slot.

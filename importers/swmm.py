@@ -7,6 +7,10 @@ inlet/outlet offsets, read as depths or elevations per LINK_OFFSETS), [PUMPS], [
 rectangular and open-channel shapes a box (other closed shapes are drawn as a circle of their full
 height; the shape's name is kept). [COORDINATES] and [VERTICES] give the plan geometry.
 
+Every node and link keeps its section row (`attributes["swmm_row"]`, and `swmm_xsection`), and the
+dataset's report keeps the other sections (`report["swmm_model"]`: options, rain gages, subcatchments,
+time series, inflows...), so that an export writes a model that runs as the source did.
+
 Units follow FLOW_UNITS: CFS, GPM and MGD models are in feet and are converted to metres; CMS, LPS
 and MLD models are in metres. A junction whose maximum depth is 0 reaches up to its highest connecting
 crown, as SWMM defines it. Coordinates are placed as in the EPANET importer (`crs`, `scale`, `offset`).
@@ -47,6 +51,9 @@ CIRCULAR = {"CIRCULAR", "FORCE_MAIN", "FILLED_CIRCULAR", "EGG", "HORSESHOE", "GO
             "SEMIELLIPTICAL", "BASKETHANDLE", "SEMICIRCULAR"}
 BOXES = {"RECT_CLOSED", "RECT_OPEN", "RECT_TRIANGULAR", "RECT_ROUND", "MODBASKETHANDLE", "TRAPEZOIDAL",
          "TRIANGULAR", "PARABOLIC", "POWER", "ARCH", "HORIZ_ELLIPSE", "VERT_ELLIPSE"}
+# Sections an export writes from the stored network, and sections that only draw the model (left out).
+REGENERATED = {*NODE_SECTIONS, *LINK_SECTIONS, "XSECTIONS", "COORDINATES", "VERTICES"}
+DRAWING = {"MAP", "POLYGONS", "SYMBOLS", "LABELS", "BACKDROP"}
 _TOKEN = re.compile(r'"[^"]*"|\S+')
 
 
@@ -123,7 +130,7 @@ def _nodes(path: Path, model: Model, k: float) -> _NodeRows:
             inverts.append(_float(path, sec, no, t, 1, "invert elevation") * k)
             col = MAX_DEPTH_COLUMN.get(sec)
             max_depth.append(_float(path, sec, no, t, col, "maximum depth", 0.0) * k if col else 0.0)
-            attrs.append({"swmm_type": sec.lower().rstrip("s"), "name": t[0], "line": no})
+            attrs.append({"swmm_type": sec.lower().rstrip("s"), "name": t[0], "line": no, "swmm_row": t})
     index: dict[str, int] = {}
     for i, nm in enumerate(names):
         if nm in index:
@@ -164,7 +171,7 @@ def _sections(path: Path, model: Model, links: list, k: float):
     diameter, width, height = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
     attrs = []
     for i, (sec, kind, no, t) in enumerate(links):
-        a = {"swmm_type": kind, "name": t[0], "line": no}
+        a = {"swmm_type": kind, "name": t[0], "line": no, "swmm_row": t}
         if sec == "CONDUITS":
             a.update(length_m=_float(path, sec, no, t, 3, "length") * k,
                      roughness=_float(path, sec, no, t, 4, "roughness"))
@@ -172,6 +179,7 @@ def _sections(path: Path, model: Model, links: list, k: float):
             xno, x = xsec[t[0]]
             sh = x[1].upper() if len(x) > 1 else ""
             a["xsection"] = sh
+            a["swmm_xsection"] = x
             a["barrels"] = int(_float(path, "XSECTIONS", xno, x, 6, "barrels", 1.0))
             if sh in CIRCULAR or sh in BOXES:
                 g1 = _float(path, "XSECTIONS", xno, x, 2, "geom1") * k
@@ -263,6 +271,18 @@ def _network(path: Path, model: Model, utility: str, k: float, crs: str | None, 
     return segs, nodes, crs_used
 
 
+def _quoted(token: str) -> str:
+    return f'"{token}"' if not token or any(c.isspace() for c in token) else token
+
+
+def kept_sections(model: Model) -> dict[str, list[str]]:
+    """The sections an export needs besides the network (options, rain gages, subcatchments, time series,
+    inflows...), as lines of tokens; the network sections are kept per object (`swmm_row`), and drawing-only
+    sections are left out."""
+    return {sec: [" ".join(_quoted(tok) for tok in t) for _, t in rows]
+            for sec, rows in model.sections.items() if sec not in REGENERATED and sec not in DRAWING}
+
+
 def import_file(path: str | Path, *, crs: str | None = None, offset: tuple[float, float] | None = None,
                 scale: float = 1.0, utility: str = "combined", dataset: str | None = None,
                 engine: sa.Engine | None = None, force: bool = False,
@@ -288,7 +308,8 @@ def import_file(path: str | Path, *, crs: str | None = None, offset: tuple[float
     segs, nodes, crs_used = _network(path, model, utility, k, crs, offset, scale, engine)
     report = {sec.lower(): len(model.rows(sec)) for sec in (*NODE_SECTIONS, *LINK_SECTIONS) if model.rows(sec)}
     report.update(flow_units=flow_units, length_unit="ft" if k != 1.0 else "m",
-                  link_offsets=model.option("LINK_OFFSETS", "DEPTH"), options=options_key(options))
+                  link_offsets=model.option("LINK_OFFSETS", "DEPTH"), options=options_key(options),
+                  swmm_model=kept_sections(model))
     info = DatasetInfo(name=name, kind="swmm", source_path=str(path), sha256=sha, source_crs=crs_used,
                        report=report)
     hts = resolve_heights(segs, nodes, get_settings().default_pipe_cover)

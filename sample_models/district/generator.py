@@ -11,6 +11,7 @@ import numpy as np
 import shapely
 
 from . import buildings as bld
+from . import drainage
 from .ifc import BuildingModel, Lateral, write_ifc
 from .layout import (
     CENTRE_LONLAT,
@@ -176,6 +177,7 @@ def generate(
 
     ifc_files = _write_ifc(out, grid.seed, targets, services, nodes, progress)
     manifest = _manifest(grid, plan, counts, lengths, ifc_files, targets, time.perf_counter() - started)
+    manifest["drainage"] = drainage.plant(out, grid.seed)
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return manifest
 

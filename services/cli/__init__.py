@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from . import analyse, datasets, db, deploy, imports, keys, qa, sample, serve, tiles
+from . import analyse, datasets, db, deploy, drainage, imports, keys, qa, sample, serve, tiles
 from .output import print_error, print_interrupted
 
 app = typer.Typer(
@@ -32,6 +32,10 @@ app.add_typer(sample.app, name="sample")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(analyse.app, name="analyse")
 app.add_typer(analyse.rules_app, name="rules")
+app.add_typer(drainage.app, name="drainage")
+app.add_typer(drainage.export_app, name="export")
+analyse.app.command("storm")(drainage.storm)
+imports.app.command("inspection")(drainage.import_inspection)
 
 _debug = False
 

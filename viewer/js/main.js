@@ -3,6 +3,7 @@ import "./picking.js";
 import "./search.js";
 import "./underground.js";
 import "./tools/underground-tools.js";
+import "./tools/drainage.js";
 import { STRINGS, t, translatePage } from "./i18n.js";
 import { renderKeyStatus } from "./keys.js";
 import { discoverAccess, loadLayers } from "./layers.js";

@@ -27,13 +27,31 @@ function showRules(layer) {
   return show;
 }
 
+// Feature id -> CSS colour: what tools mark on the pipes (a trace, findings); the others fade.
+export const highlights = new Map();
+
+function withHighlights(style) {
+  const base = style.color;
+  style.color = {
+    evaluateColor(feature, result) {
+      const css = highlights.get(Number(feature.getProperty("id")));
+      if (css) return Cesium.Color.fromCssColorString(css, result);
+      const c = base ? base.evaluateColor(feature, result) : Cesium.Color.clone(Cesium.Color.WHITE, result);
+      c.alpha = 0.25; // the unmarked pipes fade so that the marks stand out
+      return c;
+    },
+  };
+  return style;
+}
+
 function styleFor(layer) {
   const style = {};
   const show = showRules(layer);
   if (show.length) style.show = show.map((s) => `(${s})`).join(" && ");
   const color = colorRule();
   if (color) style.color = color;
-  return new Cesium.Cesium3DTileStyle(style);
+  const out = new Cesium.Cesium3DTileStyle(style);
+  return layer === PIPES && highlights.size ? withHighlights(out) : out;
 }
 
 function layerShown(layer) {

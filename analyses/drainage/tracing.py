@@ -1,0 +1,222 @@
+"""Tracing a drainage network: what lies upstream and downstream of a manhole, a segment or a clicked
+point, the catchment of a manhole, the outfalls, and the pieces of network that reach none.
+
+Flow follows the inverts (from the higher end to the lower), falling back to the stored from -> to
+direction where the inverts are equal or unknown (`cim_core.network.graph`). A trace is a read: it
+records no run. `outfall_check` stores its findings (pieces without an outfall, nodes where the flow
+stops short of one) as a run.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from scipy.sparse.csgraph import breadth_first_order
+from scipy.spatial import cKDTree
+
+from cim_core.db import get_engine
+from cim_core.errors import InputError
+from cim_core.network.graph import Network
+from cim_core.runs import Finding, now, record_run
+
+from . import network as dn
+
+DIRECTIONS = ("up", "down", "both")
+# Metres from a clicked point within which the nearest manhole is picked before the nearest pipe.
+PICK_NODE_M = 3.0
+# Metres within which a building or parcel is taken to drain to its nearest manhole (a planning assumption).
+CATCHMENT_REACH_M = 150.0
+
+
+@dataclass
+class Reach:
+    """What one direction of a trace reaches: object ids of nodes and segments, and the length."""
+    nodes: list[int] = field(default_factory=list)
+    segments: list[int] = field(default_factory=list)
+    length_m: float = 0.0
+
+
+@dataclass
+class Trace:
+    start: dict  # {"kind": "node" | "segment", "id", "key"}
+    upstream: Reach | None
+    downstream: Reach | None
+    outfalls: list[int]  # outfalls that the downstream trace reaches
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Tracer:
+    """Traces over one loaded drainage network (the graphs are built once, for many traces)."""
+
+    def __init__(self, net: Network):
+        self.net = net
+        self.down = net.flow_graph
+        self.up = net.flow_graph.T.tocsr()
+        self.seg_up, self.seg_down = net.flow
+        self.is_outfall = np.zeros(net.n_nodes, bool)
+        self.is_outfall[dn.outfall_nodes(net)] = True
+
+    def _vertices(self, graph, start: int) -> np.ndarray:
+        reached = np.zeros(self.net.n_vertices, bool)
+        reached[breadth_first_order(graph, start, directed=True, return_predecessors=False)] = True
+        return reached
+
+    def _reach(self, reached: np.ndarray, segments: np.ndarray) -> Reach:
+        net = self.net
+        nodes = np.flatnonzero(reached[:net.n_nodes])
+        return Reach(net.node_id[nodes].tolist(), net.segment_id[segments].tolist(),
+                     float(np.nansum(net.length[segments])))
+
+    def downstream(self, vertex: int, segment: int | None = None) -> tuple[Reach, list[int]]:
+        """What flow from a vertex (or from a segment, whose downstream vertex is given) reaches, and the
+        outfalls among it."""
+        reached = self._vertices(self.down, vertex)
+        segs = np.flatnonzero(reached[self.seg_up])
+        if segment is not None:
+            segs = np.union1d(segs, [segment])
+        out = np.flatnonzero(reached[:self.net.n_nodes] & self.is_outfall)
+        return self._reach(reached, segs), self.net.node_id[out].tolist()
+
+    def upstream(self, vertex: int, segment: int | None = None) -> Reach:
+        """What drains to a vertex (or to a segment, whose upstream vertex is given)."""
+        reached = self._vertices(self.up, vertex)
+        segs = np.flatnonzero(reached[self.seg_down])
+        if segment is not None:
+            segs = np.union1d(segs, [segment])
+        return self._reach(reached, segs)
+
+    def trace(self, kind: str, index: int, direction: str = "both") -> Trace:
+        """A trace from the node or segment (kind) at `index`."""
+        if direction not in DIRECTIONS:
+            raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+        net = self.net
+        if kind == "node":
+            start = {"kind": "node", "id": int(net.node_id[index]), "key": str(net.node_key[index])}
+            up_v, down_v, seg = index, index, None
+        else:
+            start = {"kind": "segment", "id": int(net.segment_id[index]), "key": str(net.segment_key[index])}
+            up_v, down_v, seg = int(self.seg_up[index]), int(self.seg_down[index]), index
+        down, outfalls = self.downstream(down_v, seg) if direction != "up" else (None, [])
+        up = self.upstream(up_v, seg) if direction != "down" else None
+        return Trace(start, up, down, outfalls)
+
+
+_TRACERS: weakref.WeakKeyDictionary[Network, Tracer] = weakref.WeakKeyDictionary()
+
+
+def pick(net: Network, x: float, y: float, tolerance: float = PICK_NODE_M) -> tuple[str, int]:
+    """The manhole within `tolerance` of a point, else the nearest pipe (network loaded with geometry)."""
+    d, i = cKDTree(net.node_xy).query([x, y])
+    if d <= tolerance or net.centerlines is None or not net.n_segments:
+        return "node", int(i)
+    dist = shapely.distance(net.centerlines, shapely.Point(x, y))
+    return "segment", int(np.argmin(dist))
+
+
+def trace(*, node: int | str | None = None, segment: int | str | None = None,
+          point: tuple[float, float] | None = None, direction: str = "both", dataset: str | None = None,
+          engine: sa.Engine | None = None) -> Trace:
+    """Trace up- and/or downstream from a manhole, a segment (object id or key) or a point (x, y in the
+    storage CRS) over the current drainage networks (of one dataset, if given)."""
+    if sum(v is not None for v in (node, segment, point)) != 1:
+        raise InputError("give exactly one start: a node, a segment or a point")
+    net = dn.load_cached(engine, dataset=dataset)
+    tracer = _TRACERS.get(net)
+    if tracer is None:
+        tracer = _TRACERS[net] = Tracer(net)
+    if point is not None:
+        kind, index = pick(net, *point)
+    elif node is not None:
+        kind, index = "node", dn.node_at(net, node)
+    else:
+        kind, index = "segment", dn.segment_at(net, segment)
+    return tracer.trace(kind, index, direction)
+
+
+def catchment(node: int | str, *, dataset: str | None = None, reach_m: float = CATCHMENT_REACH_M,
+              engine: sa.Engine | None = None) -> dict:
+    """The catchment of a manhole: the segments and nodes that drain to it, and the buildings and
+    land-use parcels whose nearest node of the manhole's network (within `reach_m`) is among them."""
+    engine = engine or get_engine()
+    net = dn.load(engine, dataset=dataset)
+    i = dn.node_at(net, node)
+    up = Tracer(net).upstream(i)
+    same = np.flatnonzero(net.node_utility == net.node_utility[i])
+    objects = _drained_objects(engine, net, same, set(up.nodes), reach_m)
+    return {"node": {"id": int(net.node_id[i]), "key": str(net.node_key[i])}, "nodes": up.nodes,
+            "segments": up.segments, "length_m": up.length_m, **objects}
+
+
+def _drained_objects(engine: sa.Engine, net: Network, candidates: np.ndarray, upstream: set[int],
+                     reach_m: float) -> dict:
+    """Buildings and parcels whose nearest candidate node (within reach) is an upstream node."""
+    xy = net.node_xy[candidates]
+    lo, hi = xy.min(axis=0) - reach_m, xy.max(axis=0) + reach_m
+    with engine.connect() as c:
+        rows = c.execute(sa.text("""
+            select o.id, o.class, st_x(p), st_y(p), st_area(o.footprint)
+            from city_objects o, st_pointonsurface(o.footprint) p
+            where (o.class = 'building' or (o.class = 'landuse' and o.attributes ? 'landuse'))
+              and o.footprint is not null and (o.valid_to is null or o.valid_to > current_date)
+              and o.footprint && st_makeenvelope(:x0, :y0, :x1, :y1, st_srid(o.footprint))"""),
+                         {"x0": lo[0], "y0": lo[1], "x1": hi[0], "y1": hi[1]}).all()
+    out = {"buildings": [], "parcels": [], "area_m2": 0.0}
+    if not rows:
+        return out
+    d, j = cKDTree(xy).query(np.array([(r[2], r[3]) for r in rows]), distance_upper_bound=reach_m)
+    for r, dist, k in zip(rows, d, j):
+        if np.isfinite(dist) and int(net.node_id[candidates[k]]) in upstream:
+            out["buildings" if r[1] == "building" else "parcels"].append(int(r[0]))
+            out["area_m2"] += float(r[4]) if r[1] == "landuse" else 0.0
+    return out
+
+
+def outfall_check(dataset: str | None = None, *, engine: sa.Engine | None = None,
+                  requested_by: str | None = None) -> dict:
+    """The outfalls of the drainage network, its pieces (connected parts) without one (`no_outfall`) and
+    the nodes where flow stops that are no outfall (`flow_sink`); stores the findings as a run."""
+    engine = engine or get_engine()
+    t0 = now()
+    net = dn.load(engine, dataset=dataset, geometry=True)
+    parts = net.components()
+    outfalls = dn.outfall_nodes(net)
+    served = np.zeros(parts.count, bool)
+    served[parts.node[outfalls]] = True
+    found = []
+    for p in np.flatnonzero(~served):
+        members, segs = np.flatnonzero(parts.node == p), np.flatnonzero(parts.segment == p)
+        if len(members):
+            low = members[np.argmin(np.nan_to_num(net.node_invert[members], nan=np.inf))]
+            where, oid, loc = net.node_key[low], int(net.node_id[low]), tuple(net.node_xy[low])
+        else:  # pipes whose ends meet no node
+            where, oid, loc = net.segment_key[segs[0]], int(net.segment_id[segs[0]]), None
+        found.append(Finding("no_outfall", f"{len(members)} nodes and {len(segs)} segments around {where} "
+                             "reach no outfall", oid, location=loc,
+                             details={"nodes": len(members), "segments": len(segs)}))
+    found += _sinks(net, served[parts.node])
+    summary = {"outfalls": len(outfalls), "pieces": parts.count, "pieces_without_outfall": int((~served).sum()),
+               "flow_sinks": sum(f.rule == "flow_sink" for f in found)}
+    run = record_run("drainage-outfalls", {"dataset": dataset},
+                     {"no_outfall": "a connected piece of drainage network with no outfall node",
+                      "flow_sink": "a node that flow enters and none leaves, not an outfall",
+                      "outfall": f"node_type = {dn.OUTFALL!r}"},
+                     found, summary, started_at=t0, requested_by=requested_by, engine=engine)
+    return {"run_id": run.id, **summary, "outfall_ids": net.node_id[outfalls].tolist()}
+
+
+def _sinks(net: Network, in_served_piece: np.ndarray) -> list[Finding]:
+    """Nodes of pieces that have an outfall where flow arrives and does not go on."""
+    up, down = net.flow
+    inflow = np.bincount(down[down < net.n_nodes], minlength=net.n_nodes)
+    outflow = np.bincount(up[up < net.n_nodes], minlength=net.n_nodes)
+    sink = (inflow > 0) & (outflow == 0) & in_served_piece
+    sink[dn.outfall_nodes(net)] = False
+    return [Finding("flow_sink", f"{net.node_key[i]}: flow arrives and cannot leave (no lower pipe); "
+                    "it reaches no outfall", int(net.node_id[i]), location=tuple(net.node_xy[i]))
+            for i in np.flatnonzero(sink)]
+

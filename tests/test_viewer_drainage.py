@@ -1,0 +1,71 @@
+"""The drainage tool of the viewer in headless Chromium against `cim demo` (fixtures of test_viewer): a trace
+colours the pipes up- and downstream, misconnections and the manholes of a storm are marked."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from test_viewer import SCALE, Page, _assert_clean, browser, demo  # noqa: F401  (module fixtures)
+
+from sample_models.district import drainage
+
+COUNT_MARKED = """(colours) => { const ts = window.cim.tilesets.pipes, out = {};
+    const visit = (tile) => {
+      if (tile.content && tile.contentReady) for (let i = 0; i < tile.content.featuresLength; i++) {
+        const f = tile.content.getFeature(i);
+        const c = ts.style.color.evaluateColor(f, new Cesium.Color()).toCssHexString();
+        if (colours.includes(c)) out[c] = (out[c] || 0) + 1; }
+      tile.children.forEach(visit); };
+    visit(ts.root); return out; }"""
+
+
+def _mid_sewer(engine) -> tuple[int, float, float]:
+    """A sewage pipe with pipes above and below it, and its midpoint (lon, lat)."""
+    with engine.connect() as c:
+        return c.execute(sa.text("""
+            select s.object_id, st_x(p), st_y(p) from pipe_segments s,
+                 st_transform(st_lineinterpolatepoint(st_force2d(s.centerline), 0.5), 4326) p
+            where s.utility = 'sewage'
+              and exists (select 1 from pipe_segments u where u.to_node = s.from_node)
+              and exists (select 1 from pipe_segments d where d.from_node = s.to_node)
+            order by s.object_id limit 1""")).one()
+
+
+def test_trace_misconnections_and_storm(browser, demo):  # noqa: F811
+    folder = demo["home"] / "sample-district" / f"scale-{SCALE}"
+    drainage.load(folder, engine=demo["engine"])
+    p = Page(browser, demo["base"], key=demo["key"])
+    p.page.wait_for_function("'pipes' in window.cim.tilesets", timeout=120_000)
+    seg, lon, lat = _mid_sewer(demo["engine"])
+    p.look_down_at(lon, lat, 120)
+    p.page.check("#underground")
+    p.js(f"window.cim.drainage.traceSegment({seg})")
+    p.page.wait_for_function("window.cim.drainage.last && window.cim.drainage.last.start", timeout=60_000)
+    trace = p.js("window.cim.drainage.last")
+    assert trace["start"]["id"] == seg and trace["upstream"]["segments"] and trace["downstream"]["segments"]
+    p.settle()
+    p.screenshot("viewer_drainage_trace.png")
+    marked = p.js(COUNT_MARKED, ["#2962ff", "#ffee00", "#ff80ab"])
+    assert marked.get("#2962ff", 0) > 0 and marked.get("#ffee00", 0) > 0 and marked.get("#ff80ab", 0) >= 1, marked
+    assert "上游" in p.page.inner_text("#drainage-status")
+
+    p.page.click("#drainage button[data-i18n=misconnections]")
+    p.page.wait_for_function("window.cim.drainage.last && window.cim.drainage.last.objects", timeout=120_000)
+    objects = p.js("window.cim.drainage.last.objects")
+    assert {o["rule"] for o in objects} == {"rain_into_sewage", "combined_in_separated_area"}
+    sewer = next(o["related_id"] for o in objects if o["rule"] == "rain_into_sewage")
+    with demo["engine"].connect() as c:
+        lon, lat = c.execute(sa.text("select st_x(p), st_y(p) from pipe_segments s, st_transform("
+                                     "st_lineinterpolatepoint(st_force2d(s.centerline), 0.5), 4326) p "
+                                     "where s.object_id = :i"), {"i": sewer}).one()
+    p.look_down_at(lon, lat, 150)
+    p.screenshot("viewer_drainage_misconnection.png")
+    assert p.js(COUNT_MARKED, ["#ffee00"]).get("#ffee00", 0) >= 1
+
+    p.js("window.cim.drainage.last = null")
+    p.page.click("#drainage button[data-i18n=storm]")
+    p.page.wait_for_function("window.cim.drainage.last && window.cim.drainage.last.flooded", timeout=600_000)
+    flooded = p.js("window.cim.drainage.last.flooded")
+    p.look_down_at(114.02, 32.98, 1500)
+    p.screenshot("viewer_drainage_storm.png")
+    assert isinstance(flooded, list)
+    _assert_clean(p)
+    p.close()
