@@ -192,6 +192,19 @@ audit_log = sa.Table(
     sa.Column("status", sa.SmallInteger, nullable=False),
 )
 
+# Issue 14 (water supply operations): what a hydraulic simulation needs beyond the elements, kept with the
+# dataset that brought it (EPANET options and times, patterns, curves, controls, sources; WNTR's dict, SI).
+hydraulic_models = sa.Table(
+    "hydraulic_models", metadata,
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("units", sa.Text, nullable=False),
+    sa.Column("options", JSONB, nullable=False, server_default="{}"),
+    sa.Column("patterns", JSONB, nullable=False, server_default="[]"),
+    sa.Column("curves", JSONB, nullable=False, server_default="[]"),
+    sa.Column("controls", JSONB, nullable=False, server_default="[]"),
+    sa.Column("sources", JSONB, nullable=False, server_default="[]"),
+)
+
 # Indexes, with the names the migrations gave them.
 for _name, _cols, _using in (
         ("datasets_sha256", [datasets.c.sha256], None),
