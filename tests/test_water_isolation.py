@@ -12,7 +12,7 @@ import shapely
 import sqlalchemy as sa
 from conftest import DATA
 
-from analyses.water import isolation
+from analyses.water import criticality, isolation
 from cim_core.errors import InputError
 from cim_core.network.graph import Network
 from importers import epanet, pipes
@@ -130,3 +130,58 @@ def test_net3_segments_equal_wntr(db):
 
     assert partition(ours) == partition(theirs)
     assert seg.count == len(partition(theirs)) > 20
+
+
+def test_criticality_of_every_pipe(db, tmp_path):
+    ids = hand_made(db, tmp_path)
+    r = criticality.criticality(engine=db)
+    by = {p["id"]: p for p in r["by_pipe"]}
+    assert r["pipes"] == 14 and r["segments"] == 5 and not r["source_assumed"]
+    # the reservoir's own segment: closing it dries the whole network (800 m)
+    assert by[ids["p1"]]["out_of_service_m"] == pytest.approx(800.0)
+    # the E-F loop closes on its own
+    assert (by[ids["p12"]]["length_m"], by[ids["p12"]]["cut_off_length_m"]) == pytest.approx((200.0, 0.0))
+    # B and C share a segment (V4 seized): 300 m, and E-F (200 m) and D-G (180 m) fall with it
+    assert by[ids["p4"]]["pipes"] == 6 and by[ids["p4"]]["out_of_service_m"] == pytest.approx(680.0)
+    assert by[ids["p4"]]["segment"] == by[ids["p8"]]["segment"] != by[ids["p12"]]["segment"]
+    with db.connect() as c:
+        top = c.scalar(sa.text("select object_id from qa_findings where run_id = :r and rule = 'critical_pipe' "
+                               "order by id limit 1"), {"r": r["run_id"]})
+    assert top == ids["p1"]
+
+
+def test_cli_and_process(db, tmp_path, cli_env):
+    import subprocess
+
+    from fastapi.testclient import TestClient
+
+    from services import auth
+    from services.app import create_app
+
+    ids = hand_made(db, tmp_path)
+    root = Path(__file__).parents[1]
+    out = subprocess.run([".venv/bin/cim", "water", "isolate", str(ids["p4"])], env=cli_env, cwd=root,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "close 4 valves" in out.stdout and "inoperable valves met: " in out.stdout and "seized" in out.stdout
+    bad = subprocess.run([".venv/bin/cim", "water", "isolate", "--point", f"{X0 + 1000},{Y0 + 1000}"], env=cli_env,
+                         cwd=root, capture_output=True, text=True, check=False)
+    assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "no water pipe within 30 m" in bad.stderr
+    crit = subprocess.run([".venv/bin/cim", "water", "criticality", "--out", str(tmp_path / "c.csv")], env=cli_env,
+                          cwd=root, capture_output=True, text=True, check=False)
+    assert crit.returncode == 0, crit.stderr
+    assert len((tmp_path / "c.csv").read_text().splitlines()) == 15
+    with TestClient(create_app()) as c:
+        url = "/api/processes/burst-isolation/execution"
+        assert c.post(url, json={"inputs": {"pipe": ids["p11"]}}).status_code == 401
+        _, key = auth.create_key("water", engine=db)
+        h = {"X-API-Key": key}
+        r = c.post(url, json={"inputs": {"point": [X0 + 405, Y0 + 50]}}, headers=h)
+        assert r.status_code == 200, r.text
+        assert [v["id"] for v in r.json()["isolation"]["valves_to_close"]] == [ids["V5"]]
+        for inputs, words in (({"pipe": "nope"}, "no pipe 'nope'"), ({"point": [X0 + 1e4, Y0]}, "no water pipe within"),
+                              ({"point": [1]}, "inputs.point"), ({}, "either a pipe")):
+            r = c.post(url, json={"inputs": inputs}, headers=h)
+            assert r.status_code == 400 and words in r.json()["detail"], r.text
+        r = c.post("/api/processes/pipe-criticality/execution", json={"inputs": {}}, headers=h)
+        assert r.status_code == 200 and r.json()["criticality"]["pipes"] == 14

@@ -48,3 +48,77 @@ def export_epanet(
     console.print(f"{r['path']}: {r['nodes']} nodes, {r['links']} links ({r['units']})"
                   + (f"; {r['controls_left_out']} controls left out (elements outside the box)"
                      if r["controls_left_out"] else ""))
+
+
+def _point(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--point {text!r}: expected x,y in the storage CRS") from None
+    return x, y
+
+
+@app.command("isolate")
+def isolate(
+    pipe: str = typer.Argument(None, help="The burst pipe: object id, key (pipe:10) or the source's name."),
+    point: str = typer.Option(None, "--point", help="x,y (storage CRS): the pipe nearest to it instead."),
+    dataset: str = typer.Option(None, "--dataset", help="Only this dataset's network."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
+):
+    """Burst isolation: the valves to close around a pipe, the pipes isolated, the parts cut off because no
+    valve lies between them and a source, and the inoperable valves met on the way.
+
+    Example: cim water isolate pipe:10   |   cim water isolate --point 502310.5,3649820
+    """
+    import orjson
+
+    from analyses.water.isolation import isolate as run
+
+    r = run(int(pipe) if pipe and pipe.isdigit() else pipe, point=_point(point), dataset=dataset)
+    if as_json:
+        console.print_json(orjson.dumps(r).decode())
+        return
+    iso, cut = r["isolated"], r["cut_off"]
+    console.print(f"{r['pipe']['key']}: close {len(r['valves_to_close'])} valves: "
+                  + ", ".join(v["key"] for v in r["valves_to_close"]))
+    console.print(f"isolated: {len(iso['pipes'])} pipes ({iso['length_m']:.0f} m), {len(iso['nodes'])} nodes")
+    console.print(f"cut off unintentionally: {len(cut['pipes'])} pipes ({cut['length_m']:.0f} m)"
+                  + (" (no source in the network: the largest part is taken as fed)" if r["source_assumed"] else ""))
+    if r["inoperable_valves"]:
+        console.print("inoperable valves met: " + ", ".join(f"{v['key']} ({v['status']})"
+                                                            for v in r["inoperable_valves"]))
+    console.print(f"run {r['run_id']}")
+
+
+@app.command("criticality")
+def criticality(
+    dataset: str = typer.Option(None, "--dataset", help="Only this dataset's network."),
+    out: str = typer.Option(None, "--out", help="Write the values per pipe to this CSV file."),
+    top: int = typer.Option(10, "--top", help="Most critical pipes shown."),
+):
+    """Criticality of every water pipe: the length and demand a burst on it takes out of service (its valve
+    segment and what only that segment joins to a source).
+
+    Example: cim water criticality --out criticality.csv
+    """
+    import csv
+
+    from rich.table import Table
+
+    from analyses.water.criticality import criticality as run
+
+    r = run(dataset=dataset)
+    rows = sorted(r["by_pipe"], key=lambda p: -p["out_of_service_m"])
+    if out:
+        with open(out, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    t = Table("pipe id", "segment pipes", "segment m", "cut off m", "out of service m")
+    for p in rows[:top]:
+        t.add_row(str(p["id"]), str(p["pipes"]), f"{p['length_m']:.0f}", f"{p['cut_off_length_m']:.0f}",
+                  f"{p['out_of_service_m']:.0f}")
+    console.print(t)
+    console.print(f"{r['pipes']} pipes in {r['segments']} segments; run {r['run_id']}")

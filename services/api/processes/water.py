@@ -1,0 +1,68 @@
+"""Water supply processes (issue 14): burst isolation and pipe criticality over analyses.water.
+
+Both read the water network, a restricted layer: the caller needs `pipes_water` and `pipe_nodes`.
+"""
+from __future__ import annotations
+
+from analyses.water import criticality, isolation
+from cim_core.db import get_engine
+
+from . import Context, Process, register
+
+LAYERS = ("pipes_water", "pipe_nodes")
+_PIPE = {"title": "Pipe", "description": "the burst pipe: object id, key (pipe:10) or the source's name",
+         "schema": {"oneOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]}, "minOccurs": 0}
+_POINT = {"title": "Point", "description": "x, y in the storage CRS: the pipe nearest to it (instead of `pipe`)",
+          "schema": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}, "minOccurs": 0}
+_DATASET = {"title": "Dataset", "description": "only this dataset's network (default: the whole water network)",
+            "schema": {"type": "string", "minLength": 1}, "minOccurs": 0}
+_VALVES = {"title": "Valve layer", "description": "valves as [pipe, node] pairs (WNTR's valve layer); default: "
+           "the network's valve nodes", "minOccurs": 0,
+           "schema": {"type": "array", "items": {"type": "array", "items": {"type": "string"}, "minItems": 2,
+                                                 "maxItems": 2}}}
+
+
+def _isolate(inputs: dict, ctx: Context) -> dict:
+    for layer in LAYERS:
+        ctx.require(layer)
+    point = inputs.get("point")
+    out = isolation.isolate(inputs.get("pipe"), point=tuple(point) if point else None,
+                            dataset=inputs.get("dataset"), valves=inputs.get("valves"),
+                            max_distance=inputs.get("max_distance", isolation.MAX_POINT_DISTANCE_M),
+                            requested_by=ctx.requested_by, engine=get_engine())
+    return {"isolation": out}
+
+
+def _criticality(inputs: dict, ctx: Context) -> dict:
+    for layer in LAYERS:
+        ctx.require(layer)
+    return {"criticality": criticality.criticality(dataset=inputs.get("dataset"), valves=inputs.get("valves"),
+                                                   requested_by=ctx.requested_by, engine=get_engine())}
+
+
+register(Process(
+    id="burst-isolation",
+    title="Burst isolation (valves to close)",
+    description="For a burst water pipe (by id or the pipe nearest a point): the valves to close (the valve "
+                "segment around it), the pipes and nodes isolated, the parts cut off unintentionally because no "
+                "valve lies between them and a source, and the inoperable valves met (status seized, missing...). "
+                "The run is recorded with its findings.",
+    keywords=("water", "isolation", "valves", "mincut"),
+    inputs={"pipe": _PIPE, "point": _POINT, "dataset": _DATASET, "valves": _VALVES,
+            "max_distance": {"title": "Pick distance (m)", "description": "how far from `point` a pipe may lie",
+                             "schema": {"type": "number", "exclusiveMinimum": 0}, "minOccurs": 0}},
+    outputs={"isolation": {"title": "Valves to close, isolated and cut-off parts", "schema": {"type": "object"}}},
+    execute=_isolate,
+))
+
+register(Process(
+    id="pipe-criticality",
+    title="Pipe criticality (isolation segment size)",
+    description="For every water pipe: what a burst on it takes out of service: the pipes, length and demand "
+                "of its valve segment and of the parts cut off with it. Recorded as a run; returns the values "
+                "per pipe for a map.",
+    keywords=("water", "criticality", "valves"),
+    inputs={"dataset": _DATASET, "valves": _VALVES},
+    outputs={"criticality": {"title": "Criticality per pipe", "schema": {"type": "object"}}},
+    execute=_criticality,
+))
