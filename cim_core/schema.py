@@ -204,6 +204,15 @@ hydraulic_models = sa.Table(
     sa.Column("controls", JSONB, nullable=False, server_default="[]"),
     sa.Column("sources", JSONB, nullable=False, server_default="[]"),
 )
+# Results of a hydraulic simulation run: one time series per object and quantity (pressure, head, demand at
+# nodes; flow, velocity in links; SI units), at the run's reporting times (analysis_runs.summary["times_s"]).
+hydraulic_results = sa.Table(
+    "hydraulic_results", metadata,
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey("analysis_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("object_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("quantity", sa.Text, primary_key=True),
+    sa.Column("series", ARRAY(sa.Float), nullable=False),
+)
 
 # Indexes, with the names the migrations gave them.
 for _name, _cols, _using in (

@@ -89,3 +89,63 @@ def test_cli_export(cli_env, db, tmp_path):
     bad = subprocess.run([".venv/bin/cim", "export", "epanet", "--bbox", "0,0,1,1", "--out", str(tmp_path / "x.inp")],
                          env=cli_env, cwd=ROOT, capture_output=True, text=True, check=False)
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "no water pipes" in bad.stderr
+
+
+def test_simulation_run_stores_results_and_low_pressure(db, tmp_path):
+    import wntr
+
+    from analyses.water.hydraulics import results_of, simulate
+
+    epanet.import_file(DATA / "Net1.inp", engine=db, **PLACE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wn = wntr.network.WaterNetworkModel(str(DATA / "Net1.inp"))
+        wn.options.time.duration = 24 * 3600
+        ref = wntr.sim.EpanetSimulator(wn).run_sim(file_prefix=str(tmp_path / "ref"))
+    p = ref.node["pressure"][wn.junction_name_list]
+    low = sorted(p.columns[p.min() < 79.0])
+    r = simulate(dataset="Net1", min_pressure=79.0, engine=db)
+    assert r["times_s"] == [int(t) for t in p.index] and len(r["times_s"]) == 25
+    assert r["series_stored"] == 11 * 3 + 13 * 2
+    with db.connect() as c:
+        found = c.execute(sa.text("select o.key, f.details from qa_findings f join city_objects o on o.id = f.object_id "
+                                  "where f.run_id = :r and f.rule = 'low_pressure' order by o.key"),
+                          {"r": r["run_id"]}).all()
+        j22 = c.scalar(sa.text("select id from city_objects where key = 'node:22'"))
+    assert sorted(k.split(":")[1] for k, _ in found) == low and low
+    assert all(d["required_m"] == 79.0 and d["measured_m"] < 79.0 for _, d in found)
+    series = results_of(r["run_id"], j22, db)
+    assert np.abs(np.array(series["pressure"]) - p["22"].to_numpy()).max() < 0.01
+    assert set(series) == {"pressure", "head", "demand"}
+    # the default minimum service pressure (28 m, GB 50282) leaves Net1 without findings
+    assert simulate(dataset="Net1", engine=db)["low_pressure_nodes"] == 0
+
+
+def test_simulation_through_the_api(db, cli_env):
+    from fastapi.testclient import TestClient
+
+    from services import auth
+    from services.app import create_app
+
+    epanet.import_file(DATA / "Net1.inp", engine=db, **PLACE)
+    with db.connect() as c:
+        j22 = c.scalar(sa.text("select id from city_objects where key = 'node:22'"))
+    _, key = auth.create_key("water", engine=db)
+    h = {"X-API-Key": key}
+    with TestClient(create_app()) as c:
+        url = "/api/processes/hydraulics/execution"
+        assert c.post(url, json={"inputs": {}}).status_code == 401
+        r = c.post(url, json={"inputs": {"duration_h": 6}}, headers=h)
+        assert r.status_code == 200, r.text
+        run = r.json()["run"]
+        assert run["times_s"] == [h_ * 3600 for h_ in range(7)]
+        one = c.get(f"/api/water/runs/{run['run_id']}/results/{j22}", headers=h).json()
+        assert len(one["series"]["pressure"]) == 7 and one["series"]["pressure"][0] > 28
+        layer = c.get(f"/api/water/runs/{run['run_id']}/layer?quantity=pressure&time_s=3600", headers=h).json()
+        assert layer["values"][str(j22)] == pytest.approx(one["series"]["pressure"][1])
+        bad = c.get(f"/api/water/runs/{run['run_id']}/layer?time_s=100", headers=h)
+        assert bad.status_code == 400 and "not a reporting time" in bad.json()["detail"]
+        assert c.get(f"/api/water/runs/{run['run_id']}/results/99999999", headers=h).status_code == 404
+    out = subprocess.run([".venv/bin/cim", "water", "simulate", "--hours", "2"], env=cli_env, cwd=ROOT,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and "3 time steps" in out.stdout, out.stderr

@@ -2,7 +2,8 @@
 
 Options and times, patterns, curves, controls and water-quality sources of the model (WNTR's dictionary
 form, SI units), so that the stored network exports as a runnable EPANET model; the elements' own data
-stay in their city objects' attributes.
+stay in their city objects' attributes. And the results of hydraulic simulation runs: a time series per
+object and quantity.
 
 Revision ID: 0005
 Revises: 0003
@@ -26,7 +27,16 @@ def upgrade():
             controls jsonb not null default '[]',
             sources jsonb not null default '[]'
         )""")
+    op.execute("""
+        create table hydraulic_results (
+            run_id bigint references analysis_runs on delete cascade,
+            object_id bigint references city_objects on delete cascade,
+            quantity text,
+            series float8[] not null,
+            primary key (run_id, object_id, quantity)
+        )""")
 
 
 def downgrade():
+    op.execute("drop table hydraulic_results")
     op.execute("drop table hydraulic_models")

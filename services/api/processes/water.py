@@ -4,7 +4,7 @@ Both read the water network, a restricted layer: the caller needs `pipes_water` 
 """
 from __future__ import annotations
 
-from analyses.water import criticality, isolation
+from analyses.water import criticality, hydraulics, isolation
 from cim_core.db import get_engine
 
 from . import Context, Process, register
@@ -65,4 +65,34 @@ register(Process(
     inputs={"dataset": _DATASET, "valves": _VALVES},
     outputs={"criticality": {"title": "Criticality per pipe", "schema": {"type": "object"}}},
     execute=_criticality,
+))
+
+
+def _hydraulics(inputs: dict, ctx: Context) -> dict:
+    for layer in LAYERS:
+        ctx.require(layer)
+    bbox = inputs.get("bbox")
+    out = hydraulics.simulate(dataset=inputs.get("dataset"), bbox=tuple(bbox) if bbox else None,
+                              duration_h=inputs.get("duration_h"), min_pressure=inputs.get("min_pressure"),
+                              requested_by=ctx.requested_by, engine=get_engine())
+    return {"run": out}
+
+
+register(Process(
+    id="hydraulics",
+    title="Hydraulic simulation (EPANET via WNTR)",
+    description="Simulates the stored water network (24 h extended period by default) from its exported "
+                "EPANET model; pressures, heads and demands per node and flows and velocities per link and time "
+                "step are stored as the run's results (/api/water/runs/{run}/results/{object}); junctions below "
+                "the minimum service pressure become findings.",
+    keywords=("water", "hydraulics", "EPANET", "WNTR"),
+    inputs={"dataset": _DATASET,
+            "bbox": {"title": "Box", "description": "xmin, ymin, xmax, ymax in the storage CRS", "minOccurs": 0,
+                     "schema": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4}},
+            "duration_h": {"title": "Duration (h)", "schema": {"type": "number", "exclusiveMinimum": 0,
+                                                               "maximum": 8760}, "minOccurs": 0},
+            "min_pressure": {"title": "Minimum service pressure (m)", "description": "default: 28 m "
+                             "(GB 50282-2016; see docs/water.md)", "schema": {"type": "number"}, "minOccurs": 0}},
+    outputs={"run": {"title": "The run: id, reporting times, summary", "schema": {"type": "object"}}},
+    execute=_hydraulics,
 ))
