@@ -143,3 +143,35 @@ def simulate(
     console.print(f"run {r['run_id']}: {r['nodes']} nodes, {r['links']} links, {len(r['times_s'])} time steps; "
                   f"lowest pressure {r['min_pressure_m']:.1f} m; {r['low_pressure_nodes']} junctions below the "
                   "minimum service pressure")
+
+
+@app.command("renewal")
+def renewal(
+    target_km: float = typer.Option(None, "--target-km", help="Length to renew (default 144.34 km, the seed plan)."),
+    by: str = typer.Option(None, "--by", help="Target date YYYY-MM-DD (default 2027-12-31)."),
+    start_year: int = typer.Option(None, "--start-year", help="First year of the programme (default: this year)."),
+    unit_cost: str = typer.Option(None, "--unit-cost", help="CSV of max_diameter_mm,cny_per_m (default: a "
+                                  "placeholder table)."),
+    dataset: str = typer.Option(None, "--dataset", help="Only this dataset's network."),
+    out: str = typer.Option(None, "--out", help="Write the programme to a .csv or .xlsx file."),
+):
+    """The old-mains renewal programme: mains ranked by age against their material's design life, the
+    national plan's materials, criticality, low pressure and size; year by year to the target, with km and
+    cost per year.
+
+    Example: cim water renewal --start-year 2025 --out renewal.xlsx
+    """
+    from rich.table import Table
+
+    from analyses.water.renewal import programme, write_programme
+
+    r = programme(target_km=target_km, target_date=by, start_year=start_year, unit_cost=unit_cost, dataset=dataset)
+    t = Table("year", "km", "cost (CNY)", "mains")
+    for y in r["years"]:
+        t.add_row(str(y["year"]), f"{y['km']:.2f}", f"{y['cost_cny']:,}", str(y["pipes"]))
+    console.print(t)
+    console.print(f"{r['planned_km']:.2f} of {r['target_km']} km planned by {r['target_date']}; backlog of due mains "
+                  f"{r['backlog_km']:.2f} km" + ("" if r["reachable"] else " (the target exceeds the backlog)")
+                  + f"; run {r['run_id']}")
+    if out:
+        console.print(f"written {write_programme(r, out)}")

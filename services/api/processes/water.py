@@ -4,7 +4,7 @@ Both read the water network, a restricted layer: the caller needs `pipes_water` 
 """
 from __future__ import annotations
 
-from analyses.water import criticality, hydraulics, isolation
+from analyses.water import criticality, hydraulics, isolation, renewal
 from cim_core.db import get_engine
 
 from . import Context, Process, register
@@ -95,4 +95,35 @@ register(Process(
                              "(GB 50282-2016; see docs/water.md)", "schema": {"type": "number"}, "minOccurs": 0}},
     outputs={"run": {"title": "The run: id, reporting times, summary", "schema": {"type": "object"}}},
     execute=_hydraulics,
+))
+
+
+def _renewal(inputs: dict, ctx: Context) -> dict:
+    for layer in LAYERS:
+        ctx.require(layer)
+    return {"programme": renewal.programme(
+        dataset=inputs.get("dataset"), target_km=inputs.get("target_km"), target_date=inputs.get("target_date"),
+        start_year=inputs.get("start_year"), weights=inputs.get("weights"), requested_by=ctx.requested_by,
+        engine=get_engine())}
+
+
+register(Process(
+    id="renewal-programme",
+    title="Old water mains renewal programme",
+    description="Ranks the water mains for renewal (age against the design life of their material, materials "
+                "the national plan names, criticality, low pressure, size; weights configurable) and spreads the "
+                "target (default 144.34 km by 2027-12-31) over the years with km and cost per year.",
+    keywords=("water", "renewal", "asset management"),
+    inputs={"dataset": _DATASET,
+            "target_km": {"title": "Target (km)", "schema": {"type": "number", "exclusiveMinimum": 0},
+                          "minOccurs": 0},
+            "target_date": {"title": "Target date", "schema": {"type": "string", "format": "date"}, "minOccurs": 0},
+            "start_year": {"title": "First year", "schema": {"type": "integer", "minimum": 1900}, "minOccurs": 0},
+            "weights": {"title": "Weights", "description": "factor -> weight: age, material, criticality, repairs, "
+                        "pressure, diameter", "minOccurs": 0,
+                        "schema": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0},
+                                   "propertyNames": {"enum": ["age", "material", "criticality", "repairs",
+                                                              "pressure", "diameter"]}}}},
+    outputs={"programme": {"title": "Years and ranked mains", "schema": {"type": "object"}}},
+    execute=_renewal,
 ))
