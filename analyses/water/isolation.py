@@ -198,6 +198,11 @@ def load(engine: sa.Engine | None = None, *, utility: str = "water", dataset: st
     return iso
 
 
+def clear_cache() -> None:
+    """Forget the networks kept in memory (benchmarks, after an edit that wrote no change log)."""
+    _CACHE.clear()
+
+
 def find_pipe(iso: Isolation, pipe: int | str | None = None, point: tuple[float, float] | None = None,
               max_distance: float = MAX_POINT_DISTANCE_M) -> int:
     """Index of a pipe given by object id, key or source name, or nearest to a point (storage CRS)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import re
+import tomllib
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -54,6 +55,13 @@ def roughness_table() -> dict[str, dict]:
                 for r in csv.DictReader(f)}
 
 
+@lru_cache
+def source_head() -> float:
+    """Head (m) above ground of a surveyed source node (data/service.toml)."""
+    with open(DATA / "service.toml", "rb") as f:
+        return float(tomllib.load(f)["source_head"]["value_m"])
+
+
 def _node_records(net: Network) -> tuple[list[str], list[dict]]:
     names = [_ID.sub("_", str(n or k)) for n, k in zip(net.node_attributes["name"], net.node_key)]
     records = []
@@ -62,9 +70,12 @@ def _node_records(net: Network) -> tuple[list[str], list[dict]]:
         if rec:
             records.append({**rec, "name": name, "coordinates": xy})
             continue
-        ground = net.node_ground[i]
-        records.append({"name": name, "node_type": "Junction", "coordinates": xy,
-                        "elevation": float(ground) if np.isfinite(ground) else 0.0,
+        ground = float(net.node_ground[i]) if np.isfinite(net.node_ground[i]) else 0.0
+        if net.node_type[i] == "reservoir":  # a surveyed source: the waterworks' outlet head above ground
+            records.append({"name": name, "node_type": "Reservoir", "coordinates": xy,
+                            "base_head": ground + source_head()})
+            continue
+        records.append({"name": name, "node_type": "Junction", "coordinates": xy, "elevation": ground,
                         "demand_timeseries_list": [{"base_val": 0.0, "pattern_name": None, "category": None}]})
     return names, records
 
