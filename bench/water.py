@@ -1,7 +1,8 @@
 """Water supply operations (issue 14), each against its anchor in one run, on the bench's own database.
 
 - Export + 24 h simulation of Net6 (3,356 nodes, WNTR's library copy) through the platform
-  (analyses.water.hydraulics.run_epanet on build_model: the model read back from the database) against
+  (analyses.water.hydraulics.run_epanet on build_model: the model read back from the database; and on
+  compiled_model: the model kept in memory until the network changes, as `simulate` uses it) against
   WNTR on the original file (parse + EpanetSimulator); best of 3 each, alternating. Target: <= 1.2x.
 - Criticality of every pipe of the sample district's water network (the segments and what closing each
   cuts off; analyses.water.criticality.segment_table on a freshly loaded network) against
@@ -43,15 +44,18 @@ def _best(fn, n: int = 3) -> float:
 def _net6(engine, work: Path) -> dict:
     import wntr
 
-    from analyses.water.hydraulics import run_epanet
+    from analyses.water.hydraulics import compiled_model, run_epanet
     from analyses.water.model import build_model
     from importers import epanet
 
     path = Path(wntr.__file__).parent / "library" / "networks" / "Net6.inp"
     epanet.import_file(path, crs="EPSG:4547", offset=(X0, Y0), scale=10.0, engine=engine)
 
-    def ours():
+    def ours():  # the model built from the database on every call
         run_epanet(build_model(engine, dataset="Net6"), 24)
+
+    def ours_kept():  # the model the platform keeps in memory until the network changes
+        run_epanet(compiled_model(engine, dataset="Net6"), 24)
 
     def theirs():
         with warnings.catch_warnings():
@@ -60,12 +64,15 @@ def _net6(engine, work: Path) -> dict:
             wn.options.time.duration = 24 * 3600
             wntr.sim.EpanetSimulator(wn).run_sim(file_prefix=str(work / "net6"))
 
-    t_ours, t_theirs = [], []
+    t_ours, t_kept, t_theirs = [], [], []
     for _ in range(3):
         t_ours.append(_best(ours, 1))
+        t_kept.append(_best(ours_kept, 1))
         t_theirs.append(_best(theirs, 1))
-    return {"platform_s": round(min(t_ours), 3), "wntr_original_s": round(min(t_theirs), 3),
-            "ratio": round(min(t_ours) / min(t_theirs), 3), "target": "<= 1.2"}
+    best = min(t_theirs)
+    return {"platform_built_s": round(min(t_ours), 3), "platform_kept_model_s": round(min(t_kept), 3),
+            "wntr_original_s": round(best, 3), "ratio_built": round(min(t_ours) / best, 3),
+            "ratio_kept_model": round(min(t_kept) / best, 3), "target": "<= 1.2"}
 
 
 def _district(engine, scale: float, work: Path, dataset: str) -> None:

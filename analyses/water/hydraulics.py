@@ -7,6 +7,7 @@ below the minimum service pressure (data/service.toml, with its source) become f
 from __future__ import annotations
 
 import tempfile
+import threading
 import tomllib
 import warnings
 from functools import lru_cache
@@ -24,6 +25,9 @@ from .model import DATA, HydraulicModel, build_model
 NODE_QUANTITIES = {"pressure": "pressure", "head": "head", "demand": "demand"}
 LINK_QUANTITIES = {"flow": "flowrate", "velocity": "velocity"}
 DEFAULT_DURATION_H = 24.0
+CACHE_SIZE = 4
+_MODELS: dict = {}
+_LOCK = threading.Lock()
 
 
 @lru_cache
@@ -32,15 +36,34 @@ def service_levels() -> dict:
         return tomllib.load(f)
 
 
+def compiled_model(engine: sa.Engine, *, utility: str = "water", dataset: str | None = None,
+                   bbox: tuple[float, float, float, float] | None = None) -> HydraulicModel:
+    """The model of the stored network, kept in memory until the model's change log moves on (building a
+    large model costs seconds; edits through the importers and the store log their change)."""
+    with engine.connect() as c:
+        version = c.scalar(sa.text("select max(id) from change_log"))
+    key = (str(engine.url), utility, dataset, bbox)
+    with _LOCK:
+        hit = _MODELS.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+    model = build_model(engine, utility=utility, dataset=dataset, bbox=bbox)
+    with _LOCK:
+        _MODELS[key] = (version, model)
+        while len(_MODELS) > CACHE_SIZE:
+            _MODELS.pop(next(iter(_MODELS)))
+    return model
+
+
 def run_epanet(model: HydraulicModel, duration_h: float | None = None):
-    """WNTR's EPANET simulation of a model (duration in hours; default: a day)."""
+    """WNTR's EPANET simulation of a model (duration in hours; default: a day). One simulation of a model
+    at a time: a kept model is shared."""
     import wntr
 
-    wn = model.wn
-    wn.options.time.duration = round((duration_h or DEFAULT_DURATION_H) * 3600)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    with model.lock, tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return wntr.sim.EpanetSimulator(wn).run_sim(file_prefix=str(Path(tmp) / "run"))
+        model.wn.options.time.duration = round((duration_h or DEFAULT_DURATION_H) * 3600)
+        return wntr.sim.EpanetSimulator(model.wn).run_sim(file_prefix=str(Path(tmp) / "run"))
 
 
 def _low_pressure(model: HydraulicModel, pressure, minimum: float, source: str) -> list[Finding]:
@@ -92,7 +115,7 @@ def simulate(*, utility: str = "water", dataset: str | None = None,
     junctions below the minimum service pressure as findings."""
     engine = engine or get_engine()
     t0 = now()
-    model = build_model(engine, utility=utility, dataset=dataset, bbox=bbox)
+    model = compiled_model(engine, utility=utility, dataset=dataset, bbox=bbox)
     results = run_epanet(model, duration_h)
     rule = service_levels()["min_service_pressure"]
     minimum = rule["value_m"] if min_pressure is None else min_pressure
