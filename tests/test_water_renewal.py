@@ -82,3 +82,44 @@ def test_cli_and_process(db, tmp_path, cli_env):
         assert r.status_code == 200 and r.json()["programme"]["pipes"][0]["id"] == ids["p2"]
         bad = c.post(url, json={"inputs": {"weights": {"colour": 1}}}, headers={"X-API-Key": key})
         assert bad.status_code == 400 and "inputs.weights" in bad.json()["detail"]
+
+
+def test_incidents_import_refuses_bad_rows_and_feeds_the_ranking(db, tmp_path, cli_env):
+    import subprocess
+    from pathlib import Path
+
+    from test_water_isolation import X0, Y0
+
+    from importers import incidents
+
+    ids = hand_made(db, tmp_path)
+    materials(db, ids, {"p2": ("cast iron", 1985), "p6": ("cast iron", 1985)})
+    f = tmp_path / "repairs.csv"
+    f.write_text("date,kind,pipe,x,y\n"
+                 f"2024-03-02,burst,{ids['p6']},,\n"
+                 f"2024/07/19,leak,,{X0 + 200.5},{Y0 + 60}\n"  # on p6, by position
+                 f"32/13/2024,burst,{ids['p2']},,\n"
+                 "2024-05-01,leak,999999,,\n"
+                 f"2024-05-02,leak,,{X0 + 5000},{Y0}\n", encoding="utf-8")
+    r = incidents.import_file(f, engine=db)
+    assert r.report["stored"] == 2 and r.counts == {"incident": 2}
+    assert [(x["row"], x["reason"]) for x in r.report["refused"]] == [
+        (4, "date '32/13/2024' does not parse"), (5, "no current water pipe '999999'"),
+        (6, f"no water pipe within 30 m of ({X0 + 5000:.1f}, {Y0:.1f})")]
+    with db.connect() as c:
+        on = c.execute(sa.text("select (attributes->>'pipe_id')::bigint, valid_from from city_objects "
+                               "where class = 'incident' order by id")).all()
+    assert [p for p, _ in on] == [ids["p6"], ids["p6"]] and str(on[1][1]) == "2024-07-19"
+    # p6's two repairs count in its score; p2 has none
+    s = renewal.programme(target_km=0.16, target_date="2026-12-31", start_year=2025, engine=db)
+    by = {p["id"]: p for p in s["pipes"]}
+    assert by[ids["p6"]]["f_repairs"] == 1.0 and by[ids["p2"]]["f_repairs"] == 0.0
+    # a file with nothing to store is refused in one line
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,kind,pipe\nyesterday,burst,1\n", encoding="utf-8")
+    out = subprocess.run([".venv/bin/cim", "import", "incidents", str(bad)], env=cli_env,
+                         cwd=Path(__file__).parents[1], capture_output=True, text=True, check=False)
+    assert out.returncode == 1 and out.stderr.strip().count("\n") == 0 and "row 2: date 'yesterday'" in out.stderr
+    ok = subprocess.run([".venv/bin/cim", "import", "incidents", str(f), "--dataset", "again"], env=cli_env,
+                        cwd=Path(__file__).parents[1], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and "2 incidents stored, 3 rows refused" in ok.stdout and "row 5:" in ok.stdout

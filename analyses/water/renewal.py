@@ -2,7 +2,8 @@
 
 Each main is scored (0..1 factors, weights from data/renewal.toml): its age against the design life of its
 material (data/design_life.csv, with sources), whether the national plan names its material for renewal,
-its criticality (valve segments: the length a burst takes out of service), repairs on record, low pressure
+its criticality (valve segments: the length a burst takes out of service), repairs on record
+(importers.incidents), low pressure
 at its ends in the latest simulation run, and its size. Mains past their design life or of a material the
 plan names are candidates; in rank order they fill the years from the start year to the target date with
 equal shares of the target length; the cost per year comes from a unit-cost table (an input).
@@ -72,6 +73,15 @@ def _low_pressure_nodes(engine: sa.Engine) -> set[int]:
                 (select max(id) from analysis_runs where analysis = 'hydraulics')""")).all())
 
 
+def _repairs_per_km(engine: sa.Engine, ids: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Incidents on record per km of each pipe (importers.incidents), relative to the largest."""
+    with engine.connect() as c:
+        counts = dict(c.execute(sa.text("select (attributes->>'pipe_id')::bigint, count(*) from city_objects "
+                                        "where class = 'incident' group by 1")).all())
+    per_km = np.array([counts.get(int(i), 0) for i in ids], float) / np.maximum(length / 1000, 1e-3)
+    return per_km / per_km.max() if len(per_km) and per_km.max() > 0 else np.zeros(len(ids))
+
+
 def scores(engine: sa.Engine, year: int, *, utility: str = "water", dataset: str | None = None,
            weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Factors, score and candidacy of every main, as columns."""
@@ -90,7 +100,7 @@ def scores(engine: sa.Engine, year: int, *, utility: str = "water", dataset: str
     f = {"age": np.clip(np.nan_to_num(age / lifetime, nan=1.0), 0, 2) / 2,
          "material": np.array([m["must_renew"] for m in mat], float),
          "criticality": out / out.max() if len(out) and out.max() > 0 else np.zeros(net.n_segments),
-         "repairs": np.zeros(net.n_segments),  # no repair history recorded yet (incidents import: next)
+         "repairs": _repairs_per_km(engine, net.segment_id, np.nan_to_num(net.length)),
          "pressure": np.array([any(j >= 0 and int(net.node_id[j]) in low for j in e) for e in ends], float),
          "diameter": np.clip(np.nan_to_num(net.diameter_mm) / 600, 0, 1)}
     score = sum(weights[k] * f[k] for k in FACTORS)

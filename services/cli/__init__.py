@@ -31,6 +31,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(sample.app, name="sample")
 app.add_typer(water.app, name="water")
 app.add_typer(water.export_app, name="export")
+imports.app.command("incidents")(water.import_incidents)
 
 _debug = False
 

@@ -175,3 +175,26 @@ def renewal(
                   + f"; run {r['run_id']}")
     if out:
         console.print(f"written {write_programme(r, out)}")
+
+
+def import_incidents(
+    file: str = typer.Argument(..., help="CSV with date, kind and pipe (id or key) or x, y."),
+    dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the file's stem)."),
+    utility: str = typer.Option("water", "--utility", help="The network the incidents happened on."),
+    max_distance: float = typer.Option(30.0, "--max-distance", help="How far from x, y a pipe may lie (m)."),
+    force: bool = typer.Option(False, "--force", help="Re-import a file already loaded."),
+):
+    """Import repair incidents (bursts, leaks, repairs) tied to the pipes they happened on; rows whose date
+    does not parse or whose pipe does not exist are refused and listed, the others are stored.
+
+    Example: cim import incidents repairs_2024.csv
+    """
+    from importers.incidents import import_file
+
+    r = import_file(file, dataset=dataset, utility=utility, max_distance=max_distance, force=force)
+    if r.skipped:
+        console.print(f"{file}: already loaded as {r.dataset}")
+        return
+    console.print(f"{r.dataset}: {r.report['stored']} incidents stored, {r.report['refused_count']} rows refused")
+    for row in r.report["refused"]:
+        console.print(f"  row {row['row']}: {row['reason']}")
