@@ -178,6 +178,7 @@ def generate(
 
     ifc_files = _write_ifc(out, grid.seed, targets, services, nodes, progress)
     manifest = _manifest(grid, plan, counts, lengths, ifc_files, targets, time.perf_counter() - started)
+    manifest["water"] = water_ops.write_incidents(out, gpkg, grid.seed)
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return manifest
 
