@@ -185,3 +185,48 @@ def test_cli_and_process(db, tmp_path, cli_env):
             assert r.status_code == 400 and words in r.json()["detail"], r.text
         r = c.post("/api/processes/pipe-criticality/execution", json={"inputs": {}}, headers=h)
         assert r.status_code == 200 and r.json()["criticality"]["pipes"] == 14
+
+
+def test_pressure_drop_elsewhere_with_the_area_shut(db, tmp_path):
+    """Net3 with a valve layer: the pressures the platform reports with the area shut are WNTR's own (PDD)."""
+    import wntr
+
+    from analyses.water.hydraulics import service_levels
+
+    epanet.import_file(DATA / "Net3.inp", engine=db, crs="EPSG:4547", offset=(X0, Y0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wn = wntr.network.WaterNetworkModel(str(DATA / "Net3.inp"))
+        layer = wntr.network.generate_valve_layer(wn, "strategic", 2, seed=123)
+    r = isolation.isolate("101", valves=list(zip(layer["link"], layer["node"])), pressure=True, engine=db)
+    drop = r["pressure"]
+    assert drop["demand_model"] == "PDD" and drop["max_drop_m"] > 0
+    # WNTR on the original file, the same pipes closed
+    names = {p["key"].split(":", 1)[1] for p in _keys(db, r["isolated"]["pipes"])}
+    skip = {k.split(":", 1)[1] for k in _keys_of_nodes(db, r["isolated"]["nodes"] + r["cut_off"]["nodes"])}
+
+    def lowest(closed: set[str]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w = wntr.network.WaterNetworkModel(str(DATA / "Net3.inp"))
+            w.options.time.duration = 24 * 3600
+            w.options.hydraulic.demand_model = "PDD"
+            w.options.hydraulic.required_pressure = service_levels()["min_service_pressure"]["value_m"]
+            for n in closed:
+                w.get_link(n).initial_status = wntr.network.LinkStatus.Closed
+            res = wntr.sim.EpanetSimulator(w).run_sim(file_prefix=str(tmp_path / f"r{len(closed)}"))
+            cols = [j for j in w.junction_name_list if j not in skip]
+            return res.node["pressure"][cols].min()
+
+    expected = (lowest(set()) - lowest(names)).max()
+    assert drop["max_drop_m"] == pytest.approx(expected, abs=0.01)
+
+
+def _keys(db, ids):
+    with db.connect() as c:
+        return [{"key": k} for k, in c.execute(sa.text("select key from city_objects where id = any(:i)"),
+                                                {"i": list(ids)}).all()]
+
+
+def _keys_of_nodes(db, ids):
+    return [k["key"] for k in _keys(db, ids)]

@@ -29,6 +29,8 @@ from cim_core.network.graph import Network
 from cim_core.network.valves import Segments, valve_segments
 from cim_core.runs import Finding, now, record_run
 
+from .hydraulics import pressure_drop
+
 INOPERABLE = ("inoperable", "seized", "missing", "broken", "buried", "stuck")  # `status` values
 SOURCE_TYPES = ("reservoir", "tank")
 MAX_POINT_DISTANCE_M = 30.0  # a clicked point selects the nearest pipe within this distance
@@ -229,15 +231,20 @@ def find_pipe(iso: Isolation, pipe: int | str | None = None, point: tuple[float,
 
 def isolate(pipe: int | str | None = None, *, point: tuple[float, float] | None = None, utility: str = "water",
             dataset: str | None = None, valves: list[tuple[str, str]] | None = None,
-            max_distance: float = MAX_POINT_DISTANCE_M, requested_by: str | None = None,
+            max_distance: float = MAX_POINT_DISTANCE_M, pressure: bool = False, requested_by: str | None = None,
             engine: sa.Engine | None = None) -> dict[str, Any]:
     """Burst isolation for a pipe (object id, key or source name) or the pipe nearest a point: valves to
-    close, what is isolated and what is cut off unintentionally, the inoperable valves met. The run is
-    recorded (analysis `burst-isolation`) with a finding per inoperable valve met and per cut-off part."""
+    close, what is isolated and what is cut off unintentionally, the inoperable valves met; with `pressure`,
+    how far pressures fall elsewhere with the area shut (hydraulics.pressure_drop). The run is recorded
+    (analysis `burst-isolation`) with a finding per inoperable valve met and per cut-off part."""
     engine = engine or get_engine()
     t0 = now()
     iso = load(engine, utility=utility, dataset=dataset, valves=valves)
     result = iso.burst(find_pipe(iso, pipe, point, max_distance))
+    if pressure:
+        area = result["isolated"]
+        result["pressure"] = pressure_drop(engine, area["pipes"], utility=utility, dataset=dataset,
+                                           skip=area["nodes"] + result["cut_off"]["nodes"])
     key = result["pipe"]["key"]
     found = [Finding("valve_inoperable", f"{v['key']} ({v['status']}) cannot be closed: the area around {key} "
                      "grows to the next valves", v["id"], result["pipe"]["id"], (v["x"], v["y"]), "warning",
@@ -251,7 +258,7 @@ def isolate(pipe: int | str | None = None, *, point: tuple[float, float] | None 
                              details={"pipes": len(cut["pipes"]), "nodes": len(cut["nodes"]),
                                       "demand_m3s": cut["demand_m3s"]}))
     inputs = {"pipe": pipe, "point": list(point) if point else None, "utility": utility, "dataset": dataset,
-              "valves": "given" if valves is not None else "valve nodes"}
+              "valves": "given" if valves is not None else "valve nodes", "pressure": pressure}
     rules = {"inoperable_status": list(INOPERABLE), "sources": list(SOURCE_TYPES),
              "source": "valve segments (Walski 1993; WNTR valve_segments), Giswater mincut"}
     summary = {"valves_to_close": len(result["valves_to_close"]), "isolated_pipes": len(result["isolated"]["pipes"]),

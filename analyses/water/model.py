@@ -47,7 +47,7 @@ class HydraulicModel:
     link_names: list[str]
     units: str
     report: dict[str, Any]
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
 
 @lru_cache

@@ -66,6 +66,8 @@ def isolate(
     point: str = typer.Option(None, "--point", help="x,y (storage CRS): the pipe nearest to it instead."),
     dataset: str = typer.Option(None, "--dataset", help="Only this dataset's network."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
+    pressure: bool = typer.Option(False, "--pressure", help="Also simulate a day with the area shut (EPANET, "
+                                  "pressure-dependent demand): how far pressures fall elsewhere."),
 ):
     """Burst isolation: the valves to close around a pipe, the pipes isolated, the parts cut off because no
     valve lies between them and a source, and the inoperable valves met on the way.
@@ -76,7 +78,7 @@ def isolate(
 
     from analyses.water.isolation import isolate as run
 
-    r = run(int(pipe) if pipe and pipe.isdigit() else pipe, point=_point(point), dataset=dataset)
+    r = run(int(pipe) if pipe and pipe.isdigit() else pipe, point=_point(point), dataset=dataset, pressure=pressure)
     if as_json:
         console.print_json(orjson.dumps(r).decode())
         return
@@ -89,6 +91,10 @@ def isolate(
     if r["inoperable_valves"]:
         console.print("inoperable valves met: " + ", ".join(f"{v['key']} ({v['status']})"
                                                             for v in r["inoperable_valves"]))
+    if pressure:
+        d = r["pressure"]
+        console.print(f"pressure elsewhere falls by up to {d['max_drop_m']:.1f} m; {d['nodes_over_1m']} junctions "
+                      "lose more than 1 m")
     console.print(f"run {r['run_id']}")
 
 

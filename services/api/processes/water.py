@@ -29,7 +29,8 @@ def _isolate(inputs: dict, ctx: Context) -> dict:
     out = isolation.isolate(inputs.get("pipe"), point=tuple(point) if point else None,
                             dataset=inputs.get("dataset"), valves=inputs.get("valves"),
                             max_distance=inputs.get("max_distance", isolation.MAX_POINT_DISTANCE_M),
-                            requested_by=ctx.requested_by, engine=get_engine())
+                            pressure=inputs.get("pressure", False), requested_by=ctx.requested_by,
+                            engine=get_engine())
     return {"isolation": out}
 
 
@@ -50,7 +51,10 @@ register(Process(
     keywords=("water", "isolation", "valves", "mincut"),
     inputs={"pipe": _PIPE, "point": _POINT, "dataset": _DATASET, "valves": _VALVES,
             "max_distance": {"title": "Pick distance (m)", "description": "how far from `point` a pipe may lie",
-                             "schema": {"type": "number", "exclusiveMinimum": 0}, "minOccurs": 0}},
+                             "schema": {"type": "number", "exclusiveMinimum": 0}, "minOccurs": 0},
+            "pressure": {"title": "Pressure drop", "description": "also simulate a day with the area shut "
+                         "(EPANET, pressure-dependent demand) and report how far pressures fall elsewhere",
+                         "schema": {"type": "boolean"}, "minOccurs": 0}},
     outputs={"isolation": {"title": "Valves to close, isolated and cut-off parts", "schema": {"type": "object"}}},
     execute=_isolate,
 ))
