@@ -9,7 +9,7 @@ from cim_core.errors import InputError
 from .output import console
 
 app = typer.Typer(help="Water supply operations: burst isolation, criticality, hydraulics.\n\n"
-                  "Example: cim water isolate --pipe pipe:10", no_args_is_help=True)
+                  "Example: cim water isolate pipe:10", no_args_is_help=True)
 export_app = typer.Typer(help="Export the stored model to other tools' formats.\n\n"
                          "Example: cim export epanet --utility water --out water.inp", no_args_is_help=True)
 
