@@ -222,6 +222,28 @@ pipe_inspections = sa.Table(
     sa.Column("line", sa.Integer),
 )
 
+# Issue 14 (water supply operations): what a hydraulic simulation needs beyond the elements, kept with the
+# dataset that brought it (EPANET options and times, patterns, curves, controls, sources; WNTR's dict, SI).
+hydraulic_models = sa.Table(
+    "hydraulic_models", metadata,
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("units", sa.Text, nullable=False),
+    sa.Column("options", JSONB, nullable=False, server_default="{}"),
+    sa.Column("patterns", JSONB, nullable=False, server_default="[]"),
+    sa.Column("curves", JSONB, nullable=False, server_default="[]"),
+    sa.Column("controls", JSONB, nullable=False, server_default="[]"),
+    sa.Column("sources", JSONB, nullable=False, server_default="[]"),
+)
+# Results of a hydraulic simulation run: one time series per object and quantity (pressure, head, demand at
+# nodes; flow, velocity in links; SI units), at the run's reporting times (analysis_runs.summary["times_s"]).
+hydraulic_results = sa.Table(
+    "hydraulic_results", metadata,
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey("analysis_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("object_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("quantity", sa.Text, primary_key=True),
+    sa.Column("series", ARRAY(sa.Float), nullable=False),
+)
+
 # Indexes, with the names the migrations gave them.
 for _name, _cols, _using in (
         ("datasets_sha256", [datasets.c.sha256], None),

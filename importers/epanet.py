@@ -5,6 +5,11 @@ Junctions, reservoirs and tanks become pipe nodes; pipes, pumps and valves becom
 model are taken as the ground; pipes lie at the default cover (setting CIM_DEFAULT_PIPE_COVER, ground
 to crown), since an EPANET model carries no depths.
 
+Everything a simulation needs is kept: each element's WNTR record (SI units: demands and their patterns,
+elevations, roughness, pump curves, valve settings, tank levels...) in its attribute `hydraulic`, and the
+model-wide parts (options and times, patterns, curves, controls, sources) with the dataset
+(`cim_core.network.hydraulics`), so that the stored network exports as the same runnable model.
+
 Placing a model: EPANET coordinates are whatever the modeller drew in. With `crs`, they are taken as
 coordinates of that CRS (default: the storage CRS); `scale` multiplies them and `offset` (E, N, in that
 CRS) is then added, which places a network drawn in local coordinates, e.g. `--crs EPSG:4547 --offset
@@ -26,14 +31,18 @@ from cim_core.errors import InputError
 from cim_core.model import DatasetInfo
 from cim_core.network.columns import Nodes, Segments
 from cim_core.network.heights import resolve_heights
+from cim_core.network.hydraulics import store_model
 from cim_core.network.objects import write_network
 from cim_core.settings import get_settings
+from cim_core.store import remove_dataset
 
 from .common import ImportResult, already_loaded, expand_sources, import_many, options_key
 from .placement import place
 
 SUFFIXES = (".inp",)
 RESERVOIR_SIZE = 6.0  # m, the marker drawn for a reservoir (source or sink of unbounded volume)
+# Fields of WNTR's element records that the stored network itself carries (name, place, topology).
+PLACED = ("name", "coordinates", "vertices", "start_node_name", "end_node_name")
 
 
 def _read(path: Path):
@@ -79,6 +88,17 @@ def _node_attributes(o, kind: str) -> dict:
     else:
         a.update(base_head=o.base_head)
     return a
+
+
+def _records(wn) -> tuple[dict[str, dict], dict[str, dict], dict]:
+    """WNTR's records of the nodes and links (by name, without what the network carries) and the rest of
+    the model (options, patterns, curves, controls, sources)."""
+    import wntr
+
+    model = wntr.network.to_dict(wn)
+    nodes = {r["name"]: {k: v for k, v in r.items() if k not in PLACED} for r in model["nodes"]}
+    links = {r["name"]: {k: v for k, v in r.items() if k not in PLACED} for r in model["links"]}
+    return nodes, links, {k: model[k] for k in ("options", "patterns", "curves", "controls", "sources")}
 
 
 def _nodes(wn, node_xy: np.ndarray) -> Nodes:
@@ -164,6 +184,11 @@ def import_file(path: str | Path, *, crs: str | None = None, offset: tuple[float
         raise InputError(f"{path}: the model has no nodes")
     node_xy, vert_lists, crs_used = _placed(path, wn, crs, offset, scale, engine)
     nodes, segs = _nodes(wn, node_xy), _segments(wn, node_xy, vert_lists)
+    node_rec, link_rec, model = _records(wn)
+    for element, a in zip(nodes.names, nodes.attributes):
+        a["hydraulic"] = node_rec[element]
+    for element, a in zip(segs.names, segs.attributes):
+        a["hydraulic"] = link_rec[element]
     cover = get_settings().default_pipe_cover
     kinds = [str(a["epanet_type"]) for a in nodes.attributes + segs.attributes]
     report = {"junctions": kinds.count("junction"), "tanks": kinds.count("tank"),
@@ -174,6 +199,11 @@ def import_file(path: str | Path, *, crs: str | None = None, offset: tuple[float
                        report=report)
     res = write_network(info, segs, nodes, resolve_heights(segs, nodes, cover), engine=engine,
                         on_objects=on_objects)
+    try:
+        store_model(name, str(wn.options.hydraulic.inpfile_units), model, engine)
+    except BaseException:
+        remove_dataset(name, engine)  # nothing half-written stays
+        raise
     return ImportResult.written(path, res, info.report)
 
 

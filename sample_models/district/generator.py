@@ -11,7 +11,7 @@ import numpy as np
 import shapely
 
 from . import buildings as bld
-from . import drainage
+from . import drainage, water_ops
 from .ifc import BuildingModel, Lateral, write_ifc
 from .layout import (
     CENTRE_LONLAT,
@@ -88,6 +88,7 @@ FIELDS = {
             "depth": "float",
             "ground_z": "float",
             "invert_z": "float",
+            "status": "str",
         },
     ),
 }
@@ -178,6 +179,7 @@ def generate(
     ifc_files = _write_ifc(out, grid.seed, targets, services, nodes, progress)
     manifest = _manifest(grid, plan, counts, lengths, ifc_files, targets, time.perf_counter() - started)
     manifest["drainage"] = drainage.plant(out, grid.seed)
+    manifest["water"] = water_ops.write_incidents(out, gpkg, grid.seed)
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return manifest
 
@@ -347,12 +349,14 @@ def _write_networks(plan, writers, services):
             ground_z_end=net.node_ground[b],
             length_m=length,
         )
+        node_type = water_ops.with_source(net.node_xy, net.node_type) if utility == "water" else net.node_type
         writers["pipe_nodes"].add(
             shapely.points(net.node_xy),
             id=node_ids,
             utility=utility,
             cjj_code=spec["code"],
-            node_type=net.node_type,
+            node_type=node_type,
+            status=water_ops.valve_status(node_ids, node_type),
             depth=net.node_depth,
             ground_z=net.node_ground,
             invert_z=net.node_invert,

@@ -6,7 +6,7 @@ as application/problem+json.
 """
 from fastapi import APIRouter
 
-from . import authcheck, bim, features, pipe_categories, processes
+from . import authcheck, bim, features, pipe_categories, processes, water
 from .problems import install as install_problem_handlers
 
 router = APIRouter(prefix="/api")
@@ -17,5 +17,6 @@ router.include_router(bim.router)
 router.include_router(pipe_categories.router)
 router.include_router(processes.router)
 router.include_router(authcheck.router)
+router.include_router(water.router)
 
 __all__ = ["install_problem_handlers", "router"]

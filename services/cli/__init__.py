@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from . import analyse, datasets, db, deploy, drainage, imports, keys, qa, sample, serve, tiles
+from . import analyse, datasets, db, deploy, drainage, export, imports, keys, qa, sample, serve, tiles, water
 from .output import print_error, print_interrupted
 
 app = typer.Typer(
@@ -32,10 +32,13 @@ app.add_typer(sample.app, name="sample")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(analyse.app, name="analyse")
 app.add_typer(analyse.rules_app, name="rules")
+app.add_typer(export.app, name="export")
 app.add_typer(drainage.app, name="drainage")
-app.add_typer(drainage.export_app, name="export")
+app.add_typer(water.app, name="water")
 analyse.app.command("storm")(drainage.storm)
+analyse.app.command("hydraulics")(water.simulate)
 imports.app.command("inspection")(drainage.import_inspection)
+imports.app.command("incidents")(water.import_incidents)
 
 _debug = False
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cim_core.errors import InputError
 
+from .export import app as export_app
 from .output import console
 
 app = typer.Typer(help="Drainage operations: trace flow, catchments, outfalls, misconnections.\n\n"
@@ -135,8 +136,6 @@ def misconnections(
     console.print(tab)
 
 
-export_app = typer.Typer(help="Export the model to other tools' formats.\n\n"
-                         "Example: cim export swmm sample-pipes district.inp", no_args_is_help=True)
 @export_app.command("swmm")
 def export_swmm(
     dataset: str = typer.Argument(..., help="The pipe dataset whose drainage network is written."),
