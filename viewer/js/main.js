@@ -2,6 +2,7 @@
 import "./picking.js";
 import "./search.js";
 import "./underground.js";
+import "./tools/view.js";
 import { STRINGS, t, translatePage } from "./i18n.js";
 import { renderKeyStatus } from "./keys.js";
 import { discoverAccess, loadLayers } from "./layers.js";

@@ -1,13 +1,21 @@
 // What each tileset shows and how: visible layers and utilities, the selection, an isolated storey.
 import { clippingFor } from "./clipping.js";
 import { scene } from "./scene.js";
-import { cim, NODES, PIPES, state, tilesets } from "./state.js";
+import { cim, GROUND, NODES, PIPES, state, tilesets } from "./state.js";
 
 const lit = (v) => (typeof v === "number" || typeof v === "bigint" ? String(v) : JSON.stringify(String(v)));
 
 function colorRule() {
   if (state.selectedId === null) return undefined;
   return { conditions: [[`\${id} === ${lit(state.selectedId)}`, "color('#ffd54a')"], ["true", "color('white')"]] };
+}
+
+// Underground, the map on the ground is as translucent as the globe, so that the pipes show through it.
+function groundColor() {
+  const a = Number(state.groundAlpha).toFixed(3);
+  const rules = [["true", `color('white', ${a})`]];
+  if (state.selectedId !== null) rules.unshift([`\${id} === ${lit(state.selectedId)}`, `color('#ffd54a', ${a})`]);
+  return { conditions: rules };
 }
 
 function pipesShow() {
@@ -29,7 +37,7 @@ function styleFor(layer) {
   const style = {};
   const show = showRules(layer);
   if (show.length) style.show = show.map((s) => `(${s})`).join(" && ");
-  const color = colorRule();
+  const color = layer === GROUND && state.underground ? groundColor() : colorRule();
   if (color) style.color = color;
   return new Cesium.Cesium3DTileStyle(style);
 }
