@@ -215,10 +215,11 @@ def test_district_shows_without_errors_or_foreign_requests(page):
 
 def test_the_city_map_lies_on_the_ground_and_is_pickable(page, demo):
     roads = _get(demo["base"], "/api/collections/roads/items?limit=500")["features"]
-    road = max((f for f in roads if f["geometry"]["type"] == "LineString"),
+    road = max((f for f in roads if f["geometry"]["type"] == "LineString" and f["properties"].get("name")),
                key=lambda f: f["properties"].get("width_m") or 0)
     (lon0, lat0), (lon1, lat1) = np.asarray(road["geometry"]["coordinates"])[:2, :2]
     lon, lat = (lon0 + lon1) / 2, (lat0 + lat1) / 2
+    page.js("() => window.cim.labelsReady")
     page.look_down_at(lon, lat, 400)
     page.screenshot("viewer_ground_road.png")
     x, y = page.screen_of(lon, lat, (road["properties"].get("zmin") or 0) + page.js("window.cim.verticalOffset"))
@@ -237,6 +238,13 @@ def test_the_city_map_lies_on_the_ground_and_is_pickable(page, demo):
           tile.children.forEach(visit); };
         visit(window.cim.tilesets.ground.root); return [...out].sort(); }""")
     assert classes == ["green", "landuse", "road", "water"], classes
+    # road names as labels, one per named road, hidden with the ground layer
+    assert road["properties"]["name"] in page.js("window.cim.roadLabels")
+    page.page.uncheck("input[data-layer=ground]")
+    assert page.js("window.cim.viewer.scene.primitives._primitives.some(p => p instanceof Cesium.LabelCollection "
+                   "&& !p.show)")
+    page.page.check("input[data-layer=ground]")
+    page.settle()
     _assert_clean(page)
 
 

@@ -2,6 +2,7 @@
 import { clippingFor } from "./clipping.js";
 import { scene } from "./scene.js";
 import { cim, GROUND, NODES, PIPES, state, tilesets } from "./state.js";
+import { showRoadLabels } from "./tools/labels.js";
 
 const lit = (v) => (typeof v === "number" || typeof v === "bigint" ? String(v) : JSON.stringify(String(v)));
 
@@ -58,6 +59,7 @@ export function restyle() {
       ts.clippedFor = state.storey;
     }
   }
+  showRoadLabels();
   scene.requestRender();
 }
 cim.restyle = restyle;
