@@ -34,7 +34,7 @@ ROUNDS = 2
 
 
 
-def _ensure_tools(work: Path) -> Path:
+def ensure_tools(work: Path) -> Path:
     """wrk from Debian and tipg in a venv of its own (it pins its own FastAPI); returns that venv's python."""
     if not shutil.which("wrk"):
         subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
@@ -47,7 +47,7 @@ def _ensure_tools(work: Path) -> Path:
     return python
 
 
-def _footprints(n: int, seed: int = 7):
+def synthetic_buildings(n: int, seed: int = 7):
     """n synthetic buildings (bench/_synthetic.py) as city objects with a footprint and a height."""
     from cim_core.model import CityObject
 
@@ -59,7 +59,7 @@ def _footprints(n: int, seed: int = 7):
                                      "year": int(1960 + j % 60)})
 
 
-def _tipg_table(engine) -> None:
+def tipg_table(engine) -> None:
     """The same buildings as a plain table with a geometry column, which is what tipg serves."""
     import sqlalchemy as sa
 
@@ -93,12 +93,12 @@ def _bboxes(engine, n: int, seed: int = 3) -> list[str]:
     return [f"{a:.6f},{b:.6f},{a + dlon:.6f},{b + dlat:.6f}" for a, b in zip(x0, y0)]
 
 
-def _get(url: str, timeout: float = 60) -> dict:
+def get_json(url: str, timeout: float = 60) -> dict:
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.loads(r.read())
 
 
-def _serve(cmd: list[str], env: dict, probe: str, work: Path, name: str) -> subprocess.Popen:
+def serve(cmd: list[str], env: dict, probe: str, work: Path, name: str) -> subprocess.Popen:
     log = (work / f"{name}.log").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work)
     end = time.time() + 180
@@ -106,7 +106,7 @@ def _serve(cmd: list[str], env: dict, probe: str, work: Path, name: str) -> subp
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited ({proc.returncode}); see {work / f'{name}.log'}")
         try:
-            _get(probe, 30)
+            get_json(probe, 30)
             return proc
         except OSError:
             time.sleep(0.5)
@@ -114,7 +114,7 @@ def _serve(cmd: list[str], env: dict, probe: str, work: Path, name: str) -> subp
     raise RuntimeError(f"{name} did not answer {probe}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(20)
@@ -125,7 +125,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def run(scale: float, work: Path) -> dict:
     work = work.absolute()
-    tipg_python = _ensure_tools(work)
+    tipg_python = ensure_tools(work)
     home = work / "home"
     os.environ["CIM_HOME"] = str(home)
     os.environ.pop("CIM_DATABASE_URL", None)
@@ -154,10 +154,10 @@ def _measure(scale: float, work: Path, home: Path, tipg_python: Path) -> dict:
     sha = f"bench-features-{n}"
     if not find_dataset(sha, engine=engine):
         t0 = time.perf_counter()
-        write_dataset(DatasetInfo("bench_features", "gis", "synthetic", sha, "EPSG:4547"), _footprints(n),
+        write_dataset(DatasetInfo("bench_features", "gis", "synthetic", sha, "EPSG:4547"), synthetic_buildings(n),
                       engine=engine)
         print(f"wrote {n} buildings in {time.perf_counter() - t0:.1f} s", flush=True)
-    _tipg_table(engine)
+    tipg_table(engine)
     boxes = _bboxes(engine, BBOXES)
     url = make_url(cdb.database_url())
     dsn = f"postgresql://{url.username}@{url.host}:{url.port}/{url.database}"
@@ -169,11 +169,11 @@ def _measure(scale: float, work: Path, home: Path, tipg_python: Path) -> dict:
     ours_base, tipg_base = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{tipg_port}"
     tenv = {**env, "DATABASE_URL": dsn, "TIPG_DB_TABLES": '["public.tipg_buildings"]', "TIPG_DB_FUNCTIONS": "[]",
             "TIPG_MAX_FEATURES_PER_QUERY": "10000"}
-    servers = [_serve([str(Path(sys.executable).with_name("cim")), "serve", "--port", str(ours_port),
+    servers = [serve([str(Path(sys.executable).with_name("cim")), "serve", "--port", str(ours_port),
                        "--workers", "1"], env, f"{ours_base}/api/collections/buildings/items?limit=1", work,
                       "cim-serve")]
     try:
-        servers.append(_serve([str(tipg_python), "-m", "uvicorn", "tipg.main:app", "--port", str(tipg_port),
+        servers.append(serve([str(tipg_python), "-m", "uvicorn", "tipg.main:app", "--port", str(tipg_port),
                                "--workers", "1", "--log-level", "warning"], tenv,
                               f"{tipg_base}/collections/public.tipg_buildings/items?limit=1", work, "tipg"))
         targets = {
@@ -186,7 +186,7 @@ def _measure(scale: float, work: Path, home: Path, tipg_python: Path) -> dict:
                 runs[name].append(wrk(base, [path + b for b in boxes], work, name))
         results = {}
         for name, (base, path) in targets.items():
-            first = _get(base + path + boxes[0])
+            first = get_json(base + path + boxes[0])
             results[name] = {
                 **{k: round(float(np.mean([r[k] for r in runs[name]])), 2)
                    for k in ("requests_per_s", "p50_ms", "p99_ms")},
@@ -196,7 +196,7 @@ def _measure(scale: float, work: Path, home: Path, tipg_python: Path) -> dict:
             }
     finally:
         for proc in servers:
-            _stop(proc)
+            stop(proc)
 
     return {
         "buildings": n,

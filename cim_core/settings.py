@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # Threads per API process running request handlers (and so database connections in use at once).
     api_threads: int = 8
     api_page_max: int = 10000
+    # Vector tiles kept in memory per API process (MB, raw and gzip), until the model changes.
+    vector_tile_cache_mb: int = 64
     # S3-compatible object storage for `cim tiles build --out s3://...` (MinIO, Ceph...); credentials, region
     # and AWS's own endpoint variables come from the standard AWS environment and files.
     s3_endpoint_url: str | None = None

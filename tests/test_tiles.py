@@ -206,7 +206,7 @@ def gltf_validate(files: list[Path]) -> dict:
 def test_tilesets_structure_content_and_metadata(db, tmp_path):
     district(db)
     report = build(tmp_path, engine=db, opts=SMALL)
-    assert {r.layer: r.features for r in report.layers} == {"buildings": 41, "bim": 2, "pipes": 4}
+    assert {r.layer: r.features for r in report.layers} == {"buildings": 41, "bim": 2, "pipes": 4, "ground": 0}
     contents = check_tileset(tmp_path / "tileset.json")
     with db.connect() as c:
         names = dict(c.execute(sa.text("select id, name from city_objects")).all())

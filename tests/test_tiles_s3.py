@@ -119,7 +119,8 @@ def test_tiles_on_s3_have_headers_reference_existing_objects_and_match_a_folder_
     pipes(engine=db)
     report = build(f"s3://{bucket}/city", engine=db, opts=SMALL)
     assert report.out == f"s3://{bucket}/city"
-    assert {r.layer: r.withheld for r in report.layers} == {"buildings": False, "bim": False, "pipes": True}
+    assert {r.layer: r.withheld for r in report.layers} == {"buildings": False, "bim": False, "pipes": True,
+                                                             "ground": False}
     heads = objects(client, bucket, "city")
     check_headers(heads)
     names = referenced(client, bucket, "city")

@@ -203,11 +203,49 @@ def test_district_shows_without_errors_or_foreign_requests(page):
     assert img.std() > 12, f"screenshot looks blank (std {img.std():.1f})"
     assert img.mean() > 40, f"screenshot looks black (mean {img.mean():.1f})"
     # The layers an anonymous user may read are loaded; the pipes are listed as locked, in Chinese.
-    assert page.js("Object.keys(window.cim.tilesets).sort()") == ["bim", "buildings"]
+    assert page.js("Object.keys(window.cim.tilesets).sort()") == ["bim", "buildings", "ground"]
     layers = page.page.inner_text("#layers")
-    assert "地下管线 🔒" in layers and "建筑" in layers
+    assert "建筑" in layers
+    locked = page.js("""() => [...document.querySelectorAll('#layers li.locked')].filter(li => li.querySelector(
+        'svg.lock[aria-label]')).map(li => li.firstChild.textContent.trim())""")
+    assert "地下管线" in locked, f"layers drawn with a lock: {locked}"
     loaded = page.js("""() => Object.values(window.cim.tilesets).map(t => t.statistics.numberOfFeaturesLoaded)""")
     assert all(n > 0 for n in loaded), f"features loaded per layer: {loaded}"
+
+
+def test_the_city_map_lies_on_the_ground_and_is_pickable(page, demo):
+    roads = _get(demo["base"], "/api/collections/roads/items?limit=500")["features"]
+    road = max((f for f in roads if f["geometry"]["type"] == "LineString" and f["properties"].get("name")),
+               key=lambda f: f["properties"].get("width_m") or 0)
+    (lon0, lat0), (lon1, lat1) = np.asarray(road["geometry"]["coordinates"])[:2, :2]
+    lon, lat = (lon0 + lon1) / 2, (lat0 + lat1) / 2
+    page.js("() => window.cim.labelsReady")
+    page.look_down_at(lon, lat, 400)
+    page.screenshot("viewer_ground_road.png")
+    x, y = page.screen_of(lon, lat, (road["properties"].get("zmin") or 0) + page.js("window.cim.verticalOffset"))
+    picked = page.js("([x, y]) => window.cim.pickAt(x, y)", [x, y])
+    assert picked and picked["class"] == "road" and picked["id"] == road["id"], picked
+    # The whole district from above at an angle: roads, rivers, parks and land use under the buildings.
+    page.js("""() => { const v = window.cim.viewer;
+        v.scene.camera.setView({destination: Cesium.Cartesian3.fromDegrees(114.02, 32.962, 1400),
+          orientation: {heading: 0, pitch: Cesium.Math.toRadians(-40), roll: 0}}); v.scene.requestRender(); }""")
+    page.settle()
+    page.screenshot("viewer_ground.png")
+    classes = page.js("""() => { const out = new Set();
+        const visit = (tile) => {
+          if (tile.content && tile.contentReady) for (let i = 0; i < tile.content.featuresLength; i++)
+            out.add(tile.content.getFeature(i).getProperty('class'));
+          tile.children.forEach(visit); };
+        visit(window.cim.tilesets.ground.root); return [...out].sort(); }""")
+    assert classes == ["green", "landuse", "road", "water"], classes
+    # road names as labels, one per named road, hidden with the ground layer
+    assert road["properties"]["name"] in page.js("window.cim.roadLabels")
+    page.page.uncheck("input[data-layer=ground]")
+    assert page.js("window.cim.viewer.scene.primitives._primitives.some(p => p instanceof Cesium.LabelCollection "
+                   "&& !p.show)")
+    page.page.check("input[data-layer=ground]")
+    page.settle()
+    _assert_clean(page)
 
 
 def test_click_on_a_building_shows_its_id_and_attributes(page, demo):
@@ -236,7 +274,7 @@ def test_underground_mode_makes_a_pipe_pickable(keyed_page, demo):
     coords = np.asarray(pipe["geometry"]["coordinates"])
     mid = (coords[0] + coords[-1]) / 2
     assert "pipes" in p.js("Object.keys(window.cim.tilesets)")
-    assert "🔒" not in p.page.inner_text("#layers")
+    assert p.js("document.querySelectorAll('#layers svg.lock').length") == 0
     p.look_down_at(mid[0], mid[1], 60)
     x, y = p.screen_of(mid[0], mid[1], mid[2] + p.js("window.cim.verticalOffset"))
     above = p.js("([x, y]) => window.cim.pickAt(x, y)", [x, y])
@@ -309,6 +347,28 @@ def test_view_and_layers_survive_a_shared_link(page, browser, demo):
         _assert_clean(again)
     finally:
         again.close()
+
+
+def test_plan_view_and_png_export(page):
+    page.look_down_at(114.02, 32.98, 900)
+    page.js("() => { const c = window.cim.viewer.scene.camera; c.setView({orientation: {heading: 0, "
+            "pitch: Cesium.Math.toRadians(-35), roll: 0}}); }")
+    page.page.click("#plan-2d")
+    assert page.js("window.cim.viewer.scene.camera.frustum instanceof Cesium.OrthographicFrustum")
+    assert abs(page.js("Cesium.Math.toDegrees(window.cim.viewer.scene.camera.pitch)") + 90) < 0.5
+    assert page.page.get_attribute("#plan-2d", "aria-pressed") == "true"
+    page.settle()
+    with page.page.expect_download() as download:
+        page.page.click("#export-png")
+    png = Path(download.value.path()).read_bytes()
+    (ARTIFACTS / "viewer_plan_export.png").write_bytes(png)
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG"
+    assert list(img.size) == page.js("[window.cim.viewer.scene.canvas.width, window.cim.viewer.scene.canvas.height]")
+    assert np.asarray(img.convert("RGB"), dtype=float).std() > 5  # the view, not an empty buffer
+    page.page.click("#plan-2d")
+    assert page.js("window.cim.viewer.scene.camera.frustum instanceof Cesium.PerspectiveFrustum")
+    _assert_clean(page)
 
 
 def test_language_switches_to_english_and_back(page):

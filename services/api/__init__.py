@@ -1,4 +1,4 @@
-"""The API under /api: OGC API - Features (Parts 1-3), OGC API - Processes (the analyses), building detail,
+"""The API under /api: OGC API - Features (Parts 1-3), OGC API - Tiles (vector), OGC API - Processes (the analyses), building detail,
 objects, search.
 
 `router` is included by services.app; `install_problem_handlers` renders every error of the app
@@ -6,7 +6,7 @@ as application/problem+json.
 """
 from fastapi import APIRouter
 
-from . import authcheck, bim, features, pipe_categories, processes, water
+from . import authcheck, bim, features, pipe_categories, processes, vector_tiles, water
 from .problems import install as install_problem_handlers
 
 router = APIRouter(prefix="/api")
@@ -18,5 +18,6 @@ router.include_router(pipe_categories.router)
 router.include_router(processes.router)
 router.include_router(authcheck.router)
 router.include_router(water.router)
+router.include_router(vector_tiles.router)
 
 __all__ = ["install_problem_handlers", "router"]

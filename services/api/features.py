@@ -21,7 +21,7 @@ from cim_core.errors import NotFoundError
 from cim_core.settings import get_settings
 from services import auth
 
-from . import cql2, processes
+from . import cql2, processes, vector_tiles
 from . import crs as ocrs
 from .collections import JSON_SCHEMA, Collection, kind_of, objects, registry
 from .cql2 import FilterError
@@ -80,12 +80,14 @@ def landing(request: Request):
             {"href": f"{b}/collections", "rel": "data", "type": "application/json", "title": "collections"},
             {"href": f"{b}/processes", "rel": "http://www.opengis.net/def/rel/ogc/1.0/processes",
              "type": "application/json", "title": "processes (analyses)"},
+            {"href": f"{b}/tileMatrixSets", "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+             "type": "application/json", "title": "tile matrix sets of the vector tiles"},
         ]})
 
 
 @router.get("/conformance", summary="Conformance classes")
 def conformance():
-    return _json({"conformsTo": CONFORMANCE + processes.CONFORMANCE})
+    return _json({"conformsTo": CONFORMANCE + processes.CONFORMANCE + vector_tiles.CONFORMANCE})
 
 
 def _collection_doc(request: Request, reg, c: Collection, storage: int) -> dict:
@@ -95,7 +97,9 @@ def _collection_doc(request: Request, reg, c: Collection, storage: int) -> dict:
            "links": [{"href": b, "rel": "self", "type": "application/json"},
                      {"href": f"{b}/items", "rel": "items", "type": GEOJSON, "title": "features"},
                      {"href": f"{b}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-                      "type": "application/schema+json", "title": "queryables"}]}
+                      "type": "application/schema+json", "title": "queryables"},
+                     {"href": f"{b}/tiles", "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+                      "type": "application/json", "title": "vector tiles"}]}
     ext = reg.extents.get(c.id)
     t = reg.temporal.get(c.id)
     doc["extent"] = {"spatial": {"bbox": [ext or [-180.0, -90.0, 180.0, 90.0]], "crs": ocrs.CRS84}}

@@ -16,7 +16,7 @@ def tiles_build(
         ..., "--out", "-o", help="Folder or s3://bucket/prefix URL of the static tileset (tileset.json + one per layer)."
     ),
     layer: list[str] = typer.Option(
-        None, "--layer", "-l", help="Layer(s) to build: buildings, bim, pipes (default: all)."
+        None, "--layer", "-l", help="Layer(s) to build: buildings, bim, pipes, ground (default: all)."
     ),
     incremental: bool = typer.Option(
         False,

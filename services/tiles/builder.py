@@ -47,6 +47,8 @@ CLASSES = {
     "pipes": ("pipe", [("id", "UINT32"), ("class", "STRING"), ("name", "STRING"), ("utility", "STRING"),
                        ("diameter_mm", "FLOAT32"), ("material", "STRING"), ("install_year", "INT16"),
                        ("depth", "FLOAT32"), ("node_type", "STRING")]),
+    "ground": ("ground", [("id", "UINT32"), ("class", "STRING"), ("name", "STRING"), ("kind", "STRING"),
+                          ("area_m2", "FLOAT32")]),
 }
 DESCRIPTIONS = {"id": "city_objects.id: the id of the feature in the API",
                 "depth": "metres below ground (mean of the two ends for a segment)",
@@ -197,6 +199,8 @@ class Generaliser:
             for i, f in enumerate(features):
                 if f.block and f.block["id"] in items:
                     self.stand[i] = items[f.block["id"]]
+        elif layer == "ground":  # flat and few triangles: parents draw the largest surfaces as they are
+            self.stand = {i: (f.id, _leaf_item(f, layer), 0.0) for i, f in enumerate(features)}
         else:  # pipes: segments as 4-sided tubes (boxes stay boxes) on their axis; nodes only in leaves
             segs = [i for i, f in enumerate(features) if f.centerline is not None and len(f.centerline) >= 2]
             r = [features[i].size / 2 for i in segs]

@@ -16,12 +16,13 @@ from cim_core import mesh as kernels
 from cim_core import sweep
 from cim_core.settings import get_settings
 
-LAYERS = ("buildings", "bim", "pipes")
+LAYERS = ("buildings", "bim", "pipes", "ground")
 # Which object classes feed which layer: a change of these classes invalidates the layer's tiles.
 LAYER_CLASSES = {
     "buildings": {"building", "building_part"},
     "bim": {"element", "storey", "building"},
     "pipes": {"pipe_segment", "pipe_node"},
+    "ground": {"road", "water", "green", "landuse"},  # the city's map on the ground: services/tiles/ground.py
 }
 BUILDING_COLOR = (0.86, 0.84, 0.80, 1.0)
 LOD1_COLORS = [tuple(m["color"]) for m in kernels.LOD1_MATERIALS]
@@ -285,4 +286,10 @@ def load_pipes(conn: sa.Connection) -> list[Feature]:
     return out
 
 
-LOADERS = {"buildings": load_buildings, "bim": load_bim, "pipes": load_pipes}
+def load_ground(conn: sa.Connection) -> list[Feature]:
+    from .ground import load_ground as load  # ground.py builds on this module's Feature
+
+    return load(conn)
+
+
+LOADERS = {"buildings": load_buildings, "bim": load_bim, "pipes": load_pipes, "ground": load_ground}

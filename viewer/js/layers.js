@@ -6,6 +6,7 @@ import { renderLayerPanel } from "./panel.js";
 import { scene } from "./scene.js";
 import { cim, PIPES, state, tilesets } from "./state.js";
 import { restyle } from "./style.js";
+import { loadRoadLabels } from "./tools/labels.js";
 
 const GREY = [128, 128, 128];
 
@@ -82,6 +83,7 @@ export async function loadLayers() {
   await Promise.all(names.map((layer) => loadTileset(layer, failed)));
   if (tilesets[PIPES]) collectUtilities(tilesets[PIPES]);
   restyle();
+  cim.labelsReady = loadRoadLabels().then(restyle); // names on the ground map, without holding up the scene
   return failed;
 }
 

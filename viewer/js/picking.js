@@ -1,7 +1,8 @@
-// A click on a building, an element or a pipe opens it in the info panel; a click elsewhere closes it.
+// A click on a building, an element, a pipe or a surface of the ground map opens it in the info panel; a
+// click elsewhere closes it.
 import { closePanel, openFeature } from "./info.js";
 import { scene } from "./scene.js";
-import { cim } from "./state.js";
+import { cim, GROUND, state, tilesets } from "./state.js";
 
 function featureProps(feature) {
   const out = {};
@@ -12,10 +13,12 @@ function featureProps(feature) {
   return out;
 }
 
+// Underground, the translucent map on the ground yields to what lies beneath it (a pipe) when both are hit.
 function pickAt(position) {
-  const picked = scene.pick(position);
-  if (picked instanceof Cesium.Cesium3DTileFeature) return featureProps(picked);
-  return null;
+  const hits = (state.underground ? scene.drillPick(position, 4) : [scene.pick(position)])
+    .filter((p) => p instanceof Cesium.Cesium3DTileFeature);
+  const picked = hits.find((p) => p.tileset !== tilesets[GROUND]) || hits[0];
+  return picked ? featureProps(picked) : null;
 }
 cim.pickAt = (x, y) => pickAt(new Cesium.Cartesian2(x, y));
 

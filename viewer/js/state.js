@@ -3,6 +3,7 @@ export const KEY_STORE = "cim.apiKey";
 export const LANG_STORE = "cim.lang";
 export const PIPES = "pipes"; // the tile layer of every utility's segments and nodes
 export const NODES = "nodes"; // the checkbox of the pipe nodes inside PIPES
+export const GROUND = "ground"; // the tile layer of the city's map on the ground (roads, water, land use)
 
 export const state = {
   lang: localStorage.getItem(LANG_STORE) || "zh",
@@ -15,6 +16,8 @@ export const state = {
   selectedId: null,
   highlighted: [], // object ids the underground tools highlight (what a pit reaches)
   storey: null, // {id, name, buildingId, footprint}
+  underground: false, // underground mode: the ground layer is as translucent as the globe
+  groundAlpha: 1, // the globe's opacity while underground
 };
 export const tilesets = {};
 export const cim = (window.cim = { state, tilesets, viewer: null, errors: [], marks: {}, flying: false });

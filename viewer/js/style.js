@@ -1,7 +1,8 @@
 // What each tileset shows and how: visible layers and utilities, the selection, an isolated storey.
 import { clippingFor } from "./clipping.js";
 import { scene } from "./scene.js";
-import { cim, NODES, PIPES, state, tilesets } from "./state.js";
+import { cim, GROUND, NODES, PIPES, state, tilesets } from "./state.js";
+import { showRoadLabels } from "./tools/labels.js";
 
 const lit = (v) => (typeof v === "number" || typeof v === "bigint" ? String(v) : JSON.stringify(String(v)));
 
@@ -10,6 +11,14 @@ function colorRule() {
   if (state.selectedId === null && !hit.length) return undefined;
   const selected = state.selectedId === null ? [] : [[`\${id} === ${lit(state.selectedId)}`, "color('#ffd54a')"]];
   return { conditions: [...selected, ...hit, ["true", "color('white')"]] };
+}
+
+// Underground, the map on the ground is as translucent as the globe, so that the pipes show through it.
+function groundColor() {
+  const a = Number(state.groundAlpha).toFixed(3);
+  const rules = [["true", `color('white', ${a})`]];
+  if (state.selectedId !== null) rules.unshift([`\${id} === ${lit(state.selectedId)}`, `color('#ffd54a', ${a})`]);
+  return { conditions: rules };
 }
 
 function pipesShow() {
@@ -48,7 +57,7 @@ function styleFor(layer) {
   const style = {};
   const show = showRules(layer);
   if (show.length) style.show = show.map((s) => `(${s})`).join(" && ");
-  const color = colorRule();
+  const color = layer === GROUND && state.underground ? groundColor() : colorRule();
   if (color) style.color = color;
   const out = new Cesium.Cesium3DTileStyle(style);
   return layer === PIPES && highlights.size ? withHighlights(out) : out;
@@ -70,6 +79,7 @@ export function restyle() {
       ts.clippedFor = state.storey;
     }
   }
+  showRoadLabels();
   scene.requestRender();
 }
 cim.restyle = restyle;

@@ -1,6 +1,7 @@
 // Underground mode: a translucent ground the camera may pass through, to see the pipes beneath.
 import { globe, scene } from "./scene.js";
-import { $, cim } from "./state.js";
+import { $, cim, state } from "./state.js";
+import { restyle } from "./style.js";
 
 function setUnderground(on) {
   globe.translucency.enabled = on;
@@ -9,7 +10,9 @@ function setUnderground(on) {
   scene.skyBox.show = !on;
   scene.backgroundColor = on ? Cesium.Color.fromCssColorString("#59626b") : Cesium.Color.BLACK;
   $("underground").checked = on;
-  scene.requestRender();
+  state.underground = on;
+  state.groundAlpha = globe.translucency.frontFaceAlpha;
+  restyle(); // the ground layer follows the globe's translucency
 }
 
 function setOpacity(a) {
@@ -17,7 +20,8 @@ function setOpacity(a) {
   globe.translucency.backFaceAlpha = a;
   $("opacity").value = a;
   $("opacity-value").textContent = a.toFixed(2);
-  scene.requestRender();
+  state.groundAlpha = a;
+  restyle();
 }
 
 $("underground").addEventListener("change", (e) => setUnderground(e.target.checked));

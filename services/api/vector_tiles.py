@@ -1,0 +1,300 @@
+"""OGC API - Tiles (Part 1, core): every feature collection also as Mapbox Vector Tiles, made by PostGIS.
+
+Paths follow the standard, `/collections/{id}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}`,
+so for WebMercatorQuad a tile is `.../WebMercatorQuad/{z}/{y}/{x}` (row before column), and the tileset
+document gives clients that template. A tile holds the current objects (not yet retired by valid_to) of
+one collection as one MVT layer named after it: the geometry clipped to the tile (ST_AsMVTGeom on a 4096
+grid with a 64-unit buffer), the object id as feature id and its typed properties over its attributes.
+
+Tiles are cached per process (bytes and gzip) until change_log says the model changed, the same check the
+collections registry makes. Restricted collections need a grant, as their features do, and are answered
+`private`; every response carries a strong ETag and If-None-Match answers 304.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Annotated
+
+import orjson
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from sqlalchemy.dialects.postgresql import JSONB
+
+from cim_core.errors import InputError, NotFoundError
+from cim_core.settings import get_settings
+from services import auth
+
+from .collections import Collection, objects, registry
+
+router = APIRouter(tags=["OGC API - Tiles"])
+MVT = "application/vnd.mapbox-vector-tile"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
+]
+REL = "http://www.opengis.net/def/rel/ogc/1.0/"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EXTENT = 4096   # MVT grid units across a tile
+BUFFER = 64     # grid units drawn beyond the tile's edge, so that strokes join across tiles
+# Tiles follow their features: revalidated after a minute, like the 3D tiles' content.
+CACHE_CONTROL = "max-age=60"
+
+
+# ---------------------------------------------------------------- the tile matrix set (OGC TMS 2.0)
+WEB_MERCATOR = "WebMercatorQuad"
+MAX_ZOOM = 24  # the matrices OGC's WebMercatorQuad definition lists (0..24)
+ORIGIN = 20037508.3427892  # half the earth's circumference in EPSG:3857 metres
+CELL0 = 156543.033928041  # metres per pixel of 256-pixel tiles at zoom 0
+TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+
+
+@lru_cache(maxsize=1)
+def web_mercator_quad() -> dict:
+    """The WebMercatorQuad tile matrix set (OGC 17-083r4, annex D.1) in its JSON encoding."""
+    matrices = [{"id": str(z), "scaleDenominator": CELL0 / 2 ** z / 0.00028, "cellSize": CELL0 / 2 ** z,
+                 "cornerOfOrigin": "topLeft", "pointOfOrigin": [-ORIGIN, ORIGIN], "tileWidth": 256,
+                 "tileHeight": 256, "matrixWidth": 2 ** z, "matrixHeight": 2 ** z} for z in range(MAX_ZOOM + 1)]
+    return {"id": WEB_MERCATOR, "title": "Google Maps Compatible for the World", "uri": TMS_URI,
+            "crs": "http://www.opengis.net/def/crs/EPSG/0/3857", "orderedAxes": ["X", "Y"],
+            "wellKnownScaleSet": "http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible",
+            "tileMatrices": matrices}
+
+
+def check_tms(tms: str) -> None:
+    if tms != WEB_MERCATOR:
+        raise NotFoundError(f"no tile matrix set {tms[:60]!r}", hint=f"tile matrix sets: {WEB_MERCATOR}")
+
+
+def check_tile(z: int, row: int, col: int) -> None:
+    """400 unless (z, row, col) is a tile of WebMercatorQuad."""
+    if not 0 <= z <= MAX_ZOOM:
+        raise InputError(f"tileMatrix {z} is out of range: WebMercatorQuad has matrices 0 to {MAX_ZOOM}")
+    n = 2 ** z
+    if not (0 <= row < n and 0 <= col < n):
+        raise InputError(f"tile row {row}, column {col} is outside matrix {z} (rows and columns 0 to {n - 1})")
+
+
+# ---------------------------------------------------------------- SQL
+# ST_AsMVT encodes only scalar values of a jsonb column: nested attributes (IFC property sets) go as JSON text.
+# The test on the text (cheaper than a JSON path per row) sends the rare attributes with a brace or bracket
+# anywhere after the opening one through the slow path.
+FLAT_ATTRIBUTES = """case when substr(city_objects.attributes::text, 2) ~ '[[{]'
+       then (select jsonb_object_agg(key, case when jsonb_typeof(value) in ('object', 'array')
+                                               then to_jsonb(value::text) else value end)
+             from jsonb_each(city_objects.attributes))
+       else city_objects.attributes end"""
+
+
+@lru_cache(maxsize=256)
+def tile_sql(c: Collection, srid: int, utilities: tuple[str, ...], shadowed: tuple[str, ...] = ()) -> sa.Select:
+    """ST_AsMVT of one collection's tile, with :z, :x and :y bound at execution.
+
+    Properties: the typed columns as they are (ST_AsMVT leaves out nulls), then the attributes without the
+    `shadowed` keys, those that a typed property of the same name gives already."""
+    z, x, y = sa.bindparam("z", type_=sa.Integer), sa.bindparam("x", type_=sa.Integer), \
+        sa.bindparam("y", type_=sa.Integer)
+    envelope = sa.func.ST_TileEnvelope(z, x, y)
+    # the index is searched in the storage CRS, with the buffer's margin around the tile
+    search = sa.func.ST_Transform(sa.func.ST_TileEnvelope(z, x, y, sa.literal_column(f"margin => {BUFFER / EXTENT}")),
+                                srid)
+    attributes = f"({FLAT_ATTRIBUTES})" + "".join(f" - '{k}'" for k in shadowed)  # typed names: our constants
+    rows = (sa.select(sa.func.ST_AsMVTGeom(sa.func.ST_Transform(c.geometry, 3857), envelope, EXTENT, BUFFER,
+                                           True).label("geom"),
+                      objects.c.id.label("id"), *(col.label(name) for name, col in c.typed[1:]),
+                      sa.literal_column(attributes, JSONB).label("attributes"))
+            .select_from(c.from_clause())
+            .where(c.scope(list(utilities)), c.geometry.op("&&")(search),
+                   sa.or_(objects.c.valid_to.is_(None), objects.c.valid_to > sa.func.current_date()))
+            .subquery("t"))
+    return sa.select(sa.func.ST_AsMVT(sa.literal_column("t"), c.id, EXTENT, "geom", "id")).select_from(rows)
+
+
+# ---------------------------------------------------------------- cache
+class Tile:
+    __slots__ = ("data", "etag", "gz")
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.gz: bytes | None = None  # compressed on the first request that accepts gzip
+        self.etag = f'"{hashlib.blake2b(data, digest_size=12).hexdigest()}"'
+
+    def gzipped(self) -> bytes:
+        if self.gz is None:
+            self.gz = gzip.compress(self.data, 6)
+        return self.gz
+
+    @property
+    def size(self) -> int:
+        return 2 * len(self.data) + 200  # room for its gzip, which is smaller
+
+
+class TileCache:
+    """Tiles of one model version, least recently used first out when over budget."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.tiles: OrderedDict[tuple, Tile] = OrderedDict()
+        self.bytes = 0
+        self.token: tuple | None = None
+
+    def get(self, token: tuple, key: tuple) -> Tile | None:
+        with self.lock:
+            if token != self.token:
+                self.tiles.clear()
+                self.bytes, self.token = 0, token
+                return None
+            tile = self.tiles.get(key)
+            if tile is not None:
+                self.tiles.move_to_end(key)
+            return tile
+
+    def put(self, token: tuple, key: tuple, tile: Tile) -> None:
+        budget = get_settings().vector_tile_cache_mb * 1_000_000
+        with self.lock:
+            if token != self.token or tile.size > budget:
+                return
+            old = self.tiles.pop(key, None)
+            self.bytes += tile.size - (old.size if old else 0)
+            self.tiles[key] = tile
+            while self.bytes > budget:
+                _, out = self.tiles.popitem(last=False)
+                self.bytes -= out.size
+
+
+caches: dict[str, TileCache] = {}
+
+
+def cache(engine: sa.Engine) -> TileCache:
+    return caches.setdefault(str(engine.url), TileCache())
+
+
+# ---------------------------------------------------------------- endpoints
+Caller = Annotated[auth.Caller, Depends(auth.caller)]
+CollectionId = Annotated[str, Path(description="a collection id from /api/collections", examples=["roads"])]
+TmsId = Annotated[str, Path(description="a tile matrix set id from /api/tileMatrixSets",
+                            examples=[WEB_MERCATOR])]
+
+
+def _json(doc: dict) -> Response:
+    return Response(orjson.dumps(doc), media_type="application/json")
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/api"
+
+
+@router.get("/tileMatrixSets", summary="Tile matrix sets of the vector tiles")
+def tile_matrix_sets(request: Request):
+    href = f"{_base(request)}/tileMatrixSets/{WEB_MERCATOR}"
+    return _json({"tileMatrixSets": [{"id": WEB_MERCATOR, "title": web_mercator_quad()["title"], "uri": TMS_URI,
+                                      "links": [{"href": href, "rel": f"{REL}tiling-scheme",
+                                                 "type": "application/json"}]}]})
+
+
+@router.get("/tileMatrixSets/{tileMatrixSetId}", summary="One tile matrix set")
+def tile_matrix_set(tileMatrixSetId: TmsId):
+    check_tms(tileMatrixSetId)
+    return _json(web_mercator_quad())
+
+
+def _readable_utilities(who: auth.Caller, reg, engine: sa.Engine) -> tuple[str, ...]:
+    """Utilities whose nodes the caller may read: those of the pipe collections it may read."""
+    return tuple(c.utility for c in reg.collections.values() if c.kind == "pipes" and auth.may_read(who, c.id, engine))
+
+
+def _collection(request: Request, who: auth.Caller, cid: str, conn: sa.Connection, audit: bool = False):
+    reg = registry(conn.engine)
+    c = reg.get(conn, cid)
+    auth.require_layer(request, who, c.id, throttle=auth.TILE_AUDIT_SECONDS if audit else 0.0)
+    return reg, c
+
+
+def _tileset_doc(request: Request, reg, c: Collection) -> dict:
+    b = f"{_base(request)}/collections/{c.id}/tiles/{WEB_MERCATOR}"
+    doc = {"title": f"{c.title} (vector tiles)", "dataType": "vector", "crs": web_mercator_quad()["crs"],
+           "tileMatrixSetURI": TMS_URI,
+           "links": [{"href": b, "rel": "self", "type": "application/json"},
+                     {"href": f"{_base(request)}/tileMatrixSets/{WEB_MERCATOR}", "rel": f"{REL}tiling-scheme",
+                      "type": "application/json"},
+                     {"href": f"{b}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}?f=mvt", "rel": "item", "type": MVT,
+                      "templated": True, "title": "Mapbox Vector Tiles"},
+                     {"href": f"{_base(request)}/collections/{c.id}", "rel": "collection",
+                      "type": "application/json"}],
+           "layers": [{"id": c.id, "title": c.title, "dataType": "vector",
+                       **({"geometryDimension": {"pipes": 1, "nodes": 0}[c.kind]} if c.kind != "objects" else {}),
+                       "minTileMatrix": "0", "maxTileMatrix": str(MAX_ZOOM)}]}
+    ext = reg.extents.get(c.id)
+    if ext:
+        doc["boundingBox"] = {"lowerLeft": ext[:2], "upperRight": ext[2:], "crs": CRS84}
+    return doc
+
+
+@router.get("/collections/{collectionId}/tiles", summary="Vector tilesets of a collection")
+def tilesets(request: Request, who: Caller, collectionId: CollectionId):
+    with auth.current_engine().connect() as conn:
+        reg, c = _collection(request, who, collectionId, conn)
+    doc = _tileset_doc(request, reg, c)
+    entry = {k: doc[k] for k in ("title", "dataType", "crs", "tileMatrixSetURI")}
+    entry["links"] = [{**doc["links"][0], "rel": "self"}, doc["links"][1]]
+    return _json({"tilesets": [entry], "links": [
+        {"href": f"{_base(request)}/collections/{c.id}/tiles", "rel": "self", "type": "application/json"}]})
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="A vector tileset's metadata")
+def tileset(request: Request, who: Caller, collectionId: CollectionId, tileMatrixSetId: TmsId):
+    with auth.current_engine().connect() as conn:
+        reg, c = _collection(request, who, collectionId, conn)
+    check_tms(tileMatrixSetId)
+    return _json(_tileset_doc(request, reg, c))
+
+
+TILE_PATH = "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
+
+
+@router.get(TILE_PATH, summary="One vector tile (Mapbox Vector Tile)", response_class=Response,
+            responses={200: {"content": {MVT: {}}, "description": "the tile; empty when nothing lies in it"}})
+def tile(request: Request, who: Caller, collectionId: CollectionId, tileMatrixSetId: TmsId,
+         tileMatrix: Annotated[int, Path(description="zoom level", examples=[15])],
+         tileRow: Annotated[int, Path(description="row (y), from the top", examples=[13381])],
+         tileCol: Annotated[int, Path(description="column (x), from the left", examples=[26758])],
+         f: Annotated[str | None, Query(description="format: mvt, the only one (GDAL's MVT driver wants a "
+                                        "tile URL that does not end in a number: add ?f=mvt)")] = None):
+    if f not in (None, "mvt"):
+        raise InputError(f"f: unsupported format {f[:40]!r}; tiles are Mapbox Vector Tiles (f=mvt)")
+    engine = auth.current_engine()
+    with engine.connect() as conn:
+        reg, c = _collection(request, who, collectionId, conn, audit=True)
+        check_tms(tileMatrixSetId)
+        check_tile(tileMatrix, tileRow, tileCol)
+        utilities = _readable_utilities(who, reg, engine) if c.kind == "nodes" else ()
+        key, store = (c.id, tileMatrix, tileRow, tileCol, utilities), cache(engine)
+        token = reg.token
+        found = store.get(token, key)
+        if found is None:
+            shadowed = tuple(sorted({n for n, _ in c.typed} & set(reg.attr_keys.get(c.id, {}))))
+            data = conn.scalar(tile_sql(c, reg.srid, utilities, shadowed),
+                               {"z": tileMatrix, "x": tileCol, "y": tileRow})
+            found = Tile(bytes(data or b""))
+            store.put(token, key, found)
+    private = auth.is_restricted(c.id, engine)
+    headers = {"ETag": found.etag, "Cache-Control": f"{'private' if private else 'public'}, {CACHE_CONTROL}",
+               "Vary": "Accept-Encoding, X-API-Key"}
+    if request.headers.get("if-none-match") in (found.etag, f"W/{found.etag}"):
+        return Response(status_code=304, headers=headers)
+    if found.data and "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(found.gzipped(), media_type=MVT, headers=headers)
+    return Response(found.data, media_type=MVT, headers=headers)
+
+
+# HEAD too: GDAL's /vsicurl/ asks for a tile's size before it reads it
+router.add_api_route(TILE_PATH, tile, methods=["HEAD"], include_in_schema=False)

@@ -1,0 +1,204 @@
+"""Vector tiles (OGC API - Tiles, Mapbox Vector Tiles from PostGIS): GDAL's MVT driver reads a roads tile
+over HTTP and finds the database's roads in it; tile matrix sets and tilesets; bad addresses as problems;
+restricted collections; ETag, gzip and the cache following imports."""
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import subprocess
+
+import numpy as np
+import pytest
+import shapely
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from test_api import X0, Y0, info, lonlat, pipes, problem
+from test_api_clients import server  # noqa: F401  (the uvicorn fixture, used by name)
+
+from cim_core.model import CityObject
+from cim_core.store import write_dataset
+from services import auth
+from services.app import create_app
+
+Z = 16
+
+
+def roads(prefix: str = "r", n: int = 3):
+    """n east-west road centrelines 30 m apart (names, widths and classes as attributes), and one road
+    surface polygon crossing them."""
+    objs = [CityObject(key=f"{prefix}{i}", cls="road", name=f"{prefix.upper()} Road {i}",
+                       attributes={"width_m": 7.0 + i, "road_class": "主干路" if i == 0 else "支路"},
+                       footprint=shapely.LineString([(X0, Y0 + 30 * i), (X0 + 200, Y0 + 30 * i)]))
+            for i in range(n)]
+    objs.append(CityObject(key=f"{prefix}p", cls="road", name=f"{prefix.upper()} Square",
+                           attributes={"surface": "paved"}, footprint=shapely.box(X0 + 90, Y0 - 10, X0 + 110, Y0 + 70)))
+    return objs
+
+
+def tile_of(x: float, y: float, z: int = Z) -> tuple[int, int]:
+    """(column, row) of the WebMercatorQuad tile holding a point of the storage CRS."""
+    lon, lat = lonlat(x, y)
+    n = 2 ** z
+    col = int((lon + 180) / 360 * n)
+    row = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return col, row
+
+
+def tile_url(collection: str, col: int, row: int, z: int = Z) -> str:
+    return f"/api/collections/{collection}/tiles/WebMercatorQuad/{z}/{row}/{col}"
+
+
+def in_tile(engine, cls: str, col: int, row: int, z: int = Z) -> dict[int, str]:
+    """The database's answer: {id: name} of the current objects of a class that touch the tile."""
+    with engine.connect() as c:
+        return dict(c.execute(sa.text(
+            "select id, name from city_objects where class = :cls and "
+            "st_intersects(st_transform(footprint, 3857), st_tileenvelope(:z, :x, :y))"),
+            {"cls": cls, "z": z, "x": col, "y": row}).all())
+
+
+@pytest.fixture
+def city(db):
+    write_dataset(info("roads"), roads(), engine=db)
+    write_dataset(info("network"), pipes(), engine=db)
+    return db
+
+
+@pytest.fixture
+def client(city):
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def gdal_features(target: str, *opts: str) -> list[dict]:
+    """ogrinfo's reading of a tile: one dict per feature (its MVT id, which GDAL gives as the field mvt_id;
+    its fields; WKT geometry)."""
+    run = subprocess.run(["ogrinfo", "-ro", "-al", *opts, target], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    out = []
+    for block in run.stdout.split("OGRFeature(")[1:]:
+        fields = dict(re.findall(r"^\s+(\w+) \(\w+\) = (.*)$", block, re.MULTILINE))
+        fid = int(fields.pop("mvt_id"))
+        wkt = re.search(r"^\s+((?:MULTI)?(?:POINT|LINESTRING|POLYGON).*)$", block, re.MULTILINE).group(1)
+        out.append({"fid": fid, "fields": fields, "geometry": shapely.from_wkt(wkt)})
+    return out
+
+
+def test_gdal_reads_a_roads_tile_over_http(server, db):  # noqa: F811
+    write_dataset(info("roads"), roads(), engine=db)
+    col, row = tile_of(X0 + 100, Y0 + 30)
+    expected = in_tile(db, "road", col, row)
+    assert len(expected) == 4
+    url = f"{server}{tile_url('roads', col, row)}?f=mvt"  # GDAL takes a URL ending in a number for a folder
+    feats = gdal_features(f"MVT:{url}", "-oo", f"Z={Z}", "-oo", f"X={col}", "-oo", f"Y={row}")
+    assert {f["fid"]: f["fields"]["name"] for f in feats} == expected
+    with db.connect() as c:
+        rows = c.execute(sa.text("select id, attributes->>'road_class', (attributes->>'width_m')::float, "
+                                 "st_astext(st_transform(footprint, 3857)) from city_objects where class = 'road'"
+                                 " and attributes ? 'width_m'")).all()
+    by_id = {f["fid"]: f for f in feats}
+    pixel = 2 * 20037508.34 / 2 ** Z / 4096  # metres per MVT grid unit at this zoom
+    for oid, road_class, width, wkt in rows:
+        f = by_id[oid]
+        assert f["fields"]["road_class"] == road_class and float(f["fields"]["width_m"]) == width
+        # the tile clips the line to its buffered square: what GDAL reads lies on the database's line
+        line = shapely.from_wkt(wkt)
+        coords = shapely.get_coordinates(f["geometry"])
+        assert shapely.distance(shapely.points(coords), line).max() < 2 * pixel
+    # nested attributes (IFC property sets) travel as JSON text
+    col, row = tile_of(X0 - 190, Y0 + 10)
+    haus = gdal_features(f"MVT:{server}{tile_url('buildings', col, row)}?f=mvt", "-oo", f"Z={Z}", "-oo",
+                         f"X={col}", "-oo", f"Y={row}")
+    found = [f for f in haus if f["fields"].get("name") == "Haus"]
+    assert len(found) == 1 and '"YearOfConstruction": 1998' in found[0]["fields"]["Pset_BuildingCommon"]
+
+
+def test_tile_matrix_sets_tilesets_and_links(client, city):
+    sets = client.get("/api/tileMatrixSets").json()["tileMatrixSets"]
+    assert [s["id"] for s in sets] == ["WebMercatorQuad"]
+    tms = client.get("/api/tileMatrixSets/WebMercatorQuad").json()
+    assert len(tms["tileMatrices"]) == 25 and tms["tileMatrices"][16]["matrixWidth"] == 65536
+    conf = client.get("/api/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in conf
+    links = client.get("/api/collections/roads").json()["links"]
+    href = next(link["href"] for link in links if link["rel"].endswith("tilesets-vector"))
+    listed = client.get(href).json()["tilesets"]
+    assert listed[0]["dataType"] == "vector"
+    doc = client.get(listed[0]["links"][0]["href"]).json()
+    template = next(link["href"] for link in doc["links"] if link["rel"] == "item")
+    assert template.endswith("/roads/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}?f=mvt")
+    w, s = doc["boundingBox"]["lowerLeft"]
+    assert (w, s) == pytest.approx(lonlat(X0, Y0 - 10), abs=1e-6)
+    col, row = tile_of(X0 + 100, Y0 + 30)
+    r = client.get(template.format(tileMatrix=Z, tileRow=row, tileCol=col))
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    assert len(r.content) > 100
+
+
+@pytest.mark.parametrize("path,status,words", [
+    ("/api/collections/roads/tiles/WorldCRS84Quad/3/1/1", 404, "tile matrix set"),
+    ("/api/collections/roads/tiles/WorldCRS84Quad", 404, "tile matrix set"),
+    ("/api/tileMatrixSets/Nope", 404, "tile matrix set"),
+    ("/api/collections/nope/tiles/WebMercatorQuad/3/1/1", 404, "no collection"),
+    ("/api/collections/nope/tiles", 404, "no collection"),
+    ("/api/collections/roads/tiles/WebMercatorQuad/25/0/0", 400, "out of range"),
+    ("/api/collections/roads/tiles/WebMercatorQuad/-1/0/0", 400, "out of range"),
+    ("/api/collections/roads/tiles/WebMercatorQuad/3/8/0", 400, "outside matrix 3"),
+    ("/api/collections/roads/tiles/WebMercatorQuad/3/0/8", 400, "outside matrix 3"),
+    ("/api/collections/roads/tiles/WebMercatorQuad/3/0/-1", 400, "outside matrix 3"),
+    ("/api/collections/roads/tiles/WebMercatorQuad/3/0/x", 400, "tileCol"),
+    ("/api/collections/roads/tiles/WebMercatorQuad/3/0/0?f=png", 400, "f=mvt"),
+    ("/api/collections/roads/tiles/WebMercatorQuad/99999999999999999999999/0/0", 400, "out of range"),
+])
+def test_bad_tile_addresses_are_problems(client, path, status, words):
+    assert words in problem(client.get(path), status)
+
+
+def test_restricted_collections_need_a_grant_and_are_private(client, city):
+    col, row = tile_of(X0 + 50, Y0 - 50)
+    url = tile_url("pipes_water", col, row)
+    assert "restricted" in problem(client.get(url), 401)
+    problem(client.get("/api/collections/pipes_water/tiles"), 401)
+    _, gas = auth.create_key("public", engine=city)
+    problem(client.get(url, headers={"X-API-Key": gas}), 403)
+    _, water = auth.create_key("water", engine=city)
+    r = client.get(url, headers={"X-API-Key": water})
+    assert r.status_code == 200 and r.headers["cache-control"].startswith("private")
+    assert "X-API-Key" in r.headers["vary"] and len(r.content) > 20
+    public = client.get(tile_url("roads", *tile_of(X0 + 100, Y0 + 30)))
+    assert public.headers["cache-control"].startswith("public")
+    with city.connect() as c:
+        audited = c.execute(sa.text("select layer, status from audit_log order by id")).all()
+    assert ("pipes_water", 200) in audited and ("pipes_water", 401) in audited
+    # nodes of the utilities the caller may read: the water key's node tile has the 3 water nodes only
+    nodes_water = client.get(tile_url("pipe_nodes", col, row), headers={"X-API-Key": water}).content
+    _, utilities = auth.create_key("utilities", engine=city)
+    nodes_all = client.get(tile_url("pipe_nodes", col, row), headers={"X-API-Key": utilities}).content
+    assert nodes_water.count(b"water node") == 3 and b"gas node" not in nodes_water
+    assert nodes_all.count(b"gas node") == 2
+
+
+def test_etag_gzip_and_the_cache_follows_imports(client, city, tmp_path):
+    col, row = tile_of(X0 + 100, Y0 + 30)
+    url = tile_url("roads", col, row)
+    first = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert first.headers["content-encoding"] == "gzip" and first.headers["etag"].startswith('"')
+    raw = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in raw.headers and raw.headers["etag"] == first.headers["etag"]
+    assert gzip.compress(raw.content) and len(first.content) > 0  # httpx decoded the gzip body already
+    assert first.content == raw.content
+    assert client.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+    # a new import of roads changes the tile (its roads' names), after the registry's next check
+    write_dataset(info("more roads"), roads("q", 1), engine=city)
+    from services.api import collections
+    collections.registry(auth.current_engine()).checked = -1e9
+    second = client.get(url)
+    assert second.headers["etag"] != first.headers["etag"] and b"Q Road 0" in second.content
+    path = tmp_path / f"{Z}" / f"{col}" / f"{row}.pbf"  # a Z/X/Y file name: GDAL georeferences it
+    path.parent.mkdir(parents=True)
+    path.write_bytes(second.content)
+    read = gdal_features(str(path))
+    assert {f["fid"] for f in read} == set(in_tile(city, "road", col, row))
+    assert all(np.isfinite(shapely.get_coordinates(f["geometry"])).all() for f in read)
