@@ -131,7 +131,7 @@ class DatasetInfo:
     """What the writer records about one imported source."""
     name: str
     kind: str  # gis | ifc | cityjson | epanet | swmm | ...
-    source_path: str
+    source_path: str  # the source as given; the writer stores its file name only (no server paths)
     sha256: str
     source_crs: str | None = None
     report: dict[str, Any] = field(default_factory=dict)

@@ -25,7 +25,7 @@ from cim_core.errors import CimError, InputError
 from cim_core.model import CityObject, DatasetInfo, Mesh
 from cim_core.store import write_dataset
 
-from .common import ImportResult, already_loaded, expand_sources, import_many
+from .common import ImportResult, already_loaded, expand_sources, import_many, options_key
 
 SUFFIXES = (".city.json", ".json", ".jsonl", ".city.jsonl")
 VERSIONS = ("1.0", "1.1", "2.0")
@@ -192,8 +192,9 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
     if not path.exists():
         raise InputError(f"{path}: no such file")
     engine = engine or get_engine()
-    sha, done = already_loaded(path, force)
     name = dataset or path.name.split(".")[0]
+    options = {"crs": crs, "dataset": name, "srid": storage_srid(engine)}
+    sha, done = already_loaded(path, force, options, engine)
     if done:
         return ImportResult(path=str(path), dataset=done["name"], skipped=True)
     head, cos, vertices, sequence = _read(path)
@@ -205,14 +206,14 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
         src = parse_crs(crs or file_crs)
     except CimError as exc:
         raise InputError(f"{path}: {exc}") from None
-    srid = storage_srid(engine)
+    srid = options["srid"]
     if len(vertices):
         check_extent(str(path), src, (*vertices[:, :2].min(0), *vertices[:, :2].max(0)), srid)
     vertices = _to_storage(vertices, src, srid)
 
     skipped = Counter(o.get("type", "?") for o in cos.values() if o.get("type") not in TYPES)
     report: dict[str, Any] = {"version": head["version"], "sequence": sequence, "crs": crs_name(src),
-                              "skipped_types": dict(skipped), "lod": {}}
+                              "skipped_types": dict(skipped), "lod": {}, "options": options_key(options)}
     if crs and file_crs and not parse_crs(file_crs).equals(src):
         report["crs_overridden"] = f"{file_crs} -> {crs_name(src)}"
     wanted = {oid: o for oid, o in cos.items() if o.get("type") in TYPES}
