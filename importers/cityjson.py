@@ -9,7 +9,7 @@ decoded (index * scale + translate) and moved into the storage CRS horizontally;
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,22 +181,8 @@ def _to_storage(vertices: np.ndarray, src, srid: int) -> np.ndarray:
     return np.column_stack([x, y, vertices[:, 2]])
 
 
-def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,
-                force: bool = False, on_objects: Callable[[int], None] | None = None,
-                crs: str | None = None) -> ImportResult:
-    """Import the buildings and building parts of one CityJSON file or CityJSONSeq as one dataset.
-
-    crs: the source CRS when metadata.referenceSystem names none (it overrides the file's).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    engine = engine or get_engine()
-    name = dataset or path.name.split(".")[0]
-    options = {"crs": crs, "dataset": name, "srid": storage_srid(engine)}
-    sha, done = already_loaded(path, force, options, engine)
-    if done:
-        return ImportResult(path=str(path), dataset=done["name"], skipped=True)
+def _parse(path: Path, crs: str | None, options: dict) -> tuple[dict, Any, list[CityObject]]:
+    """(report, source CRS, the buildings and parts as city objects) of a CityJSON file."""
     head, cos, vertices, sequence = _read(path)
     file_crs = (head.get("metadata") or {}).get("referenceSystem")
     if not crs and not file_crs:
@@ -239,7 +225,7 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
         if (p := parent_of(o)) is not None:
             children.setdefault(p, []).append(oid)
 
-    def objects():
+    def objects() -> Iterator[CityObject]:
         for oid, o in wanted.items():
             m, fp, lod = built[oid]
             zmin = zmax = None
@@ -255,9 +241,33 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
                              parent=parent_of(o), attributes=attrs, lod=lod, footprint=fp, mesh=m,
                              zmin=zmin, zmax=zmax)
 
+    return report, src, list(objects())
+
+
+def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,
+                force: bool = False, on_objects: Callable[[int], None] | None = None,
+                crs: str | None = None) -> ImportResult:
+    """Import the buildings and building parts of one CityJSON file or CityJSONSeq as one dataset.
+
+    crs: the source CRS when metadata.referenceSystem names none (it overrides the file's).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    engine = engine or get_engine()
+    name = dataset or path.name.split(".")[0]
+    options = {"crs": crs, "dataset": name, "srid": storage_srid(engine)}
+    sha, done = already_loaded(path, force, options, engine)
+    if done:
+        return ImportResult(path=str(path), dataset=done["name"], skipped=True)
+    try:
+        report, src, objects = _parse(path, crs, options)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        # the document's structure is not what CityJSON specifies (a list where an object belongs...)
+        raise InputError(f"{path}: malformed CityJSON: {type(exc).__name__}: {exc}") from None
     info = DatasetInfo(name=name, kind="cityjson", source_path=str(path), sha256=sha, source_crs=crs_name(src),
                        report=report)
-    res = write_dataset(info, objects(), engine=engine, progress=on_objects)
+    res = write_dataset(info, objects, engine=engine, progress=on_objects)
     return ImportResult(path=str(path), dataset=name, counts=res.counts, replaced=res.replaced, report=report)
 
 
