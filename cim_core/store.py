@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -259,7 +260,8 @@ def write_dataset(info: DatasetInfo, objects: Iterable[CityObject], qa: Iterable
             old, old_classes = _replace_old(cur, info)
             cur.execute("""insert into datasets (name, kind, source_path, sha256, source_crs, report, status)
                            values (%s, %s, %s, %s, %s, %s, 'writing') returning id""",
-                        (info.name, info.kind, Path(info.source_path).name, info.sha256, info.source_crs,
+                        (info.name, info.kind, Path(info.source_path).name,
+                         info.sha256.result() if isinstance(info.sha256, Future) else info.sha256, info.source_crs,
                          _Json(info.report, dumps=dumps)))
             dataset_id = cur.fetchone()[0]
             ids = _Ids(cur)

@@ -14,8 +14,9 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -103,17 +104,33 @@ def content_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _in_thread(fn: Callable[..., str], *args) -> Future[str]:
+    """fn(*args) in a thread of its own (not a pool, whose state a forked worker process would inherit)."""
+    fut: Future[str] = Future()
+
+    def work() -> None:
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
+            fut.set_exception(exc)
+
+    threading.Thread(target=work, daemon=True).start()
+    return fut
+
+
 def already_loaded(path: Path, force: bool, options: dict,
-                   engine: sa.Engine | None = None) -> tuple[str, dict | None]:
+                   engine: sa.Engine | None = None) -> tuple[str | Future[str], dict | None]:
     """(content SHA-256, the dataset already holding this content imported with these options, unless force).
 
     The skip key is the content and every option that changes the result: `options` must hold the importer's
     options, the target dataset's name among them (so the same content under another file name, which names
     another dataset, is imported; in another folder under the same name, it is skipped: the result would be
-    the same). The importer stores options_key(options) as report["options"]."""
-    sha = content_sha256(path)
+    the same). The importer stores options_key(options) as report["options"].
+    With force there is nothing to look up: the SHA-256 comes as a Future, computed while the importer reads
+    the source (hashlib releases the GIL), for DatasetInfo.sha256."""
     if force:
-        return sha, None
+        return _in_thread(content_sha256, path), None
+    sha = content_sha256(path)
     return sha, find_dataset(sha, options_key(options), engine=engine)
 
 

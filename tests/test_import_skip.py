@@ -36,6 +36,9 @@ def test_ifc_placed_elsewhere_is_imported_again(db):
     assert again.skipped and again.dataset == "IfcOpenHouse_IFC4"
     turned = ifc.import_file(HOUSE, engine=db, at=(501000, 3651000), rotation=90)
     assert not turned.skipped and turned.replaced
+    # a forced import records the content too (hashed while the file is read)
+    assert ifc.import_file(HOUSE, engine=db, at=(501000, 3651000), rotation=90, force=True).replaced
+    assert ifc.import_file(HOUSE, engine=db, at=(501000, 3651000), rotation=90).skipped
     assert rows(db, "select count(*) n from datasets")[0]["n"] == 1
 
 
@@ -78,7 +81,7 @@ def shapefile(src, dest, **extra):
 
 def test_a_changed_shapefile_part_or_setting_is_imported_again(db, tmp_path, monkeypatch):
     shp = shapefile(DATA / "wuhan_osm_buildings.geojson", tmp_path / "blocks.shp")
-    opts = dict(kind="buildings", engine=db)
+    opts = {"kind": "buildings", "engine": db}
     gis.import_file(shp, **opts)
     assert gis.import_file(shp, **opts).skipped
     shapefile(DATA / "wuhan_osm_buildings.geojson", tmp_path / "other.shp", note="changed")
