@@ -132,7 +132,8 @@ def run(scale: float, work: Path) -> dict:
         opts = dict(layer="buildings", kind="buildings", height_field="height_m", floors_field="floors",
                     dataset="bench-buildings")
         gis.import_file(gpkg, force=True, engine=engine, **opts)  # warm: imports, page cache, catalogue
-        ours, theirs, ours_cpu, theirs_cpu, res = _rounds(engine, emb.pgdata.resolve(), ogr2ogr, pg, gpkg, opts)
+        ours, theirs, ours_cpu, theirs_cpu, res = _rounds(engine, emb.pgdata.resolve(), ogr2ogr, pg, gpkg,
+                                                          opts)
         store.remove_dataset("bench-buildings", engine=engine)
         t0 = time.perf_counter()
         cli = subprocess.run([str(Path(sys.executable).with_name("cim")), "import", "gis", str(gpkg), "--layer",
@@ -145,7 +146,8 @@ def run(scale: float, work: Path) -> dict:
         with engine.connect() as c:
             ogr_rows = c.scalar(sa.text("select count(*) from b_ogr"))
             solids = c.execute(sa.text(
-                "select count(*), count(o.mesh_faces) from city_objects o join datasets d on d.id = o.dataset_id "
+                "select count(*), count(o.mesh_faces) from city_objects o "
+                "join datasets d on d.id = o.dataset_id "
                 "where d.name = 'bench-buildings' and o.lod = 1")).one()
             c.execute(sa.text("drop table if exists b_ogr"))
             c.commit()

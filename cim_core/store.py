@@ -261,8 +261,8 @@ def write_dataset(info: DatasetInfo, objects: Iterable[CityObject], qa: Iterable
             cur.execute("""insert into datasets (name, kind, source_path, sha256, source_crs, report, status)
                            values (%s, %s, %s, %s, %s, %s, 'writing') returning id""",
                         (info.name, info.kind, Path(info.source_path).name,
-                         info.sha256.result() if isinstance(info.sha256, Future) else info.sha256, info.source_crs,
-                         _Json(info.report, dumps=dumps)))
+                         info.sha256.result() if isinstance(info.sha256, Future) else info.sha256,
+                         info.source_crs, _Json(info.report, dumps=dumps)))
             dataset_id = cur.fetchone()[0]
             ids = _Ids(cur)
             _copy_objects(cur, objects, dataset_id, ids, srid, counts, progress)
@@ -298,7 +298,7 @@ def list_datasets(engine: sa.Engine | None = None) -> list[dict]:
 
 
 def find_dataset(sha256: str, options: str, engine: sa.Engine | None = None) -> dict | None:
-    """The complete dataset loaded from a source with this content and these import options (report["options"])."""
+    """The complete dataset loaded from a source with this content and import options (report["options"])."""
     engine = engine or get_engine()
     with engine.connect() as c:
         row = c.execute(sa.text("select id, name from datasets where sha256 = :s and status = 'complete' "

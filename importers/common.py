@@ -75,7 +75,8 @@ def expand_sources(sources: Iterable[str | Path], suffixes: tuple[str, ...]) -> 
 
 
 # Settings that change what an import writes; part of every skip key, so that a changed setting re-imports.
-RESULT_SETTINGS = ("storey_height", "default_building_height", "default_pipe_cover", "default_pipe_diameter_mm")
+RESULT_SETTINGS = ("storey_height", "default_building_height", "default_pipe_cover",
+                   "default_pipe_diameter_mm")
 # Files a Shapefile's content is spread over besides the .shp.
 SHAPEFILE_PARTS = (".dbf", ".shx", ".prj", ".cpg")
 

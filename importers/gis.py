@@ -238,8 +238,8 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
                        report=report)
     lods = np.where(np.isin(shapely.get_type_id(geoms), POLYGONAL), 1, -1) if kind == "buildings" else \
         np.array([-1 if m is None else 0 for m in meshes])
-    objects = _objects(keys, uids, names, CLASS_OF[kind], lods.tolist(), attributes(meta, data, len(geoms)), geoms,
-                       meshes, zr)
+    objects = _objects(keys, uids, names, CLASS_OF[kind], lods.tolist(), attributes(meta, data, len(geoms)),
+                       geoms, meshes, zr)
     res = write_dataset(info, objects, engine=engine, progress=on_objects)
     return ImportResult.written(path, res, report)
 

@@ -43,7 +43,8 @@ def engine_for(cluster, srid: int) -> sa.Engine:
 def _state(engine: sa.Engine) -> list[tuple]:
     with engine.connect() as c:
         return [tuple(r) for r in c.execute(sa.text(
-            "select d.id, d.name, d.status, d.counts, (select count(*) from city_objects o where o.dataset_id = d.id) "
+            "select d.id, d.name, d.status, d.counts, "
+            "(select count(*) from city_objects o where o.dataset_id = d.id) "
             "from datasets d order by d.id")).all()]
 
 
@@ -130,8 +131,8 @@ def json_mutation(draw, doc) -> str:
         if draw(st.integers(0, 3)) == 0:
             del parent[key]
         else:
-            parent[key] = draw(st.sampled_from([None, [], {}, "", "x", 0, -1, 1e308, -1e308, 2 ** 70, 0.5, True,
-                                                [[0, 0]], [0, 0, 0], {"type": "x"}]))
+            parent[key] = draw(st.sampled_from([None, [], {}, "", "x", 0, -1, 1e308, -1e308, 2 ** 70, 0.5,
+                                                True, [[0, 0]], [0, 0, 0], {"type": "x"}]))
     return json.dumps(doc, allow_nan=True)
 
 

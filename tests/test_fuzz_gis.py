@@ -51,5 +51,6 @@ def test_mutated_shapefile(engine, small, data):
     folder, _, parts = small
     target = data.draw(st.sampled_from(sorted(parts)))
     for suffix, content in parts.items():
-        (folder / f"fuzz{suffix}").write_bytes(data.draw(bytes_mutation(content)) if suffix == target else content)
+        mutated = data.draw(bytes_mutation(content)) if suffix == target else content
+        (folder / f"fuzz{suffix}").write_bytes(mutated)
     check(gis.import_file, folder / "fuzz.shp", engine, kind="buildings")

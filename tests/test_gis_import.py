@@ -32,7 +32,7 @@ def load_mesh(row):
 
 
 def solid(row):
-    """A building's LOD1 solid: stored meshless, as the tile builder extrudes it from footprint, zmin and zmax."""
+    """A building's LOD1 solid: stored meshless, as the tile builder extrudes it from its footprint."""
     assert row["mesh_vertices"] is None and row["lod"] == 1
     v, f, _ = prisms([shapely.from_wkb(row["fp"])], row["zmin"], row["zmax"])[0]
     return trimesh.Trimesh(v, f, process=False)
@@ -142,7 +142,8 @@ def test_buildings_from_floors_repairs_and_multipolygons(db, tmp_path, monkeypat
     for k in "012":
         tm = solid(objs[k])
         assert tm.is_watertight and tm.volume == pytest.approx(objs[k]["area"] * (objs[k]["zmax"] - objs[k]["zmin"]))
-    assert objs["3"]["mesh_vertices"] is None and objs["3"]["fp"] is None and objs["3"]["attributes"]["bid"] == "d"
+    assert objs["3"]["mesh_vertices"] is None and objs["3"]["fp"] is None
+    assert objs["3"]["attributes"]["bid"] == "d"
 
 
 def test_other_layers_roads_water_facilities(db, tmp_path):

@@ -23,8 +23,9 @@ def rows(engine, sql, **params):
 
 
 def building_x(engine, dataset):
-    return rows(engine, "select st_xmin(o.footprint) x from city_objects o join datasets d on d.id = o.dataset_id "
-                        "where d.name = :d and o.class = 'building'", d=dataset)[0]["x"]
+    return rows(engine, "select st_xmin(o.footprint) x from city_objects o "
+                        "join datasets d on d.id = o.dataset_id where d.name = :d and o.class = 'building'",
+                d=dataset)[0]["x"]
 
 
 def test_ifc_placed_elsewhere_is_imported_again(db):
@@ -53,7 +54,8 @@ def test_same_content_under_another_name_is_its_own_dataset_in_another_folder_sk
     shutil.copy(HOUSE, elsewhere)
     same = ifc.import_file(elsewhere, engine=db, at=(500000, 3650000))
     assert same.skipped and same.dataset == "IfcOpenHouse_IFC4"
-    assert sorted(r["name"] for r in rows(db, "select name from datasets")) == ["IfcOpenHouse_IFC4", "house-copy"]
+    names = sorted(r["name"] for r in rows(db, "select name from datasets"))
+    assert names == ["IfcOpenHouse_IFC4", "house-copy"]
 
 
 def test_cityjson_options_and_names_are_in_the_key(make_db, tmp_path):
