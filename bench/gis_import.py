@@ -76,14 +76,15 @@ def _district(scale: float, work: Path) -> Path:
     return gpkg
 
 
-def _empty(engine) -> None:
-    """Drop ogr2ogr's table and our dataset (untimed). The bench's own cluster holds nothing else, so the
+def _empty(engine, ogr: bool = True) -> None:
+    """Drop our dataset, and ogr2ogr's table with ogr (untimed). The bench's own cluster holds nothing else, so the
     model's tables are truncated: deleting 100,000 objects row by row runs a deferred foreign-key check
     per row at commit, which can take minutes (a cost of replacing or removing a dataset, not of importing)."""
     import sqlalchemy as sa
 
     with engine.begin() as c:
-        c.execute(sa.text("drop table if exists b_ogr"))
+        if ogr:
+            c.execute(sa.text("drop table if exists b_ogr"))
         c.execute(sa.text("truncate datasets, city_objects, change_log cascade"))
 
 
@@ -140,7 +141,7 @@ def run(scale: float, work: Path) -> dict:
         gis.import_file(gpkg, force=True, engine=engine, **opts)  # warm: imports, page cache, catalogue
         ours, theirs, ours_cpu, theirs_cpu, res = _rounds(engine, emb.pgdata.resolve(), ogr2ogr, pg, gpkg,
                                                           opts)
-        _empty(engine)
+        _empty(engine, ogr=False)
         t0 = time.perf_counter()
         cli = subprocess.run([str(Path(sys.executable).with_name("cim")), "import", "gis", str(gpkg), "--layer",
                               "buildings", "--as", "buildings", "--height-field", "height_m", "--floors-field",
