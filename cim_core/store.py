@@ -129,7 +129,8 @@ def _footprint(o: CityObject):
 
 
 def _row(record, columns: tuple[str, ...], derived: dict) -> tuple:
-    return tuple(derived[c] if c in derived else getattr(record, RENAMED.get(c, c), None) for c in columns)
+    # a list comprehension, not a generator: this runs once per row of every COPY
+    return tuple([derived[c] if c in derived else getattr(record, RENAMED.get(c, c), None) for c in columns])
 
 
 def _object_rows(batch: list[CityObject], dataset_id: int, ids: _Ids, srid: int):
