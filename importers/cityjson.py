@@ -118,10 +118,12 @@ def _surfaces(geom: dict) -> tuple[list[list[list[int]]], list[Any]]:
 
 
 def _lod(geom: dict) -> float:
+    """The geometry's LoD (CityJSON: 0 to 4, e.g. "2.2"); 0 where it is none of these."""
     try:
-        return float(geom.get("lod", 0))
-    except (TypeError, ValueError):
+        lod = float(geom.get("lod", 0))
+    except (TypeError, ValueError, OverflowError):
         return 0.0
+    return lod if 0 <= lod <= 4 else 0.0
 
 
 def _object_mesh(oid: str, geom: dict, vertices: np.ndarray, path: Path) -> tuple[Mesh, Any]:

@@ -26,3 +26,14 @@ def test_mutated_cityjson(engine, tmp_path_factory, data):
     path = tmp_path_factory.getbasetemp() / "fuzz.city.json"
     path.write_text(data.draw(json_mutation(json.loads(DEN_HAAG.read_text()))))
     check(cityjson.import_file, path, engine, crs="EPSG:7415")
+
+
+def test_a_lod_out_of_range_imports_as_lod_0(engine, tmp_path_factory):
+    """Found by the fuzzing above: a LoD of 2**70 overflowed the LoD column."""
+    doc = json.loads(DEN_HAAG.read_text())
+    for o in doc["CityObjects"].values():
+        for g in o.get("geometry", []):
+            g["lod"] = 2 ** 70
+    path = tmp_path_factory.getbasetemp() / "huge_lod.city.json"
+    path.write_text(json.dumps(doc))
+    assert check(cityjson.import_file, path, engine, crs="EPSG:7415") == "imported"
