@@ -6,6 +6,7 @@ Meshes are numpy arrays from the importer to the tile writer.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +132,7 @@ class DatasetInfo:
     """What the writer records about one imported source."""
     name: str
     kind: str  # gis | ifc | cityjson | epanet | swmm | ...
-    source_path: str
-    sha256: str
+    source_path: str  # the source as given; the writer stores its file name only (no server paths)
+    sha256: str | Future[str]  # the content's SHA-256, or its computation under way
     source_crs: str | None = None
     report: dict[str, Any] = field(default_factory=dict)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -128,7 +129,8 @@ def _footprint(o: CityObject):
 
 
 def _row(record, columns: tuple[str, ...], derived: dict) -> tuple:
-    return tuple(derived[c] if c in derived else getattr(record, RENAMED.get(c, c), None) for c in columns)
+    # a list comprehension, not a generator: this runs once per row of every COPY
+    return tuple([derived[c] if c in derived else getattr(record, RENAMED.get(c, c), None) for c in columns])
 
 
 def _object_rows(batch: list[CityObject], dataset_id: int, ids: _Ids, srid: int):
@@ -259,8 +261,9 @@ def write_dataset(info: DatasetInfo, objects: Iterable[CityObject], qa: Iterable
             old, old_classes = _replace_old(cur, info)
             cur.execute("""insert into datasets (name, kind, source_path, sha256, source_crs, report, status)
                            values (%s, %s, %s, %s, %s, %s, 'writing') returning id""",
-                        (info.name, info.kind, info.source_path, info.sha256, info.source_crs,
-                         _Json(info.report, dumps=dumps)))
+                        (info.name, info.kind, Path(info.source_path).name,
+                         info.sha256.result() if isinstance(info.sha256, Future) else info.sha256,
+                         info.source_crs, _Json(info.report, dumps=dumps)))
             dataset_id = cur.fetchone()[0]
             ids = _Ids(cur)
             _copy_objects(cur, objects, dataset_id, ids, srid, counts, progress)
@@ -295,12 +298,12 @@ def list_datasets(engine: sa.Engine | None = None) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def find_dataset(sha256: str, options: str | None = None, engine: sa.Engine | None = None) -> dict | None:
-    """The dataset already loaded from a source with this content (and import options, when given)."""
+def find_dataset(sha256: str, options: str, engine: sa.Engine | None = None) -> dict | None:
+    """The complete dataset loaded from a source with this content and import options (report["options"])."""
     engine = engine or get_engine()
     with engine.connect() as c:
         row = c.execute(sa.text("select id, name from datasets where sha256 = :s and status = 'complete' "
-                                "and (cast(:o as text) is null or report->>'options' = :o) limit 1"),
+                                "and report->>'options' = :o limit 1"),
                         {"s": sha256, "o": options}).mappings().first()
     return dict(row) if row else None
 

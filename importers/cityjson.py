@@ -9,7 +9,7 @@ decoded (index * scale + translate) and moved into the storage CRS horizontally;
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from cim_core.errors import CimError, InputError
 from cim_core.model import CityObject, DatasetInfo, Mesh
 from cim_core.store import write_dataset
 
-from .common import ImportResult, already_loaded, expand_sources, import_many
+from .common import ImportResult, already_loaded, expand_sources, import_many, options_key
 
 SUFFIXES = (".city.json", ".json", ".jsonl", ".city.jsonl")
 VERSIONS = ("1.0", "1.1", "2.0")
@@ -118,10 +118,12 @@ def _surfaces(geom: dict) -> tuple[list[list[list[int]]], list[Any]]:
 
 
 def _lod(geom: dict) -> float:
+    """The geometry's LoD (CityJSON: 0 to 4, e.g. "2.2"); 0 where it is none of these."""
     try:
-        return float(geom.get("lod", 0))
-    except (TypeError, ValueError):
+        lod = float(geom.get("lod", 0))
+    except (TypeError, ValueError, OverflowError):
         return 0.0
+    return lod if 0 <= lod <= 4 else 0.0
 
 
 def _object_mesh(oid: str, geom: dict, vertices: np.ndarray, path: Path) -> tuple[Mesh, Any]:
@@ -181,21 +183,8 @@ def _to_storage(vertices: np.ndarray, src, srid: int) -> np.ndarray:
     return np.column_stack([x, y, vertices[:, 2]])
 
 
-def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,
-                force: bool = False, on_objects: Callable[[int], None] | None = None,
-                crs: str | None = None) -> ImportResult:
-    """Import the buildings and building parts of one CityJSON file or CityJSONSeq as one dataset.
-
-    crs: the source CRS when metadata.referenceSystem names none (it overrides the file's).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    engine = engine or get_engine()
-    sha, done = already_loaded(path, force)
-    name = dataset or path.name.split(".")[0]
-    if done:
-        return ImportResult(path=str(path), dataset=done["name"], skipped=True)
+def _parse(path: Path, crs: str | None, options: dict) -> tuple[dict, Any, list[CityObject]]:
+    """(report, source CRS, the buildings and parts as city objects) of a CityJSON file."""
     head, cos, vertices, sequence = _read(path)
     file_crs = (head.get("metadata") or {}).get("referenceSystem")
     if not crs and not file_crs:
@@ -205,14 +194,14 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
         src = parse_crs(crs or file_crs)
     except CimError as exc:
         raise InputError(f"{path}: {exc}") from None
-    srid = storage_srid(engine)
+    srid = options["srid"]
     if len(vertices):
         check_extent(str(path), src, (*vertices[:, :2].min(0), *vertices[:, :2].max(0)), srid)
     vertices = _to_storage(vertices, src, srid)
 
     skipped = Counter(o.get("type", "?") for o in cos.values() if o.get("type") not in TYPES)
     report: dict[str, Any] = {"version": head["version"], "sequence": sequence, "crs": crs_name(src),
-                              "skipped_types": dict(skipped), "lod": {}}
+                              "skipped_types": dict(skipped), "lod": {}, "options": options_key(options)}
     if crs and file_crs and not parse_crs(file_crs).equals(src):
         report["crs_overridden"] = f"{file_crs} -> {crs_name(src)}"
     wanted = {oid: o for oid, o in cos.items() if o.get("type") in TYPES}
@@ -238,7 +227,7 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
         if (p := parent_of(o)) is not None:
             children.setdefault(p, []).append(oid)
 
-    def objects():
+    def objects() -> Iterator[CityObject]:
         for oid, o in wanted.items():
             m, fp, lod = built[oid]
             zmin = zmax = None
@@ -254,9 +243,33 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
                              parent=parent_of(o), attributes=attrs, lod=lod, footprint=fp, mesh=m,
                              zmin=zmin, zmax=zmax)
 
+    return report, src, list(objects())
+
+
+def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,
+                force: bool = False, on_objects: Callable[[int], None] | None = None,
+                crs: str | None = None) -> ImportResult:
+    """Import the buildings and building parts of one CityJSON file or CityJSONSeq as one dataset.
+
+    crs: the source CRS when metadata.referenceSystem names none (it overrides the file's).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    engine = engine or get_engine()
+    name = dataset or path.name.split(".")[0]
+    options = {"crs": crs, "dataset": name, "srid": storage_srid(engine)}
+    sha, done = already_loaded(path, force, options, engine)
+    if done:
+        return ImportResult(path=str(path), dataset=done["name"], skipped=True)
+    try:
+        report, src, objects = _parse(path, crs, options)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        # the document's structure is not what CityJSON specifies (a list where an object belongs...)
+        raise InputError(f"{path}: malformed CityJSON: {type(exc).__name__}: {exc}") from None
     info = DatasetInfo(name=name, kind="cityjson", source_path=str(path), sha256=sha, source_crs=crs_name(src),
                        report=report)
-    res = write_dataset(info, objects(), engine=engine, progress=on_objects)
+    res = write_dataset(info, objects, engine=engine, progress=on_objects)
     return ImportResult(path=str(path), dataset=name, counts=res.counts, replaced=res.replaced, report=report)
 
 

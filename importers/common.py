@@ -10,11 +10,13 @@ on_objects(n) is called as objects are written (n of them); on_file(result) as e
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,6 +28,7 @@ import sqlalchemy as sa
 
 from cim_core.db import get_engine
 from cim_core.errors import CimError, InputError
+from cim_core.settings import get_settings
 from cim_core.store import WriteResult, find_dataset, sha256_of
 
 # Files a folder search finds for the GIS and survey importers.
@@ -71,20 +74,65 @@ def expand_sources(sources: Iterable[str | Path], suffixes: tuple[str, ...]) -> 
     return out
 
 
+# Settings that change what an import writes; part of every skip key, so that a changed setting re-imports.
+RESULT_SETTINGS = ("storey_height", "default_building_height", "default_pipe_cover",
+                   "default_pipe_diameter_mm")
+# Files a Shapefile's content is spread over besides the .shp.
+SHAPEFILE_PARTS = (".dbf", ".shx", ".prj", ".cpg")
+
+
 def options_key(options: dict) -> str:
-    """The import options as stored in a dataset's report: one GeoPackage may feed several datasets."""
-    return json.dumps(options, sort_keys=True, default=str)
+    """The options part of a source's skip key, stored as its dataset's report["options"]: the import options
+    (one GeoPackage may feed several datasets) and the settings that change the result."""
+    s = get_settings()
+    return json.dumps({**options, "settings": {n: getattr(s, n) for n in RESULT_SETTINGS}}, sort_keys=True,
+                      default=str)
 
 
-def already_loaded(path: Path, force: bool, options: dict | None = None,
-                   engine: sa.Engine | None = None) -> tuple[str, dict | None]:
-    """(sha256, the dataset already holding this exact content, imported with these options, unless force).
+def content_sha256(path: Path) -> str:
+    """The content part of a source's skip key: the file's SHA-256; for a Shapefile, or a folder source (a
+    FileGDB), one over the names and SHA-256s of its files."""
+    if path.is_dir():
+        parts = {f.relative_to(path).as_posix(): f for f in sorted(path.rglob("*")) if f.is_file()}
+    elif path.suffix.lower() == ".shp":
+        case = str.lower if path.suffix == ".shp" else str.upper
+        parts = {x: q for x in (".shp", *SHAPEFILE_PARTS) if (q := path.with_suffix(case(x))).is_file()}
+    else:
+        return sha256_of(path)
+    h = hashlib.sha256()
+    for name, f in parts.items():
+        h.update(f"{name}:{sha256_of(f)}\n".encode())
+    return h.hexdigest()
 
-    An importer that passes options stores options_key(options) as report["options"]."""
-    sha = sha256_of(path)
+
+def _in_thread(fn: Callable[..., str], *args) -> Future[str]:
+    """fn(*args) in a thread of its own (not a pool, whose state a forked worker process would inherit)."""
+    fut: Future[str] = Future()
+
+    def work() -> None:
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
+            fut.set_exception(exc)
+
+    threading.Thread(target=work, daemon=True).start()
+    return fut
+
+
+def already_loaded(path: Path, force: bool, options: dict,
+                   engine: sa.Engine | None = None) -> tuple[str | Future[str], dict | None]:
+    """(content SHA-256, the dataset already holding this content imported with these options, unless force).
+
+    The skip key is the content and every option that changes the result: `options` must hold the importer's
+    options, the target dataset's name among them (so the same content under another file name, which names
+    another dataset, is imported; in another folder under the same name, it is skipped: the result would be
+    the same). The importer stores options_key(options) as report["options"].
+    With force there is nothing to look up: the SHA-256 comes as a Future, computed while the importer reads
+    the source (hashlib releases the GIL), for DatasetInfo.sha256."""
     if force:
-        return sha, None
-    return sha, find_dataset(sha, options_key(options) if options is not None else None, engine=engine)
+        return _in_thread(content_sha256, path), None
+    sha = content_sha256(path)
+    return sha, find_dataset(sha, options_key(options), engine=engine)
 
 
 def _one(import_file: Callable, path: Path, options: dict) -> ImportResult:

@@ -1,9 +1,10 @@
 """GIS layers (GeoJSON, Shapefile, GeoPackage, FlatGeobuf, anything GDAL reads) as city objects.
 
 A layer is read at once into numpy arrays (pyogrio's raw WKB API), transformed with one pyproj call,
-repaired, and turned into objects in bulk: buildings become closed LOD1 solids extruded from the ground
-to their height, polygons of the other kinds flat meshes at ground level, road and river lines a ribbon
-of their width when the layer has one. Every source attribute is kept. `--as pipes|pipe-nodes` hands
+repaired, and turned into objects in bulk: buildings become LOD1 solids from the ground to their height,
+stored as footprint, zmin, zmax and lod 1 without a mesh (which those determine: the tile builder extrudes
+it), polygons of the other kinds flat meshes at ground level, road and river lines a ribbon of their width
+when the layer has one. Every source attribute is kept. `--as pipes|pipe-nodes` hands
 the layer to importers.pipes.
 
 Heights of buildings, in this order: a height field (auto-detected or --height-field), else floors
@@ -235,8 +236,10 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
     meshes, zr = _kind_meshes(path, kind, fields, data, geoms, ground, height_field, floors_field, report)
     info = DatasetInfo(name=name, kind="gis", source_path=str(path), sha256=sha, source_crs=crs_name(src),
                        report=report)
-    objects = _objects(keys, uids, names, CLASS_OF[kind], 1 if kind == "buildings" else 0,
-                       attributes(meta, data, len(geoms)), geoms, meshes, zr)
+    lods = np.where(np.isin(shapely.get_type_id(geoms), POLYGONAL), 1, -1) if kind == "buildings" else \
+        np.array([-1 if m is None else 0 for m in meshes])
+    objects = _objects(keys, uids, names, CLASS_OF[kind], lods.tolist(), attributes(meta, data, len(geoms)),
+                       geoms, meshes, zr)
     res = write_dataset(info, objects, engine=engine, progress=on_objects)
     return ImportResult.written(path, res, report)
 
@@ -278,12 +281,11 @@ def _placed(path: Path, fields: list[str], data: list[np.ndarray], geoms: np.nda
 
 def _kind_meshes(path: Path, kind: str, fields: list[str], data: list[np.ndarray], geoms: np.ndarray,
                  ground: np.ndarray, height_field: str | None, floors_field: str | None, report: dict):
-    """(meshes, (zmin, zmax)): buildings as LOD1 solids, other kinds flat at the ground."""
-    if kind == "buildings":
-        zbase, ztop = _building_heights(path, fields, data, ground, height_field, floors_field, report)
-        meshes = _meshes(geoms, np.isin(shapely.get_type_id(geoms), POLYGONAL),
-                         lambda g, i: mesh.extrude(g, zbase[i], ztop[i]))
-        return meshes, (zbase, ztop)
+    """(meshes, (zmin, zmax)): none for buildings (LOD1 solids that the footprint and heights determine),
+    other kinds flat at the ground."""
+    if kind == "buildings":  # stored meshless: the tile builder extrudes the footprint from zmin to zmax
+        return [None] * len(geoms), _building_heights(path, fields, data, ground, height_field, floors_field,
+                                                      report)
     width_field = _find(fields, WIDTH_FIELDS, None, path, "width")
     if width_field:
         report["width_field"] = width_field
@@ -335,11 +337,12 @@ def _flat_meshes(kind: str, geoms: np.ndarray, ground: np.ndarray, width: np.nda
     return meshes, (ground, ground)
 
 
-def _objects(keys, uids, names, cls, lod, attrs, geoms, meshes, zr) -> Iterator[CityObject]:
+def _objects(keys, uids, names, cls, lods, attrs, geoms, meshes, zr) -> Iterator[CityObject]:
+    """The city objects; lods: per feature, -1 for none."""
     zlo, zhi = zr[0].tolist(), zr[1].tolist()
     for i, (k, m, g) in enumerate(zip(keys, meshes, geoms.tolist())):
         yield CityObject(key=k, cls=cls, uid=uids[i], name=names[i], attributes=attrs[i],
-                         lod=lod if m is not None else None, footprint=g, mesh=m,
+                         lod=lods[i] if lods[i] >= 0 else None, footprint=g, mesh=m,
                          zmin=zlo[i] if g is not None else None, zmax=zhi[i] if g is not None else None)
 
 

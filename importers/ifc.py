@@ -33,7 +33,7 @@ from cim_core.errors import InputError
 from cim_core.model import CityObject, DatasetInfo, Mesh, PipeSegment
 from cim_core.store import write_dataset
 
-from .common import ImportResult, already_loaded, expand_sources, import_many
+from .common import ImportResult, already_loaded, expand_sources, import_many, options_key
 from .ifc_georef import Placement, resolve
 
 SUFFIXES = (".ifc",)
@@ -496,13 +496,16 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
     name = dataset or path.stem
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    sha, existing = already_loaded(path, force)
+    options = {"crs": crs, "at": [float(x) for x in at] if at else None,
+               "rotation": float(rotation) if rotation is not None else None, "dataset": name,
+               "srid": storage_srid(engine)}
+    sha, existing = already_loaded(path, force, options, engine)
     if existing:
         return ImportResult(path=str(path), dataset=existing["name"], skipped=True)
     model = _open(path)
     placement = resolve(model, str(path), storage_srid(engine), crs=crs, at=at, rotation=rotation)
     reader = _Reader(model, path, placement, threads, on_objects)
-    report = {"schema": model.schema, "georef": placement.report()}
+    report = {"schema": model.schema, "georef": placement.report(), "options": options_key(options)}
     info = DatasetInfo(name=name, kind="ifc", source_path=str(path), sha256=sha, source_crs=placement.crs,
                        report=report)
 

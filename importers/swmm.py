@@ -210,13 +210,13 @@ def _link_inverts(path: Path, model: Model, links: list, inverts: np.ndarray, st
 
 def _node_points(path: Path, model: Model, names: list[str]) -> np.ndarray:
     """Model coordinates of the nodes, from [COORDINATES]; every node needs them."""
-    xy = {t[0]: t for _, t in model.rows("COORDINATES")}
+    xy = {t[0]: (no, t) for no, t in model.rows("COORDINATES")}
     missing = [nm for nm in names if nm not in xy]
     if missing:
         raise InputError(f"{path}: {len(missing)} nodes have no [COORDINATES] (first: {missing[0]!r}); "
                          "the network cannot be placed")
-    return np.array([[float(xy[nm][1]), float(xy[nm][2])] if len(xy[nm]) > 2 else [np.nan, np.nan]
-                     for nm in names]).reshape(-1, 2)
+    return np.array([[_float(path, "COORDINATES", no, t, 1, "x"), _float(path, "COORDINATES", no, t, 2, "y")]
+                     if len(t) > 2 else [np.nan, np.nan] for no, t in (xy[nm] for nm in names)]).reshape(-1, 2)
 
 
 def _vertices(path: Path, model: Model, links: list) -> list[np.ndarray]:

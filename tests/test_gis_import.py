@@ -13,6 +13,7 @@ from pyproj import Geod
 
 from cim_core.errors import GeoreferenceError, InputError
 from importers import gis
+from services.tiles.source import prisms
 from conftest import DATA
 
 WUHAN = DATA / "wuhan_osm_buildings.geojson"
@@ -27,6 +28,13 @@ def rows(engine, sql, **params):
 def load_mesh(row):
     v = np.frombuffer(row["mesh_vertices"], "<f8").reshape(-1, 3)
     f = np.frombuffer(row["mesh_faces"], "<u4").reshape(-1, 3).astype(np.int64)
+    return trimesh.Trimesh(v, f, process=False)
+
+
+def solid(row):
+    """A building's LOD1 solid: stored meshless, as the tile builder extrudes it from its footprint."""
+    assert row["mesh_vertices"] is None and row["lod"] == 1
+    v, f, _ = prisms([shapely.from_wkb(row["fp"])], row["zmin"], row["zmax"])[0]
     return trimesh.Trimesh(v, f, process=False)
 
 
@@ -51,7 +59,7 @@ def test_wuhan_osm_buildings(db):
     # 79 have a height, one of them 0 m (an OSM campus outline): that one gets the default too
     assert (h["field"], h["from_field"], h["default"]) == ("height", 78, 241 - 78)
     objs = rows(db, "select key, uid, name, attributes, lod, zmin, zmax, st_area(footprint) area, mesh_vertices, "
-                    "mesh_faces, st_srid(footprint) srid from city_objects order by key::int")
+                    "st_asbinary(footprint) fp, st_srid(footprint) srid from city_objects order by key::int")
     assert len(objs) == 241 and {o["srid"] for o in objs} == {4547} and {o["lod"] for o in objs} == {1}
     # four OSM ids occur twice in this extract: keys fall back to the feature index, uids keep the id
     assert len({o["uid"] for o in objs}) == 237 and [o["key"] for o in objs[:2]] == ["0", "1"]
@@ -70,7 +78,7 @@ def test_wuhan_osm_buildings(db):
     assert len(raised) == 3 and all(o["zmin"] == o["attributes"]["min_height"] for o in raised)
     # every solid is closed, faces outward, and has the footprint's volume (footprint area in metres)
     for o in objs:
-        tm = load_mesh(o)
+        tm = solid(o)
         assert tm.is_watertight and tm.is_winding_consistent
         assert tm.volume == pytest.approx(o["area"] * (o["zmax"] - o["zmin"]), rel=1e-6)
     # transformed into metres: the footprint's area matches the geodesic area of the lon/lat polygon
@@ -85,10 +93,10 @@ def test_footprint_with_hole_keeps_its_courtyard(db):
     assert len(holed) == 1
     gis.import_file(WUHAN, engine=db)
     o = rows(db, "select st_area(footprint) area, st_numinteriorrings(st_geometryn(footprint, 1)) holes, zmin, zmax, "
-                 "mesh_vertices, mesh_faces from city_objects where uid = :u",
+                 "mesh_vertices, lod, st_asbinary(footprint) fp from city_objects where uid = :u",
              u=str(holed[0]["properties"]["id"]))[0]
     assert o["holes"] == 1
-    tm = load_mesh(o)
+    tm = solid(o)
     assert tm.is_watertight and tm.is_winding_consistent
     assert tm.volume == pytest.approx(o["area"] * (o["zmax"] - o["zmin"]))
     # the roof covers the footprint, not the courtyard
@@ -124,17 +132,18 @@ def test_buildings_from_floors_repairs_and_multipolygons(db, tmp_path, monkeypat
     assert res.counts == {"building": 4}
     assert res.report["repaired"] == 1 and res.report["no_geometry"] == 1
     assert res.report["height"]["from_floors"] == 3 and res.report["height"]["default"] == 1
-    objs = {o["key"]: o for o in rows(db, "select key, attributes, zmin, zmax, st_area(footprint) area, mesh_vertices, "
-                                          "mesh_faces from city_objects")}
+    objs = {o["key"]: o for o in rows(db, "select key, attributes, lod, zmin, zmax, st_area(footprint) area, "
+                                          "mesh_vertices, st_asbinary(footprint) fp from city_objects")}
     # key = feature index (no id field), all attributes kept; the bow-tie became two triangles, not dropped
     assert objs["0"]["attributes"] == {"bid": "a", "storeys": 4, "ground": 50.0}
     assert objs["0"]["area"] == pytest.approx(50.0)
     assert (objs["0"]["zmin"], objs["0"]["zmax"]) == (50.0, 50.0 + 4 * 3.2)
     assert (objs["2"]["zmin"], objs["2"]["zmax"]) == (52.0, 52.0 + 9.0)  # no floors: default height
     for k in "012":
-        tm = load_mesh(objs[k])
+        tm = solid(objs[k])
         assert tm.is_watertight and tm.volume == pytest.approx(objs[k]["area"] * (objs[k]["zmax"] - objs[k]["zmin"]))
-    assert objs["3"]["mesh_vertices"] is None and objs["3"]["attributes"]["bid"] == "d"
+    assert objs["3"]["mesh_vertices"] is None and objs["3"]["fp"] is None
+    assert objs["3"]["attributes"]["bid"] == "d"
 
 
 def test_other_layers_roads_water_facilities(db, tmp_path):
