@@ -137,7 +137,7 @@ def _write(c: sa.Connection, name: str, path: Path, records: list[dict], refused
     c.execute(sa.text("delete from datasets where name = :n"), {"n": name})
     ds = c.scalar(sa.text("""insert into datasets (name, kind, source_path, sha256, counts, report)
                              values (:n, 'inspection', :p, :h, :c, :r) returning id"""),
-                  {"n": name, "p": str(path), "h": sha256_of(path), "c": Jsonb({"inspections": len(records)}),
+                  {"n": name, "p": path.name, "h": sha256_of(path), "c": Jsonb({"inspections": len(records)}),
                    "r": Jsonb({"refused": refused})})
     if records:
         c.execute(sa.text("""insert into pipe_inspections (dataset_id, segment_id, inspected_on, code, kind, grade,
