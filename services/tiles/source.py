@@ -26,7 +26,6 @@ LAYER_CLASSES = {
 }
 BUILDING_COLOR = (0.86, 0.84, 0.80, 1.0)
 LOD1_COLORS = [tuple(m["color"]) for m in kernels.LOD1_MATERIALS]
-DEFAULT_HEIGHT = 9.0  # a meshless building with neither zmax nor height
 ELEMENT_COLOR = (0.75, 0.75, 0.75, 1.0)
 # Pipes and nodes without a stored mesh get one: sides of the tube, radius of a node's shaft.
 TUBE_SIDES = 8
@@ -133,8 +132,9 @@ def load_buildings(conn: sa.Connection) -> list[Feature]:
     footprints = [_geom(r.fp) for r in rows]
     # meshless buildings (IFC buildings, footprint-only GIS) become LOD1 blocks, all in one batch
     blocks = [i for i, r in enumerate(rows) if r.mesh_vertices is None]
+    default = get_settings().default_building_height  # a meshless building with neither zmax nor height
     tops = [rows[i].zmax if rows[i].zmax is not None and rows[i].zmax > rows[i].zmin
-            else rows[i].zmin + (_num((rows[i].attributes or {}).get("height")) or DEFAULT_HEIGHT) for i in blocks]
+            else rows[i].zmin + (_num((rows[i].attributes or {}).get("height")) or default) for i in blocks]
     solids = dict(zip(blocks, prisms([footprints[i] for i in blocks], [rows[i].zmin for i in blocks], tops)))
     out = []
     for i, r in enumerate(rows):
