@@ -134,4 +134,4 @@ def execute(request: Request, who: Caller, processId: str,
 
 
 # The analysis families register their processes on import.
-from . import network_qa  # noqa: F401
+from . import healthcheck, network_qa  # noqa: F401
