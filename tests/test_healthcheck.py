@@ -49,7 +49,7 @@ def fixture_objects(monitored: bool = True) -> list[CityObject]:
     compounds = [("C1", 100, 1000), ("C2", 400, 500), ("C3", 520, 500)]
     return [
         CityObject("land", "landuse", attributes={"landuse": "residential"}, footprint=box(0, 0, 1000, 20)),
-        *[CityObject(k, "landuse", name=k, attributes={"unit": "compound", "population": p},
+        *[CityObject(k, "landuse", name=k, attributes={"households": p // 2, "population": p},
                      footprint=box(x, 0, x + 40, 20)) for k, x, p in compounds],
         CityObject("W", "landuse", name="西街道", attributes={"unit": "street", "id": "W"},
                    footprint=box(-200, -100, 500, 200)),

@@ -25,7 +25,7 @@ KIND_PARAMS: dict[str, dict[str, tuple[type, bool]]] = {
     "length_ratio": {"of": (str, True), "over": (str, True)},
     "density": {"of": (str, True), "measure": (str, False)},
     "per_capita_area": {"of": (str, True), "population": (str, True), "area_attribute": (str, False),
-                        "population_attribute": (str, False)},
+                        "population_attribute": (str, False), "persons_per_household": (float, False)},
 }
 DISTANCES = ("network", "straight")
 MEASURES = ("length", "count")
@@ -33,11 +33,12 @@ MEASURES = ("length", "count")
 
 @dataclass(frozen=True)
 class Selector:
-    """Objects of one city-object class whose attributes match `where` (a value or a list of values) and
-    whose footprint area lies in [min_area, max_area) m2."""
+    """Objects of one city-object class whose attributes match `where` (a value or a list of values), that
+    carry every attribute in `has`, and whose footprint area lies in [min_area, max_area) m2."""
     name: str
     cls: str
     where: dict[str, Any] = field(default_factory=dict)
+    has: tuple[str, ...] = ()
     min_area: float | None = None
     max_area: float | None = None
     source: str = ""
@@ -97,7 +98,7 @@ class IndicatorSet:
 
     def as_json(self) -> dict:
         return {"id": self.id, "name": self.name, "source": self.source, "path": self.path,
-                "classes": {k: {"class": s.cls, "where": s.where, "min_area": s.min_area, "max_area": s.max_area,
+                "classes": {k: {"class": s.cls, "where": s.where, "has": list(s.has), "min_area": s.min_area, "max_area": s.max_area,
                                 "source": s.source} for k, s in self.classes.items()},
                 "indicators": [i.as_json() for i in self.indicators]}
 
@@ -113,7 +114,10 @@ def _selector(path: str, name: str, raw: Any, what: str) -> Selector:
     for key, v in (("min_area", lo), ("max_area", hi)):
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
             raise InputError(f"{path}: {what} {name}: field {key}: must be a number >= 0, not {v!r}")
-    return Selector(name, raw["class"], dict(raw.get("where", {})), lo, hi, str(raw.get("source", "")))
+    has = raw.get("has", [])
+    if not isinstance(has, list) or not all(isinstance(h, str) for h in has):
+        raise InputError(f"{path}: {what} {name}: field has: must be a list of attribute names")
+    return Selector(name, raw["class"], dict(raw.get("where", {})), tuple(has), lo, hi, str(raw.get("source", "")))
 
 
 def _check_services(path: str, ident: str, services: list, classes: dict) -> None:

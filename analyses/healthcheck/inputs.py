@@ -24,6 +24,9 @@ def _where(sel: Selector) -> tuple[str, dict]:
         vals = [str(v).lower() if isinstance(v, bool) else str(v) for v in (val if isinstance(val, list) else [val])]
         sql.append(f"(o.attributes || coalesce(to_jsonb(s), '{{}}'::jsonb)) ->> :k{k} = any(:v{k})")
         params |= {f"k{k}": key, f"v{k}": vals}
+    for k, key in enumerate(sel.has):
+        sql.append(f"o.attributes ? :h{k}")
+        params[f"h{k}"] = key
     if sel.min_area is not None:
         sql.append("st_area(o.footprint) >= :amin")
         params["amin"] = sel.min_area

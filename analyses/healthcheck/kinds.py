@@ -209,13 +209,16 @@ def density(ind: Indicator, units: list[Unit], data: Inputs) -> list[Value]:
 
 def per_capita_area(ind: Indicator, units: list[Unit], data: Inputs) -> list[Value]:
     """Area (m2) of the class — its footprint, or an attribute such as the effective shelter area — per
-    resident of the unit (sum of the population attribute of the population class)."""
+    resident of the unit: the population attribute of the population class, or where it is absent its
+    households times `persons_per_household`."""
     things, people = data.layer(ind.params["of"]), data.layer(ind.params["population"])
     if not len(things) or not len(people):
         return _nodata(units, "no objects of " + ("the area class" if not len(things) else "the population class"))
     attr = ind.params.get("area_attribute")
     areas = things.numbers(attr) if attr else shapely.area(things.geoms)
     pop = people.numbers(ind.params.get("population_attribute", "population"))
+    if "persons_per_household" in ind.params:
+        pop = np.where(np.isnan(pop), people.numbers("households") * ind.params["persons_per_household"], pop)
     if np.isnan(pop).all() or (attr and np.isnan(areas).all()):
         return _nodata(units, "no object records the population or area attribute")
     out = []

@@ -11,6 +11,7 @@ import numpy as np
 import shapely
 
 from . import buildings as bld
+from . import healthcheck as hc
 from .ifc import BuildingModel, Lateral, write_ifc
 from .layout import (
     CENTRE_LONLAT,
@@ -102,6 +103,8 @@ IMPORT_AS = {
     "facilities": {"kind": "facilities"},
     "pipes": {"kind": "pipes"},
 }
+FIELDS |= hc.FIELDS  # units and facilities of the city health check
+IMPORT_AS |= hc.IMPORT_AS
 # The detailed IFC buildings: file stem, footprint role, scenario, and overrides of the footprint's data.
 IFC_BUILDINGS = [
     ("school", "school", "as-is", {}),
@@ -172,10 +175,12 @@ def generate(
     services = _services(plan, targets.get("old_residential"))
     nodes, lengths, outfall_x = _write_networks(plan, writers, services)
     _write_water(plan, writers, outfall_x, ids)
+    planted = hc.write(grid, writers)
     counts = {name: w.close() for name, w in writers.items()}
 
     ifc_files = _write_ifc(out, grid.seed, targets, services, nodes, progress)
     manifest = _manifest(grid, plan, counts, lengths, ifc_files, targets, time.perf_counter() - started)
+    manifest["healthcheck"] = planted
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return manifest
 
