@@ -44,4 +44,6 @@ def mount_viewer(app: FastAPI) -> None:
     # the page then says that CesiumJS is missing.
     app.mount("/cesium", StaticFiles(directory=VIEWER / "node_modules" / "cesium" / "Build" / "Cesium",
                                      check_dir=False), name="cesium")
+    app.mount("/echarts", StaticFiles(directory=VIEWER / "node_modules" / "echarts" / "dist", check_dir=False),
+              name="echarts")  # the health-check dashboard's charts (viewer/dashboard, served at /dashboard/)
     app.mount("/", StaticFiles(directory=VIEWER, html=True), name="viewer")

@@ -35,7 +35,7 @@ def test_cli_run_compare_problems_export(db, cli_env, tmp_path):
     cmp = cim(cli_env, "healthcheck", "compare", "2024", "2025")
     assert cmp.returncode == 0 and "park_coverage" in cmp.stdout and "+0.00" in cmp.stdout
     probs = cim(cli_env, "healthcheck", "problems", "2024")
-    assert "西街道" in probs.stdout and "C2: not served" in probs.stdout
+    assert "西街道" in probs.stdout and "C2: 不在服务范围内" in probs.stdout
     out = tmp_path / "体检.xlsx"
     assert cim(cli_env, "healthcheck", "export", "2024", "--out", str(out)).returncode == 0
     assert load_workbook(out)["问题清单"].max_row > 1

@@ -59,11 +59,11 @@ def problems_of(values: list[tuple[Indicator, Value]]) -> list[Finding]:
             continue
         where = shapely.point_on_surface(v.unit.geom)
         found.append(Finding(
-            ind.id, f"{v.unit.name}: {ind.name_zh} {_fmt(v.value)} {ind.unit}, target {ind.direction} "
+            ind.id, f"{v.unit.name}: {ind.name_zh} {_fmt(v.value)} {ind.unit}，目标 {ind.direction} "
             f"{_fmt(ind.target)}", object_id=v.unit.object_id, location=(where.x, where.y),
             details={"unit": v.unit.key, "level": v.unit.level, "value": v.value, "target": ind.target,
                      "direction": ind.direction, "source": ind.source, "objects": len(v.objects)}))
-        found += [Finding(ind.id, f"{name}: not served ({ind.name_zh}, {v.unit.name})", object_id=oid,
+        found += [Finding(ind.id, f"{name}: 不在服务范围内 ({ind.name_zh}, {v.unit.name})", object_id=oid,
                           severity="info", details={"unit": v.unit.key, "level": v.unit.level, "behind": True})
                   for oid, name in v.objects]
     return found
@@ -136,10 +136,12 @@ def problems(year: int, engine: sa.Engine | None = None) -> list[dict]:
     rid = latest_run(year, engine)
     with engine.connect() as c:
         rows = c.execute(sa.text("""
-            select f.rule as indicator, f.severity, f.message, f.object_id, o.key as object_key,
-                   f.details, st_x(f.geom) as x, st_y(f.geom) as y
-            from qa_findings f left join city_objects o on o.id = f.object_id
-            where f.run_id = :r order by f.id"""), {"r": rid}).mappings().all()
+            select indicator, severity, message, object_id, object_key, details, st_x(at) as x, st_y(at) as y,
+                   st_x(st_transform(at, 4326)) as lon, st_y(st_transform(at, 4326)) as lat
+            from (select f.id, f.rule as indicator, f.severity, f.message, f.object_id, o.key as object_key,
+                         f.details, coalesce(f.geom, st_pointonsurface(o.footprint)) as at
+                  from qa_findings f left join city_objects o on o.id = f.object_id where f.run_id = :r) p
+            order by id"""), {"r": rid}).mappings().all()
     return [dict(r) for r in rows]
 
 
