@@ -39,6 +39,14 @@ def test_cli_run_compare_problems_export(db, cli_env, tmp_path):
     out = tmp_path / "体检.xlsx"
     assert cim(cli_env, "healthcheck", "export", "2024", "--out", str(out)).returncode == 0
     assert load_workbook(out)["问题清单"].max_row > 1
+    pdf = tmp_path / "报告.pdf"
+    rep = cim(cli_env, "healthcheck", "report", "2025", "--out", str(pdf))
+    assert rep.returncode == 0, rep.stderr
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
+    page = tmp_path / "report.html"
+    assert cim(cli_env, "healthcheck", "report", "2025", "--out", str(page)).returncode == 0
+    text = page.read_text(encoding="utf-8")
+    assert "2025年城市体检报告" in text and "西街道" in text and "+0" in text  # the change from 2024
     bad = cim(cli_env, "healthcheck", "compare", "2024", "2031")
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "2031" in bad.stderr
     helps = cim(cli_env, "healthcheck", "run", "--help")

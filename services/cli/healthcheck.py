@@ -92,3 +92,42 @@ def export(
 
     for p in hexport.write(year, out):
         console.print(f"wrote {p}")
+
+
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+
+
+@app.command("report")
+def report(
+    year: int = typer.Argument(..., help="The year of the run."),
+    out: Path = typer.Option(..., "--out", "-o", help="report.pdf (printed with headless Chromium) or report.html."),
+):
+    """A printable report: the district's values against targets with the change from the year before, the
+    problem list, the values by unit, and each indicator's definition and source.
+
+    Example: cim healthcheck report 2025 --out 体检报告2025.pdf
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    from analyses.healthcheck import report as hreport
+    from cim_core.db import get_engine
+    from cim_core.errors import InputError
+
+    page = hreport.html(year, get_engine())
+    if out.suffix.lower() == ".html":
+        out.write_text(page, encoding="utf-8")
+    elif out.suffix.lower() == ".pdf":
+        browser = next((b for b in map(shutil.which, CHROMIUM) if b), None)
+        if browser is None:
+            raise InputError("printing to PDF needs Chromium (apt-get install chromium); or write --out report.html")
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "report.html"
+            src.write_text(page, encoding="utf-8")
+            subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                            f"--user-data-dir={tmp}/profile", f"--print-to-pdf={out.resolve()}", src.as_uri()],
+                           check=True, capture_output=True, timeout=120)
+    else:
+        raise InputError(f"{out}: the report is written as .pdf or .html")
+    console.print(f"wrote {out}")
