@@ -32,6 +32,17 @@ class Layer:
         idx = np.flatnonzero(mask)
         return Layer(self.ids[idx], [self.names[i] for i in idx], self.geoms[idx], [self.attrs[i] for i in idx])
 
+    def points(self) -> np.ndarray:
+        """Representative points (computed once)."""
+        if "_points" not in self.__dict__:
+            self.__dict__["_points"] = shapely.point_on_surface(self.geoms)
+        return self.__dict__["_points"]
+
+    def tree(self) -> shapely.STRtree:
+        if "_tree" not in self.__dict__:
+            self.__dict__["_tree"] = shapely.STRtree(self.geoms)
+        return self.__dict__["_tree"]
+
     def numbers(self, attribute: str) -> np.ndarray:
         """An attribute as floats, NaN where absent or not a number."""
         out = np.full(len(self), np.nan)
@@ -78,7 +89,8 @@ def _inside(layer: Layer, unit: Unit) -> np.ndarray:
     """Which objects have their representative point in the unit."""
     if not len(layer):
         return np.zeros(0, bool)
-    return shapely.contains(unit.geom, shapely.point_on_surface(layer.geoms))
+    shapely.prepare(unit.geom)
+    return shapely.contains(unit.geom, layer.points())
 
 
 def _cells(region, size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -121,18 +133,20 @@ def coverage(ind: Indicator, units: list[Unit], data: Inputs) -> list[Value]:
     bands = _bands(ind, data)
     if not len(land) or bands is None:
         return _nodata(units, "no " + ("land" if not len(land) else "facilities") + " of the classes named")
-    covered = shapely.union_all(np.concatenate([shapely.buffer(f.geoms, r, quad_segs=16) for f, r in bands]))
-    land_all = shapely.union_all(land.geoms)
+    buffers = np.concatenate([shapely.buffer(f.geoms, r, quad_segs=16) for f, r in bands])
+    # Each unit overlays only the parcels and service areas that touch it (a district holds thousands).
+    buffer_tree = shapely.STRtree(buffers)
     walk = data.walk() if ind.params.get("distance", "network") == "network" else None
     dists = [walk.distances_from(access_points(f.geoms), r) for f, r in bands] if walk else []
     people = data.layer(ind.params["objects"]) if "objects" in ind.params else None
     out = []
     for u in units:
-        ground = shapely.intersection(land_all, u.geom)
+        ground = shapely.union_all(shapely.intersection(land.geoms[land.tree().query(u.geom, "intersects")], u.geom))
         total = ground.area
         if total <= 0:
             out.append(Value(u, None, details={"no_data": "no land of the class in the unit"}))
             continue
+        covered = shapely.union_all(buffers[buffer_tree.query(ground, "intersects")])
         reached = shapely.intersection(ground, covered)
         straight = 100.0 * reached.area / total
         value, via = straight, "straight"
@@ -170,7 +184,10 @@ def count(ind: Indicator, units: list[Unit], data: Inputs) -> list[Value]:
 
 
 def _length_in(layer: Layer, unit: Unit) -> float:
-    return float(shapely.length(shapely.intersection(layer.geoms, unit.geom)).sum()) if len(layer) else 0.0
+    if not len(layer):
+        return 0.0
+    near = layer.geoms[layer.tree().query(unit.geom, "intersects")]
+    return float(shapely.length(shapely.intersection(near, unit.geom)).sum())
 
 
 def length_ratio(ind: Indicator, units: list[Unit], data: Inputs) -> list[Value]:
