@@ -10,9 +10,10 @@ from .kinds import Layer, Unit
 from .walking import WalkNetwork
 
 # Pipe segments: their typed columns filter like attributes (utility, material, install_year...).
-SELECT = """
-    select o.id, coalesce(o.name, o.key) as name,
-           o.attributes || coalesce(to_jsonb(s) - 'centerline' - 'object_id', '{}'::jsonb) as attrs,
+PIPE_ATTRS = ("o.attributes || jsonb_strip_nulls(jsonb_build_object('utility', s.utility, 'material', s.material, "
+              "'install_year', s.install_year, 'diameter_mm', s.diameter_mm, 'pressure_class', s.pressure_class))")
+SELECT = f"""
+    select o.id, coalesce(o.name, o.key) as name, {PIPE_ATTRS} as attrs,
            st_asbinary(coalesce(st_force2d(s.centerline), o.footprint)) as wkb
     from city_objects o left join pipe_segments s on s.object_id = o.id
     where o.class = :cls and coalesce(s.centerline, o.footprint) is not null"""
@@ -22,7 +23,7 @@ def _where(sel: Selector) -> tuple[str, dict]:
     sql, params = [], {"cls": sel.cls}
     for k, (key, val) in enumerate(sel.where.items()):
         vals = [str(v).lower() if isinstance(v, bool) else str(v) for v in (val if isinstance(val, list) else [val])]
-        sql.append(f"(o.attributes || coalesce(to_jsonb(s), '{{}}'::jsonb)) ->> :k{k} = any(:v{k})")
+        sql.append(f"({PIPE_ATTRS}) ->> :k{k} = any(:v{k})")
         params |= {f"k{k}": key, f"v{k}": vals}
     for k, key in enumerate(sel.has):
         sql.append(f"o.attributes ? :h{k}")
