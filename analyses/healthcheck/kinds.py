@@ -94,21 +94,33 @@ def _inside(layer: Layer, unit: Unit) -> np.ndarray:
 
 
 def _cells(region, size: float) -> tuple[np.ndarray, np.ndarray]:
-    """`region` cut by a grid of `size` m (aligned to the CRS origin): piece areas and representative points."""
+    """`region` cut by a grid of `size` m (aligned to the CRS origin): piece areas and representative points.
+    Cells wholly inside a part of the region are taken whole; only those on its edges are clipped."""
     parts = shapely.get_parts(region)
     parts = parts[shapely.area(parts) > 0]
     if len(parts) == 0:
         return np.zeros(0), np.zeros((0, 2))
-    x0, y0, x1, y1 = shapely.total_bounds(parts)
-    xs = np.arange(np.floor(x0 / size) * size, x1, size)
-    ys = np.arange(np.floor(y0 / size) * size, y1, size)
-    gx, gy = (a.ravel() for a in np.meshgrid(xs, ys))
-    boxes = shapely.box(gx, gy, gx + size, gy + size)
-    cell, part = shapely.STRtree(parts).query(boxes, predicate="intersects")
-    pieces = shapely.intersection(boxes[cell], parts[part])
-    areas = shapely.area(pieces)
-    ok = areas > 0
-    return areas[ok], shapely.get_coordinates(shapely.point_on_surface(pieces[ok]))
+    b = shapely.bounds(parts)
+    ix0, iy0 = np.floor(b[:, 0] / size).astype(np.int64), np.floor(b[:, 1] / size).astype(np.int64)
+    nx = np.ceil(b[:, 2] / size).astype(np.int64) - ix0
+    ny = np.ceil(b[:, 3] / size).astype(np.int64) - iy0
+    counts = nx * ny
+    part = np.repeat(np.arange(len(parts)), counts)
+    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    x0 = (ix0[part] + k % nx[part]) * size
+    y0 = (iy0[part] + k // nx[part]) * size
+    boxes = shapely.box(x0, y0, x0 + size, y0 + size)
+    shapely.prepare(parts)
+    inside = shapely.contains_properly(parts[part], boxes)
+    areas = np.where(inside, size * size, 0.0)
+    pts = np.column_stack([x0 + size / 2, y0 + size / 2])
+    edge = np.flatnonzero(~inside)
+    pieces = shapely.intersection(boxes[edge], parts[part[edge]])
+    areas[edge] = shapely.area(pieces)
+    ok = areas[edge] > 0
+    pts[edge[ok]] = shapely.get_coordinates(shapely.point_on_surface(pieces[ok]))
+    keep = areas > 0
+    return areas[keep], pts[keep]
 
 
 def _bands(ind: Indicator, data: Inputs) -> list[tuple[Layer, float]] | None:
