@@ -264,6 +264,28 @@ for _name, _cols, _using in (
         ("pipe_inspections_dataset", [pipe_inspections.c.dataset_id], None)):
     sa.Index(_name, *_cols, postgresql_using=_using)
 
+# Issue 16, city health check: each indicator's value per unit and year, with the run (provenance) behind it.
+healthcheck_results = sa.Table(
+    "healthcheck_results", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey("analysis_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("indicator", sa.Text, nullable=False),
+    sa.Column("level", sa.Text, nullable=False),
+    sa.Column("unit_key", sa.Text, nullable=False),
+    sa.Column("unit_name", sa.Text),
+    sa.Column("unit_object_id", sa.BigInteger),
+    sa.Column("value", sa.Float),
+    sa.Column("straight_value", sa.Float),
+    sa.Column("target", sa.Float),
+    sa.Column("passes", sa.Boolean),
+    sa.Column("details", JSONB, nullable=False, server_default="{}"),
+    sa.Column("geom", Geometry()),
+)
+sa.Index("healthcheck_results_year", healthcheck_results.c.year, healthcheck_results.c.indicator)
+sa.Index("healthcheck_results_run", healthcheck_results.c.run_id)
+
+
 # Binary COPY type names of the column types above; geometries travel as EWKB in a bytea slot.
 _COPY_TYPES = ((sa.BigInteger, "int8"), (sa.SmallInteger, "int2"), (sa.Integer, "int4"), (sa.Float, "float8"),
                (sa.Text, "text"), (JSONB, "jsonb"), (sa.Date, "date"), (sa.LargeBinary, "bytea"),

@@ -18,10 +18,12 @@ from services.tiles.service import router as tiles_router
 
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"
 CESIUM_BUILD = VIEWER / "node_modules" / "cesium" / "Build" / "Cesium"
-# What the viewer serves at /: its page, its style sheet and its ES modules (viewer/js/*.js); never
-# package.json, the lock file or node_modules (CesiumJS is served from its build folder at /cesium).
-VIEWER_FILES = ("index.html", "style.css")
-VIEWER_MODULES = "js"
+ECHARTS_BUILD = VIEWER / "node_modules" / "echarts" / "dist"
+# What the viewer serves at /: the 3D viewer's page, style sheet and ES modules (viewer/js/**.js) and the
+# dashboard's (viewer/dashboard/); never package.json, the lock file or node_modules (CesiumJS and ECharts
+# are served from their build folders at /cesium and /echarts).
+VIEWER_FILES = ("index.html", "style.css", "dashboard", "dashboard/index.html", "dashboard/dashboard.css")
+VIEWER_MODULES = ("js", "dashboard/js")
 
 
 @asynccontextmanager
@@ -48,7 +50,8 @@ def is_viewer_file(path: str) -> bool:
     if path in (".", *VIEWER_FILES):
         return True
     folder, _, name = path.rpartition("/")
-    return folder == VIEWER_MODULES and name.endswith(".js") and not name.startswith(".")
+    in_modules = any(folder == m or folder.startswith(m + "/") for m in VIEWER_MODULES)
+    return in_modules and name.endswith(".js") and not name.startswith(".") and ".." not in folder.split("/")
 
 
 class _ViewerFiles(StaticFiles):
@@ -66,4 +69,6 @@ def mount_viewer(app: FastAPI) -> None:
     # check_dir=False: the API and tiles still serve when `npm ci` has not been run in viewer/;
     # the page then says that CesiumJS is missing.
     app.mount("/cesium", StaticFiles(directory=CESIUM_BUILD, check_dir=False), name="cesium")
+    app.mount("/echarts", StaticFiles(directory=ECHARTS_BUILD, check_dir=False),
+              name="echarts")  # the health-check dashboard's charts (viewer/dashboard, served at /dashboard/)
     app.mount("/", _ViewerFiles(directory=VIEWER, html=True), name="viewer")

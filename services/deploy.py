@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from cim_core.db import get_engine
 from cim_core.errors import InputError
-from services.app import CESIUM_BUILD, VIEWER, VIEWER_FILES, VIEWER_MODULES
+from services.app import CESIUM_BUILD, ECHARTS_BUILD, VIEWER, VIEWER_FILES, VIEWER_MODULES
 from services.auth import restricted_layers
 from services.tiles.service import CONTENT_CACHE, JSON_CACHE, cache_dir
 from services.tiles.source import LAYERS
@@ -77,7 +77,7 @@ def write_nginx(out: str | Path, *, port: int = 8080, host: str | None = None,
     for sub in ("logs", "temp"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     layout = NginxLayout(folder, folder / SITE, folder / MAIN, folder / README, listen, public, restricted)
-    layout.site.write_text(site_config(folder, listen, api_upstreams, tiles_dir, viewer_dir, cesium, public,
+    layout.site.write_text(site_config(folder, listen, api_upstreams, tiles_dir, viewer_dir, public,
                                        restricted))
     layout.main.write_text(main_config(folder))
     layout.readme.write_text(readme(layout, tiles_dir))
@@ -166,20 +166,31 @@ def _tile_locations(tiles: Path, public: list[str], restricted: list[str]) -> st
     return "\n    ".join(blocks)
 
 
-def _viewer_locations(cesium: Path) -> str:
-    exact = "\n    ".join(f"location = /{name} {{ }}" for name in VIEWER_FILES)
-    return f"""# the viewer: its page, style sheet and modules only, and the CesiumJS build
+def _viewer_locations(viewer: Path) -> str:
+    exact = "\n    ".join(f"location = /{name} {{ }}" for name in VIEWER_FILES if "." in name)
+    modules = "|".join(VIEWER_MODULES)
+    return f"""# the viewer and the dashboard: their pages, style sheets and modules only, and the CesiumJS and
+    # ECharts builds
     location = / {{
         index index.html;
     }}
+    location = /dashboard {{
+        return 301 /dashboard/;
+    }}
+    location = /dashboard/ {{
+        index index.html;
+    }}
     {exact}
-    location ~ ^/{VIEWER_MODULES}/[A-Za-z0-9_-]+\\.js$ {{ }}
+    location ~ ^/({modules})/([A-Za-z0-9_-]+/)*[A-Za-z0-9_.-]+\\.js$ {{ }}
     location /cesium/ {{
-        alias {cesium}/;
+        alias {viewer / CESIUM_BUILD.relative_to(VIEWER)}/;
+    }}
+    location /echarts/ {{
+        alias {viewer / ECHARTS_BUILD.relative_to(VIEWER)}/;
     }}"""
 
 
-def site_config(folder: Path, listen: str, upstreams: Sequence[str], tiles: Path, viewer: Path, cesium: Path,
+def site_config(folder: Path, listen: str, upstreams: Sequence[str], tiles: Path, viewer: Path,
                 public: list[str], restricted: list[str]) -> str:
     """The http-context configuration: the API upstream, the key-check cache and the server."""
     servers = "\n    ".join(f"server {u};" for u in upstreams)
@@ -212,7 +223,7 @@ server {{
     gzip_min_length 512;
     client_max_body_size 64m;
 
-    {_viewer_locations(cesium)}
+    {_viewer_locations(viewer)}
 
     # the root tileset lists only the layers the caller may read: from the API (which also keeps the
     # tile cache up to date, at most once a second per worker)

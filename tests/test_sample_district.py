@@ -32,6 +32,8 @@ LAYERS = [
     "facilities",
     "pipes",
     "pipe_nodes",
+    "hc_units",
+    "hc_facilities",
 ]
 
 
@@ -379,7 +381,7 @@ def test_load_imports_each_entry_once_then_only_what_changed(db, tmp_path):
     steps = []
     first = load(tmp_path, engine=db, on_step=lambda done, total: steps.append((done, total)))
     assert [r.dataset for r in first] == [e.dataset for e in listed]
-    assert len({r.dataset for r in first}) == len(listed) == 14
+    assert len({r.dataset for r in first}) == len(listed) == 16  # with hc_units, hc_facilities
     assert steps == [(k, len(listed)) for k in range(len(listed) + 1)]
     assert {d["name"] for d in store.list_datasets(db)} == {e.dataset for e in listed}
     assert all(sum(r.counts.values()) > 0 for r in first)

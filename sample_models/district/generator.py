@@ -12,6 +12,7 @@ import shapely
 
 from . import buildings as bld
 from . import drainage, water_ops
+from . import healthcheck as hc
 from .ifc import BuildingModel, Lateral, write_ifc
 from .layout import (
     CENTRE_LONLAT,
@@ -104,6 +105,8 @@ IMPORT_AS = {
     "facilities": {"kind": "facilities"},
     "pipes": {"kind": "pipes"},
 }
+FIELDS |= hc.FIELDS  # units and facilities of the city health check
+IMPORT_AS |= hc.IMPORT_AS
 # The detailed IFC buildings: file stem, footprint role, scenario, and overrides of the footprint's data.
 IFC_BUILDINGS = [
     ("school", "school", "as-is", {}),
@@ -174,12 +177,14 @@ def generate(
     services = _services(plan, targets.get("old_residential"))
     nodes, lengths, outfall_x = _write_networks(plan, writers, services)
     _write_water(plan, writers, outfall_x, ids)
+    planted = hc.write(grid, writers)
     counts = {name: w.close() for name, w in writers.items()}
 
     ifc_files = _write_ifc(out, grid.seed, targets, services, nodes, progress)
     manifest = _manifest(grid, plan, counts, lengths, ifc_files, targets, time.perf_counter() - started)
     manifest["drainage"] = drainage.plant(out, grid.seed)
     manifest["water"] = water_ops.write_incidents(out, gpkg, grid.seed)
+    manifest["healthcheck"] = planted
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return manifest
 

@@ -6,7 +6,7 @@ as application/problem+json.
 """
 from fastapi import APIRouter
 
-from . import authcheck, bim, features, pipe_categories, processes, vector_tiles, water
+from . import authcheck, bim, features, healthcheck, pipe_categories, processes, vector_tiles, water
 from .problems import install as install_problem_handlers
 
 router = APIRouter(prefix="/api")
@@ -19,5 +19,6 @@ router.include_router(processes.router)
 router.include_router(authcheck.router)
 router.include_router(water.router)
 router.include_router(vector_tiles.router)
+router.include_router(healthcheck.router)
 
 __all__ = ["install_problem_handlers", "router"]

@@ -10,7 +10,8 @@ import sys
 
 import typer
 
-from . import analyse, datasets, db, deploy, drainage, export, imports, keys, qa, sample, serve, tiles, water
+from . import (analyse, datasets, db, deploy, drainage, export, healthcheck, imports, keys, qa, sample, serve,
+               tiles, water)
 from .output import print_error, print_interrupted
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ analyse.app.command("storm")(drainage.storm)
 analyse.app.command("hydraulics")(water.simulate)
 imports.app.command("inspection")(drainage.import_inspection)
 imports.app.command("incidents")(water.import_incidents)
+app.add_typer(healthcheck.app, name="healthcheck")
 
 _debug = False
 

@@ -134,4 +134,4 @@ def execute(request: Request, who: Caller, processId: str,
 
 
 # The analysis families register their processes on import.
-from . import drainage, network_qa, underground, water  # noqa: F401
+from . import drainage, healthcheck, network_qa, underground, water  # noqa: F401

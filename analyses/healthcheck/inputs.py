@@ -1,0 +1,87 @@
+"""The model's objects an indicator set names, read from PostGIS into `Layer`s, and the units of each level."""
+from __future__ import annotations
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+
+from .definitions import IndicatorSet, Selector
+from .kinds import Layer, Unit
+from .walking import WalkNetwork
+
+# Pipe segments: their typed columns filter like attributes (utility, material, install_year...).
+PIPE_ATTRS = ("o.attributes || jsonb_strip_nulls(jsonb_build_object('utility', s.utility, 'material', s.material, "
+              "'install_year', s.install_year, 'diameter_mm', s.diameter_mm, 'pressure_class', s.pressure_class))")
+SELECT = f"""
+    select o.id, coalesce(o.name, o.key) as name, {PIPE_ATTRS} as attrs,
+           st_asbinary(coalesce(st_force2d(s.centerline), o.footprint)) as wkb
+    from city_objects o left join pipe_segments s on s.object_id = o.id
+    where o.class = :cls and coalesce(s.centerline, o.footprint) is not null"""
+
+
+def _where(sel: Selector) -> tuple[str, dict]:
+    sql, params = [], {"cls": sel.cls}
+    for k, (key, val) in enumerate(sel.where.items()):
+        vals = [str(v).lower() if isinstance(v, bool) else str(v) for v in (val if isinstance(val, list) else [val])]
+        sql.append(f"({PIPE_ATTRS}) ->> :k{k} = any(:v{k})")
+        params |= {f"k{k}": key, f"v{k}": vals}
+    for k, key in enumerate(sel.has):
+        sql.append(f"o.attributes ? :h{k}")
+        params[f"h{k}"] = key
+    if sel.min_area is not None:
+        sql.append("st_area(o.footprint) >= :amin")
+        params["amin"] = sel.min_area
+    if sel.max_area is not None:
+        sql.append("st_area(o.footprint) < :amax")
+        params["amax"] = sel.max_area
+    return "".join(f" and {s}" for s in sql), params
+
+
+def read_layer(conn: sa.Connection, sel: Selector) -> Layer:
+    extra, params = _where(sel)
+    rows = conn.execute(sa.text(SELECT + extra + " order by o.id"), params).all()
+    return Layer(np.array([r.id for r in rows], dtype=np.int64), [r.name for r in rows],
+                 shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.zeros(0, dtype=object),
+                 [r.attrs for r in rows])
+
+
+class ModelInputs:
+    """The layers of an indicator set's classes, read once per run."""
+
+    def __init__(self, iset: IndicatorSet, engine: sa.Engine):
+        self.iset, self.engine, self.cell_m = iset, engine, iset.cell_m
+        self._layers: dict[str, Layer] = {}
+        self._walk: WalkNetwork | None | bool = False
+
+    def layer(self, name: str) -> Layer:
+        if name not in self._layers:
+            with self.engine.connect() as c:
+                self._layers[name] = read_layer(c, self.iset.classes[name])
+        return self._layers[name]
+
+    def selector_keys(self, name: str) -> set[str]:
+        return set(self.iset.classes[name].where)
+
+    def walk(self) -> WalkNetwork | None:
+        """The walking network of the set's `streets` class (None when the model has no streets)."""
+        if self._walk is False:
+            streets = self.layer("streets") if "streets" in self.iset.classes else None
+            self._walk = WalkNetwork.from_lines(streets.geoms) if streets is not None and len(streets) else None
+        return self._walk
+
+    def units(self, level: str) -> list[Unit]:
+        """The units of a level; the district is one unit: the set's district object, else the extent of the
+        land classes (the built-up area)."""
+        sel = self.iset.units.get(level)
+        if sel is not None:
+            with self.engine.connect() as c:
+                lay = read_layer(c, sel)
+            if len(lay) or level != "district":
+                return [Unit(level, str(lay.attrs[i].get("id", lay.ids[i])), lay.names[i], lay.geoms[i],
+                             int(lay.ids[i])) for i in range(len(lay))]
+        if level != "district":
+            return []
+        land = self.layer("built_up") if "built_up" in self.iset.classes else None
+        if land is None or not len(land):
+            return []
+        return [Unit("district", "district", "城区", shapely.box(*shapely.total_bounds(land.geoms)))]

@@ -1,0 +1,83 @@
+// The city health-check dashboard: indicator cards against targets, the units on a map coloured by the
+// chosen indicator, year-on-year and per-unit charts, and the problem list with links into the 3D viewer.
+import { applyStrings, t, ui } from "./i18n.js";
+import { renderCards } from "./cards.js";
+import { renderMap, renderTrend, renderByUnit } from "./charts.js";
+import { renderProblems } from "./problems.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { set: null, years: [], results: new Map(), indicator: null, level: "street", year: null };
+
+async function get(path) {
+  const res = await fetch(path);
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+  return res.json();
+}
+
+async function results(year) {
+  if (!state.results.has(year)) state.results.set(year, await get(`/api/healthcheck/${year}/results`));
+  return state.results.get(year);
+}
+
+const indicator = () => state.set.indicators.find((i) => i.id === state.indicator);
+const name = (ind) => (ui.lang === "zh" ? ind.name_zh : ind.name_en);
+
+function fillSelect(select, options, value) {
+  select.replaceChildren(...options.map(([v, label]) => {
+    const o = document.createElement("option");
+    o.value = v;
+    o.textContent = label;
+    o.selected = String(v) === String(value);
+    return o;
+  }));
+}
+
+async function render() {
+  applyStrings();
+  fillSelect($("year"), state.years.map((y) => [y.year, String(y.year)]), state.year);
+  fillSelect($("indicator"), state.set.indicators.map((i) => [i.id, name(i)]), state.indicator);
+  const fc = await results(state.year);
+  const levels = [...new Set(fc.features.map((f) => f.properties.level))].filter((l) => l !== "district");
+  if (!levels.includes(state.level)) state.level = levels[0] ?? "district";
+  fillSelect($("level"), (levels.length ? levels : ["district"]).map((l) => [l, t(l)]), state.level);
+  const ind = indicator();
+  renderCards($("cards"), state.set.indicators, fc, state.indicator, (id) => { state.indicator = id; render(); });
+  renderMap($("map"), fc, ind, state.level);
+  renderByUnit($("byunit"), fc, ind, state.level);
+  const series = [];
+  for (const y of state.years) {
+    const row = (await results(y.year)).features.find(
+      (f) => f.properties.indicator === ind.id && f.properties.level === "district");
+    series.push([String(y.year), row ? row.properties.value : null]);
+  }
+  renderTrend($("trend"), series, ind);
+  renderProblems($("problems").tBodies[0], (await get(`/api/healthcheck/${state.year}/problems`)).problems,
+    state.set.indicators);
+}
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  ui.lang = params.get("lang") === "en" ? "en" : "zh";
+  applyStrings();
+  try {
+    const doc = await get("/api/healthcheck");
+    state.set = doc.set;
+    state.years = doc.years;
+    if (!state.years.length) {
+      $("status").textContent = t("noRuns");
+      return;
+    }
+    state.year = Number(params.get("year")) || state.years[state.years.length - 1].year;
+    state.indicator = params.get("indicator") || state.set.indicators[0].id;
+    await render();
+    document.body.dataset.ready = "true";
+  } catch (err) {
+    $("status").textContent = t("loadFailed") + err.message;
+  }
+}
+
+$("year").addEventListener("change", (e) => { state.year = Number(e.target.value); render(); });
+$("indicator").addEventListener("change", (e) => { state.indicator = e.target.value; render(); });
+$("level").addEventListener("change", (e) => { state.level = e.target.value; render(); });
+$("lang").addEventListener("click", () => { ui.lang = ui.lang === "zh" ? "en" : "zh"; render(); });
+start();
