@@ -29,6 +29,18 @@ class Settings(BaseSettings):
     # Threads per API process running request handlers (and so database connections in use at once).
     api_threads: int = 8
     api_page_max: int = 10000
+    # Lifeline monitoring: an MQTT broker to use (mqtt://user:pass@host:port); without it, a Mosquitto
+    # of our own under home/mosquitto (`cim broker start`).
+    mqtt_url: str | None = None
+    # Readings whose time lies further than this from the ingest's clock go to the dead letters.
+    reading_max_future_s: float = 300.0
+    reading_max_past_s: float = 7 * 86400.0
+    reading_max_payload: int = 256 * 1024
+    # Daily reading partitions older than this many days are dropped (rollups stay).
+    reading_retention_days: int = 90
+    # Ingest batches: at most this many readings, or this many seconds after the first one.
+    ingest_batch: int = 5000
+    ingest_flush_s: float = 0.2
 
 
 @lru_cache

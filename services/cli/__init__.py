@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from . import datasets, db, imports, keys, qa, sample, serve, tiles
+from . import datasets, db, imports, keys, monitor, qa, sample, serve, tiles
 from .output import print_error, print_interrupted
 
 app = typer.Typer(
@@ -29,6 +29,8 @@ app.add_typer(imports.app, name="import")
 app.add_typer(tiles.app, name="tiles")
 app.add_typer(keys.app, name="keys")
 app.add_typer(sample.app, name="sample")
+app.add_typer(monitor.app, name="monitor")
+app.add_typer(monitor.broker_app, name="broker")
 
 _debug = False
 

@@ -1,0 +1,103 @@
+"""`cim monitor run` (the MQTT ingest process) and `cim broker start|stop|status` (the MQTT broker)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import typer
+
+from .output import console
+
+app = typer.Typer(help="Lifeline monitoring: the ingest of sensor readings. Example: cim monitor run",
+                  no_args_is_help=True)
+broker_app = typer.Typer(help="The MQTT broker: the one of CIM_MQTT_URL, or a Mosquitto of our own. "
+                         "Example: cim broker start", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    instance: str = typer.Option("1", help="This process's name within its group: its MQTT session, which "
+                                 "the broker keeps while it restarts. Give each process of a group its own."),
+    group: str = typer.Option("cim", help="Shared-subscription group: processes of one group split the readings."),
+    retention: bool = typer.Option(True, help="Drop daily reading partitions older than "
+                                   "CIM_READING_RETENTION_DAYS at start."),
+):
+    """Ingest readings from MQTT into the database until stopped (Ctrl-C or SIGTERM).
+
+    Example: cim monitor run --instance 2   (a second process beside `cim monitor run`)
+    """
+    from cim_core import db as cdb
+    from cim_core.readings import drop_old_partitions
+    from services.monitor.broker import endpoint
+    from services.monitor.ingest import Ingest
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    engine = cdb.get_engine()
+    if retention:
+        dropped = drop_old_partitions(engine, cdb.get_settings().reading_retention_days)
+        if dropped:
+            console.print(f"dropped {len(dropped)} old reading partitions")
+    where = endpoint()
+    ingest = Ingest(engine, where, instance=instance, group=group)
+    signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
+    console.print(f"ingesting from mqtt://{where.host}:{where.port} (group {group}, instance {instance}) into "
+                  f"{cdb.describe_url(engine.url.render_as_string())}")
+    try:
+        stats = ingest.run()
+    except KeyboardInterrupt:
+        ingest.stop()
+        stats = ingest.stats
+    console.print(f"stopped: {stats.messages} messages, {stats.stored} readings stored, {stats.dead} dead letters")
+
+
+@broker_app.command("start")
+def broker_start():
+    """Start our own Mosquitto (a no-op with CIM_MQTT_URL, or when it runs).
+
+    Example: cim broker start
+    """
+    from cim_core.settings import get_settings
+    from services.monitor.broker import own_broker
+
+    if get_settings().mqtt_url:
+        console.print("CIM_MQTT_URL is set: using that broker")
+        return
+    b = own_broker()
+    started = b.start()
+    console.print(f"{'started' if started else 'already running'}: mosquitto at {b.url()} ({b.dir})")
+
+
+@broker_app.command("stop")
+def broker_stop():
+    """Stop our own Mosquitto (it saves its queued messages).
+
+    Example: cim broker stop
+    """
+    from cim_core.settings import get_settings
+    from services.monitor.broker import own_broker
+
+    if get_settings().mqtt_url:
+        console.print("CIM_MQTT_URL is set: nothing to stop")
+        return
+    console.print("stopped" if own_broker().stop() else "not running")
+
+
+@broker_app.command("status")
+def broker_status():
+    """Whether the broker runs, and where.
+
+    Example: cim broker status
+    """
+    from cim_core.settings import get_settings
+    from services.monitor.broker import own_broker
+
+    url = get_settings().mqtt_url
+    if url:
+        console.print(f"using {url.split('@')[-1]} (CIM_MQTT_URL)")
+        return
+    b = own_broker()
+    if not b.running():
+        console.print(f"not running ({b.dir}); start it with `cim broker start`")
+        raise typer.Exit(3)
+    console.print(f"running: mosquitto at {b.url()} ({b.dir})")
