@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from time import monotonic
 
 import sqlalchemy as sa
@@ -80,7 +80,7 @@ class Partitions:
 
 
 def utc_day(t: datetime) -> date:
-    return t.astimezone(timezone.utc).date()
+    return t.astimezone(UTC).date()
 
 
 def store_readings(conn: sa.Connection, rows: list[Reading]) -> list[tuple[int, datetime, float]]:
@@ -107,7 +107,7 @@ def store_dead_letters(conn: sa.Connection, letters: list[DeadLetter]) -> None:
 
 def drop_old_partitions(engine: sa.Engine, keep_days: int, today: date | None = None) -> list[str]:
     """Drop daily partitions wholly older than `keep_days` days; returns their names."""
-    cutoff = partition_name((today or datetime.now(timezone.utc).date()) - timedelta(days=keep_days))
+    cutoff = partition_name((today or datetime.now(UTC).date()) - timedelta(days=keep_days))
     with engine.begin() as c:
         names = c.scalars(sa.text(
             "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 
@@ -53,7 +52,7 @@ class CountingPublisher:
         self.sensor = sensor
         self.acked_mids: list[int] = []
         self.mid_to_n: dict[int, int] = {}
-        self.base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+        self.base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                         protocol=mqtt.MQTTv311)
         c.on_publish = self._on_publish

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from monitor_helpers import X, Y, count, iso, make_sensors, wait_for
 from pyproj import Transformer
 
 from cim_core.readings import drop_old_partitions
@@ -19,8 +20,6 @@ from services.app import create_app
 from services.auth import create_key
 from services.monitor.broker import endpoint
 from services.monitor.ingest import Ingest
-
-from monitor_helpers import X, Y, count, iso, make_sensors, wait_for
 
 
 @pytest.fixture
@@ -49,7 +48,7 @@ def send(c: mqtt.Client, topic: str, payload) -> None:
 
 
 def test_mqtt_readings_once_per_sensor_and_time_with_rollups(db, mosquitto, ingest):
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
     pub = publisher(mosquitto.port)
     for i in range(30):  # 30 readings 10 s apart: three minutes of P1
         send(pub, "cim/P1/reading", {"time": iso(now + timedelta(seconds=10 * i)), "value": float(i)})
@@ -97,7 +96,7 @@ MALFORMED = [
 
 
 def test_each_malformed_kind_is_a_dead_letter_and_good_readings_flow(db, mosquitto, ingest):
-    now = datetime.now(timezone.utc) - timedelta(seconds=30)
+    now = datetime.now(UTC) - timedelta(seconds=30)
     pub = publisher(mosquitto.port)
     for i, (topic, payload, _) in enumerate(MALFORMED):
         if isinstance(payload, dict):
@@ -125,7 +124,7 @@ def test_each_malformed_kind_is_a_dead_letter_and_good_readings_flow(db, mosquit
 def test_http_readings_need_a_sensor_writer_and_store_once(db):
     make_sensors(db)
     client = TestClient(create_app())
-    now = datetime.now(timezone.utc) - timedelta(seconds=10)
+    now = datetime.now(UTC) - timedelta(seconds=10)
     body = {"readings": [{"sensor": "P1", "time": iso(now), "value": 0.31},
                          {"sensor": "G1", "time": now.timestamp(), "value": 4.0},
                          {"sensor": "ZZ", "time": iso(now), "value": 1.0}]}
@@ -181,7 +180,7 @@ def test_old_partitions_are_dropped(db):
     from services.monitor.messages import Sorted
     from services.monitor.writer import Writer
 
-    old = datetime.now(timezone.utc) - timedelta(days=5)
+    old = datetime.now(UTC) - timedelta(days=5)
     sid = count(db, "select object_id from sensors where code = 'P1'")
     Writer(db).write(Sorted(readings=[(sid, old, 1.0, None), (sid, old + timedelta(days=4), 2.0, None)]))
     dropped = drop_old_partitions(db, keep_days=3)

@@ -22,7 +22,7 @@ from paho.mqtt.properties import Properties
 from cim_core.settings import get_settings
 
 from .broker import Endpoint
-from .messages import GATEWAY_TOPIC, SINGLE_TOPIC, Sorted, sort_batch
+from .messages import GATEWAY_TOPIC, SINGLE_TOPIC, sort_batch
 from .writer import AfterStore, Writer
 
 log = logging.getLogger("cim.monitor")
@@ -111,10 +111,11 @@ class Ingest:
         msgs = self._take()
         if not msgs:
             return False
-        batch: Sorted = sort_batch([(m[3], m[4]) for m in msgs], self.writer.sensors)
-        stored = self.writer.write_until_stored(batch, self.stop_event.is_set)
-        if stored is None:
+        done = self.writer.write_until_stored(lambda: sort_batch([(m[3], m[4]) for m in msgs], self.writer.sensors),
+                                              self.stop_event.is_set)
+        if done is None:
             return False
+        batch, stored = done
         gen = self.generation
         for g, mid, qos, _, _ in msgs:
             if qos and g == gen:

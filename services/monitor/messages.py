@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cim_core.readings import DeadLetter, Reading, SensorDirectory
 from cim_core.settings import get_settings
@@ -49,7 +49,7 @@ def _time(raw, now: datetime) -> datetime:
         if not math.isfinite(raw):
             raise Malformed("non-finite", "time is not a finite number")
         try:
-            t = datetime.fromtimestamp(raw, timezone.utc)
+            t = datetime.fromtimestamp(raw, UTC)
         except (OverflowError, OSError, ValueError):
             raise Malformed("time-out-of-range", f"time {raw} is out of range") from None
     s = get_settings()
@@ -110,7 +110,7 @@ def gateway_items(body) -> list:
 def sort_batch(items: list[tuple[str, bytes]], sensors: SensorDirectory, source: str = "mqtt") -> Sorted:
     """Readings and dead letters of (topic, payload) messages; one bad reading of a gateway message
     is a dead letter of its own, the others are stored."""
-    out, now = Sorted(), datetime.now(timezone.utc)
+    out, now = Sorted(), datetime.now(UTC)
     for topic, payload in items:
         parts = topic.split("/")
         try:

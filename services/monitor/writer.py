@@ -38,16 +38,18 @@ class Writer:
                 self.after_store(c, new)
         return len(new)
 
-    def write_until_stored(self, batch: Sorted, stop: Callable[[], bool] = lambda: False) -> int | None:
-        """Write, retrying while the database is unreachable (restarting, failing over); None when
-        stopped before it could."""
+    def write_until_stored(self, make: Callable[[], Sorted],
+                           stop: Callable[[], bool] = lambda: False) -> tuple[Sorted, int] | None:
+        """Sort (the sensor directory may need the database) and write, retrying while the database is
+        unreachable (restarting, failing over); (batch, new readings), or None when stopped first."""
         delay = 0.2
         while True:
             try:
-                return self.write(batch)
+                batch = make()
+                return batch, self.write(batch)
             except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-                log.warning("database unavailable, retrying in %.1f s: %s", delay,
-                            str(getattr(exc, "orig", exc)).splitlines()[0] if str(exc) else exc)
+                first = str(getattr(exc, "orig", exc)).strip().splitlines()
+                log.warning("database unavailable, retrying in %.1f s: %s", delay, first[0] if first else exc)
                 self.engine.dispose()
                 if stop():
                     return None
