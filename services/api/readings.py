@@ -9,6 +9,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from analyses import alarms
 from cim_core.db import get_engine
 from services import auth
 from services.monitor.messages import Sorted, sort_batch
@@ -35,7 +36,7 @@ def writer() -> Writer:
     engine = get_engine()
     key = str(engine.url)
     if key not in _writers:
-        _writers[key] = Writer(engine)
+        _writers[key] = Writer(engine, alarms.evaluate)
     return _writers[key]
 
 

@@ -13,12 +13,14 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from analyses import alarms
 from cim_core.settings import get_settings
 
 from .broker import Endpoint
@@ -28,6 +30,7 @@ from .writer import AfterStore, Writer
 log = logging.getLogger("cim.monitor")
 SESSION_EXPIRY_S = 7 * 86400
 RECEIVE_MAXIMUM = 65535
+OFFLINE_CHECK_S = 5.0
 
 
 @dataclass
@@ -43,7 +46,7 @@ class Ingest:
     """One ingest process's MQTT client and batch loop."""
 
     def __init__(self, engine: sa.Engine, broker: Endpoint, *, instance: str = "1", group: str = "cim",
-                 after_store: AfterStore | None = None):
+                 after_store: AfterStore | None = alarms.evaluate):
         s = get_settings()
         self.batch_size, self.flush_s = s.ingest_batch, s.ingest_flush_s
         self.writer = Writer(engine, after_store)
@@ -128,10 +131,13 @@ class Ingest:
     def run(self, report_every: float = 10.0) -> Stats:
         """Until stop(): batches into the database; logs a line of counts every `report_every` seconds."""
         self.connect()
-        last = time.monotonic()
+        last = offline_checked = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 self.step()
+                if time.monotonic() - offline_checked >= OFFLINE_CHECK_S:
+                    offline_checked = time.monotonic()
+                    self._check_offline()
                 if time.monotonic() - last >= report_every:
                     last = time.monotonic()
                     st = self.stats
@@ -140,6 +146,12 @@ class Ingest:
             self.client.disconnect()
             self.client.loop_stop()
         return self.stats
+
+    def _check_offline(self) -> None:
+        try:
+            alarms.check_offline(self.writer.engine, datetime.now(UTC))
+        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+            self.writer.engine.dispose()  # the next batch waits for the database
 
     def stop(self) -> None:
         self.stop_event.set()
