@@ -3,9 +3,15 @@ readings the broker acknowledged, and waiting for the database to hold what was 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 
@@ -14,6 +20,7 @@ from cim_core.sensors import SensorRecord, register_sensors
 from cim_core.store import write_dataset
 
 X, Y = 500000.0, 3650000.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_sensors(engine: sa.Engine, n: int = 3) -> dict[str, int]:
@@ -81,3 +88,47 @@ class CountingPublisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def start_api(env: dict) -> tuple[subprocess.Popen, str]:
+    """A real uvicorn on a free port (the live stream needs a real server); (process, base URL)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "services.app:create_app", "--host",
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/api", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+    assert wait_for(up, timeout=30), "uvicorn did not start"
+    return proc, base
+
+
+class EventReader:
+    """Reads a server-sent events stream in a thread; `events` holds (event, data) as they come."""
+
+    def __init__(self, url: str, headers: dict | None = None):
+        self.events: list[tuple[str, dict]] = []
+        self.connected = threading.Event()
+        self.thread = threading.Thread(target=self._read, args=(url, headers or {}), daemon=True)
+        self.thread.start()
+        assert self.connected.wait(10)
+
+    def _read(self, url: str, headers: dict) -> None:
+        try:
+            with httpx.stream("GET", url, headers=headers, timeout=None) as r:
+                kind = None
+                for line in r.iter_lines():
+                    if line.startswith(": connected"):
+                        self.connected.set()
+                    elif line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        self.events.append((kind, json.loads(line[6:])))
+        except httpx.HTTPError:
+            pass  # the server went away at the end of the test

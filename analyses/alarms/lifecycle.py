@@ -146,6 +146,15 @@ def evaluate(conn: sa.Connection, new: list[tuple[int, datetime, float]], rules:
         conn.execute(_SAVE, {"id": sid, "t": fresh[-1][0], "v": fresh[-1][1], "state": state,
                              "streaks": json.dumps(st.__dict__)})
     _rates(conn, rules, sensors, latest, open_by)
+    _notify_readings(conn, sensors, latest)
+
+
+def _notify_readings(conn: sa.Connection, sensors: dict, latest: dict) -> None:
+    """The latest reading of each sensor of the batch, in messages that fit a NOTIFY."""
+    items = [[sensors[s]["code"], sensors[s]["layer"], t.isoformat(), v] for s, (t, v) in latest.items()]
+    per = 60  # about 110 bytes an item
+    for i in range(0, len(items), per):
+        notify(conn, {"type": "readings", "items": items[i:i + per]})
 
 
 def check_offline(engine: sa.Engine, now: datetime, rules: Rules | None = None) -> int:

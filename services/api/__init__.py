@@ -6,7 +6,7 @@ as application/problem+json.
 """
 from fastapi import APIRouter
 
-from . import alarms, bim, features, pipe_categories, processes, readings
+from . import alarms, bim, features, monitor, pipe_categories, processes, readings
 from .problems import install as install_problem_handlers
 
 router = APIRouter(prefix="/api")
@@ -18,5 +18,6 @@ router.include_router(pipe_categories.router)
 router.include_router(processes.router)
 router.include_router(readings.router)
 router.include_router(alarms.router)
+router.include_router(monitor.router)
 
 __all__ = ["install_problem_handlers", "router"]

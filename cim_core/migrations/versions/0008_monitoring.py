@@ -1,6 +1,6 @@
 """Lifeline monitoring (issue 17): sensors on city objects, readings partitioned by day, one-minute
 and one-hour rollups, dead letters, the alarm state of each sensor, alarms and their events; the roles
-`sensor-writer` (may post readings) and `operator` (may acknowledge alarms).
+`sensor-writer` (may post readings) and `operator` (acknowledges alarms, reads the pipe networks).
 
 Revision ID: 0008
 Revises: 0003
@@ -102,10 +102,14 @@ def upgrade():
                "('alarms_ack', 'action', true) on conflict do nothing")
     op.execute("insert into role_grants values ('sensor-writer', 'readings_write'), ('operator', 'alarms_ack') "
                "on conflict do nothing")
+    # an operator sees the networks the sensors sit on
+    op.execute("insert into role_grants values ('operator', 'pipes'), ('operator', 'pipe_nodes') on conflict do nothing")
+    op.execute("insert into role_grants select 'operator', 'pipes_' || utility from pipe_categories "
+               "on conflict do nothing")
 
 
 def downgrade():
-    op.execute("delete from role_grants where layer in ('readings_write', 'alarms_ack')")
+    op.execute("delete from role_grants where role in ('sensor-writer', 'operator')")
     op.execute("delete from access_layers where name in ('readings_write', 'alarms_ack')")
     op.execute("delete from roles where name in ('sensor-writer', 'operator')")
     for t in ("alarm_events", "alarms", "sensor_state", "dead_letters", "readings_1h", "readings_1m", "readings",
