@@ -26,7 +26,8 @@ KEEPALIVE_S = 15.0
 
 _SENSORS = sa.text("""
     select s.object_id id, s.code, s.kind, s.unit, s.period_s, s.asset_id, o.name,
-           st_x(s.geom) x, st_y(s.geom) y, st_z(s.geom) z,
+           st_x(s.geom) x, st_y(s.geom) y, st_z(s.geom) z, st_x(st_transform(s.geom, 4326)) lon,
+           st_y(st_transform(s.geom, 4326)) lat,
            coalesce(st.state, 'unknown') state, st.last_time, st.last_value,
            case when n.object_id is not null then 'pipe_nodes'
                 when g.object_id is not null then 'pipes_' || g.utility end layer

@@ -37,6 +37,10 @@ export const STRINGS = {
     sceneReady: "场景已加载",
     noTiles: "没有可显示的瓦片：请先导入数据并生成瓦片",
     layerFailed: "图层加载失败：",
+    liveAlarms: "实时报警",
+    noAlarms: "无未关闭的报警",
+    acknowledge: "确认",
+    alarmsNeedKey: "查看报警需要值班员密钥",
   },
   en: {
     title: "City Information Model",
@@ -72,6 +76,10 @@ export const STRINGS = {
     sceneReady: "scene loaded",
     noTiles: "nothing to show: import data and build the tiles first",
     layerFailed: "layer failed to load: ",
+    liveAlarms: "Live alarms",
+    noAlarms: "no open alarms",
+    acknowledge: "Acknowledge",
+    alarmsNeedKey: "alarms need an operator's key",
   },
 };
 

@@ -60,6 +60,11 @@ def upgrade():
             payload bytea
         )""")
     op.execute("create index dead_letters_received on dead_letters (received_at)")
+    _alarms()
+    _roles()
+
+
+def _alarms():
     op.execute("""
         create table sensor_state (
             sensor_id bigint primary key references sensors on delete cascade,
@@ -95,6 +100,9 @@ def upgrade():
             details jsonb not null default '{}'
         )""")
     op.execute("create index alarm_events_alarm on alarm_events (alarm_id)")
+
+
+def _roles():
     for name, description in ROLES:
         op.execute(f"insert into roles values ('{name}', '{description}') on conflict do nothing")
     # Actions are layers too, so that a role's grants say what it may do.
