@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # Ingest batches: at most this many readings, or this many seconds after the first one.
     ingest_batch: int = 5000
     ingest_flush_s: float = 0.2
+    # Alarm events are POSTed here (JSON), with this many attempts.
+    alarm_webhook_url: str | None = None
+    alarm_webhook_tries: int = 5
 
 
 @lru_cache

@@ -12,6 +12,7 @@ from monitor_helpers import X, Y, count, make_sensors
 from shapely.geometry import box
 
 from analyses.alarms import check_offline, evaluate, load_rules
+from analyses.alarms.coverage import monitored_length
 from analyses.alarms.rules import Level, LevelRule, LevelState, step
 from cim_core.model import CityObject, DatasetInfo, PipeNode, PipeSegment
 from cim_core.sensors import SensorRecord, register_sensors
@@ -146,3 +147,12 @@ def test_acknowledge_and_close_through_the_api_with_roles(db):
     detail = client.get(url, headers={"X-API-Key": operator}).json()
     assert [e["event"] for e in detail["events"]] == ["raised", "acknowledged", "closed"]
     assert client.get("/api/alarms/999999", headers={"X-API-Key": operator}).status_code == 404
+
+
+def test_monitored_length_per_network(db):
+    water_main(db)  # four 100 m water segments W0..W3 (V1-J1-J2-V2-J3), a 100 m gas main
+    register_sensors([SensorRecord("WP1", "pressure", asset="J1")], engine=db)  # J1 ends W0 and W1
+    out = monitored_length(db)
+    assert out["water"] == {"total_m": 400.0, "monitored_m": 200.0, "share": 0.5}
+    assert out["gas"]["monitored_m"] == 0.0
+    assert count(db, "select count(*) from analysis_runs where analysis = 'monitoring-coverage'") == 1

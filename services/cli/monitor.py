@@ -39,6 +39,11 @@ def run(
         if dropped:
             console.print(f"dropped {len(dropped)} old reading partitions")
     where = endpoint()
+    s = cdb.get_settings()
+    if s.alarm_webhook_url:
+        from services.monitor import webhook
+
+        webhook.start(engine.url.render_as_string(hide_password=False), s.alarm_webhook_url, s.alarm_webhook_tries)
     ingest = Ingest(engine, where, instance=instance, group=group)
     signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
     console.print(f"ingesting from mqtt://{where.host}:{where.port} (group {group}, instance {instance}) into "
