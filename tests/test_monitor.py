@@ -187,3 +187,11 @@ def test_old_partitions_are_dropped(db):
     assert dropped == [f"readings_p{old:%Y%m%d}"]
     assert count(db, "select count(*) from readings") == 1
     assert count(db, "select count(*) from readings_1m") == 2  # rollups stay
+
+
+def test_sensors_are_a_feature_collection(db):
+    make_sensors(db)
+    client = TestClient(create_app())
+    doc = client.get("/api/collections/sensors/items?filter=kind = 'gas'").json()
+    assert [(f["properties"]["class"], f["geometry"]["type"]) for f in doc["features"]] == [("sensor", "Point")], doc
+    assert doc["features"][0]["properties"]["code"] == "G1"

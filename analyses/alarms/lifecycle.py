@@ -26,8 +26,11 @@ _SENSORS = sa.text("""
     left join pipe_segments g on g.object_id = s.asset_id where s.object_id = any(:ids)""")
 _STATES = sa.text("select sensor_id, last_time, state, streaks from sensor_state where sensor_id = any(:ids) "
                   "order by sensor_id for update")
-_SAVE = sa.text("update sensor_state set last_time = :t, last_value = :v, state = :state, "
-                "streaks = cast(:streaks as jsonb) where sensor_id = :id")
+_SAVE = sa.text("""
+    update sensor_state s set last_time = x.t, last_value = x.v, state = x.state, streaks = x.streaks
+    from unnest(cast(:id as bigint[]), cast(:t as timestamptz[]), cast(:v as float8[]), cast(:state as text[]),
+                cast(:streaks as jsonb[])) x(id, t, v, state, streaks)
+    where s.sensor_id = x.id""")
 _WINDOW = sa.text("""
     select r.sensor_id, max(r.value), min(r.value) from readings r
     join unnest(cast(:ids as bigint[]), cast(:t0 as timestamptz[]), cast(:t1 as timestamptz[])) x(id, t0, t1)
@@ -126,7 +129,7 @@ def evaluate(conn: sa.Connection, new: list[tuple[int, datetime, float]], rules:
                          "on conflict do nothing"), {"ids": ids})
     states = {r.sensor_id: r for r in conn.execute(_STATES, {"ids": ids})}
     open_by = {(r.sensor_id, r.rule): dict(r._mapping) for r in conn.execute(_OPEN, {"ids": ids})}
-    latest = {}
+    latest, saves = {}, []
     for sid in ids:
         row, sensor = states[sid], sensors[sid]
         fresh = sorted(x for x in by_sensor[sid] if row.last_time is None or x[0] > row.last_time)
@@ -143,8 +146,9 @@ def evaluate(conn: sa.Connection, new: list[tuple[int, datetime, float]], rules:
         if state != row.state:
             notify(conn, {"type": "state", "sensor": sensor["code"], "sensor_id": sid, "asset_id": sensor["asset_id"],
                           "layer": sensor["layer"], "state": state})
-        conn.execute(_SAVE, {"id": sid, "t": fresh[-1][0], "v": fresh[-1][1], "state": state,
-                             "streaks": json.dumps(st.__dict__)})
+        saves.append((sid, fresh[-1][0], fresh[-1][1], state, json.dumps(st.__dict__)))
+    if saves:  # one statement for the batch: a statement per sensor would cost more than the COPY
+        conn.execute(_SAVE, dict(zip(("id", "t", "v", "state", "streaks"), map(list, zip(*saves)))))
     _rates(conn, rules, sensors, latest, open_by)
     _notify_readings(conn, sensors, latest)
 
