@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def _publish(port: int, seconds: float, per_message: int, worker: int, counter) 
     c.on_publish = lambda *_: acked.__setitem__(0, acked[0] + 1)
     c.connect("127.0.0.1", port)
     c.loop_start()
-    base = datetime.now(UTC) - timedelta(minutes=30)
+    base = datetime.now(UTC) - timedelta(seconds=60)  # recent: old readings would read as offline sensors
     end, n, last = time.monotonic() + seconds, 0, None
     while time.monotonic() < end:
         # distinct times per sensor: worker w's readings are w ms apart from the other's
@@ -123,7 +124,7 @@ def _alarm_latency(url: str, port: int, stop: threading.Event, out: list[float])
     pub.loop_start()
     with psycopg.connect(url, autocommit=True) as listen:
         listen.execute("listen cim_monitor")
-        t, high = datetime.now(UTC) - timedelta(minutes=20), True
+        t, high = datetime.now(UTC) - timedelta(minutes=5), True
         while not stop.is_set():
             for _ in range(2):
                 t += timedelta(seconds=1)
@@ -193,12 +194,14 @@ def run(scale: float, work: Path) -> dict:
     seconds = 60.0 * scale
     emb = cdb.Embedded(work / "cim_home")
     emb.start()
+    # a fresh broker: sessions kept from an earlier run would queue this run's messages
+    shutil.rmtree(work / "mosquitto", ignore_errors=True)
     broker = Broker(work / "mosquitto")
     broker.start()
     engine = sa.create_engine(emb.url())
     try:
         upgrade(engine, srid=4547)
-        recs = [SensorRecord(f"B{i:04d}", "pressure", position=(500000.0 + i, 3650000.0, 50.0), period_s=1)
+        recs = [SensorRecord(f"B{i:04d}", "pressure", position=(500000.0 + i, 3650000.0, 50.0), period_s=60)
                 for i in range(SENSORS)] + [SensorRecord("BGAS", "gas", position=(500000.0, 3650001.0, 50.0))]
         register_sensors(recs, "bench-sensors", engine=engine)
         env = {**os.environ, "CIM_DATABASE_URL": emb.url(), "CIM_MQTT_URL": broker.url(), "PYTHONPATH": str(ROOT)}
