@@ -1,6 +1,7 @@
 """Alembic migrations, run from code. The storage SRID is fixed when the schema is first created."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -19,9 +20,12 @@ def _compare_type(ctx, inspected_column, metadata_column, inspected_type, metada
     return False if isinstance(metadata_type, schema.Geometry) else None
 
 
+_PARTITION = re.compile(r"readings_p\d{8}")
+
+
 def _include_object(obj, name, type_, reflected, compare_to):
-    # PostGIS's own table is not ours to compare.
-    return not (type_ == "table" and name == "spatial_ref_sys")
+    # PostGIS's own table is not ours to compare, nor the daily partitions of readings.
+    return not (type_ == "table" and (name == "spatial_ref_sys" or _PARTITION.fullmatch(name or "")))
 
 
 # How the declared schema (cim_core.schema) is compared with a database, by migrations and autogenerate.

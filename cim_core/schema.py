@@ -323,3 +323,98 @@ clearance_rules = sa.Table(
     sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("min_m >= 0", name="clearance_rules_min_m"),
 )
+
+# ---------------------------------------------------------------- issue 17: lifeline monitoring
+# A sensor is a city object of class `sensor`; `code` is its id in MQTT topics and reading batches.
+sensors = sa.Table(
+    "sensors", metadata,
+    sa.Column("object_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("code", sa.Text, nullable=False, unique=True),
+    sa.Column("asset_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="SET NULL")),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("period_s", sa.Float, nullable=False),
+    sa.Column("geom", Geometry("PointZ")),
+)
+# Readings, partitioned by day (partitions readings_pYYYYMMDD, made by the ingest, dropped by retention);
+# the primary key makes a redelivered reading a no-op. No foreign key: the ingest checks the sensor.
+readings = sa.Table(
+    "readings", metadata,
+    sa.Column("sensor_id", sa.BigInteger, primary_key=True),
+    sa.Column("time", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("quality", sa.SmallInteger),
+    postgresql_partition_by="RANGE (time)",
+)
+
+
+def _rollup(name: str) -> sa.Table:
+    return sa.Table(
+        name, metadata,
+        sa.Column("sensor_id", sa.BigInteger, primary_key=True),
+        sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("vmin", sa.Float, nullable=False),
+        sa.Column("vmax", sa.Float, nullable=False),
+        sa.Column("vsum", sa.Float, nullable=False),
+    )
+
+
+readings_1m = _rollup("readings_1m")
+readings_1h = _rollup("readings_1h")
+
+# What the ingest could not store, with the reason; the ingest goes on.
+dead_letters = sa.Table(
+    "dead_letters", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("topic", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("payload", sa.LargeBinary),
+)
+
+# The alarm state of each sensor between batches (the ingest processes are stateless).
+sensor_state = sa.Table(
+    "sensor_state", metadata,
+    sa.Column("sensor_id", sa.BigInteger, sa.ForeignKey("sensors.object_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("last_time", sa.DateTime(timezone=True)),
+    sa.Column("last_value", sa.Float),
+    sa.Column("state", sa.Text, nullable=False, server_default="normal"),
+    sa.Column("streaks", JSONB, nullable=False, server_default="{}"),
+)
+
+# An alarm: raised, escalated, acknowledged (by whom, when, note), closed; `context` from the model.
+alarms = sa.Table(
+    "alarms", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("sensor_id", sa.BigInteger, sa.ForeignKey("sensors.object_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("level", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("escalated_at", sa.DateTime(timezone=True)),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("acknowledged_by", sa.Text),
+    sa.Column("note", sa.Text),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("context", JSONB, nullable=False, server_default="{}"),
+)
+alarm_events = sa.Table(
+    "alarm_events", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("alarm_id", sa.BigInteger, sa.ForeignKey("alarms.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("details", JSONB, nullable=False, server_default="{}"),
+)
+for _name, _cols, _using in (
+        ("sensors_asset", [sensors.c.asset_id], None),
+        ("sensors_geom", [sensors.c.geom], "gist"),
+        ("dead_letters_received", [dead_letters.c.received_at], None),
+        ("alarms_sensor", [alarms.c.sensor_id, alarms.c.rule], None),
+        ("alarm_events_alarm", [alarm_events.c.alarm_id], None)):
+    sa.Index(_name, *_cols, postgresql_using=_using)

@@ -36,6 +36,21 @@ class Settings(BaseSettings):
     # S3-compatible object storage for `cim tiles build --out s3://...` (MinIO, Ceph...); credentials, region
     # and AWS's own endpoint variables come from the standard AWS environment and files.
     s3_endpoint_url: str | None = None
+    # Lifeline monitoring: an MQTT broker to use (mqtt://user:pass@host:port); without it, a Mosquitto
+    # of our own under home/mosquitto (`cim broker start`).
+    mqtt_url: str | None = None
+    # Readings whose time lies further than this from the ingest's clock go to the dead letters.
+    reading_max_future_s: float = 300.0
+    reading_max_past_s: float = 7 * 86400.0
+    reading_max_payload: int = 256 * 1024
+    # Daily reading partitions older than this many days are dropped (rollups stay).
+    reading_retention_days: int = 90
+    # Ingest batches: at most this many readings, or this many seconds after the first one.
+    ingest_batch: int = 5000
+    ingest_flush_s: float = 0.2
+    # Alarm events are POSTed here (JSON), with this many attempts.
+    alarm_webhook_url: str | None = None
+    alarm_webhook_tries: int = 5
 
 
 @lru_cache

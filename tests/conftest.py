@@ -68,3 +68,17 @@ def db(make_db) -> sa.Engine:
 def cli_env(db) -> dict[str, str]:
     """Environment for running `cim` in a subprocess against the test database."""
     return {**os.environ, "CIM_DATABASE_URL": db.url.render_as_string(hide_password=False)}
+
+
+@pytest.fixture
+def mosquitto(tmp_path, monkeypatch):
+    """A real Mosquitto on a free local port in a temporary folder, also set as CIM_MQTT_URL."""
+    from services.monitor.broker import Broker
+
+    broker = Broker(tmp_path / "mosquitto")
+    broker.start()
+    monkeypatch.setenv("CIM_MQTT_URL", broker.url())
+    get_settings.cache_clear()
+    yield broker
+    broker.stop()
+    get_settings.cache_clear()

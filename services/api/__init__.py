@@ -6,7 +6,19 @@ as application/problem+json.
 """
 from fastapi import APIRouter
 
-from . import authcheck, bim, features, healthcheck, pipe_categories, processes, vector_tiles, water
+from . import (
+               alarms,
+               authcheck,
+               bim,
+               features,
+               healthcheck,
+               monitor,
+               pipe_categories,
+               processes,
+               readings,
+               vector_tiles,
+               water,
+)
 from .problems import install as install_problem_handlers
 
 router = APIRouter(prefix="/api")
@@ -20,5 +32,8 @@ router.include_router(authcheck.router)
 router.include_router(water.router)
 router.include_router(vector_tiles.router)
 router.include_router(healthcheck.router)
+router.include_router(readings.router)
+router.include_router(alarms.router)
+router.include_router(monitor.router)
 
 __all__ = ["install_problem_handlers", "router"]

@@ -57,6 +57,7 @@ OBJECT_COLLECTIONS = [
     ("storeys", "Storeys", ("storey",), "Building storeys from BIM models"),
     ("spaces", "Spaces", ("space",), "Rooms and spaces from BIM models"),
     ("bim_elements", "BIM elements", ("element",), "Building elements from BIM models (walls, slabs, ...)"),
+    ("sensors", "Sensors", ("sensor",), "Lifeline monitoring sensors; attributes: code, kind, unit, period_s"),
 ]
 # The feature collection (and so the access layer) of each object class that is not a pipe or node.
 CLASS_LAYER = {cls: cid for cid, _, classes, _ in OBJECT_COLLECTIONS for cls in classes}

@@ -10,8 +10,23 @@ import sys
 
 import typer
 
-from . import (analyse, datasets, db, deploy, drainage, export, healthcheck, imports, keys, qa, sample, serve,
-               tiles, water)
+from . import (
+    analyse,
+    datasets,
+    db,
+    deploy,
+    drainage,
+    export,
+    healthcheck,
+    imports,
+    keys,
+    monitor,
+    qa,
+    sample,
+    serve,
+    tiles,
+    water,
+)
 from .output import print_error, print_interrupted
 
 app = typer.Typer(
@@ -41,6 +56,8 @@ analyse.app.command("hydraulics")(water.simulate)
 imports.app.command("inspection")(drainage.import_inspection)
 imports.app.command("incidents")(water.import_incidents)
 app.add_typer(healthcheck.app, name="healthcheck")
+app.add_typer(monitor.app, name="monitor")
+app.add_typer(monitor.broker_app, name="broker")
 
 _debug = False
 

@@ -478,3 +478,20 @@ def import_ifc(
         at=_ifc_at(at),
         rotation=rotation,
     )
+
+
+@app.command("sensors")
+def import_sensors(
+    file: str = typer.Argument(..., help="A CSV or GeoJSON file of sensors."),
+    crs: str = typer.Option(None, "--crs", help="CRS of a CSV's x/y (default: the storage CRS); GeoJSON is lon/lat."),
+    dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the file's stem)."),
+):
+    """Register monitoring sensors on their assets (manholes, nodes, mains, buildings); a sensor registered
+    again is updated in place and keeps its readings.
+
+    Example: cim import sensors sensors.csv   (columns code,kind,unit,period_s,asset,x,y,z,name)
+    """
+    from importers import sensors
+
+    found = sensors.import_file(file, dataset=dataset, crs=crs)
+    console.print(f"{len(found)} sensors registered")

@@ -68,6 +68,10 @@ export const STRINGS = {
     ugFlag: "标记",
     ugAdverse: "倒坡",
     ugStep: "台阶",
+    liveAlarms: "实时报警",
+    noAlarms: "无未关闭的报警",
+    acknowledge: "确认",
+    alarmsNeedKey: "查看报警需要值班员密钥",
   },
   en: {
     title: "City Information Model",
@@ -134,6 +138,10 @@ export const STRINGS = {
     ugFlag: "flag",
     ugAdverse: "adverse slope",
     ugStep: "step",
+    liveAlarms: "Live alarms",
+    noAlarms: "no open alarms",
+    acknowledge: "Acknowledge",
+    alarmsNeedKey: "alarms need an operator's key",
   },
 };
 

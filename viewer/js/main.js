@@ -12,6 +12,7 @@ import { renderLayerPanel } from "./panel.js";
 import { districtSphere, flyHome, scene, setDaylight, whenLoaded } from "./scene.js";
 import { $, cim, LANG_STORE, mark, NODES, PIPES, setStatus, state } from "./state.js";
 import { applyView, readHash, writeHash } from "./url.js";
+import { startLive } from "./tools/live.js";
 
 function applyLanguage() {
   translatePage();
@@ -68,3 +69,6 @@ cim.started = start().catch((e) => {
   cim.errors.push(String(e));
   setStatus(String(e));
 }).finally(() => (cim.ready = true));
+
+// Live monitoring does not wait for the tiles: sensors and alarms show on an empty globe too.
+cim.liveStarted = startLive().catch((e) => cim.errors.push(`live: ${e}`));

@@ -1,0 +1,227 @@
+"""Alarms over newly stored readings, in the transaction that stores them: the level, rate and offline
+rules of rules.py; an alarm is raised, escalated (or lowered), acknowledged by an operator and closed
+when the readings return to normal. Every change is an alarm event, announced on the PostgreSQL channel
+`cim_monitor` (delivered at commit) for the live stream."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from cim_core.errors import InputError, NotFoundError
+
+from .context import alarm_context
+from .rules import KindRules, LevelState, Rules, load_rules, step
+
+CHANNEL = "cim_monitor"
+NOTIFY_MAX = 7000  # bytes of a NOTIFY payload (PostgreSQL's limit is 8000)
+
+_SENSORS = sa.text("""
+    select s.object_id id, s.code, s.kind, s.period_s, s.asset_id,
+           case when n.object_id is not null then 'pipe_nodes'
+                when g.object_id is not null then 'pipes_' || g.utility end layer
+    from sensors s left join pipe_nodes n on n.object_id = s.asset_id
+    left join pipe_segments g on g.object_id = s.asset_id where s.object_id = any(:ids)""")
+_STATES = sa.text("select sensor_id, last_time, state, streaks from sensor_state where sensor_id = any(:ids) "
+                  "order by sensor_id for update")
+_SAVE = sa.text("""
+    update sensor_state s set last_time = x.t, last_value = x.v, state = x.state, streaks = x.streaks
+    from unnest(cast(:id as bigint[]), cast(:t as timestamptz[]), cast(:v as float8[]), cast(:state as text[]),
+                cast(:streaks as jsonb[])) x(id, t, v, state, streaks)
+    where s.sensor_id = x.id""")
+_WINDOW = sa.text("""
+    select r.sensor_id, max(r.value), min(r.value) from readings r
+    join unnest(cast(:ids as bigint[]), cast(:t0 as timestamptz[]), cast(:t1 as timestamptz[])) x(id, t0, t1)
+      on r.sensor_id = x.id and r.time >= x.t0 and r.time <= x.t1 group by r.sensor_id""")
+_OPEN = sa.text("select id, sensor_id, rule, level, status from alarms where sensor_id = any(:ids) and closed_at is null")
+
+
+def notify(conn: sa.Connection, message: dict) -> None:
+    body = json.dumps(message, default=str)
+    if len(body.encode()) <= NOTIFY_MAX:
+        conn.execute(sa.text("select pg_notify(:c, :m)"), {"c": CHANNEL, "m": body})
+
+
+def _event(conn: sa.Connection, alarm_id: int, event: str, at: datetime, sensor: dict, details: dict) -> None:
+    conn.execute(sa.text("insert into alarm_events (alarm_id, at, event, details) values (:a, :t, :e, "
+                         "cast(:d as jsonb))"), {"a": alarm_id, "t": at, "e": event, "d": json.dumps(details)})
+    notify(conn, {"type": "alarm", "event": event, "alarm_id": alarm_id, "sensor": sensor["code"],
+                  "sensor_id": sensor["id"], "asset_id": sensor["asset_id"], "layer": sensor["layer"],
+                  "at": at.isoformat(), **details})
+
+
+def transition(conn: sa.Connection, sensor: dict, rule: str, level: str | None, at: datetime, value: float | None,
+               open_alarm: dict | None, message: str = "", severity: int = 0) -> None:
+    """Move the sensor's alarm of `rule` to `level` (None: back to normal, which closes it)."""
+    if level is None:
+        if open_alarm:
+            conn.execute(sa.text("update alarms set status = 'closed', closed_at = :t where id = :i"),
+                         {"t": at, "i": open_alarm["id"]})
+            _event(conn, open_alarm["id"], "closed", at, sensor, {"rule": rule, "value": value, "status": "closed"})
+        return
+    if open_alarm is None:
+        ctx = alarm_context(conn, sensor, rule)
+        aid = conn.scalar(sa.text(
+            "insert into alarms (sensor_id, rule, level, status, value, message, raised_at, context) values "
+            "(:s, :r, :l, 'raised', :v, :m, :t, cast(:c as jsonb)) returning id"),
+            {"s": sensor["id"], "r": rule, "l": level, "v": value, "m": message, "t": at, "c": json.dumps(ctx)})
+        _event(conn, aid, "raised", at, sensor, {"rule": rule, "level": level, "value": value, "status": "raised",
+                                                 "message": message})
+        return
+    if severity > 0:
+        conn.execute(sa.text("update alarms set level = :l, status = 'escalated', escalated_at = :t, value = :v "
+                             "where id = :i"), {"l": level, "t": at, "v": value, "i": open_alarm["id"]})
+        _event(conn, open_alarm["id"], "escalated", at, sensor,
+               {"rule": rule, "level": level, "value": value, "status": "escalated"})
+    else:
+        conn.execute(sa.text("update alarms set level = :l, value = :v where id = :i"),
+                     {"l": level, "v": value, "i": open_alarm["id"]})
+        _event(conn, open_alarm["id"], "lowered", at, sensor,
+               {"rule": rule, "level": level, "value": value, "status": open_alarm["status"]})
+
+
+def _levels(conn, sensor: dict, kr: KindRules, st: LevelState, readings: list, open_alarm: dict | None):
+    rule = f"{sensor['kind']}-level"
+    for t, v in readings:
+        change = step(kr.levels, st, v)
+        if change is None:
+            continue
+        old, new = change
+        name = kr.levels.name_of(new)
+        msg = (f"{sensor['code']}: {kr.kind} {v:g} {kr.levels.direction} the {name} threshold "
+               f"{kr.levels.levels[new - 1].threshold:g}" if new else "")
+        transition(conn, sensor, rule, name if new else None, t, v, open_alarm, msg, new - old)
+        open_alarm = None if new == 0 else (open_alarm or {"id": conn.scalar(sa.text(
+            "select id from alarms where sensor_id = :s and rule = :r and closed_at is null"),
+            {"s": sensor["id"], "r": rule}), "status": "raised"})
+
+
+def _rates(conn, rules: Rules, sensors: dict, latest: dict, open_by: dict) -> None:
+    rated = [s for s in latest if (kr := rules.kinds.get(sensors[s]["kind"])) and kr.rate]
+    if not rated:
+        return
+    t1 = [latest[s][0] for s in rated]
+    t0 = [t - timedelta(seconds=rules.kinds[sensors[s]["kind"]].rate.window_s) for s, t in zip(rated, t1)]
+    rows = conn.execute(_WINDOW, {"ids": rated, "t0": t0, "t1": t1})
+    for sid, wmax, wmin in rows:
+        sensor, rr = sensors[sid], rules.kinds[sensors[sid]["kind"]].rate
+        t, v = latest[sid]
+        change = rr.change(wmax, wmin, v)
+        current = open_by.get((sid, rr.rule))
+        if change >= rr.delta and current is None:
+            msg = f"{sensor['code']}: {sensor['kind']} {rr.direction} of {change:g} within {rr.window_s:g} s"
+            transition(conn, sensor, rr.rule, rr.level, t, v, None, msg)
+        elif change < rr.delta / 2 and current is not None:
+            transition(conn, sensor, rr.rule, None, t, v, current)
+
+
+def evaluate(conn: sa.Connection, new: list[tuple[int, datetime, float]], rules: Rules | None = None) -> None:
+    """The alarm rules over newly stored readings (sensor id, time, value), in the caller's transaction."""
+    rules = rules or load_rules()
+    by_sensor: dict[int, list] = defaultdict(list)
+    for sid, t, v in new:
+        by_sensor[sid].append((t, v))
+    ids = sorted(by_sensor)
+    sensors = {r.id: dict(r._mapping) for r in conn.execute(_SENSORS, {"ids": ids})}
+    conn.execute(sa.text("insert into sensor_state (sensor_id) select unnest(cast(:ids as bigint[])) "
+                         "on conflict do nothing"), {"ids": ids})
+    states = {r.sensor_id: r for r in conn.execute(_STATES, {"ids": ids})}
+    open_by = {(r.sensor_id, r.rule): dict(r._mapping) for r in conn.execute(_OPEN, {"ids": ids})}
+    latest, saves = {}, []
+    for sid in ids:
+        row, sensor = states[sid], sensors[sid]
+        fresh = sorted(x for x in by_sensor[sid] if row.last_time is None or x[0] > row.last_time)
+        if not fresh:
+            continue
+        latest[sid] = fresh[-1]
+        if (sid, "offline") in open_by:
+            transition(conn, sensor, "offline", None, fresh[0][0], fresh[0][1], open_by.pop((sid, "offline")))
+        st = LevelState(**row.streaks) if row.streaks else LevelState()
+        kr = rules.kinds.get(sensor["kind"])
+        if kr and kr.levels:
+            _levels(conn, sensor, kr, st, fresh, open_by.get((sid, f"{sensor['kind']}-level")))
+        state = kr.levels.name_of(st.level) if kr and kr.levels else "normal"
+        if state != row.state:
+            notify(conn, {"type": "state", "sensor": sensor["code"], "sensor_id": sid, "asset_id": sensor["asset_id"],
+                          "layer": sensor["layer"], "state": state})
+        saves.append((sid, fresh[-1][0], fresh[-1][1], state, json.dumps(st.__dict__)))
+    if saves:  # one statement for the batch: a statement per sensor would cost more than the COPY
+        conn.execute(_SAVE, dict(zip(("id", "t", "v", "state", "streaks"), map(list, zip(*saves)))))
+    _rates(conn, rules, sensors, latest, open_by)
+    _notify_readings(conn, sensors, latest)
+
+
+def _notify_readings(conn: sa.Connection, sensors: dict, latest: dict) -> None:
+    """The latest reading of each sensor of the batch, in messages that fit a NOTIFY."""
+    items = [[sensors[s]["code"], sensors[s]["layer"], t.isoformat(), v] for s, (t, v) in latest.items()]
+    per = 60  # about 110 bytes an item
+    for i in range(0, len(items), per):
+        notify(conn, {"type": "readings", "items": items[i:i + per]})
+
+
+def check_offline(engine: sa.Engine, now: datetime, rules: Rules | None = None) -> int:
+    """Raise an offline alarm for each sensor silent for the rules' number of sampling periods."""
+    rules = rules or load_rules()
+    with engine.begin() as c:
+        if not c.scalar(sa.text("select pg_try_advisory_xact_lock(7461018)")):
+            return 0  # another ingest process is checking
+        silent = [dict(r._mapping) for r in c.execute(sa.text(
+            "select st.sensor_id id, st.last_time from sensor_state st join sensors s on s.object_id = st.sensor_id "
+            "where st.last_time < :now - make_interval(secs => s.period_s * :k) and st.state <> 'offline' "
+            "and not exists (select 1 from alarms a where a.sensor_id = st.sensor_id and a.rule = 'offline' "
+            "and a.closed_at is null)"), {"now": now, "k": rules.offline_periods})]
+        if not silent:
+            return 0
+        sensors = {r.id: dict(r._mapping) for r in c.execute(_SENSORS, {"ids": [s["id"] for s in silent]})}
+        for s in silent:
+            sensor = sensors[s["id"]]
+            transition(c, sensor, "offline", "warning", now, None, None,
+                       f"{sensor['code']}: no reading since {s['last_time']:%Y-%m-%d %H:%M:%S}")
+            c.execute(sa.text("update sensor_state set state = 'offline' where sensor_id = :i"), {"i": s["id"]})
+            notify(c, {"type": "state", "sensor": sensor["code"], "sensor_id": s["id"],
+                       "asset_id": sensor["asset_id"], "layer": sensor["layer"], "state": "offline"})
+    return len(silent)
+
+
+def acknowledge(engine: sa.Engine, alarm_id: int, by: str, note: str | None = None) -> dict:
+    """An operator acknowledges an open alarm (who, when, a note)."""
+    with engine.begin() as c:
+        row = c.execute(sa.text("select a.id, a.status, a.sensor_id from alarms a where a.id = :i for update"),
+                        {"i": alarm_id}).first()
+        if row is None:
+            raise NotFoundError(f"no alarm {alarm_id}")
+        if row.status == "closed":
+            raise InputError(f"alarm {alarm_id} is closed")
+        at = c.scalar(sa.text("update alarms set status = 'acknowledged', acknowledged_at = now(), "
+                              "acknowledged_by = :b, note = :n where id = :i returning acknowledged_at"),
+                      {"b": by, "n": note, "i": alarm_id})
+        sensor = next(iter(dict(r._mapping) for r in c.execute(_SENSORS, {"ids": [row.sensor_id]})))
+        _event(c, alarm_id, "acknowledged", at, sensor, {"by": by, "note": note, "status": "acknowledged"})
+    return alarm(engine, alarm_id)
+
+
+def close(engine: sa.Engine, alarm_id: int, by: str, note: str | None = None) -> dict:
+    """An operator closes an alarm by hand (the readings may not have returned to normal)."""
+    with engine.begin() as c:
+        row = c.execute(sa.text("select status, sensor_id from alarms where id = :i for update"),
+                        {"i": alarm_id}).first()
+        if row is None:
+            raise NotFoundError(f"no alarm {alarm_id}")
+        if row.status == "closed":
+            raise InputError(f"alarm {alarm_id} is closed already")
+        at = c.scalar(sa.text("update alarms set status = 'closed', closed_at = now(), note = coalesce(:n, note) "
+                              "where id = :i returning closed_at"), {"n": note, "i": alarm_id})
+        sensor = next(iter(dict(r._mapping) for r in c.execute(_SENSORS, {"ids": [row.sensor_id]})))
+        _event(c, alarm_id, "closed", at, sensor, {"by": by, "note": note, "status": "closed"})
+    return alarm(engine, alarm_id)
+
+
+def alarm(engine: sa.Engine, alarm_id: int) -> dict:
+    with engine.connect() as c:
+        row = c.execute(sa.text("select a.*, s.code sensor, s.kind, s.asset_id from alarms a join sensors s "
+                                "on s.object_id = a.sensor_id where a.id = :i"), {"i": alarm_id}).first()
+    if row is None:
+        raise NotFoundError(f"no alarm {alarm_id}")
+    return dict(row._mapping)

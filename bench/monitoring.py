@@ -1,0 +1,222 @@
+"""Monitoring ingest: `cim monitor run` against Mosquitto alone and a bare COPY, in one run.
+
+An embedded database and a Mosquitto of the bench's own (under the work folder), 1,000 pressure
+sensors. Each phase lasts 60 s x scale:
+- mosquitto: publishers -> broker -> one QoS 1 subscriber that only counts (nothing stored);
+- copy: the same rows COPYed in batches of 5,000 into a table of the same columns and key, nothing else;
+- ours-single / ours-gateway: publishers send one-reading messages, or gateway messages of 100, to
+  one `cim monitor run` process; we count readings stored per second and, after the publishers stop,
+  how long the table takes to hold every published reading (the lag).
+Alarm latency: during ours-single, a gas sensor crosses its alarm threshold twice a second; the time
+from publishing the crossing reading to the `state` event on the live stream's channel (LISTEN
+cim_monitor, what GET /api/monitor/stream relays) gives p50 and p99.
+Publishers: two processes, QoS 1, 127.0.0.1 only.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import psycopg
+import sqlalchemy as sa
+
+SENSORS = 1000
+PUBLISHERS = 2
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _publish(port: int, seconds: float, per_message: int, worker: int, counter) -> None:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{worker}-{per_message}")
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    acked = [0]
+    c.on_publish = lambda *_: acked.__setitem__(0, acked[0] + 1)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    base = datetime.now(UTC) - timedelta(seconds=60)  # recent: old readings would read as offline sensors
+    end, n, last = time.monotonic() + seconds, 0, None
+    while time.monotonic() < end:
+        # distinct times per sensor: worker w's readings are w ms apart from the other's
+        items = [(f"B{(n + i) % SENSORS:04d}", (base + timedelta(milliseconds=(n + i) // SENSORS * 10 + worker))
+                  .isoformat()) for i in range(per_message)]
+        if per_message == 1:
+            last = c.publish(f"cim/{items[0][0]}/reading", json.dumps({"time": items[0][1], "value": 0.3}), qos=1)
+        else:
+            last = c.publish(f"cim/gateway/bench{worker}", json.dumps(
+                {"readings": [{"sensor": s, "time": t, "value": 0.3} for s, t in items]}), qos=1)
+        n += per_message
+        while n // per_message - acked[0] > 5000:  # keep the client's queue bounded
+            time.sleep(0.001)
+    if last is not None:
+        last.wait_for_publish(60)
+    c.disconnect()
+    c.loop_stop()
+    with counter.get_lock():
+        counter.value += n
+
+
+def _publishers(port: int, seconds: float, per_message: int) -> int:
+    counter = mp.Value("q", 0)
+    procs = [mp.Process(target=_publish, args=(port, seconds, per_message, w, counter)) for w in range(PUBLISHERS)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return counter.value
+
+
+def _mosquitto_alone(port: int, seconds: float, per_message: int) -> dict:
+    got = [0]
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub")
+    sub.on_message = lambda c, u, m: got.__setitem__(0, got[0] + 1)
+    sub.connect("127.0.0.1", port)
+    sub.subscribe([("cim/+/reading", 1), ("cim/gateway/+", 1)])
+    sub.loop_start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    sent = _publishers(port, seconds, per_message)
+    while got[0] < sent // per_message and time.monotonic() - t0 < seconds + 60:
+        time.sleep(0.05)
+    took = time.monotonic() - t0
+    sub.disconnect()
+    sub.loop_stop()
+    return {"readings": got[0] * per_message, "seconds": round(took, 2), "per_s": round(got[0] * per_message / took)}
+
+
+def _bare_copy(url: str, seconds: float) -> dict:
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("drop table if exists bare; create table bare (sensor_id bigint, time timestamptz, "
+                  "value float8, quality int2, primary key (sensor_id, time))")
+        base, n, end = datetime.now(UTC) - timedelta(hours=2), 0, time.monotonic() + seconds
+        t0 = time.monotonic()
+        while time.monotonic() < end:
+            with c.transaction(), c.cursor().copy("copy bare from stdin (format binary)") as cp:
+                cp.set_types(["int8", "timestamptz", "float8", "int2"])
+                for i in range(n, n + 5000):
+                    cp.write_row((i % SENSORS, base + timedelta(milliseconds=i // SENSORS * 10), 0.3, None))
+            n += 5000
+        took = time.monotonic() - t0
+        c.execute("drop table bare")
+    return {"readings": n, "seconds": round(took, 2), "per_s": round(n / took)}
+
+
+def _stored(engine: sa.Engine) -> int:
+    with engine.connect() as c:
+        return int(c.scalar(sa.text("select count(*) from readings")))
+
+
+def _alarm_latency(url: str, port: int, stop: threading.Event, out: list[float]) -> None:
+    """Twice a second a gas sensor's reading crosses the alarm threshold (two readings in a row, as the
+    rule asks); the delay to the state event on cim_monitor."""
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-alarm")
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    with psycopg.connect(url, autocommit=True) as listen:
+        listen.execute("listen cim_monitor")
+        t, high = datetime.now(UTC) - timedelta(minutes=5), True
+        while not stop.is_set():
+            for _ in range(2):
+                t += timedelta(seconds=1)
+                pub.publish("cim/BGAS/reading", json.dumps({"time": t.isoformat(), "value": 40.0 if high else 0.0}),
+                            qos=1)
+            sent = time.monotonic()
+            for n in listen.notifies(timeout=5):
+                msg = json.loads(n.payload)
+                if msg.get("type") == "state" and msg.get("sensor") == "BGAS":
+                    out.append(time.monotonic() - sent)
+                    break
+            high = not high
+            time.sleep(0.5)
+    pub.disconnect()
+    pub.loop_stop()
+
+
+def _ours(engine: sa.Engine, env: dict, port: int, seconds: float, per_message: int, work: Path,
+          latency: bool) -> dict:
+    with engine.begin() as c:
+        c.execute(sa.text("truncate readings, readings_1m, readings_1h, sensor_state, alarms, alarm_events, "
+                          "dead_letters"))
+    log = (work / f"ingest_{per_message}.log").open("wb")
+    # a group per phase: a stopped process's persistent session would keep its share of a group's messages
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "monitor", "run", "--group", f"bench{per_message}"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    time.sleep(4)
+    stop, lat = threading.Event(), []
+    url = engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
+    watcher = threading.Thread(target=_alarm_latency, args=(url, port, stop, lat)) if latency else None
+    if watcher:
+        watcher.start()
+    t0 = time.monotonic()
+    sent = _publishers(port, seconds, per_message)
+    published_at = time.monotonic()
+    stop.set()
+    target = sent + (2 * len(lat) if latency else 0)
+    while _stored(engine) < sent and time.monotonic() - published_at < 120:
+        time.sleep(0.1)
+    lag = time.monotonic() - published_at
+    stored = _stored(engine)
+    if watcher:
+        watcher.join(10)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    took = published_at - t0
+    res = {"published": sent, "stored": stored, "seconds": round(took, 2), "published_per_s": round(sent / took),
+           "stored_per_s": round(min(stored, sent) / (took + lag)), "lag_s_after_publishers_stop": round(lag, 2),
+           "target_with_alarm_probe": target}
+    if lat:
+        ms = np.array(lat) * 1000
+        res["alarm_latency_ms"] = {"n": len(ms), "p50": round(float(np.percentile(ms, 50)), 1),
+                                   "p99": round(float(np.percentile(ms, 99)), 1)}
+    return res
+
+
+def run(scale: float, work: Path) -> dict:
+    from cim_core import db as cdb
+    from cim_core.migrate import upgrade
+    from cim_core.sensors import SensorRecord, register_sensors
+    from services.monitor.broker import Broker
+
+    seconds = 60.0 * scale
+    emb = cdb.Embedded(work / "cim_home")
+    emb.start()
+    # a fresh broker: sessions kept from an earlier run would queue this run's messages
+    shutil.rmtree(work / "mosquitto", ignore_errors=True)
+    broker = Broker(work / "mosquitto")
+    broker.start()
+    engine = sa.create_engine(emb.url())
+    try:
+        upgrade(engine, srid=4547)
+        recs = [SensorRecord(f"B{i:04d}", "pressure", position=(500000.0 + i, 3650000.0, 50.0), period_s=60)
+                for i in range(SENSORS)] + [SensorRecord("BGAS", "gas", position=(500000.0, 3650001.0, 50.0))]
+        register_sensors(recs, "bench-sensors", engine=engine)
+        env = {**os.environ, "CIM_DATABASE_URL": emb.url(), "CIM_MQTT_URL": broker.url(), "PYTHONPATH": str(ROOT)}
+        url = emb.url().replace("+psycopg", "")
+        out = {"seconds_per_phase": seconds, "sensors": SENSORS, "publishers": PUBLISHERS,
+               "mosquitto_single": _mosquitto_alone(broker.port, seconds, 1),
+               "mosquitto_gateway100": _mosquitto_alone(broker.port, seconds, 100),
+               "bare_copy": _bare_copy(url, seconds),
+               "ours_single": _ours(engine, env, broker.port, seconds, 1, work, latency=True),
+               "ours_gateway100": _ours(engine, env, broker.port, seconds, 100, work, latency=False)}
+        for mode in ("single", "gateway100"):
+            slower = min(out[f"mosquitto_{mode}"]["per_s"], out["bare_copy"]["per_s"])
+            out[f"ratio_{mode}_to_slower_anchor"] = round(out[f"ours_{mode}"]["stored_per_s"] / slower, 3)
+        return out
+    finally:
+        engine.dispose()
+        broker.stop()
+        emb.stop()

@@ -1,0 +1,98 @@
+"""Live monitoring: sensors with their state, a sensor's series from the rollups, and a server-sent
+events stream of readings, state changes and alarm events.
+
+A sensor on a restricted layer (a pipe node or segment) is shown only to roles that may read that
+layer; alarm events only to roles granted `alarms_ack` as well.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import psycopg
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from analyses.alarms import CHANNEL
+from cim_core.errors import NotFoundError
+from services import auth
+
+router = APIRouter(prefix="/monitor", tags=["Monitoring"])
+Caller = Annotated[auth.Caller, Depends(auth.caller)]
+KEEPALIVE_S = 15.0
+
+_SENSORS = sa.text("""
+    select s.object_id id, s.code, s.kind, s.unit, s.period_s, s.asset_id, o.name,
+           st_x(s.geom) x, st_y(s.geom) y, st_z(s.geom) z, st_x(st_transform(s.geom, 4326)) lon,
+           st_y(st_transform(s.geom, 4326)) lat,
+           coalesce(st.state, 'unknown') state, st.last_time, st.last_value,
+           case when n.object_id is not null then 'pipe_nodes'
+                when g.object_id is not null then 'pipes_' || g.utility end layer
+    from sensors s join city_objects o on o.id = s.object_id
+    left join sensor_state st on st.sensor_id = s.object_id
+    left join pipe_nodes n on n.object_id = s.asset_id left join pipe_segments g on g.object_id = s.asset_id
+    order by s.code""")
+
+
+def visible(who: auth.Caller, layer: str | None) -> bool:
+    return layer is None or auth.may_read(who, layer)
+
+
+@router.get("/sensors", summary="Sensors with their state (normal, warning, alarm, critical, offline)")
+def sensors(who: Caller) -> dict:
+    with auth.current_engine().connect() as c:
+        rows = [dict(r._mapping) for r in c.execute(_SENSORS)]
+    return {"sensors": [r for r in rows if visible(who, r["layer"])]}
+
+
+@router.get("/sensors/{code}/series", summary="A sensor's readings from the rollups")
+def series(code: str, who: Caller, hours: float = Query(24, gt=0, le=24 * 90)) -> dict:
+    """One-minute buckets up to 24 hours, one-hour buckets beyond: time, n, min, max, mean."""
+    table = "readings_1m" if hours <= 24 else "readings_1h"
+    with auth.current_engine().connect() as c:
+        s = next((r for r in (dict(x._mapping) for x in c.execute(_SENSORS)) if r["code"] == code), None)
+        if s is None or not visible(who, s["layer"]):
+            raise NotFoundError(f"no sensor {code!r}")
+        rows = c.execute(sa.text(
+            f"select bucket, n, vmin, vmax, vsum / n mean from {table} where sensor_id = :s and "
+            "bucket >= now() - make_interval(secs => :h * 3600) order by bucket"), {"s": s["id"], "h": hours})
+        points = [{"t": r.bucket.isoformat(), "n": r.n, "min": r.vmin, "max": r.vmax, "mean": r.mean} for r in rows]
+    return {"sensor": code, "unit": s["unit"], "kind": s["kind"], "bucket": table[-2:], "points": points}
+
+
+def _filter(who: auth.Caller, msg: dict, may_ack: bool) -> dict | None:
+    if msg.get("type") == "readings":
+        items = [i for i in msg["items"] if visible(who, i[1])]
+        return {**msg, "items": items} if items else None
+    if msg.get("type") == "alarm" and not may_ack:
+        return None
+    return msg if visible(who, msg.get("layer")) else None
+
+
+async def _events(request: Request, who: auth.Caller) -> AsyncIterator[bytes]:
+    url = auth.current_engine().url.render_as_string(hide_password=False).replace("+psycopg", "")
+    may_ack = auth.may_read(who, "alarms_ack")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(f"listen {CHANNEL}")
+        yield b": connected\n\n"
+        while not await request.is_disconnected():
+            got = False
+            async for n in conn.notifies(timeout=KEEPALIVE_S, stop_after=100):
+                got = True
+                msg = _filter(who, json.loads(n.payload), may_ack)
+                if msg is not None:
+                    yield f"event: {msg['type']}\ndata: {json.dumps(msg)}\n\n".encode()
+            if not got:
+                yield b": keepalive\n\n"
+            await asyncio.sleep(0)
+
+
+@router.get("/stream", summary="Server-sent events: readings, state changes, alarm events")
+async def stream(request: Request, who: Caller) -> StreamingResponse:
+    """Events `readings` (latest value per sensor of each stored batch), `state` (a sensor's state
+    changed) and `alarm` (raised, escalated, lowered, acknowledged, closed); `?key=` works as a header."""
+    return StreamingResponse(_events(request, who), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,138 @@
+"""The MQTT broker: the one of CIM_MQTT_URL, else a Mosquitto of our own under $CIM_HOME/mosquitto
+(like the embedded database: started on demand on a free local port, persistent across restarts)."""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cim_core.errors import InputError
+from cim_core.settings import get_settings
+
+# Queues of offline persistent sessions (an ingest process being restarted) must not drop readings.
+CONFIG = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location {dir}/
+autosave_interval 5
+max_queued_messages 10000000
+max_queued_bytes 0
+max_inflight_messages 1000
+log_dest file {dir}/mosquitto.log
+user {user}
+"""
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
+    if not found:
+        raise InputError("mosquitto is not installed", hint="apt-get install mosquitto, or set CIM_MQTT_URL")
+    return found
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Broker:
+    """The Mosquitto of one folder."""
+    dir: Path
+
+    def __post_init__(self):
+        self.dir = Path(self.dir).absolute()
+        self.state_file = self.dir / "broker.json"
+
+    def _state(self) -> dict:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    @property
+    def port(self) -> int | None:
+        return self._state().get("port")
+
+    def running(self) -> bool:
+        pid = self._state().get("pid")
+        if not pid:
+            return False
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return Path(f"/proc/{pid}/cmdline").read_bytes().find(b"mosquitto") >= 0
+
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self, port: int | None = None) -> bool:
+        """Start the broker (keeping its port when free); False when it was already running."""
+        if self.running():
+            return False
+        self.dir.mkdir(parents=True, exist_ok=True)
+        port = port or (self.port if self.port and not _port_open(self.port) else _free_port())
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(CONFIG.format(port=port, dir=self.dir, user=getpass.getuser()))
+        proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.state_file.write_text(json.dumps({"port": port, "pid": proc.pid}))
+        deadline = time.monotonic() + 10
+        while not _port_open(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise InputError(f"mosquitto did not start on port {port}", hint=f"see {self.dir / 'mosquitto.log'}")
+            time.sleep(0.05)
+        return True
+
+    def stop(self) -> bool:
+        """Stop the broker (it saves its queues first); False when it was not running."""
+        if not self.running():
+            return False
+        pid = self._state()["pid"]
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return True
+
+
+def own_broker() -> Broker:
+    return Broker(get_settings().home / "mosquitto")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+
+def endpoint(start: bool = True) -> Endpoint:
+    """Where to connect: CIM_MQTT_URL, else our own broker (started when `start`)."""
+    url = get_settings().mqtt_url
+    if url:
+        u = urlsplit(url)
+        if u.scheme not in ("mqtt", "tcp"):
+            raise InputError(f"CIM_MQTT_URL must be mqtt://host:port, not {u.scheme}://")
+        return Endpoint(u.hostname or "127.0.0.1", u.port or 1883, u.username, u.password)
+    broker = own_broker()
+    if start:
+        broker.start()
+    elif not broker.running():
+        raise InputError("the MQTT broker is not running", hint="run `cim broker start` or set CIM_MQTT_URL")
+    return Endpoint("127.0.0.1", broker.port)

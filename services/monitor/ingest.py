@@ -1,0 +1,157 @@
+"""`cim monitor run`: MQTT readings into PostgreSQL, at least once from the broker, once in the table.
+
+The process is stateless. It subscribes with QoS 1 through a shared subscription (`$share/<group>/...`),
+so N processes of one group split the messages, and it acknowledges a message (PUBACK) only after the
+transaction holding its readings has committed. A process killed in between leaves its messages
+unacknowledged in its persistent session; the broker delivers them again when the process (the same
+--instance) comes back, and the primary key on (sensor, time) stores them once.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from analyses import alarms
+from cim_core.settings import get_settings
+
+from .broker import Endpoint
+from .messages import GATEWAY_TOPIC, SINGLE_TOPIC, sort_batch
+from .writer import AfterStore, Writer
+
+log = logging.getLogger("cim.monitor")
+SESSION_EXPIRY_S = 7 * 86400
+RECEIVE_MAXIMUM = 65535
+OFFLINE_CHECK_S = 5.0
+
+
+@dataclass
+class Stats:
+    messages: int = 0
+    stored: int = 0
+    dead: int = 0
+    batches: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Ingest:
+    """One ingest process's MQTT client and batch loop."""
+
+    def __init__(self, engine: sa.Engine, broker: Endpoint, *, instance: str = "1", group: str = "cim",
+                 after_store: AfterStore | None = alarms.evaluate):
+        s = get_settings()
+        self.batch_size, self.flush_s = s.ingest_batch, s.ingest_flush_s
+        self.writer = Writer(engine, after_store)
+        self.broker, self.group = broker, group
+        self.inbox: queue.Queue = queue.Queue()
+        self.generation = 0  # connection count: acknowledgements never cross a reconnect
+        self.stats = Stats()
+        self.stop_event = threading.Event()
+        self.subscribed = threading.Event()  # set once the broker confirmed the subscriptions
+        self.client = self._client(f"cim-ingest-{group}-{instance}")
+
+    def _client(self, client_id: str) -> mqtt.Client:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                        manual_ack=True)
+        if self.broker.username:
+            c.username_pw_set(self.broker.username, self.broker.password)
+        c.on_connect = self._on_connect
+        c.on_message = self._on_message
+        c.on_subscribe = lambda *_: self.subscribed.set()
+        c.reconnect_delay_set(0.2, 5)
+        return c
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused the connection: %s", reason_code)
+            return
+        self.generation += 1
+        client.subscribe([(f"$share/{self.group}/{SINGLE_TOPIC}", 1), (f"$share/{self.group}/{GATEWAY_TOPIC}", 1)])
+        log.info("connected to %s:%s (session present: %s)", self.broker.host, self.broker.port,
+                 flags.session_present)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = "<not UTF-8>"
+        self.inbox.put((self.generation, msg.mid, msg.qos, topic, msg.payload))
+
+    def connect(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        self.client.connect(self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props)
+        self.client.loop_start()
+
+    def _take(self) -> list[tuple]:
+        """Up to batch_size messages, waiting at most flush_s after the first."""
+        try:
+            first = self.inbox.get(timeout=0.5)
+        except queue.Empty:
+            return []
+        got, deadline = [first], time.monotonic() + self.flush_s
+        while len(got) < self.batch_size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                got.append(self.inbox.get(timeout=left))
+            except queue.Empty:
+                break
+        return got
+
+    def step(self) -> bool:
+        """Take, store and acknowledge one batch; False when there was nothing or it could not be stored."""
+        msgs = self._take()
+        if not msgs:
+            return False
+        done = self.writer.write_until_stored(lambda: sort_batch([(m[3], m[4]) for m in msgs], self.writer.sensors),
+                                              self.stop_event.is_set)
+        if done is None:
+            return False
+        batch, stored = done
+        gen = self.generation
+        for g, mid, qos, _, _ in msgs:
+            if qos and g == gen:
+                self.client.ack(mid, qos)
+        st = self.stats
+        st.messages, st.stored, st.dead, st.batches = (st.messages + len(msgs), st.stored + stored,
+                                                       st.dead + len(batch.dead), st.batches + 1)
+        return True
+
+    def run(self, report_every: float = 10.0) -> Stats:
+        """Until stop(): batches into the database; logs a line of counts every `report_every` seconds."""
+        self.connect()
+        last = offline_checked = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                self.step()
+                if time.monotonic() - offline_checked >= OFFLINE_CHECK_S:
+                    offline_checked = time.monotonic()
+                    self._check_offline()
+                if time.monotonic() - last >= report_every:
+                    last = time.monotonic()
+                    st = self.stats
+                    log.info("%d messages, %d readings stored, %d dead letters", st.messages, st.stored, st.dead)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+        return self.stats
+
+    def _check_offline(self) -> None:
+        try:
+            alarms.check_offline(self.writer.engine, datetime.now(UTC))
+        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+            self.writer.engine.dispose()  # the next batch waits for the database
+
+    def stop(self) -> None:
+        self.stop_event.set()

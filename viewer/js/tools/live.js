@@ -1,0 +1,119 @@
+// Live monitoring: sensors coloured by state (normal, warning, alarm, offline), the open alarms with
+// acknowledge, and a 24 h chart of a clicked sensor; kept current by the server-sent events stream.
+import { api } from "../http.js";
+import { t } from "../i18n.js";
+import { $, cim, state } from "../state.js";
+import { drawChart } from "./live-chart.js";
+
+const COLOURS = { normal: "#2e9d4b", warning: "#f2b01e", alarm: "#e0312b", critical: "#9b0d8c", offline: "#8a8f98",
+                  unknown: "#cfd3d8" };
+const live = (cim.live = { sensors: new Map(), alarms: [], events: 0 });
+
+function colourOf(s) {
+  return Cesium.Color.fromCssColorString(COLOURS[s] || COLOURS.unknown);
+}
+
+function showSensor(s) {
+  const viewer = cim.viewer;
+  if (!viewer || s.lon == null) return;
+  const at = Cesium.Cartesian3.fromDegrees(s.lon, s.lat, 2);
+  let e = viewer.entities.getById(`sensor-${s.code}`);
+  if (!e) {
+    e = viewer.entities.add({ id: `sensor-${s.code}`, position: at,
+      point: { pixelSize: 14, outlineColor: Cesium.Color.WHITE, outlineWidth: 2,
+               disableDepthTestDistance: Number.POSITIVE_INFINITY },
+      label: { text: s.code, font: "12px sans-serif", pixelOffset: new Cesium.Cartesian2(0, -18),
+               disableDepthTestDistance: Number.POSITIVE_INFINITY, showBackground: true } });
+    e.cimSensor = s.code;
+  }
+  e.point.color = colourOf(s.state);
+  viewer.scene.requestRender();
+}
+
+function renderAlarms() {
+  const list = $("live-alarms");
+  list.replaceChildren();
+  for (const a of live.alarms) {
+    const li = document.createElement("li");
+    li.className = `alarm-${a.level}`;
+    const text = document.createElement("span");
+    text.textContent = `${a.sensor} · ${a.rule} · ${a.level} · ${a.status}`; // server strings as text only
+    li.append(text);
+    if (a.status !== "acknowledged") {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = t("acknowledge");
+      b.addEventListener("click", () => acknowledge(a.id));
+      li.append(b);
+    }
+    li.addEventListener("click", () => showChart(a.sensor));
+    list.append(li);
+  }
+  $("live-alarms-none").hidden = live.alarms.length > 0;
+}
+
+async function acknowledge(id) {
+  const res = await fetch(`/api/alarms/${id}/acknowledge`, {
+    method: "POST", headers: { "X-API-Key": state.key, "content-type": "application/json" },
+    body: JSON.stringify({ note: "viewer" }) });
+  $("live-status").textContent = res.ok ? "" : `${t("loadFailed")} (${res.status})`;
+  await loadAlarms();
+}
+
+async function loadAlarms() {
+  try {
+    live.alarms = (await api("/api/alarms?status=open")).alarms;
+    $("live-status").textContent = "";
+  } catch (e) {
+    live.alarms = [];
+    $("live-status").textContent = e.status === 401 || e.status === 403 ? t("alarmsNeedKey") : t("loadFailed");
+  }
+  renderAlarms();
+}
+
+async function loadSensors() {
+  const { sensors } = await api("/api/monitor/sensors");
+  for (const s of sensors) {
+    live.sensors.set(s.code, s);
+    showSensor(s);
+  }
+}
+
+async function showChart(code) {
+  $("live-chart-title").textContent = code;
+  const series = await api(`/api/monitor/sensors/${encodeURIComponent(code)}/series?hours=24`);
+  drawChart($("live-chart"), series);
+}
+
+function listen() {
+  const src = new EventSource(`/api/monitor/stream${state.key ? `?key=${encodeURIComponent(state.key)}` : ""}`);
+  src.addEventListener("state", (ev) => {
+    const msg = JSON.parse(ev.data);
+    const s = live.sensors.get(msg.sensor);
+    live.events += 1;
+    if (s) {
+      s.state = msg.state;
+      showSensor(s);
+    }
+  });
+  src.addEventListener("alarm", () => {
+    live.events += 1;
+    loadAlarms();
+  });
+  return src;
+}
+
+function onPick(movement) {
+  const picked = cim.viewer.scene.pick(movement.position);
+  const code = picked && picked.id && picked.id.cimSensor;
+  if (code) showChart(code);
+}
+
+export async function startLive() {
+  await loadSensors();
+  await loadAlarms();
+  live.stream = listen();
+  const handler = new Cesium.ScreenSpaceEventHandler(cim.viewer.scene.canvas);
+  handler.setInputAction(onPick, Cesium.ScreenSpaceEventType.LEFT_CLICK);
+  live.ready = true;
+}
