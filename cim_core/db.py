@@ -41,7 +41,8 @@ def _pg_bindir() -> Path:
                         hint="apt-get install postgresql-15 postgresql-15-postgis-3, or set CIM_DATABASE_URL")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that no one listens on now (for the embedded servers)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -135,7 +136,7 @@ class Embedded:
                 self._make_datadir()
             self._run("initdb", "-D", str(self.pgdata.resolve()), "-U", DB_USER, "--auth=trust",
                       "-E", "UTF8", "--locale=C")
-        port = self.port if self.port and _port_free(self.port) else _free_port()
+        port = self.port if self.port and _port_free(self.port) else free_port()
         self.state_file.write_text(json.dumps({"port": port}))
         datadir = self.pgdata.resolve()
         self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(datadir), "-l", str(datadir / "server.log"),

@@ -82,3 +82,16 @@ def mosquitto(tmp_path, monkeypatch):
     yield broker
     broker.stop()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def own_cluster(tmp_path):
+    """(cluster, engine): a migrated cluster of the test's own, for tests that stop and start the database
+    (so that no other test is disturbed); its CIM_HOME is tmp_path / "home"."""
+    emb = cdb.Embedded(tmp_path / "home")
+    emb.start()
+    engine = sa.create_engine(emb.url())
+    upgrade(engine, srid=4547)
+    yield emb, engine
+    engine.dispose()
+    emb.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,12 @@ import httpx
 import pytest
 from test_api import X0, Y0, bim_tree, buildings, info, lonlat, pipes
 
+from cim_core.db import free_port
 from cim_core.store import write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

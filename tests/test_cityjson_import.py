@@ -7,11 +7,11 @@ import orjson
 import pytest
 import sqlalchemy as sa
 import trimesh
+from conftest import DATA
 
 from cim_core.errors import GeoreferenceError, InputError
 from cim_core.mesh import newell_normal
 from importers import cityjson
-from conftest import DATA
 
 ROTTERDAM = DATA / "rotterdam_subset.city.json"
 DEN_HAAG = DATA / "DH_01_subs.city.json"

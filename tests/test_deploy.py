@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from test_tiles import buildings, pipes
 
+from cim_core.db import free_port
 from cim_core.settings import get_settings
 from services import auth
 from services.app import CESIUM_BUILD, create_app
@@ -47,10 +47,6 @@ def test_viewer_serves_its_page_modules_and_cesium_only(db):
 
 
 # ---------------------------------------------------------------- the nginx layout
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:

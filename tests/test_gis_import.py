@@ -9,12 +9,12 @@ import shapely
 import shapely.geometry
 import sqlalchemy as sa
 import trimesh
+from conftest import DATA
 from pyproj import Geod
 
 from cim_core.errors import GeoreferenceError, InputError
 from importers import gis
 from services.tiles.source import prisms
-from conftest import DATA
 
 WUHAN = DATA / "wuhan_osm_buildings.geojson"
 X0, Y0 = 501800.0, 3649500.0  # near 114.02E 32.98N in EPSG:4547

@@ -16,8 +16,6 @@ import pytest
 import sqlalchemy as sa
 from monitor_helpers import CountingPublisher, count, make_sensors, wait_for
 
-from cim_core import db as cdb
-from cim_core.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL, RATE, DISRUPT_AT = 2000, 400.0, 700
@@ -117,16 +115,6 @@ def test_broker_restarted(db, mosquitto, running):
     pub.close()
 
 
-@pytest.fixture
-def own_cluster(tmp_path):
-    """A cluster of this test's own, so that restarting it disturbs no other test."""
-    emb = cdb.Embedded(tmp_path / "cim_home")
-    emb.start()
-    engine = sa.create_engine(emb.url())
-    upgrade(engine, srid=4547)
-    yield emb, engine
-    engine.dispose()
-    emb.stop()
 
 
 def test_database_restarted(own_cluster, mosquitto, tmp_path):

@@ -17,20 +17,13 @@ import sqlalchemy as sa
 from conftest import ARTIFACTS
 from test_api import X0, Y0, bim_tree, buildings, info, lonlat, pipes
 
-from cim_core import db as cdb
-from cim_core.migrate import upgrade
+from cim_core.db import free_port
 from cim_core.store import write_dataset
 from services import auth
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(env: dict, home: Path) -> tuple[subprocess.Popen, str]:
@@ -60,16 +53,6 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-@pytest.fixture
-def own_cluster(tmp_path):
-    """A cluster of this test's own, since the test stops and starts it."""
-    emb = cdb.Embedded(tmp_path / "home")
-    emb.start()
-    engine = sa.create_engine(emb.url())
-    upgrade(engine, srid=4547)
-    yield emb, engine
-    engine.dispose()
-    emb.stop()
 
 
 def test_database_restart_under_a_running_server(own_cluster, tmp_path):

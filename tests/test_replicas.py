@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from fastapi.testclient import TestClient
 from test_api import buildings, info, pipes
 
 from cim_core import db as cdb
+from cim_core.db import free_port
 from cim_core.migrate import upgrade
 from cim_core.settings import get_settings
 from cim_core.store import write_dataset
@@ -26,10 +26,6 @@ from services.app import create_app
 WUHAN = DATA / "wuhan_osm_buildings.geojson"  # 241 buildings
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def count(client: TestClient, collection: str = "buildings", **headers) -> int:

@@ -15,6 +15,7 @@ import boto3
 import pytest
 from test_tiles import GROUND, SMALL, bim, box, buildings, origin, pipes
 
+from cim_core.db import free_port
 from cim_core.errors import InputError
 from cim_core.model import CityObject, DatasetInfo, Mesh
 from cim_core.settings import get_settings
@@ -24,16 +25,12 @@ from services.tiles import build
 KEY, SECRET = "cim-test-key", "cim-test-secret"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def s3_server():
     """`moto_server` on a free port for this module; stopped at the end."""
-    port = _free_port()
+    port = free_port()
     server = Path(sys.executable).parent / "moto_server"
     proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from conftest import ARTIFACTS, new_database
 from PIL import Image
 
+from cim_core.db import free_port
 from cim_core.migrate import upgrade
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -36,10 +36,6 @@ SCALE = "0.1"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start_demo(env: dict, port: int, log: Path) -> tuple[subprocess.Popen, str]:
@@ -80,7 +76,7 @@ def demo(cluster, tmp_path_factory):
     home = tmp_path_factory.mktemp("demo_home")
     env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_HOME": str(home)}
     env.pop("CIM_SRID", None)
-    port = _free_port()
+    port = free_port()
     proc, output = _start_demo(env, port, home / "demo.log")
     base = f"http://127.0.0.1:{port}"
     # A key of the role that may read every pipe network.
@@ -381,7 +377,7 @@ def test_language_switches_to_english_and_back(page):
 
 
 def test_second_demo_run_skips_the_import(demo, tmp_path):
-    port = _free_port()
+    port = free_port()
     proc, output = _start_demo(demo["env"], port, tmp_path / "demo2.log")
     _stop(proc)
     assert "import skipped" in output

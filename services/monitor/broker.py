@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cim_core.db import free_port
 from cim_core.errors import InputError
 from cim_core.settings import get_settings
 
@@ -43,12 +44,6 @@ def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -85,7 +80,7 @@ class Broker:
         if self.running():
             return False
         self.dir.mkdir(parents=True, exist_ok=True)
-        port = port or (self.port if self.port and not _port_open(self.port) else _free_port())
+        port = port or (self.port if self.port and not _port_open(self.port) else free_port())
         conf = self.dir / "mosquitto.conf"
         conf.write_text(CONFIG.format(port=port, dir=self.dir, user=getpass.getuser()))
         proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdin=subprocess.DEVNULL,
