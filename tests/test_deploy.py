@@ -94,7 +94,7 @@ def served(db, monkeypatch):
         wait_for(f"http://127.0.0.1:{api_port}/api", api, api_log)
         layout = write_nginx(home / "nginx", port=port, host="127.0.0.1", api_upstreams=[f"127.0.0.1:{api_port}"],
                              engine=db)
-        assert layout.public == ["buildings", "bim"] and layout.restricted == ["pipes"]
+        assert layout.public == ["buildings", "bim", "ground"] and layout.restricted == ["pipes"]
         assert layout.warnings == [], layout.warnings
         check = subprocess.run([*layout.command(), "-t"], capture_output=True, text=True, check=False)
         assert check.returncode == 0, check.stderr
