@@ -41,11 +41,13 @@ def visible(who: auth.Caller, layer: str | None) -> bool:
     return layer is None or auth.may_read(who, layer)
 
 
-@router.get("/sensors", summary="Sensors with their state (normal, warning, alarm, critical, offline)")
+@router.get("/sensors", summary="Sensors with their state (normal, warning, alarm, critical, offline), and "
+            "whether the caller may read and acknowledge alarms")
 def sensors(who: Caller) -> dict:
     with auth.current_engine().connect() as c:
         rows = [dict(r._mapping) for r in c.execute(_SENSORS)]
-    return {"sensors": [r for r in rows if visible(who, r["layer"])]}
+    return {"sensors": [r for r in rows if visible(who, r["layer"])],
+            "alarms_readable": auth.may_read(who, "alarms_ack")}
 
 
 @router.get("/sensors/{code}/series", summary="A sensor's readings from the rollups")

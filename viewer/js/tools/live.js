@@ -61,6 +61,13 @@ async function acknowledge(id) {
 }
 
 async function loadAlarms() {
+  if (!live.alarmsReadable) {
+    // the API said this caller may not read alarms: no request, no 401/403 in the console
+    live.alarms = [];
+    $("live-status").textContent = t("alarmsNeedKey");
+    renderAlarms();
+    return;
+  }
   try {
     live.alarms = (await api("/api/alarms?status=open")).alarms;
     $("live-status").textContent = "";
@@ -72,7 +79,8 @@ async function loadAlarms() {
 }
 
 async function loadSensors() {
-  const { sensors } = await api("/api/monitor/sensors");
+  const { sensors, alarms_readable: readable } = await api("/api/monitor/sensors");
+  live.alarmsReadable = readable;
   for (const s of sensors) {
     live.sensors.set(s.code, s);
     showSensor(s);
