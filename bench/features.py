@@ -123,7 +123,9 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def run(scale: float, work: Path) -> dict:
+def with_tipg(scale: float, work: Path, measure) -> dict:
+    """measure(scale, work, home, tipg_python) with tipg installed and an embedded cluster of the bench's own
+    (CIM_HOME under `work`), stopped again if this run started it."""
     work = work.absolute()
     tipg_python = ensure_tools(work)
     home = work / "home"
@@ -134,12 +136,16 @@ def run(scale: float, work: Path) -> dict:
     from cim_core.settings import get_settings
 
     get_settings.cache_clear()
-    started = cdb.embedded().start()  # the bench's own cluster: stopped again if this run started it
+    started = cdb.embedded().start()
     try:
-        return _measure(scale, work, home, tipg_python)
+        return measure(scale, work, home, tipg_python)
     finally:
         if started:
             cdb.embedded().stop()
+
+
+def run(scale: float, work: Path) -> dict:
+    return with_tipg(scale, work, _measure)
 
 
 def _measure(scale: float, work: Path, home: Path, tipg_python: Path) -> dict:

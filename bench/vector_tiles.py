@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench._http import free_port, wrk
-from bench.features import ensure_tools, serve, stop, synthetic_buildings, tipg_table
+from bench.features import serve, stop, synthetic_buildings, tipg_table, with_tipg
 
 PER_SCALE = 100_000
 ZOOMS = (14, 15, 16)
@@ -30,22 +30,7 @@ TILES_PER_ZOOM = 100
 
 
 def run(scale: float, work: Path) -> dict:
-    work = work.absolute()
-    tipg_python = ensure_tools(work)
-    home = work / "home"
-    os.environ["CIM_HOME"] = str(home)
-    os.environ.pop("CIM_DATABASE_URL", None)
-
-    from cim_core import db as cdb
-    from cim_core.settings import get_settings
-
-    get_settings.cache_clear()
-    started = cdb.embedded().start()  # the bench's own cluster: stopped again if this run started it
-    try:
-        return _measure(scale, work, home, tipg_python)
-    finally:
-        if started:
-            cdb.embedded().stop()
+    return with_tipg(scale, work, _measure)
 
 
 def _tiles(engine, seed: int = 5) -> list[tuple[int, int, int]]:
