@@ -1,19 +1,16 @@
-"""Load generation shared by the HTTP benchmarks: free ports and wrk runs over a list of URLs."""
+"""Load generation shared by the HTTP benchmarks: wrk runs over a list of URLs (and free ports, re-exported)."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 from pathlib import Path
 
+from cim_core.db import free_port
+
+__all__ = ["free_port", "wrk"]
+
 # 16 connections for 20 s, as ANCHORS.md measured the anchors.
 WRK = ["-t2", "-c16", "-d20s", "--latency"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wrk(base: str, paths: list[str], work: Path, name: str, headers: dict[str, str] | None = None) -> dict:
