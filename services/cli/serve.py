@@ -47,6 +47,25 @@ def _install_cesium() -> None:
             raise InputError(f"{VIEWER / 'package.json'}: npm ci failed", hint="install Node.js 20 and npm")
 
 
+def _health_check(engine: sa.Engine, again: bool) -> None:
+    """Last year's health-check indicators for the dashboard: computed once, and again after the district
+    changed."""
+    import datetime as dt
+
+    from analyses.healthcheck import yearly
+    from cim_core.errors import NotFoundError
+
+    year = dt.date.today().year - 1
+    try:
+        yearly.latest_run(year, engine)
+        if not again:
+            return
+    except NotFoundError:
+        pass
+    with progress_bar(None, f"computing the {year} health check (城市体检) for the dashboard"):
+        yearly.run(year, engine=engine, requested_by="cim demo")
+
+
 def _load_sample_district(scale: float, engine: sa.Engine) -> None:
     """Generate the sample district into CIM_HOME unless it is there, and import what is not loaded yet."""
     from sample_models.district import generate, is_current, load
@@ -61,6 +80,7 @@ def _load_sample_district(scale: float, engine: sa.Engine) -> None:
         loaded = load(folder, engine=engine, on_step=step)
     for result in loaded:
         survey_qa(result)
+    _health_check(engine, again=bool(loaded))
     if not loaded:
         console.print("sample district already loaded: import skipped")
         return
