@@ -148,22 +148,29 @@ def run(scale: float, work: Path) -> dict:
     return with_tipg(scale, work, _measure)
 
 
+def load_buildings(engine, scale: float) -> int:
+    """The synthetic buildings in our model (written once per size) and as tipg's plain table; their count."""
+    from cim_core.model import DatasetInfo
+    from cim_core.store import find_dataset, write_dataset
+
+    n = max(1000, round(PER_SCALE * scale))
+    sha = f"bench-features-{n}"
+    if not find_dataset(sha, "synthetic", engine=engine):
+        t0 = time.perf_counter()
+        write_dataset(DatasetInfo("bench_features", "gis", "synthetic", sha, "EPSG:4547",
+                                  report={"options": "synthetic"}), synthetic_buildings(n), engine=engine)
+        print(f"wrote {n} buildings in {time.perf_counter() - t0:.1f} s", flush=True)
+    tipg_table(engine)
+    return n
+
+
 def _measure(scale: float, work: Path, home: Path, tipg_python: Path) -> dict:
     from sqlalchemy.engine import make_url
 
     from cim_core import db as cdb
-    from cim_core.model import DatasetInfo
-    from cim_core.store import find_dataset, write_dataset
 
     engine = cdb.get_engine()
-    n = max(1000, round(PER_SCALE * scale))
-    sha = f"bench-features-{n}"
-    if not find_dataset(sha, engine=engine):
-        t0 = time.perf_counter()
-        write_dataset(DatasetInfo("bench_features", "gis", "synthetic", sha, "EPSG:4547"), synthetic_buildings(n),
-                      engine=engine)
-        print(f"wrote {n} buildings in {time.perf_counter() - t0:.1f} s", flush=True)
-    tipg_table(engine)
+    n = load_buildings(engine, scale)
     boxes = _bboxes(engine, BBOXES)
     url = make_url(cdb.database_url())
     dsn = f"postgresql://{url.username}@{url.host}:{url.port}/{url.database}"

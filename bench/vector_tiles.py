@@ -15,14 +15,13 @@ import gzip
 import math
 import os
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from bench._http import free_port, wrk
-from bench.features import serve, stop, synthetic_buildings, tipg_table, with_tipg
+from bench.features import load_buildings, serve, stop, with_tipg
 
 PER_SCALE = 100_000
 ZOOMS = (14, 15, 16)
@@ -75,18 +74,9 @@ def _measure(scale: float, work: Path, home: Path, tipg_python: Path) -> dict:
     from sqlalchemy.engine import make_url
 
     from cim_core import db as cdb
-    from cim_core.model import DatasetInfo
-    from cim_core.store import find_dataset, write_dataset
 
     engine = cdb.get_engine()
-    n = max(1000, round(PER_SCALE * scale))
-    sha = f"bench-features-{n}"
-    if not find_dataset(sha, engine=engine):
-        t0 = time.perf_counter()
-        write_dataset(DatasetInfo("bench_features", "gis", "synthetic", sha, "EPSG:4547"), synthetic_buildings(n),
-                      engine=engine)
-        print(f"wrote {n} buildings in {time.perf_counter() - t0:.1f} s", flush=True)
-    tipg_table(engine)
+    n = load_buildings(engine, scale)
     tiles = _tiles(engine)
     url = make_url(cdb.database_url())
     dsn = f"postgresql://{url.username}@{url.host}:{url.port}/{url.database}"

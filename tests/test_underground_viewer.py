@@ -9,7 +9,6 @@ from test_viewer import CHROMIUM, Page, _assert_clean, browser, demo  # noqa: F4
 
 from cim_core.crs import to_lonlat
 
-pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")
 
 
 def _sewer_pair(engine) -> tuple[int, int, float, float]:
