@@ -52,7 +52,8 @@ city_objects = sa.Table(
     sa.Column("uid", sa.Text),
     sa.Column("class", sa.Text, nullable=False),
     sa.Column("ifc_class", sa.Text),
-    sa.Column("parent_id", sa.BigInteger, sa.ForeignKey("city_objects.id", deferrable=True, initially="DEFERRED")),
+    sa.Column("parent_id", sa.BigInteger, sa.ForeignKey("city_objects.id", ondelete="SET NULL", deferrable=True,
+                                                         initially="DEFERRED")),
     sa.Column("name", sa.Text),
     sa.Column("attributes", JSONB, nullable=False, server_default="{}"),
     sa.Column("lod", sa.SmallInteger),
@@ -261,7 +262,12 @@ for _name, _cols, _using in (
         ("analysis_runs_analysis", [analysis_runs.c.analysis, analysis_runs.c.id], None),
         ("audit_log_at", [audit_log.c.at], None),
         ("pipe_inspections_segment", [pipe_inspections.c.segment_id], None),
-        ("pipe_inspections_dataset", [pipe_inspections.c.dataset_id], None)):
+        ("pipe_inspections_dataset", [pipe_inspections.c.dataset_id], None),
+        # 0009: one index behind every foreign key to city_objects, so that deleting a dataset is linear
+        ("qa_findings_object", [qa_findings.c.object_id], None),
+        ("qa_findings_related", [qa_findings.c.related_id], None),
+        ("hydraulic_results_object", [hydraulic_results.c.object_id], None),
+        ("drainage_storm_results_object", [drainage_storm_results.c.object_id], None)):
     sa.Index(_name, *_cols, postgresql_using=_using)
 
 # Issue 16, city health check: each indicator's value per unit and year, with the run (provenance) behind it.

@@ -7,9 +7,12 @@ import sys
 import textwrap
 import warnings
 
+import sqlalchemy as sa
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from cim_core import schema
 from cim_core.migrate import COMPARE
 
 
@@ -68,3 +71,17 @@ def test_a_new_column_reaches_writer_and_api(cli_env):
                          capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split("\n")[:3] == ["stored 3", "api 3", "queryable integer"]
+
+
+def test_every_foreign_key_is_indexed():
+    """Deleting a dataset cascades through every foreign key to its objects; a key without an index on its
+    referencing column makes that a scan of the whole table per deleted object (minutes for 100k objects)."""
+    unindexed = []
+    for table in schema.metadata.tables.values():
+        leading = {tuple(c.name for c in index.columns)[0] for index in table.indexes}
+        leading |= {table.primary_key.columns.values()[0].name} if table.primary_key.columns else set()
+        leading |= {tuple(u.columns.keys())[0] for u in table.constraints if isinstance(u, sa.UniqueConstraint)}
+        for fk in table.foreign_keys:
+            if fk.parent.name not in leading and fk.column.table.name in ("city_objects", "datasets"):
+                unindexed.append(f"{table.name}.{fk.parent.name}")
+    assert not unindexed, unindexed
