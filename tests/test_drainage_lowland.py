@@ -64,3 +64,46 @@ def test_low_lying_area_floods_in_a_3_year_storm(db, cli_env, tmp_path):
     inside = {k for k, _, x, y in rows if shapely.contains_xy(v.unit.geom, x, y)}  # the district: the built-up area
     assert v.value == len(inside) > 0 and {name for _, name in v.objects} == inside
     assert {name for _, name in v.objects} >= set(there)
+
+
+def test_layers_over_http(db, tmp_path):
+    """/api/drainage/{waterlogging,grades,defects}: restricted like the pipes, 404 before any run, the storm's
+    flooding manholes as points, each defect at its distance along its pipe."""
+    from fastapi.testclient import TestClient
+    from pyproj import Transformer
+
+    from analyses.drainage import inspection
+    from services import auth
+    from services.app import create_app
+
+    generate(tmp_path, scale=0.05, seed=7)
+    gis.import_file(tmp_path / "district.gpkg", layer="pipes", kind="pipes", dataset="sample-pipes", engine=db)
+    gis.import_file(tmp_path / "district.gpkg", layer="landuse", kind="landuse", dataset="sample-landuse", engine=db)
+    drainage.load(tmp_path, engine=db)
+    _, key = auth.create_key("utilities", engine=db)
+    h = {"X-API-Key": key}
+    with TestClient(create_app()) as c:
+        assert c.get("/api/drainage/waterlogging").status_code == 401
+        r = c.get("/api/drainage/waterlogging", headers=h)
+        assert r.status_code == 404 and "no drainage-storm run" in r.json()["detail"]
+        run = storm.run("sample-pipes", return_period=3, duration_min=120, engine=db)
+        r = c.get("/api/drainage/waterlogging", headers=h).json()
+        assert r["run_id"] == run["run_id"] and r["numberReturned"] == run["flooding_points"] > 0
+        vols = [f["properties"]["flooding_m3"] for f in r["features"]]
+        assert vols == sorted(vols, reverse=True) and min(vols) > 0.1
+        graded = inspection.grade(engine=db)
+        g = c.get("/api/drainage/grades", headers=h).json()
+        assert g["run_id"] == graded["run_id"] and len(g["segments"]) == graded["segments"]
+        assert all(1 <= s["structural_grade"] <= 4 and 1 <= s["functional_grade"] <= 4 for s in g["segments"].values())
+        d = c.get("/api/drainage/defects", headers=h).json()
+    assert d["numberReturned"] > 0
+    to_xy = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
+    with db.connect() as conn:
+        for f in d["features"][:20]:
+            p = f["properties"]
+            line = shapely.from_wkb(bytes(conn.scalar(sa.text(
+                "select st_asbinary(centerline) from pipe_segments where object_id = :i"), {"i": p["segment_id"]})))
+            want = line.interpolate(p["position_m"])  # 2D distance: the pipes fall by under 1 %
+            x, y = to_xy.transform(*f["geometry"]["coordinates"][:2])
+            assert math.hypot(x - want.x, y - want.y) < 0.05, (p, x - want.x, y - want.y)
+            assert p["kind"] in ("structural", "functional") and 1 <= p["grade"] <= 4

@@ -46,7 +46,7 @@ def waterlogging_points(run_id: int | None = None, *, engine: sa.Engine | None =
 def grades(run_id: int | None = None, *, engine: sa.Engine | None = None) -> dict:
     """{run_id, segments: {object id: {structural_grade, functional_grade, repair_priority, ...}}}."""
     with (engine or get_engine()).connect() as c:
-        rid = _run(c, "drainage-inspection-grade", run_id)
+        rid = _run(c, "drainage-inspection", run_id)
         rows = c.execute(sa.text("select object_id, details from qa_findings where run_id = :r "
                                  "and rule = 'segment_condition'"), {"r": rid}).all()
     return {"run_id": rid, "segments": {str(o): d for o, d in rows}}

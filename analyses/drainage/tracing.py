@@ -120,12 +120,13 @@ def pick(net: Network, x: float, y: float, tolerance: float = PICK_NODE_M) -> tu
 
 def trace(*, node: int | str | None = None, segment: int | str | None = None,
           point: tuple[float, float] | None = None, direction: str = "both", dataset: str | None = None,
-          engine: sa.Engine | None = None) -> Trace:
+          engine: sa.Engine | None = None, net: Network | None = None) -> Trace:
     """Trace up- and/or downstream from a manhole, a segment (object id or key) or a point (x, y in the
-    storage CRS) over the current drainage networks (of one dataset, if given)."""
+    storage CRS) over the current drainage networks (of one dataset, if given; `net`: one loaded already
+    by `network.load_cached`)."""
     if sum(v is not None for v in (node, segment, point)) != 1:
         raise InputError("give exactly one start: a node, a segment or a point")
-    net = dn.load_cached(engine, dataset=dataset)
+    net = net if net is not None else dn.load_cached(engine, dataset=dataset)
     tracer = _TRACERS.get(net)
     if tracer is None:
         tracer = _TRACERS[net] = Tracer(net)

@@ -35,7 +35,7 @@ Object.assign(STRINGS.en, {
 });
 // Condition grades I-IV: a green-to-red scale (grade I no action, IV urgent, CJJ 181-2012 ch. 8).
 export const GRADE_COLOURS = ["#1b9e4b", "#ffd21f", "#ff7f00", "#d7191c"];
-const CATCHMENT = { pipes: "#00b8d4", parcels: "#00b8d4" };
+const CATCHMENT = "#2962ff"; // what drains to the manhole: the trace's upstream blue
 const WATER = "#0d47a1";
 const layer = (cim.drainageLayers = { grades: null, defects: null, mode: "off", catchment: false, water: null });
 
@@ -51,7 +51,7 @@ function point(id, [lon, lat, z], css, size, text) {
     outlineColor: Cesium.Color.WHITE, outlineWidth: 1, disableDepthTestDistance: Number.POSITIVE_INFINITY },
     ...(text ? { label: { text, font: "12px sans-serif", pixelOffset: new Cesium.Cartesian2(0, -16),
       showBackground: true, disableDepthTestDistance: Number.POSITIVE_INFINITY,
-      distanceDisplayCondition: new Cesium.DistanceDisplayCondition(0, 3000) } } : {}) };
+      distanceDisplayCondition: new Cesium.DistanceDisplayCondition(0, 800) } } : {}) };
 }
 
 function legend(mode) {
@@ -94,8 +94,12 @@ export async function showGrades(mode, run) {
 
 export async function showCatchment(node, run) {
   const r = (await run("drainage-catchment", { node: Number(node) })).catchment;
+  if (layer.mode !== "off") { // the grade colours and defects give way
+    $("drainage-grades").value = "off";
+    await showGrades("off", run);
+  }
   highlights.clear();
-  for (const id of [...r.segments, ...r.nodes]) highlights.set(Number(id), CATCHMENT.pipes);
+  for (const id of [...r.segments, ...r.nodes]) highlights.set(Number(id), CATCHMENT);
   highlights.set(Number(r.node.id), "#ff80ab");
   state.highlighted = [...r.buildings, ...r.parcels]; // the buildings and parcels it drains, in every layer
   cim.drainage.last = r;
