@@ -95,7 +95,8 @@ def test_trace_misconnections_and_storm(browser, demo):  # noqa: F811
         lon, lat = c.execute(sa.text("select st_x(p), st_y(p) from pipe_segments s, st_transform("
                                      "st_lineinterpolatepoint(st_force2d(s.centerline), 0.5), 4326) p "
                                      "where s.object_id = :i"), {"i": int(seg)}).one()
-    p.look_down_at(lon, lat, 150)
+    p.js("window.cim.setOpacity(0.1)")  # a more transparent ground, for the thin pipes beneath it
+    p.look_down_at(lon, lat, 130)
     p.screenshot("viewer_drainage_grades.png")
     colours = ["#1b9e4b", "#ffd21f", "#ff7f00", "#d7191c"]
     assert sum(p.js(COUNT_MARKED, colours).values()) >= 1
@@ -105,10 +106,12 @@ def test_trace_misconnections_and_storm(browser, demo):  # noqa: F811
     p.page.wait_for_function("window.cim.drainage.last && window.cim.drainage.last.segments", timeout=60_000)
     catch = p.js("window.cim.drainage.last")
     assert catch["segments"] and catch["parcels"]
-    with demo["engine"].connect() as c:
-        lon, lat = c.execute(sa.text("select st_x(p), st_y(p) from pipe_nodes n, st_transform(st_force2d(n.geom), "
-                                     "4326) p where n.object_id = :i"), {"i": catch["node"]["id"]}).one()
-    p.look_down_at(lon, lat, 300)
+    with demo["engine"].connect() as c:  # the middle of what drains there: its pipes and buildings
+        lon, lat = c.execute(sa.text("""select st_x(p), st_y(p) from (select st_transform(st_centroid(st_collect(g)),
+            4326) p from (select st_force2d(centerline) g from pipe_segments where object_id = any(:s) union all
+            select footprint from city_objects where id = any(:b)) x) y"""),
+                             {"s": catch["segments"], "b": catch["buildings"]}).one()
+    p.look_down_at(lon, lat, 330)
     p.screenshot("viewer_drainage_catchment.png")
     assert p.js(COUNT_MARKED, ["#2962ff"]).get("#2962ff", 0) >= 1
     assert p.page.input_value("#drainage-grades") == "off" and p.js(

@@ -170,16 +170,16 @@ def _lowland(out: Path, pipes, nodes, points, avoid: int) -> tuple[dict, object]
     _update(out / "district.gpkg", "pipe_nodes", "id",
             {k: {"ground_z": g, "depth": round(g - float(nodes["invert_z"][nodes["id"] == k][0]), 3)}
              for k, g in ground.items()})
-    old = [k for k in np.flatnonzero(np.isin(pipes["from_node"], list(ground)))]
+    old = np.flatnonzero(np.isin(pipes["from_node"], list(ground)))  # the pipes leaving the area: undersized
     rows = {}
-    for k in old:
-        row = dict(OLD_PIPE, shape="circular", width_mm=None, height_mm=None)
+    for k in np.flatnonzero(np.isin(pipes["from_node"], list(ground)) | np.isin(pipes["to_node"], list(ground))):
+        row = dict(OLD_PIPE, shape="circular", width_mm=None, height_mm=None) if k in old else {}
         for end, node in (("start", pipes["from_node"][k]), ("end", pipes["to_node"][k])):
             if node in ground:
                 row[f"ground_z_{end}"] = ground[node]
                 row[f"{end}_depth"] = round(ground[node] - float(pipes[f"{end}_invert"][k]), 3)
         rows[pipes["id"][k]] = row
-        for col, v in OLD_PIPE.items():  # the inspection records see the old pipes
+        for col, v in OLD_PIPE.items() if k in old else ():  # the inspection records see the old pipes
             pipes[col][k] = v
     _update(out / "district.gpkg", "pipes", "id", rows)
     polygon = shapely.buffer(shapely.multipoints(shapely.get_coordinates(points[sunk])), 40.0).convex_hull
