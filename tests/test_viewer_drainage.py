@@ -42,6 +42,7 @@ def test_trace_misconnections_and_storm(browser, demo):  # noqa: F811
     seg, lon, lat = _mid_sewer(demo["engine"])
     p.look_down_at(lon, lat, 120)
     p.page.check("#underground")
+    p.js("window.cim.setOpacity(0.1)")  # a clear ground over the thin pipes the tool colours
     p.js(f"window.cim.drainage.traceSegment({seg})")
     p.page.wait_for_function("window.cim.drainage.last && window.cim.drainage.last.start", timeout=60_000)
     trace = p.js("window.cim.drainage.last")
@@ -95,7 +96,6 @@ def test_trace_misconnections_and_storm(browser, demo):  # noqa: F811
         lon, lat = c.execute(sa.text("select st_x(p), st_y(p) from pipe_segments s, st_transform("
                                      "st_lineinterpolatepoint(st_force2d(s.centerline), 0.5), 4326) p "
                                      "where s.object_id = :i"), {"i": int(seg)}).one()
-    p.js("window.cim.setOpacity(0.1)")  # a more transparent ground, for the thin pipes beneath it
     p.look_down_at(lon, lat, 130)
     p.screenshot("viewer_drainage_grades.png")
     colours = ["#1b9e4b", "#ffd21f", "#ff7f00", "#d7191c"]
