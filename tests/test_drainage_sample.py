@@ -16,7 +16,7 @@ def test_planted_cases_found_exactly(db, tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))["drainage"] == manifest["drainage"]
     gis.import_file(tmp_path / "district.gpkg", layer="pipes", kind="pipes", dataset="sample-pipes", engine=db)
     survey, areas, cctv = drainage.load(tmp_path, engine=db)
-    assert survey.counts["pipe_segment"] == 4 and areas.counts == {"landuse": 1}
+    assert survey.counts["pipe_segment"] == 4 and areas.counts == {"landuse": 2}  # separation, waterlogging
     assert cctv.refused == [] and cctv.imported == manifest["drainage"]["inspection"]["records"] > 0
     out = misconnections.check(engine=db)
     planted = manifest["drainage"]["planted"]

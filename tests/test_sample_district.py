@@ -170,8 +170,10 @@ def test_every_segment_ends_exactly_on_its_nodes(district):
 
 
 def test_drainage_manholes_at_most_75m_apart_and_inverts_falling_to_river_outfalls(district):
-    out, _ = district
+    out, manifest = district
     pipes, lines, nodes, points = _networks(out)
+    # the planted low-lying area (sample_models.district.drainage) lies shallower on purpose
+    low = np.isin(pipes["id"], [k.removeprefix("pipe:") for k in manifest["drainage"]["lowland"]["pipes"]])
     _, rivers = read(out, "rivers")
     banks = shapely.union_all(shapely.boundary(rivers))
     for utility in ("rain", "sewage"):
@@ -179,7 +181,7 @@ def test_drainage_manholes_at_most_75m_apart_and_inverts_falling_to_river_outfal
         assert p.sum() > 500
         assert (shapely.length(lines[p]) <= 75).all()
         assert (pipes["start_invert"][p] > pipes["end_invert"][p]).all()
-        assert (pipes["start_depth"][p] >= 1.5).all()
+        assert (pipes["start_depth"][p & ~low] >= 1.5).all()
         n = nodes["utility"] == utility
         ids = nodes["id"][n]
         types = nodes["node_type"][n]

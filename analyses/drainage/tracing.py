@@ -29,6 +29,8 @@ DIRECTIONS = ("up", "down", "both")
 PICK_NODE_M = 3.0
 # Metres within which a building or parcel is taken to drain to its nearest manhole (a planning assumption).
 CATCHMENT_REACH_M = 150.0
+# Vertices a trace walks in Python before handing over to scipy (a measured trade-off, not a rule).
+SMALL_REACH = 2000
 
 
 @dataclass
@@ -60,15 +62,45 @@ class Tracer:
         self.seg_up, self.seg_down = net.flow
         self.is_outfall = np.zeros(net.n_nodes, bool)
         self.is_outfall[dn.outfall_nodes(net)] = True
+        self.leaving = self._by_vertex(np.asarray(self.seg_up), net.n_vertices)
+        self.entering = self._by_vertex(np.asarray(self.seg_down), net.n_vertices)
 
     def _vertices(self, graph, start: int) -> np.ndarray:
-        reached = np.zeros(self.net.n_vertices, bool)
-        reached[breadth_first_order(graph, start, directed=True, return_predecessors=False)] = True
-        return reached
+        """The vertices reached from `start` (sorted indices). A walk in Python costs what it reaches; past
+        SMALL_REACH vertices scipy's breadth-first order (which costs the whole graph) takes over."""
+        indptr, indices = graph.indptr, graph.indices
+        seen, todo = {start}, [start]
+        while todo:
+            v = todo.pop()
+            for w in indices[indptr[v]:indptr[v + 1]].tolist():
+                if w not in seen:
+                    seen.add(w)
+                    todo.append(w)
+            if len(seen) > SMALL_REACH:
+                return np.sort(breadth_first_order(graph, start, directed=True, return_predecessors=False))
+        return np.sort(np.fromiter(seen, np.int64, len(seen)))
+
+    @staticmethod
+    def _by_vertex(ends: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ends, order, start) grouping segments by an end vertex: those at vertex v are
+        order[start[v]:start[v+1]]."""
+        order = np.argsort(ends, kind="stable")
+        return ends, order, np.searchsorted(ends[order], np.arange(n + 1))
+
+    def _segments(self, reached: np.ndarray, grouped: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """The segments whose end (of `grouped`) is a reached vertex, sorted."""
+        ends, order, start = grouped
+        if len(reached) > SMALL_REACH:
+            mask = np.zeros(self.net.n_vertices, bool)
+            mask[reached] = True
+            return np.flatnonzero(mask[ends])
+        if not len(reached):
+            return np.zeros(0, np.int64)
+        return np.sort(np.concatenate([order[start[v]:start[v + 1]] for v in reached.tolist()]))
 
     def _reach(self, reached: np.ndarray, segments: np.ndarray) -> Reach:
         net = self.net
-        nodes = np.flatnonzero(reached[:net.n_nodes])
+        nodes = reached[reached < net.n_nodes]
         return Reach(net.node_id[nodes].tolist(), net.segment_id[segments].tolist(),
                      float(np.nansum(net.length[segments])))
 
@@ -76,16 +108,16 @@ class Tracer:
         """What flow from a vertex (or from a segment, whose downstream vertex is given) reaches, and the
         outfalls among it."""
         reached = self._vertices(self.down, vertex)
-        segs = np.flatnonzero(reached[self.seg_up])
+        segs = self._segments(reached, self.leaving)  # the segments whose upstream end is reached
         if segment is not None:
             segs = np.union1d(segs, [segment])
-        out = np.flatnonzero(reached[:self.net.n_nodes] & self.is_outfall)
-        return self._reach(reached, segs), self.net.node_id[out].tolist()
+        nodes = reached[reached < self.net.n_nodes]
+        return self._reach(reached, segs), self.net.node_id[nodes[self.is_outfall[nodes]]].tolist()
 
     def upstream(self, vertex: int, segment: int | None = None) -> Reach:
         """What drains to a vertex (or to a segment, whose upstream vertex is given)."""
         reached = self._vertices(self.up, vertex)
-        segs = np.flatnonzero(reached[self.seg_down])
+        segs = self._segments(reached, self.entering)  # the segments whose downstream end is reached
         if segment is not None:
             segs = np.union1d(segs, [segment])
         return self._reach(reached, segs)
@@ -120,12 +152,13 @@ def pick(net: Network, x: float, y: float, tolerance: float = PICK_NODE_M) -> tu
 
 def trace(*, node: int | str | None = None, segment: int | str | None = None,
           point: tuple[float, float] | None = None, direction: str = "both", dataset: str | None = None,
-          engine: sa.Engine | None = None) -> Trace:
+          engine: sa.Engine | None = None, net: Network | None = None) -> Trace:
     """Trace up- and/or downstream from a manhole, a segment (object id or key) or a point (x, y in the
-    storage CRS) over the current drainage networks (of one dataset, if given)."""
+    storage CRS) over the current drainage networks (of one dataset, if given; `net`: one loaded already
+    by `network.load_cached`)."""
     if sum(v is not None for v in (node, segment, point)) != 1:
         raise InputError("give exactly one start: a node, a segment or a point")
-    net = dn.load_cached(engine, dataset=dataset)
+    net = net if net is not None else dn.load_cached(engine, dataset=dataset)
     tracer = _TRACERS.get(net)
     if tracer is None:
         tracer = _TRACERS[net] = Tracer(net)

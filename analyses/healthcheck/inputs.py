@@ -19,6 +19,15 @@ SELECT = f"""
     where o.class = :cls and coalesce(s.centerline, o.footprint) is not null"""
 
 
+# Waterlogging points (严重易涝积水点): the flooding manholes of the latest design-storm run (analyses.drainage.storm
+# stores them as `flooding` findings of a `drainage-storm` run).
+FLOODING = """
+    select o.id, coalesce(o.name, o.key) as name, f.details as attrs, st_asbinary(st_force2d(n.geom)) as wkb
+    from qa_findings f join city_objects o on o.id = f.object_id join pipe_nodes n on n.object_id = o.id
+    where f.rule = 'flooding' and f.run_id = (select max(id) from analysis_runs where analysis = 'drainage-storm')
+    order by o.id"""
+
+
 def _where(sel: Selector) -> tuple[str, dict]:
     sql, params = [], {"cls": sel.cls}
     for k, (key, val) in enumerate(sel.where.items()):
@@ -39,7 +48,8 @@ def _where(sel: Selector) -> tuple[str, dict]:
 
 def read_layer(conn: sa.Connection, sel: Selector) -> Layer:
     extra, params = _where(sel)
-    rows = conn.execute(sa.text(SELECT + extra + " order by o.id"), params).all()
+    rows = conn.execute(sa.text(FLOODING if sel.cls == "waterlogging_point" else SELECT + extra + " order by o.id"),
+                        params).all()
     return Layer(np.array([r.id for r in rows], dtype=np.int64), [r.name for r in rows],
                  shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.zeros(0, dtype=object),
                  [r.attrs for r in rows])

@@ -10,6 +10,7 @@ from . import (
                alarms,
                authcheck,
                bim,
+               drainage,
                features,
                healthcheck,
                monitor,
@@ -35,5 +36,6 @@ router.include_router(healthcheck.router)
 router.include_router(readings.router)
 router.include_router(alarms.router)
 router.include_router(monitor.router)
+router.include_router(drainage.router)
 
 __all__ = ["install_problem_handlers", "router"]

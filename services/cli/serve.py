@@ -68,7 +68,7 @@ def _health_check(engine: sa.Engine, again: bool) -> None:
 
 def _load_sample_district(scale: float, engine: sa.Engine) -> None:
     """Generate the sample district into CIM_HOME unless it is there, and import what is not loaded yet."""
-    from sample_models.district import generate, is_current, load
+    from sample_models.district import drainage, generate, is_current, load
 
     from .imports import survey_qa
 
@@ -78,8 +78,11 @@ def _load_sample_district(scale: float, engine: sa.Engine) -> None:
             generate(folder, scale=scale, progress=lambda stage, n: advance(0))
     with steps_bar("importing the sample district") as step:
         loaded = load(folder, engine=engine, on_step=step)
+    extras = drainage.load(folder, engine=engine, skip_loaded=True)  # the planted drainage cases (issue 15)
     for result in loaded:
         survey_qa(result)
+    for result in extras:
+        console.print(f"{result.dataset}: {result.imported if hasattr(result, 'imported') else counts_text(result.counts)} imported")
     _health_check(engine, again=bool(loaded))
     if not loaded:
         console.print("sample district already loaded: import skipped")

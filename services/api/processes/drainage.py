@@ -4,8 +4,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from analyses.drainage import inspection, misconnections, storm, tracing
+from analyses.drainage import network as dn
 from cim_core.db import get_engine
 from cim_core.network.columns import GRAVITY
+from cim_core.network.graph import Network
 
 from . import Context, Process, register
 
@@ -16,16 +18,18 @@ RUN = {"title": "Run", "description": "the stored analysis run and its findings'
        "schema": {"type": "object"}}
 
 
-def _require_drainage(ctx: Context, dataset: str | None) -> None:
-    """The caller must be allowed to read every drainage network the process reads."""
-    engine = get_engine()
-    with engine.connect() as c:
-        utilities = c.scalars(sa.text(
-            "select distinct s.utility from pipe_segments s join city_objects o on o.id = s.object_id "
-            "join datasets d on d.id = o.dataset_id where s.utility = any(:g) and (cast(:n as text) is null or d.name = :n)"),
-            {"g": list(GRAVITY), "n": dataset}).all()
-    for u in utilities or GRAVITY:
-        ctx.require(f"pipes_{u}")
+def _require_drainage(ctx: Context, dataset: str | None, net: Network | None = None) -> None:
+    """The caller must be allowed to read every drainage network the process reads (those of a loaded
+    network, else the stored ones); one audited read of them all."""
+    if net is not None:
+        utilities = sorted(set(net.node_utility.tolist()) & set(GRAVITY))
+    else:
+        with get_engine().connect() as c:
+            utilities = c.scalars(sa.text(
+                "select distinct s.utility from pipe_segments s join city_objects o on o.id = s.object_id join "
+                "datasets d on d.id = o.dataset_id where s.utility = any(:g) and (cast(:n as text) is null or d.name = :n)"),
+                {"g": list(GRAVITY), "n": dataset}).all()
+    ctx.require(*(f"pipes_{u}" for u in utilities or GRAVITY))
 
 
 def _findings(run_id: int, rule: str | None = None) -> list[dict]:
@@ -38,11 +42,11 @@ def _findings(run_id: int, rule: str | None = None) -> list[dict]:
 
 
 def _trace(inputs: dict, ctx: Context) -> dict:
-    _require_drainage(ctx, inputs.get("dataset"))
+    net = dn.load_cached(dataset=inputs.get("dataset"))  # the loaded network, reused until the model changes
+    _require_drainage(ctx, inputs.get("dataset"), net)
     point = inputs.get("point")
     t = tracing.trace(node=inputs.get("node"), segment=inputs.get("segment"),
-                      point=tuple(point) if point else None, direction=inputs.get("direction", "both"),
-                      dataset=inputs.get("dataset"))
+                      point=tuple(point) if point else None, direction=inputs.get("direction", "both"), net=net)
     return t.as_dict()
 
 

@@ -4,6 +4,7 @@ import { STRINGS, t } from "../i18n.js";
 import { scene } from "../scene.js";
 import { $, cim, state } from "../state.js";
 import { highlights, restyle } from "../style.js";
+import { layerControls, showCatchment, showGrades, showWaterlogging } from "./drainage-layers.js";
 
 Object.assign(STRINGS.zh, {
   drainage: "排水",
@@ -100,6 +101,14 @@ export async function storm(dataset) {
   });
 }
 
+function clear() {
+  highlights.clear();
+  state.highlighted = [];
+  $("drainage-grades").value = "off";
+  showGrades("off", run);
+  say("");
+}
+
 function button(key, onClick) {
   const b = document.createElement("button");
   b.type = "button";
@@ -129,17 +138,21 @@ function panel() {
   status.className = "muted";
   sec.append(h, label, button("misconnections", misconnections),
              button("storm", () => storm(cim.drainage.dataset || "sample-pipes")),
-             button("clearMarks", () => { highlights.clear(); restyle(); say(""); }), status);
+             button("clearMarks", clear), ...layerControls(act, run), status);
   $("status").before(sec);
 }
 
 panel();
-cim.drainage = { traceSegment, misconnections, storm, highlights, dataset: null, last: null };
+cim.drainage = { traceSegment, misconnections, storm, highlights, dataset: null, last: null,
+                 grades: (mode) => act(() => showGrades(mode, run)),
+                 catchment: (node) => act(() => showCatchment(node, run)),
+                 waterlogging: (on) => act(() => showWaterlogging(on)) };
 
 new Cesium.ScreenSpaceEventHandler(scene.canvas).setInputAction((click) => {
-  if (!tracing) return;
+  if (!tracing && !cim.drainageLayers.catchment) return;
   const picked = scene.pick(click.position);
   if (!(picked instanceof Cesium.Cesium3DTileFeature)) return;
-  if (picked.getProperty("class") !== "pipe_segment") return;
-  traceSegment(picked.getProperty("id"));
+  const cls = picked.getProperty("class");
+  if (cim.drainageLayers.catchment && cls === "pipe_node") cim.drainage.catchment(picked.getProperty("id"));
+  else if (tracing && cls === "pipe_segment") traceSegment(picked.getProperty("id"));
 }, Cesium.ScreenSpaceEventType.LEFT_CLICK);
