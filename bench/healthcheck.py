@@ -78,7 +78,7 @@ def run(scale: float, work: Path) -> dict:
         straight = dataclasses.replace(park, params={**park.params, "distance": "straight"})
         straight.params.pop("objects")
         t0 = time.perf_counter()
-        inputs = ModelInputs(iset, engine)
+        inputs = ModelInputs(iset, engine, 2025)
         ours_value = kinds.coverage(straight, inputs.units("district"), inputs)[0].straight
         ours_s = time.perf_counter() - t0
     finally:

@@ -73,6 +73,7 @@ class Value:
 
 class Inputs(Protocol):
     cell_m: float
+    year: int  # the run's year (ages, renewal plans)
 
     def layer(self, name: str) -> Layer: ...
 
