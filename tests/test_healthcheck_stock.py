@@ -34,11 +34,11 @@ import numpy as np
 import pytest
 import shapely
 
-from analyses.healthcheck import definitions, yearly
-from cim_core.errors import InputError
+from analyses.healthcheck import yearly
 from cim_core.model import CityObject, DatasetInfo, PipeNode, PipeSegment
 from cim_core.sensors import SensorRecord, register_sensors
 from cim_core.store import write_dataset
+from test_healthcheck import assert_refused
 
 E0, N0 = 500000.0, 3650000.0
 
@@ -210,9 +210,4 @@ source = "test"
      "field max_gap: must be positive"),
 ])
 def test_bad_new_kinds_are_refused_in_one_line(tmp_path, edit, field):
-    path = tmp_path / "set.toml"
-    path.write_text(BANDS.replace(*edit), encoding="utf-8")
-    with pytest.raises(InputError) as e:
-        definitions.load(path)
-    msg = str(e.value)
-    assert "\n" not in msg and msg.startswith(f"{path}: indicator circle: ") and field in msg
+    assert_refused(tmp_path, BANDS.replace(*edit), "circle", field)

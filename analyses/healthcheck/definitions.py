@@ -138,29 +138,29 @@ def _selector(path: str, name: str, raw: Any, what: str) -> Selector:
                     str(raw.get("source", "")), tuple(raw.get("lacks", [])), lod)
 
 
-def _check_services(path: str, ident: str, services: list, classes: dict) -> None:
-    if not services:
-        raise _fail(path, ident, "services", "needs at least one {facility, radius}")
-    for k, s in enumerate(services):
+def _tables(path: str, ident: str, name: str, rows: list, what: str) -> None:
+    """A list of tables, each with a positive `radius` (services, life-circle bands)."""
+    if not rows:
+        raise _fail(path, ident, name, f"needs at least one {what}")
+    for k, s in enumerate(rows):
         if not isinstance(s, dict):
-            raise _fail(path, ident, f"services[{k}]", "must be a table {facility, radius}")
+            raise _fail(path, ident, f"{name}[{k}]", f"must be a table {what}")
         radius = s.get("radius")
         if not isinstance(radius, (int, float)) or isinstance(radius, bool) or radius <= 0:
-            raise _fail(path, ident, f"services[{k}].radius", f"must be a positive distance in m, not {radius!r}")
+            raise _fail(path, ident, f"{name}[{k}].radius", f"must be a positive distance in m, not {radius!r}")
+
+
+def _check_services(path: str, ident: str, services: list, classes: dict) -> None:
+    _tables(path, ident, "services", services, "{facility, radius}")
+    for k, s in enumerate(services):
         if s.get("facility") not in classes:
             raise _fail(path, ident, f"services[{k}].facility", f"unknown facility class {s.get('facility')!r}")
 
 
 def _check_bands(path: str, ident: str, bands: list, classes: dict) -> None:
     """Life-circle bands: [{radius, classes = [facility class, ...]}, ...]."""
-    if not bands:
-        raise _fail(path, ident, "bands", "needs at least one {radius, classes}")
+    _tables(path, ident, "bands", bands, "{radius, classes}")
     for k, b in enumerate(bands):
-        if not isinstance(b, dict):
-            raise _fail(path, ident, f"bands[{k}]", "must be a table {radius, classes}")
-        radius = b.get("radius")
-        if not isinstance(radius, (int, float)) or isinstance(radius, bool) or radius <= 0:
-            raise _fail(path, ident, f"bands[{k}].radius", f"must be a positive distance in m, not {radius!r}")
         names = b.get("classes")
         if not isinstance(names, list) or not names:
             raise _fail(path, ident, f"bands[{k}].classes", "must be a non-empty list of facility classes")
