@@ -154,24 +154,59 @@ def coverage(ind: Indicator, units: list[Unit], data: Inputs) -> list[Value]:
     people = data.layer(ind.params["objects"]) if "objects" in ind.params else None
     out = []
     for u in units:
-        ground = shapely.union_all(shapely.intersection(land.geoms[land.tree().query(u.geom, "intersects")], u.geom))
-        total = ground.area
+        ground = _ground(land, u)
+        total = float(shapely.area(ground).sum())
         if total <= 0:
             out.append(Value(u, None, details={"no_data": "no land of the class in the unit"}))
             continue
-        covered = shapely.union_all(buffers[buffer_tree.query(ground, "intersects")])
-        reached = shapely.intersection(ground, covered)
-        straight = 100.0 * reached.area / total
+        reached = _clip(ground, buffers, buffer_tree)
+        straight = 100.0 * float(shapely.area(reached).sum()) / total
         value, via = straight, "straight"
         if walk is not None:
             areas, pts = _cells(reached, data.cell_m)
             value, via = 100.0 * float(areas[_reach(pts, bands, walk, dists)].sum()) / total, "network"
-        out.append(Value(u, value, straight, _left_out(people, u, covered, bands, walk, dists),
+        out.append(Value(u, value, straight, _left_out(people, u, buffer_tree, bands, walk, dists),
                          {"land_m2": round(total, 1), "distance": via}))
     return out
 
 
-def _left_out(people: Layer | None, u: Unit, covered, bands, walk, dists) -> list[tuple[int, str]]:
+def _ground(land: Layer, u: Unit) -> np.ndarray:
+    """The land of the unit as pieces that do not overlap: the parcels (clipped where they cross the unit's
+    edge), or their union when some overlap. Parcels are not merged otherwise: the union of thousands of
+    them costs more than the rest of the computation."""
+    near = land.geoms[land.tree().query(u.geom, "intersects")]
+    shapely.prepare(u.geom)
+    edge = ~shapely.contains_properly(u.geom, near)
+    near = near.copy()
+    near[edge] = shapely.intersection(near[edge], u.geom)
+    near = near[shapely.area(near) > 0]
+    a, b = shapely.STRtree(near).query(near, "intersects")
+    a, b = a[a < b], b[a < b]
+    if shapely.relate_pattern(near[a], near[b], "T********").any():  # interiors meet: some overlap
+        return np.array([shapely.union_all(near)], dtype=object)
+    return near
+
+
+def _clip(pieces: np.ndarray, buffers: np.ndarray, tree: shapely.STRtree) -> np.ndarray:
+    """The pieces inside the union of the buffers: whole where one buffer holds them, else clipped by the
+    union of the few buffers they meet (a small union per piece instead of one of all the buffers)."""
+    held, _ = tree.query(pieces, "within")
+    whole = np.zeros(len(pieces), bool)
+    whole[held] = True
+    rest = np.flatnonzero(~whole)
+    out = pieces.copy()
+    out[rest] = shapely.Polygon()
+    pi, bi = tree.query(pieces[rest], "intersects")
+    order = np.argsort(pi, kind="stable")
+    pi, bi = pi[order], bi[order]
+    for group in np.split(np.arange(len(pi)), np.flatnonzero(np.diff(pi)) + 1):
+        if len(group):
+            k = rest[pi[group[0]]]
+            out[k] = shapely.intersection(pieces[k], shapely.union_all(buffers[bi[group]]))
+    return out[shapely.area(out) > 0]
+
+
+def _left_out(people: Layer | None, u: Unit, buffer_tree, bands, walk, dists) -> list[tuple[int, str]]:
     """The objects (compounds) of the unit whose representative point no facility serves."""
     if people is None or not len(people):
         return []
@@ -180,7 +215,8 @@ def _left_out(people: Layer | None, u: Unit, covered, bands, walk, dists) -> lis
     if walk is not None:
         served = _reach(shapely.get_coordinates(pts), bands, walk, dists)
     else:
-        served = shapely.contains(covered, pts) if len(pts) else np.zeros(0, bool)
+        served = np.zeros(len(pts), bool)
+        served[buffer_tree.query(pts, "within")[0]] = True
     return [(int(mine.ids[i]), mine.names[i]) for i in np.flatnonzero(~served)]
 
 
