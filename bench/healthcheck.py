@@ -50,6 +50,8 @@ def geopandas_park_coverage(gpkg: Path) -> float:
 
 
 def run(scale: float, work: Path) -> dict:
+    import geopandas  # noqa: F401  (the anchor: fail before the long part when it is missing; extra "bench")
+
     work = work.absolute()
     folder = _district(scale, work)
     os.environ["CIM_HOME"] = str(work / "home")

@@ -110,13 +110,23 @@ def _cells(region, size: float) -> tuple[np.ndarray, np.ndarray]:
     k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     x0 = (ix0[part] + k % nx[part]) * size
     y0 = (iy0[part] + k // nx[part]) * size
-    boxes = shapely.box(x0, y0, x0 + size, y0 + size)
-    shapely.prepare(parts)
-    inside = shapely.contains_properly(parts[part], boxes)
-    areas = np.where(inside, size * size, 0.0)
+    # A part that is an axis-aligned rectangle (its area is its bounds' area) cuts its cells arithmetically;
+    # the others are tested and clipped as geometries.
+    rect = np.isclose(shapely.area(parts), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), rtol=1e-9)[part]
+    pb = b[part[rect]]
+    lo_x, hi_x = np.maximum(x0[rect], pb[:, 0]), np.minimum(x0[rect] + size, pb[:, 2])
+    lo_y, hi_y = np.maximum(y0[rect], pb[:, 1]), np.minimum(y0[rect] + size, pb[:, 3])
+    areas = np.zeros(len(part))
     pts = np.column_stack([x0 + size / 2, y0 + size / 2])
-    edge = np.flatnonzero(~inside)
-    pieces = shapely.intersection(boxes[edge], parts[part[edge]])
+    areas[rect] = np.clip(hi_x - lo_x, 0, None) * np.clip(hi_y - lo_y, 0, None)
+    pts[rect] = np.column_stack([(lo_x + hi_x) / 2, (lo_y + hi_y) / 2])
+    other = np.flatnonzero(~rect)
+    boxes = shapely.box(x0[other], y0[other], x0[other] + size, y0[other] + size)
+    shapely.prepare(parts)
+    inside = shapely.contains_properly(parts[part[other]], boxes)
+    areas[other[inside]] = size * size
+    edge = other[~inside]
+    pieces = shapely.intersection(boxes[~inside], parts[part[edge]])
     areas[edge] = shapely.area(pieces)
     ok = areas[edge] > 0
     pts[edge[ok]] = shapely.get_coordinates(shapely.point_on_surface(pieces[ok]))
