@@ -182,19 +182,27 @@ def coverage(ind: Indicator, units: list[Unit], data: Inputs) -> list[Value]:
 
 def _ground(land: Layer, u: Unit) -> np.ndarray:
     """The land of the unit as pieces that do not overlap: the parcels (clipped where they cross the unit's
-    edge), or their union when some overlap. Parcels are not merged otherwise: the union of thousands of
-    them costs more than the rest of the computation."""
+    edge), without those inside another, and the union of those that overlap. Parcels are not merged
+    otherwise: the union of thousands of them costs more than the rest of the computation, and a rectangle
+    is cut into cells arithmetically."""
     near = land.geoms[land.tree().query(u.geom, "intersects")]
     shapely.prepare(u.geom)
     edge = ~shapely.contains_properly(u.geom, near)
     near = near.copy()
     near[edge] = shapely.intersection(near[edge], u.geom)
     near = near[shapely.area(near) > 0]
+    # a parcel inside another (a compound in its residential parcel) adds no land: dropped
+    i, j = shapely.STRtree(near).query(near, "within")
+    nested = (i != j) & ((i > j) | ~np.isin(i * len(near) + j, j * len(near) + i))
+    near = np.delete(near, np.unique(i[nested]))
     a, b = shapely.STRtree(near).query(near, "intersects")
     a, b = a[a < b], b[a < b]
-    if shapely.relate_pattern(near[a], near[b], "T********").any():  # interiors meet: some overlap
-        return np.array([shapely.union_all(near)], dtype=object)
-    return near
+    overlap = shapely.relate_pattern(near[a], near[b], "T********")  # interiors meet
+    if not overlap.any():
+        return near
+    involved = np.zeros(len(near), bool)  # only the overlapping parcels are merged
+    involved[a[overlap]] = involved[b[overlap]] = True
+    return np.concatenate([near[~involved], shapely.get_parts(shapely.union_all(near[involved]))])
 
 
 def _clip(pieces: np.ndarray, buffers: np.ndarray, tree: shapely.STRtree) -> np.ndarray:
