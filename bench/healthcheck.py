@@ -50,6 +50,8 @@ def geopandas_park_coverage(gpkg: Path) -> float:
 
 
 def run(scale: float, work: Path) -> dict:
+    import geopandas  # noqa: F401  (the anchor: fail before the long part when it is missing; extra "bench")
+
     work = work.absolute()
     folder = _district(scale, work)
     os.environ["CIM_HOME"] = str(work / "home")
@@ -78,7 +80,7 @@ def run(scale: float, work: Path) -> dict:
         straight = dataclasses.replace(park, params={**park.params, "distance": "straight"})
         straight.params.pop("objects")
         t0 = time.perf_counter()
-        inputs = ModelInputs(iset, engine)
+        inputs = ModelInputs(iset, engine, 2025)
         ours_value = kinds.coverage(straight, inputs.units("district"), inputs)[0].straight
         ours_s = time.perf_counter() - t0
     finally:

@@ -154,12 +154,17 @@ source = "test"
     (('land = "land", ', ""), "field land: missing"),
 ])
 def test_bad_indicator_files_are_refused_in_one_line(tmp_path, edit, field):
+    assert_refused(tmp_path, GOOD.replace(*edit), "school", field)
+
+
+def assert_refused(tmp_path, text: str, indicator: str, field: str) -> None:
+    """The set file is refused in one line naming the file, the indicator and the field."""
     path = tmp_path / "set.toml"
-    path.write_text(GOOD.replace(*edit), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(InputError) as e:
         definitions.load(path)
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith(f"{path}: indicator school: ") and field in msg
+    assert "\n" not in msg and msg.startswith(f"{path}: indicator {indicator}: ") and field in msg
 
 
 def test_the_shipped_set_loads_and_cites_a_source_for_each_indicator():

@@ -1,6 +1,7 @@
 """The health-check dashboard at /dashboard in headless Chromium: cards with values against targets, the map
-of units and the charts drawn by ECharts, the problem list linking into the 3D viewer, the English switch,
-no console errors; a screenshot goes to tests/artifacts/dashboard.png."""
+of units with the service areas of the chosen coverage indicator and the charts drawn by ECharts, the problem
+list linking into the 3D viewer, the drill-down to a compound's life circle, the English switch, no console
+errors; screenshots go to tests/artifacts/dashboard.png and dashboard_lifecircle.png."""
 from __future__ import annotations
 
 import httpx
@@ -56,5 +57,30 @@ def test_dashboard_renders_values_map_and_charts(db, server, sample):  # noqa: F
         page.wait_for_function("document.documentElement.lang === 'en'")
         assert "Coverage of food markets" in market.inner_text()
         assert page.locator("h1").inner_text() == "City health check"
+        drill_down(page, server)
         browser.close()
     assert errors == []
+    areas = httpx.get(f"{server}/api/healthcheck/service-areas", params={"indicator": "market_coverage"}).json()
+    zones = [f for f in areas["features"] if f["properties"]["kind"] == "area"]
+    assert len(zones) == 1 and zones[0]["properties"]["radius"] == 800 and zones[0]["properties"]["count"] > 0
+    lon, lat = zones[0]["geometry"]["coordinates"][0][0][0] if zones[0]["geometry"]["type"] == "MultiPolygon" \
+        else zones[0]["geometry"]["coordinates"][0][0]
+    assert 113 < lon < 115 and 32 < lat < 34
+    bad = httpx.get(f"{server}/api/healthcheck/service-areas", params={"indicator": "road_density"})
+    assert bad.status_code == 400 and "road_density" in bad.json()["detail"]
+
+
+def drill_down(page, server):
+    """The planted estate's life circle: every class of the bands listed with its distances, the missing
+    ones marked; the map draws the facilities' service areas."""
+    page.goto(f"{server}/dashboard/?indicator=life_circle&level=compound&compound=HC-ESTATE")
+    page.wait_for_selector("body[data-ready=true]", timeout=60000)
+    drill = page.locator("#drill")
+    assert drill.get_attribute("data-compound") == "HC-ESTATE"
+    assert "天中新城小区" in drill.inner_text()
+    rows = page.locator("#drill tr.within, #drill tr.missing")
+    assert rows.count() == 5
+    assert {"幼儿园", "小学", "菜市场", "中学", "社区卫生服务中心"} <= set(drill.inner_text().split())
+    assert page.locator("#level").input_value() == "compound"
+    page.wait_for_timeout(800)
+    page.locator("#panels").screenshot(path=str(ARTIFACTS / "dashboard_lifecircle.png"))

@@ -1,7 +1,7 @@
 """The health check on the generated sample district (scale 1): the straight-line park coverage equals an
 independent computation from the GeoPackage with shapely (buffers and overlays) within 0.1 percentage point,
-walking coverage is never above the straight line, and the planted gap (a street without a secondary school
-within 1 km) shows in the values and the problem list."""
+walking coverage is never above the straight line, and the planted gaps (a street without a secondary school
+within 1 km, a compound 900 m from any park) show in the values and the problem list."""
 from __future__ import annotations
 
 import pyogrio
@@ -44,7 +44,8 @@ def test_sample_district_values(sample, db):
         if e.importer == "gis" and e.options["layer"] in LAYERS:
             gis.import_file(out / e.path, engine=db, **e.options)
     hc = yearly.run(2025, engine=db, only=["park_coverage", "middle_school_coverage", "shelter_area_per_capita",
-                                           "road_density"])
+                                           "road_density", "greenway_coverage", "bus_stop_500", "fire_station_coverage",
+                                           "life_circle", "pre2000_households"])
     park = hc.value("park_coverage")
     assert park.straight == pytest.approx(park_coverage_with_shapely(out), abs=0.1)
     for ind, v in hc.values:
@@ -59,3 +60,16 @@ def test_sample_district_values(sample, db):
     assert any(p["indicator"] == "middle_school_coverage" and p["message"].startswith(gap) for p in problems)
     assert 0 < hc.value("shelter_area_per_capita").value < 2  # one 20,000 m2 shelter per street falls short
     assert hc.value("road_density").value > 8
+    estate = manifest["healthcheck"]["compound_far_from_park"]
+    park_gap = [p for p in problems if p["indicator"] == "park_coverage" and p["details"].get("behind")]
+    assert estate["name"] in {p["message"].split(":")[0] for p in park_gap}
+    assert estate["park_distance_m"] >= 900
+    _, green = read(out, "green")  # independently: the estate is 900 m from every park of 2,000 m2 and more
+    comp, comp_geoms = read(out, "compounds")
+    mine = comp_geoms[list(comp["name"]).index(estate["name"])]
+    assert shapely.distance(mine, green[shapely.area(green) >= 2000]).min() >= 900
+    for ind in ("greenway_coverage", "bus_stop_500", "fire_station_coverage", "life_circle", "pre2000_households"):
+        assert hc.value(ind).value is not None, ind
+    assert hc.value("fire_station_coverage").value < 100  # one station for four streets
+    circle = [v for ind, v in hc.values if ind.id == "life_circle" and v.unit.level == "compound"]
+    assert len(circle) == len(comp_geoms)  # one value per compound

@@ -89,7 +89,7 @@ def test_counts_and_contents_at_scale_1(district):
     assert 2800 <= xmax - xmin <= 3200 and 2800 <= ymax - ymin <= 3200
     roads, _ = read(out, "roads")
     assert {"天中山大道", "解放大道", "雪松大道", "驿城大道", "开源大道"} <= set(roads["name"])
-    assert set(roads["road_class"]) == {"arterial", "secondary", "local"}
+    assert set(roads["road_class"]) == {"arterial", "secondary", "local", "greenway"}  # greenway: health check
     rivers, _ = read(out, "rivers")
     assert set(rivers["name"]) == {"练江河", "小清河"}
     green, geoms = read(out, "green")

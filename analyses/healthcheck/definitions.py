@@ -26,7 +26,18 @@ KIND_PARAMS: dict[str, dict[str, tuple[type, bool]]] = {
     "density": {"of": (str, True), "measure": (str, False)},
     "per_capita_area": {"of": (str, True), "population": (str, True), "area_attribute": (str, False),
                         "population_attribute": (str, False), "persons_per_household": (float, False)},
+    "life_circle": {"of": (str, True), "bands": (list, True)},
+    "built_before": {"of": (str, True), "year": (int, True), "year_attribute": (str, False),
+                     "weight": (str, False), "buildings": (str, False), "floors_attribute": (str, False)},
+    "past_design_life": {"of": (str, True)},
+    "renewal_progress": {"of": (str, True), "done_attribute": (str, True), "planned_km": (float, False),
+                         "plan_attribute": (str, False), "since": (int, False)},
+    "area_ratio": {"of": (str, True)},
+    "outside_radius": {"of": (str, True), "services": (list, True)},
+    "spacing": {"of": (str, True), "along": (str, True), "max_gap": (float, True), "snap": (float, True)},
 }
+CLASS_PARAMS = ("land", "of", "over", "population", "objects", "along", "buildings")
+POSITIVE_PARAMS = ("planned_km", "max_gap", "snap", "persons_per_household")
 DISTANCES = ("network", "straight")
 MEASURES = ("length", "count")
 
@@ -42,6 +53,8 @@ class Selector:
     min_area: float | None = None
     max_area: float | None = None
     source: str = ""
+    lacks: tuple[str, ...] = ()  # attributes that must be absent
+    min_lod: int | None = None  # objects with a 3D model of at least this level of detail
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,7 @@ class Indicator:
     def passes(self, value: float | None) -> bool | None:
         if value is None or self.target is None:
             return None
-        return value >= self.target if self.direction == ">=" else value <= self.target
+        return bool(value >= self.target if self.direction == ">=" else value <= self.target)
 
     def as_json(self) -> dict:
         return {"id": self.id, "name_zh": self.name_zh, "name_en": self.name_en, "level": self.level,
@@ -114,23 +127,46 @@ def _selector(path: str, name: str, raw: Any, what: str) -> Selector:
     for key, v in (("min_area", lo), ("max_area", hi)):
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
             raise InputError(f"{path}: {what} {name}: field {key}: must be a number >= 0, not {v!r}")
-    has = raw.get("has", [])
-    if not isinstance(has, list) or not all(isinstance(h, str) for h in has):
-        raise InputError(f"{path}: {what} {name}: field has: must be a list of attribute names")
-    return Selector(name, raw["class"], dict(raw.get("where", {})), tuple(has), lo, hi, str(raw.get("source", "")))
+    for key in ("has", "lacks"):
+        v = raw.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(h, str) for h in v):
+            raise InputError(f"{path}: {what} {name}: field {key}: must be a list of attribute names")
+    lod = raw.get("min_lod")
+    if lod is not None and (not isinstance(lod, int) or lod < 0):
+        raise InputError(f"{path}: {what} {name}: field min_lod: must be an integer >= 0, not {lod!r}")
+    return Selector(name, raw["class"], dict(raw.get("where", {})), tuple(raw.get("has", [])), lo, hi,
+                    str(raw.get("source", "")), tuple(raw.get("lacks", [])), lod)
+
+
+def _tables(path: str, ident: str, name: str, rows: list, what: str) -> None:
+    """A list of tables, each with a positive `radius` (services, life-circle bands)."""
+    if not rows:
+        raise _fail(path, ident, name, f"needs at least one {what}")
+    for k, s in enumerate(rows):
+        if not isinstance(s, dict):
+            raise _fail(path, ident, f"{name}[{k}]", f"must be a table {what}")
+        radius = s.get("radius")
+        if not isinstance(radius, (int, float)) or isinstance(radius, bool) or radius <= 0:
+            raise _fail(path, ident, f"{name}[{k}].radius", f"must be a positive distance in m, not {radius!r}")
 
 
 def _check_services(path: str, ident: str, services: list, classes: dict) -> None:
-    if not services:
-        raise _fail(path, ident, "services", "needs at least one {facility, radius}")
+    _tables(path, ident, "services", services, "{facility, radius}")
     for k, s in enumerate(services):
-        if not isinstance(s, dict):
-            raise _fail(path, ident, f"services[{k}]", "must be a table {facility, radius}")
-        radius = s.get("radius")
-        if not isinstance(radius, (int, float)) or isinstance(radius, bool) or radius <= 0:
-            raise _fail(path, ident, f"services[{k}].radius", f"must be a positive distance in m, not {radius!r}")
         if s.get("facility") not in classes:
             raise _fail(path, ident, f"services[{k}].facility", f"unknown facility class {s.get('facility')!r}")
+
+
+def _check_bands(path: str, ident: str, bands: list, classes: dict) -> None:
+    """Life-circle bands: [{radius, classes = [facility class, ...]}, ...]."""
+    _tables(path, ident, "bands", bands, "{radius, classes}")
+    for k, b in enumerate(bands):
+        names = b.get("classes")
+        if not isinstance(names, list) or not names:
+            raise _fail(path, ident, f"bands[{k}].classes", "must be a non-empty list of facility classes")
+        for name in names:
+            if name not in classes:
+                raise _fail(path, ident, f"bands[{k}].classes", f"unknown facility class {name!r}")
 
 
 def _check_params(path: str, ident: str, kind: str, params: dict, classes: dict) -> None:
@@ -140,16 +176,23 @@ def _check_params(path: str, ident: str, kind: str, params: dict, classes: dict)
             if required:
                 raise _fail(path, ident, name, f"missing (kind {kind} needs {', '.join(spec)})")
             continue
-        if not isinstance(params[name], typ):
+        ok = (int, float) if typ is float else typ
+        if not isinstance(params[name], ok) or isinstance(params[name], bool):
             raise _fail(path, ident, name, f"must be a {typ.__name__}")
+        if name in POSITIVE_PARAMS and params[name] <= 0:
+            raise _fail(path, ident, name, f"must be positive, not {params[name]!r}")
     for name in params:
         if name not in spec:
             raise _fail(path, ident, name, f"not a parameter of kind {kind} ({', '.join(spec)})")
-    for name in ("land", "of", "over", "population", "objects"):
+    for name in CLASS_PARAMS:
         if name in params and params[name] not in classes:
             raise _fail(path, ident, name, f"unknown facility class {params[name]!r}")
-    if kind == "coverage":
+    if kind in ("coverage", "outside_radius"):
         _check_services(path, ident, params["services"], classes)
+    if kind == "life_circle":
+        _check_bands(path, ident, params["bands"], classes)
+    if kind == "renewal_progress" and ("planned_km" in params) == ("plan_attribute" in params):
+        raise _fail(path, ident, "planned_km", "give either planned_km (a fixed plan) or plan_attribute")
         if params.get("distance", "network") not in DISTANCES:
             raise _fail(path, ident, "distance", f"must be one of {', '.join(DISTANCES)}")
     if kind == "density" and params.get("measure", "length") not in MEASURES:

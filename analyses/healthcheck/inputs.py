@@ -9,13 +9,18 @@ from .definitions import IndicatorSet, Selector
 from .kinds import Layer, Unit
 from .walking import WalkNetwork
 
-# Pipe segments: their typed columns filter like attributes (utility, material, install_year...).
-PIPE_ATTRS = ("o.attributes || jsonb_strip_nulls(jsonb_build_object('utility', s.utility, 'material', s.material, "
-              "'install_year', s.install_year, 'diameter_mm', s.diameter_mm, 'pressure_class', s.pressure_class))")
+# Pipe segments and nodes: their typed columns filter like attributes (utility, material, install_year,
+# node_type...); a line with a sensor bound to it (table `sensors`, asset_id) is `monitored`.
+PIPE_ATTRS = ("o.attributes || jsonb_strip_nulls(jsonb_build_object('utility', coalesce(s.utility, n.utility), "
+              "'material', s.material, 'install_year', s.install_year, 'diameter_mm', s.diameter_mm, "
+              "'pressure_class', s.pressure_class, 'node_type', n.node_type, 'monitored', "
+              "case when s.object_id is not null and exists (select 1 from sensors x where x.asset_id = o.id) "
+              "then true end))")
 SELECT = f"""
     select o.id, coalesce(o.name, o.key) as name, {PIPE_ATTRS} as attrs,
            st_asbinary(coalesce(st_force2d(s.centerline), o.footprint)) as wkb
     from city_objects o left join pipe_segments s on s.object_id = o.id
+         left join pipe_nodes n on n.object_id = o.id
     where o.class = :cls and coalesce(s.centerline, o.footprint) is not null"""
 
 
@@ -37,6 +42,12 @@ def _where(sel: Selector) -> tuple[str, dict]:
     for k, key in enumerate(sel.has):
         sql.append(f"o.attributes ? :h{k}")
         params[f"h{k}"] = key
+    for k, key in enumerate(sel.lacks):
+        sql.append(f"not o.attributes ? :l{k}")
+        params[f"l{k}"] = key
+    if sel.min_lod is not None:
+        sql.append("o.lod >= :lod")
+        params["lod"] = sel.min_lod
     if sel.min_area is not None:
         sql.append("st_area(o.footprint) >= :amin")
         params["amin"] = sel.min_area
@@ -58,8 +69,8 @@ def read_layer(conn: sa.Connection, sel: Selector) -> Layer:
 class ModelInputs:
     """The layers of an indicator set's classes, read once per run."""
 
-    def __init__(self, iset: IndicatorSet, engine: sa.Engine):
-        self.iset, self.engine, self.cell_m = iset, engine, iset.cell_m
+    def __init__(self, iset: IndicatorSet, engine: sa.Engine, year: int):
+        self.iset, self.engine, self.cell_m, self.year = iset, engine, iset.cell_m, year
         self._layers: dict[str, Layer] = {}
         self._walk: WalkNetwork | None | bool = False
 

@@ -73,6 +73,7 @@ class Value:
 
 class Inputs(Protocol):
     cell_m: float
+    year: int  # the run's year (ages, renewal plans)
 
     def layer(self, name: str) -> Layer: ...
 
@@ -109,13 +110,23 @@ def _cells(region, size: float) -> tuple[np.ndarray, np.ndarray]:
     k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     x0 = (ix0[part] + k % nx[part]) * size
     y0 = (iy0[part] + k // nx[part]) * size
-    boxes = shapely.box(x0, y0, x0 + size, y0 + size)
-    shapely.prepare(parts)
-    inside = shapely.contains_properly(parts[part], boxes)
-    areas = np.where(inside, size * size, 0.0)
+    # A part that is an axis-aligned rectangle (its area is its bounds' area) cuts its cells arithmetically;
+    # the others are tested and clipped as geometries.
+    rect = np.isclose(shapely.area(parts), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), rtol=1e-9)[part]
+    pb = b[part[rect]]
+    lo_x, hi_x = np.maximum(x0[rect], pb[:, 0]), np.minimum(x0[rect] + size, pb[:, 2])
+    lo_y, hi_y = np.maximum(y0[rect], pb[:, 1]), np.minimum(y0[rect] + size, pb[:, 3])
+    areas = np.zeros(len(part))
     pts = np.column_stack([x0 + size / 2, y0 + size / 2])
-    edge = np.flatnonzero(~inside)
-    pieces = shapely.intersection(boxes[edge], parts[part[edge]])
+    areas[rect] = np.clip(hi_x - lo_x, 0, None) * np.clip(hi_y - lo_y, 0, None)
+    pts[rect] = np.column_stack([(lo_x + hi_x) / 2, (lo_y + hi_y) / 2])
+    other = np.flatnonzero(~rect)
+    boxes = shapely.box(x0[other], y0[other], x0[other] + size, y0[other] + size)
+    shapely.prepare(parts)
+    inside = shapely.contains_properly(parts[part[other]], boxes)
+    areas[other[inside]] = size * size
+    edge = other[~inside]
+    pieces = shapely.intersection(boxes[~inside], parts[part[edge]])
     areas[edge] = shapely.area(pieces)
     ok = areas[edge] > 0
     pts[edge[ok]] = shapely.get_coordinates(shapely.point_on_surface(pieces[ok]))
@@ -153,24 +164,67 @@ def coverage(ind: Indicator, units: list[Unit], data: Inputs) -> list[Value]:
     people = data.layer(ind.params["objects"]) if "objects" in ind.params else None
     out = []
     for u in units:
-        ground = shapely.union_all(shapely.intersection(land.geoms[land.tree().query(u.geom, "intersects")], u.geom))
-        total = ground.area
+        ground = _ground(land, u)
+        total = float(shapely.area(ground).sum())
         if total <= 0:
             out.append(Value(u, None, details={"no_data": "no land of the class in the unit"}))
             continue
-        covered = shapely.union_all(buffers[buffer_tree.query(ground, "intersects")])
-        reached = shapely.intersection(ground, covered)
-        straight = 100.0 * reached.area / total
+        reached = _clip(ground, buffers, buffer_tree)
+        straight = 100.0 * float(shapely.area(reached).sum()) / total
         value, via = straight, "straight"
         if walk is not None:
             areas, pts = _cells(reached, data.cell_m)
             value, via = 100.0 * float(areas[_reach(pts, bands, walk, dists)].sum()) / total, "network"
-        out.append(Value(u, value, straight, _left_out(people, u, covered, bands, walk, dists),
+        out.append(Value(u, value, straight, _left_out(people, u, buffer_tree, bands, walk, dists),
                          {"land_m2": round(total, 1), "distance": via}))
     return out
 
 
-def _left_out(people: Layer | None, u: Unit, covered, bands, walk, dists) -> list[tuple[int, str]]:
+def _ground(land: Layer, u: Unit) -> np.ndarray:
+    """The land of the unit as pieces that do not overlap: the parcels (clipped where they cross the unit's
+    edge), without those inside another, and the union of those that overlap. Parcels are not merged
+    otherwise: the union of thousands of them costs more than the rest of the computation, and a rectangle
+    is cut into cells arithmetically."""
+    near = land.geoms[land.tree().query(u.geom, "intersects")]
+    shapely.prepare(u.geom)
+    edge = ~shapely.contains_properly(u.geom, near)
+    near = near.copy()
+    near[edge] = shapely.intersection(near[edge], u.geom)
+    near = near[shapely.area(near) > 0]
+    # a parcel inside another (a compound in its residential parcel) adds no land: dropped
+    i, j = shapely.STRtree(near).query(near, "within")
+    nested = (i != j) & ((i > j) | ~np.isin(i * len(near) + j, j * len(near) + i))
+    near = np.delete(near, np.unique(i[nested]))
+    a, b = shapely.STRtree(near).query(near, "intersects")
+    a, b = a[a < b], b[a < b]
+    overlap = shapely.relate_pattern(near[a], near[b], "T********")  # interiors meet
+    if not overlap.any():
+        return near
+    involved = np.zeros(len(near), bool)  # only the overlapping parcels are merged
+    involved[a[overlap]] = involved[b[overlap]] = True
+    return np.concatenate([near[~involved], shapely.get_parts(shapely.union_all(near[involved]))])
+
+
+def _clip(pieces: np.ndarray, buffers: np.ndarray, tree: shapely.STRtree) -> np.ndarray:
+    """The pieces inside the union of the buffers: whole where one buffer holds them, else clipped by the
+    union of the few buffers they meet (a small union per piece instead of one of all the buffers)."""
+    held, _ = tree.query(pieces, "within")
+    whole = np.zeros(len(pieces), bool)
+    whole[held] = True
+    rest = np.flatnonzero(~whole)
+    out = pieces.copy()
+    out[rest] = shapely.Polygon()
+    pi, bi = tree.query(pieces[rest], "intersects")
+    order = np.argsort(pi, kind="stable")
+    pi, bi = pi[order], bi[order]
+    for group in np.split(np.arange(len(pi)), np.flatnonzero(np.diff(pi)) + 1):
+        if len(group):
+            k = rest[pi[group[0]]]
+            out[k] = shapely.intersection(pieces[k], shapely.union_all(buffers[bi[group]]))
+    return out[shapely.area(out) > 0]
+
+
+def _left_out(people: Layer | None, u: Unit, buffer_tree, bands, walk, dists) -> list[tuple[int, str]]:
     """The objects (compounds) of the unit whose representative point no facility serves."""
     if people is None or not len(people):
         return []
@@ -179,7 +233,8 @@ def _left_out(people: Layer | None, u: Unit, covered, bands, walk, dists) -> lis
     if walk is not None:
         served = _reach(shapely.get_coordinates(pts), bands, walk, dists)
     else:
-        served = shapely.contains(covered, pts) if len(pts) else np.zeros(0, bool)
+        served = np.zeros(len(pts), bool)
+        served[buffer_tree.query(pts, "within")[0]] = True
     return [(int(mine.ids[i]), mine.names[i]) for i in np.flatnonzero(~served)]
 
 

@@ -57,7 +57,9 @@ class WalkNetwork:
             return np.full(n, np.inf)
         # A virtual source joined to each start node by its leg: one search for all places at once.
         src = n
-        g = coo_matrix((best[starts], (np.full(len(starts), src), starts)), shape=(n + 1, n + 1)).tocsr()
+        # csgraph drops zero-weight edges: a place standing on a node gets a leg of 1 nm instead.
+        legs = np.maximum(best[starts], 1e-9)
+        g = coo_matrix((legs, (np.full(len(starts), src), starts)), shape=(n + 1, n + 1)).tocsr()
         g = _stack(self.graph, g)
         d = dijkstra(g, directed=True, indices=src, limit=limit)
         return d[:n]
@@ -79,14 +81,16 @@ def _stack(graph: csr_matrix, extra: csr_matrix) -> csr_matrix:
 
 
 def access_points(geoms, step: float = STEP_M) -> np.ndarray:
-    """Where people reach a facility: a point facility itself, or points every `step` m along the edge of
-    an area (a park)."""
+    """Where people reach a facility: a point facility itself, points every `step` m along a line (a
+    greenway), or points every `step` m along the edge of an area (a park)."""
     pts = []
     for g in geoms:
         if g is None or g.is_empty:
             continue
         if g.geom_type in ("Point", "MultiPoint"):
             pts.append(shapely.get_coordinates(g))
+        elif g.geom_type in ("LineString", "MultiLineString"):  # a greenway: anywhere along it
+            pts.append(shapely.get_coordinates(shapely.segmentize(g, step)))
         else:
             pts.append(shapely.get_coordinates(shapely.segmentize(g.boundary, step)))
     return np.concatenate(pts) if pts else np.zeros((0, 2))

@@ -16,7 +16,13 @@ from cim_core.store import dumps
 from . import definitions
 from .definitions import LEVELS, Indicator, IndicatorSet
 from .inputs import ModelInputs
-from .kinds import KINDS, Value
+from . import assets, kinds, lifecircle, safety
+from .kinds import Value
+
+KINDS = {**kinds.KINDS, **assets.KINDS, **safety.KINDS, **lifecircle.KINDS}
+# What an object behind a missed target is, by computation kind (default: outside the service radius).
+BEHIND = {"life_circle": "生活圈设施不全", "outside_radius": "不在保护半径内", "spacing": "设施间距超标",
+          "past_design_life": "超过设计使用年限", "renewal_progress": "计划改造未完成", "built_before": "建成年代较早"}
 
 ANALYSIS = "healthcheck"
 
@@ -42,7 +48,9 @@ def compute(iset: IndicatorSet, inputs: ModelInputs, only: list[str] | None = No
     out = []
     for ind in chosen:
         level = LEVELS[ind.level]
-        todo = units["district"] + (units.get(level, []) if level != "district" else [])
+        # compound indicators are summed up for the streets too
+        todo = units["district"] + (units.get("street", []) if level == "compound" else []) + \
+            (units.get(level, []) if level != "district" else [])
         out += [(ind, v) for v in KINDS[ind.kind](ind, todo, inputs)]
     return out
 
@@ -63,7 +71,8 @@ def problems_of(values: list[tuple[Indicator, Value]]) -> list[Finding]:
             f"{_fmt(ind.target)}", object_id=v.unit.object_id, location=(where.x, where.y),
             details={"unit": v.unit.key, "level": v.unit.level, "value": v.value, "target": ind.target,
                      "direction": ind.direction, "source": ind.source, "objects": len(v.objects)}))
-        found += [Finding(ind.id, f"{name}: 不在服务范围内 ({ind.name_zh}, {v.unit.name})", object_id=oid,
+        behind = BEHIND.get(ind.kind, "不在服务范围内")
+        found += [Finding(ind.id, f"{name}: {behind} ({ind.name_zh}, {v.unit.name})", object_id=oid,
                           severity="info", details={"unit": v.unit.key, "level": v.unit.level, "behind": True})
                   for oid, name in v.objects]
     return found
@@ -86,7 +95,7 @@ def run(year: int, *, indicator_set: str | Path | None = None, only: list[str] |
     engine = engine or get_engine()
     started = now()
     iset = definitions.load(indicator_set)
-    values = compute(iset, ModelInputs(iset, engine), only)
+    values = compute(iset, ModelInputs(iset, engine, year), only)
     found = problems_of(values)
     summary = {"year": year, "set": iset.id, "values": len(values),
                "failing": sum(ind.passes(v.value) is False for ind, v in values),

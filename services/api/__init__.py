@@ -13,6 +13,7 @@ from . import (
                drainage,
                features,
                healthcheck,
+               healthcheck_features,
                monitor,
                pipe_categories,
                processes,
@@ -32,6 +33,7 @@ router.include_router(processes.router)
 router.include_router(authcheck.router)
 router.include_router(water.router)
 router.include_router(vector_tiles.router)
+router.include_router(healthcheck_features.router)  # before healthcheck's /{year} paths
 router.include_router(healthcheck.router)
 router.include_router(readings.router)
 router.include_router(alarms.router)

@@ -9,7 +9,7 @@ import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from analyses.healthcheck import definitions, yearly
+from analyses.healthcheck import areas, definitions, yearly
 from services import auth
 
 router = APIRouter(prefix="/healthcheck", tags=["City health check"])
@@ -51,6 +51,11 @@ def results(who: Caller, year: Year, indicator: str | None = None,
 @router.get("/{year}/problems", summary="A year's problem list: units missing a target, the objects behind")
 def problems(who: Caller, year: Year) -> Response:
     return _json({"year": year, "problems": yearly.problems(year, auth.current_engine())})
+
+
+@router.get("/service-areas", summary="The service areas and facilities of a coverage or life-circle indicator")
+def service_areas(who: Caller, indicator: str) -> Response:
+    return _json(areas.service_areas(indicator, auth.current_engine()))
 
 
 @router.get("/compare", summary="Each indicator and unit in two years, with the change")

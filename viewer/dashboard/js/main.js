@@ -4,9 +4,12 @@ import { applyStrings, t, ui } from "./i18n.js";
 import { renderCards } from "./cards.js";
 import { renderMap, renderTrend, renderByUnit } from "./charts.js";
 import { renderProblems } from "./problems.js";
+import { renderDrill } from "./lifecircle.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { set: null, years: [], results: new Map(), indicator: null, level: "street", year: null };
+const state = { set: null, years: [], results: new Map(), areas: new Map(), indicator: null, level: "street",
+  year: null, compound: null };
+const WITH_AREAS = ["coverage", "life_circle"]; // kinds whose facilities' service areas the map draws
 
 async function get(path) {
   const res = await fetch(path);
@@ -20,6 +23,18 @@ async function results(year) {
 }
 
 const indicator = () => state.set.indicators.find((i) => i.id === state.indicator);
+
+async function serviceAreas(ind) {
+  if (!WITH_AREAS.includes(ind.kind)) return null;
+  if (!state.areas.has(ind.id)) state.areas.set(ind.id, await get(`/api/healthcheck/service-areas?indicator=${ind.id}`));
+  return state.areas.get(ind.id);
+}
+
+function pick(unit) { // a click on a unit of the map: a compound opens its life circle
+  if (unit.level !== "compound") return;
+  state.compound = unit.unit_key;
+  renderDrill($("drill"), state.results.get(state.year), state.compound);
+}
 const name = (ind) => (ui.lang === "zh" ? ind.name_zh : ind.name_en);
 
 function fillSelect(select, options, value) {
@@ -37,12 +52,14 @@ async function render() {
   fillSelect($("year"), state.years.map((y) => [y.year, String(y.year)]), state.year);
   fillSelect($("indicator"), state.set.indicators.map((i) => [i.id, name(i)]), state.indicator);
   const fc = await results(state.year);
-  const levels = [...new Set(fc.features.map((f) => f.properties.level))].filter((l) => l !== "district");
+  const ind = indicator();
+  const levels = [...new Set(fc.features.filter((f) => f.properties.indicator === ind.id)
+    .map((f) => f.properties.level))].filter((l) => l !== "district");
   if (!levels.includes(state.level)) state.level = levels[0] ?? "district";
   fillSelect($("level"), (levels.length ? levels : ["district"]).map((l) => [l, t(l)]), state.level);
-  const ind = indicator();
   renderCards($("cards"), state.set.indicators, fc, state.indicator, (id) => { state.indicator = id; render(); });
-  renderMap($("map"), fc, ind, state.level);
+  renderMap($("map"), fc, ind, state.level, await serviceAreas(ind), pick);
+  renderDrill($("drill"), fc, state.compound);
   renderByUnit($("byunit"), fc, ind, state.level);
   const series = [];
   for (const y of state.years) {
@@ -69,6 +86,8 @@ async function start() {
     }
     state.year = Number(params.get("year")) || state.years[state.years.length - 1].year;
     state.indicator = params.get("indicator") || state.set.indicators[0].id;
+    state.level = params.get("level") || state.level;
+    state.compound = params.get("compound");
     await render();
     document.body.dataset.ready = "true";
   } catch (err) {
