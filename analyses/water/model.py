@@ -14,6 +14,7 @@ cannot be solved, and the export refuses it with the piece's size and a node in 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import re
 import threading
 import tomllib
@@ -31,6 +32,8 @@ from cim_core.db import get_engine
 from cim_core.errors import InputError, NotFoundError
 from cim_core.network.graph import Network
 from cim_core.network.hydraulics import models_of
+
+from .service import service
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_DURATION_S = 24 * 3600  # a day of extended-period simulation when the model says nothing
@@ -59,13 +62,38 @@ def roughness_table() -> dict[str, dict]:
 
 
 @lru_cache
+def roughness_by_age() -> dict[str, list[tuple[float, float]]]:
+    """(max age in years, Hazen-Williams C) ascending, by material (lower case): mains whose C falls with age
+    (data/roughness_age.csv, with sources)."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    with open(DATA / "roughness_age.csv", newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            out.setdefault(r["material"].lower(), []).append((float(r["max_age_years"]), float(r["hazen_williams_c"])))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def hazen_williams_c(material: str | None, install_year: int | None, year: int) -> tuple[str, float]:
+    """The table row (material, or material@age band) and C of a main of this material and install year."""
+    table, aged = roughness_table(), roughness_by_age()
+    m = (material or "unknown").lower()
+    m = m if m in table else "unknown"
+    if m in aged and install_year is not None:
+        age = max(year - install_year, 0)
+        limit, c = next((b for b in aged[m] if age <= b[0]), aged[m][-1])
+        return f"{m}, age <= {limit:g}", c
+    return m, table[m]["c"]
+
+
+@lru_cache
 def source_head() -> float:
     """Head (m) above ground of a surveyed source node (data/service.toml)."""
     with open(DATA / "service.toml", "rb") as f:
         return float(tomllib.load(f)["source_head"]["value_m"])
 
 
-def _node_records(net: Network) -> tuple[list[str], list[dict]]:
+def _node_records(net: Network, demand: np.ndarray) -> tuple[list[str], list[dict]]:
+    """Node records: as an EPANET import kept them, or junctions with the demand of the buildings they
+    serve (m3/s) and reservoirs at the source head."""
     names = [_ID.sub("_", str(n or k)) for n, k in zip(net.node_attributes["name"], net.node_key)]
     records = []
     for i, (name, rec) in enumerate(zip(names, net.node_attributes["hydraulic"])):
@@ -79,20 +107,22 @@ def _node_records(net: Network) -> tuple[list[str], list[dict]]:
                             "base_head": ground + source_head()})
             continue
         records.append({"name": name, "node_type": "Junction", "coordinates": xy, "elevation": ground,
-                        "demand_timeseries_list": [{"base_val": 0.0, "pattern_name": None, "category": None}]})
+                        "demand_timeseries_list": [{"base_val": float(demand[i]), "pattern_name": None,
+                                                    "category": "buildings" if demand[i] > 0 else None}]})
     return names, records
 
 
-def _segment_materials(engine: sa.Engine, ids: np.ndarray) -> dict[int, str | None]:
+def _segment_materials(engine: sa.Engine, ids: np.ndarray) -> dict[int, tuple[str | None, int | None]]:
     with engine.connect() as c:
-        return dict(c.execute(sa.text("select object_id, material from pipe_segments where object_id = any(:i)"),
-                              {"i": [int(i) for i in ids]}).all())
+        rows = c.execute(sa.text("select object_id, material, install_year from pipe_segments "
+                                 "where object_id = any(:i)"), {"i": [int(i) for i in ids]}).all()
+    return {r[0]: (r[1], r[2]) for r in rows}
 
 
 def _link_records(net: Network, node_names: list[str], engine: sa.Engine) -> tuple[list[str], list[dict], dict]:
     """Links of every segment; loose segment ends get a junction of their own (appended to node_names)."""
-    table = roughness_table()
     materials = _segment_materials(engine, net.segment_id)
+    year = dt.date.today().year
     u, v = net.edges
     loose = {}
     names, records, used = [], [], {}
@@ -108,10 +138,9 @@ def _link_records(net: Network, node_names: list[str], engine: sa.Engine) -> tup
                 ends.append(loose[vertex][0])
         dia = net.diameter_mm[s] / 1000
         if not rec:
-            material = (materials.get(int(net.segment_id[s])) or "unknown").lower()
-            row = table.get(material, table["unknown"])
-            used[material if material in table else "unknown"] = row
-            rec = {"link_type": "Pipe", "length": float(net.length[s]), "roughness": row["c"],
+            band, c = hazen_williams_c(*materials.get(int(net.segment_id[s]), (None, None)), year)
+            used[band] = c
+            rec = {"link_type": "Pipe", "length": float(net.length[s]), "roughness": c,
                    "diameter": float(dia) if np.isfinite(dia) and dia > 0 else 0.1, "minor_loss": 0.0,
                    "initial_status": "Open", "check_valve": False}
         elif rec.get("link_type") == "Pipe" and np.isfinite(dia) and dia > 0:
@@ -191,7 +220,10 @@ def build_model(engine: sa.Engine | None = None, *, utility: str = "water", data
                             + (" in the box" if bbox else ""))
     net.node_attributes["hydraulic"] = hydraulic_records(engine, net.node_id)
     net.segment_attributes["hydraulic"] = hydraulic_records(engine, net.segment_id)
-    node_names, nodes = _node_records(net)
+    demand = np.zeros(net.n_nodes)
+    if not all(net.node_attributes["hydraulic"]):  # a surveyed network: the buildings it serves
+        demand = service(engine, net).node_demand(net.n_nodes)
+    node_names, nodes = _node_records(net, demand)
     _check_sources(net, nodes, node_names)
     link_names, links, extra = _link_records(net, node_names, engine)
     nodes += extra["loose_end_junctions"]
@@ -204,7 +236,7 @@ def build_model(engine: sa.Engine | None = None, *, utility: str = "water", data
                                          "references": [], "nodes": nodes, "links": links, **parts})
         except (ValueError, KeyError, RuntimeError) as exc:
             raise InputError(f"the stored {utility} network does not make a hydraulic model: {exc}") from None
-    report = {"nodes": len(nodes), "links": len(links), "models_from": read, "controls_left_out": dropped,
+    report = {"nodes": len(nodes), "links": len(links), "building_demand_m3s": round(float(demand.sum()), 6), "models_from": read, "controls_left_out": dropped,
               "loose_end_junctions": len(extra["loose_end_junctions"]), "roughness": extra["roughness"]}
     return HydraulicModel(wn, net, node_names, link_names, units, report)
 
