@@ -246,6 +246,17 @@ def _add_lonlat(valves: list[dict], srid: int) -> None:
             v["lon"], v["lat"] = round(float(a), 8), round(float(b), 8)
 
 
+def _lines_lonlat(net: Network, ids: list[int], srid: int) -> list[list[list[float]]]:
+    """WGS 84 vertices of the pipes (object ids), for a map client to draw them."""
+    which = np.flatnonzero(np.isin(net.segment_id, ids))
+    if not len(which) or net.centerlines is None:
+        return []
+    xy, part = shapely.get_coordinates(net.centerlines[which], return_index=True)
+    lon, lat = to_lonlat(srid, xy[:, 0], xy[:, 1])
+    pts = np.round(np.column_stack([lon, lat]), 8)
+    return [pts[part == k].tolist() for k in range(len(which))]
+
+
 def isolate(pipe: int | str | None = None, *, point: tuple[float, float] | None = None, utility: str = "water",
             dataset: str | None = None, valves: list[tuple[str, str]] | None = None,
             max_distance: float = MAX_POINT_DISTANCE_M, pressure: bool = False, requested_by: str | None = None,
@@ -258,7 +269,9 @@ def isolate(pipe: int | str | None = None, *, point: tuple[float, float] | None 
     t0 = now()
     iso = load(engine, utility=utility, dataset=dataset, valves=valves)
     result = iso.burst(find_pipe(iso, pipe, point, max_distance))
-    _add_lonlat(result["valves_to_close"] + result["inoperable_valves"], storage_srid(engine))
+    srid = storage_srid(engine)
+    _add_lonlat(result["valves_to_close"] + result["inoperable_valves"], srid)
+    result["lines"] = {part: _lines_lonlat(iso.net, result[part]["pipes"], srid) for part in ("isolated", "cut_off")}
     if pressure:
         area = result["isolated"]
         result["pressure"] = pressure_drop(engine, area["pipes"], utility=utility, dataset=dataset,

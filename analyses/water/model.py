@@ -207,6 +207,58 @@ def _check_sources(net: Network, records: list[dict], names: list[str]) -> None:
                          "in every piece", hint="export a box that includes their source, or connect them")
 
 
+def _nn(v):
+    return None if v != v else v  # NaN (pandas' missing) -> None
+
+
+def _add_junction(wn, node: dict) -> None:
+    """A junction record (WNTR's to_dict form) added as from_dict adds it, without its per-element dir()."""
+    dl = node.get("demand_timeseries_list") or [{}]
+    wn.add_junction(node["name"], dl[0].get("base_val", 0.0), _nn(dl[0].get("pattern_name")), node.get("elevation", 0.0),
+                    node.get("coordinates") or [], _nn(dl[0].get("category")))
+    j = wn.get_node(node["name"])
+    for attr in ("emitter_coefficient", "initial_quality", "minimum_pressure", "pressure_exponent", "required_pressure"):
+        setattr(j, attr, node.get(attr))
+    j.tag = _nn(node.get("tag"))
+    for d in dl[1:]:
+        j.add_demand(d.get("base_val", 0.0), _nn(d.get("pattern_name")), _nn(d.get("category")))
+
+
+def _add_pipe(wn, link: dict) -> None:
+    wn.add_pipe(link["name"], link["start_node_name"], link["end_node_name"], link.get("length", 304.8),
+                link.get("diameter", 0.3048), link.get("roughness", 100.0), link.get("minor_loss", 0.0),
+                link.get("initial_status", "OPEN"), link.get("check_valve", False))
+    p = wn.get_link(link["name"])
+    p.bulk_coeff, p.wall_coeff, p.tag = link.get("bulk_coeff"), link.get("wall_coeff"), _nn(link.get("tag"))
+    p.vertices = link.get("vertices") or []
+
+
+def _to_wn(d: dict):
+    """wntr.network.from_dict, with junctions and pipes (nearly all of a network) added directly: from_dict
+    looks up dir() of every element, which costs more than the rest of the export (bench/water.py). Nodes
+    keep their order; tanks, reservoirs, pumps, valves, sources and controls go through from_dict."""
+    from wntr.network.io import from_dict
+
+    empty = {"curves": [], "patterns": [], "nodes": [], "links": [], "sources": [], "controls": []}
+    wn = from_dict({**d, **empty, "curves": d["curves"], "patterns": d["patterns"]})
+    others: list[dict] = []
+    for node in d["nodes"]:
+        if node["node_type"] != "Junction":
+            others.append(node)
+            continue
+        if others:
+            from_dict({**d, **empty, "nodes": others}, append=wn)
+            others = []
+        _add_junction(wn, node)
+    if others:
+        from_dict({**d, **empty, "nodes": others}, append=wn)
+    for link in d["links"]:
+        if link["link_type"] == "Pipe":
+            _add_pipe(wn, link)
+    return from_dict({**d, **empty, "sources": d["sources"], "controls": d["controls"],
+                      "links": [link for link in d["links"] if link["link_type"] != "Pipe"]}, append=wn)
+
+
 def build_model(engine: sa.Engine | None = None, *, utility: str = "water", dataset: str | None = None,
                 bbox: tuple[float, float, float, float] | None = None) -> HydraulicModel:
     """The WNTR model of the current stored network of a utility (a dataset, a box)."""
@@ -232,8 +284,8 @@ def build_model(engine: sa.Engine | None = None, *, utility: str = "water", data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            wn = wntr.network.from_dict({"version": f"wntr-{wntr.__version__}", "comment": "", "name": utility,
-                                         "references": [], "nodes": nodes, "links": links, **parts})
+            wn = _to_wn({"version": f"wntr-{wntr.__version__}", "comment": "", "name": utility,
+                         "references": [], "nodes": nodes, "links": links, **parts})
         except (ValueError, KeyError, RuntimeError) as exc:
             raise InputError(f"the stored {utility} network does not make a hydraulic model: {exc}") from None
     report = {"nodes": len(nodes), "links": len(links), "building_demand_m3s": round(float(demand.sum()), 6), "models_from": read, "controls_left_out": dropped,

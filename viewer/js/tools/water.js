@@ -2,7 +2,7 @@
 // missing valves flagged, the isolated and cut-off pipes, the buildings left without water tinted, and the
 // lists), or colour the mains by their renewal year or criticality, through the OGC API processes
 // burst-isolation, renewal-programme and pipe-criticality. Server strings reach the page by textContent.
-import { runProcess } from "../http.js";
+import { api, runProcess } from "../http.js";
 import { STRINGS, t } from "../i18n.js";
 import { scene } from "../scene.js";
 import { $, cim, state } from "../state.js";
@@ -23,6 +23,7 @@ Object.assign(STRINGS.zh, {
   renewalDone: (km, n) => `计划更新 ${km} km，${n} 段`,
   criticalityDone: (n) => `${n} 段管线，按停水长度着色`,
   outOfService: "停水长度",
+  targetKm: "更新目标",
 });
 Object.assign(STRINGS.en, {
   water: "Water supply",
@@ -39,13 +40,16 @@ Object.assign(STRINGS.en, {
   renewalDone: (km, n) => `${km} km planned, ${n} mains`,
   criticalityDone: (n) => `${n} mains coloured by the length a burst takes out of service`,
   outOfService: "out of service",
+  targetKm: "Renewal target",
 });
-// Apart from the CJJ 61 utility colours; the buildings without water take the shared highlight (red).
-const COLOURS = { burst: "#ff1744", isolated: "#ff9100", cutOff: "#ffd600", close: "#00e676", bad: "#d500f9" };
+// Apart from the CJJ 61 utility colours and the brick of the buildings.
+const COLOURS = { burst: "#ff1744", isolated: "#ff9100", cutOff: "#ffd600", close: "#00e676", bad: "#d500f9",
+                  dry: "#2962ff" };
 const YEARS = ["#d50000", "#ff6d00", "#ffd600", "#00c853", "#2979ff", "#aa00ff"];
 const RAMP = ["#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#d73027"];
 let isolating = false;
 let markers = [];
+let pipeLines = null; // object id -> [[lon, lat], ...] of every water main, read once from the features API
 
 const say = (text) => ($("water-status").textContent = text);
 
@@ -53,7 +57,7 @@ function clearMarks() {
   markers.forEach((e) => cim.viewer.entities.remove(e));
   markers = [];
   highlights.clear();
-  state.highlighted = [];
+  state.tints = new Map();
   $("water-result").replaceChildren();
   $("water-legend").replaceChildren();
 }
@@ -73,16 +77,48 @@ function paint(ids, colour) {
   for (const id of ids || []) highlights.set(Number(id), colour);
 }
 
+const shortKey = (key) => String(key).split(/[\s:]/).pop(); // "node JSN000052" -> "JSN000052"
+
 function marker(v, colour, flagged) {
   markers.push(cim.viewer.entities.add({
     position: Cesium.Cartesian3.fromDegrees(v.lon, v.lat, 0),
     point: { pixelSize: flagged ? 16 : 13, color: Cesium.Color.fromCssColorString(colour),
              outlineColor: flagged ? Cesium.Color.WHITE : Cesium.Color.BLACK, outlineWidth: 2,
              disableDepthTestDistance: Number.POSITIVE_INFINITY },
-    label: { text: flagged ? `⚠ ${v.key} (${v.status})` : v.key, font: "12px sans-serif", fillColor: Cesium.Color.WHITE,
+    label: { text: flagged ? `⚠ ${shortKey(v.key)} (${v.status})` : shortKey(v.key), font: "12px sans-serif", fillColor: Cesium.Color.WHITE,
              outlineColor: Cesium.Color.BLACK, outlineWidth: 3, style: Cesium.LabelStyle.FILL_AND_OUTLINE,
              pixelOffset: new Cesium.Cartesian2(0, -16), disableDepthTestDistance: Number.POSITIVE_INFINITY },
   }));
+}
+
+function line(coords, colour, width) {
+  const material = Cesium.Color.fromCssColorString(colour);
+  markers.push(cim.viewer.entities.add({
+    polyline: { positions: Cesium.Cartesian3.fromDegreesArray(coords.flat()), width, arcType: Cesium.ArcType.NONE,
+                material, depthFailMaterial: material },
+  }));
+}
+
+// The mains as lines over the tiles: a 3D pipe is thinner than a pixel at a district's scale.
+async function waterLines() {
+  if (pipeLines) return pipeLines;
+  const out = new Map();
+  let url = "/api/collections/pipes_water/items?limit=5000";
+  while (url) {
+    const page = await api(url);
+    for (const f of page.features) out.set(Number(f.id), f.geometry.coordinates.map((c) => [c[0], c[1]]));
+    const next = (page.links || []).find((l) => l.rel === "next");
+    url = next ? next.href : null;
+  }
+  return (pipeLines = out);
+}
+
+async function drawPipes(colourOf) {
+  const lines = await waterLines();
+  for (const [id, coords] of lines) {
+    const colour = colourOf(id);
+    if (colour) line(coords, colour, 3);
+  }
 }
 
 function list(titleKey, colour, rows) {
@@ -108,13 +144,15 @@ export async function isolate(pipe) {
     paint([r.pipe.id], COLOURS.burst);
     paint(r.valves_to_close.map((v) => v.id), COLOURS.close);
     paint(r.inoperable_valves.map((v) => v.id), COLOURS.bad);
+    r.lines.cut_off.forEach((c) => line(c, COLOURS.cutOff, 4));
+    r.lines.isolated.forEach((c) => line(c, COLOURS.isolated, 5));
     r.valves_to_close.forEach((v) => marker(v, COLOURS.close, false));
     r.inoperable_valves.forEach((v) => marker(v, COLOURS.bad, true));
     const dry = [...r.isolated.buildings, ...r.cut_off.buildings];
-    state.highlighted = dry;
+    state.tints = new Map(dry.map((id) => [id, COLOURS.dry]));
     list("valvesToClose", COLOURS.close, r.valves_to_close.map((v) => v.key));
     list("badValves", COLOURS.bad, r.inoperable_valves.map((v) => `⚠ ${v.key}: ${v.status}`));
-    list("dryBuildings", "#ff3b30", dry.map(String));
+    list("dryBuildings", COLOURS.dry, dry.map(String));
     list("isolatedPipes", COLOURS.isolated, r.isolated.pipes.map(String));
     if (r.cut_off.pipes.length) list("cutOffPipes", COLOURS.cutOff, r.cut_off.pipes.map(String));
     cim.water.last = r;
@@ -137,9 +175,11 @@ function legend(entries) {
 
 export async function renewal() {
   await act(async () => {
-    const p = (await runProcess("renewal-programme", {})).programme;
+    const km = Number($("water-target").value);
+    const p = (await runProcess("renewal-programme", km > 0 ? { target_km: km } : {})).programme;
     const colour = Object.fromEntries(p.years.map((y, i) => [y.year, YEARS[i % YEARS.length]]));
     for (const pipe of p.pipes) highlights.set(pipe.id, colour[pipe.year]);
+    await drawPipes((id) => highlights.get(id));
     legend(p.years.map((y) => [colour[y.year], `${y.year}: ${y.km.toFixed(2)} km, ${y.pipes}`]));
     cim.water.last = p;
     return t("renewalDone")(p.planned_km.toFixed(2), p.pipes.length);
@@ -153,6 +193,7 @@ export async function criticality() {
     const breaks = [0.2, 0.4, 0.6, 0.8].map((q) => values[Math.floor(q * (values.length - 1))]);
     const cls = (v) => breaks.filter((b) => v > b).length;
     for (const p of c.by_pipe) highlights.set(p.id, RAMP[cls(p.out_of_service_m)]);
+    await drawPipes((id) => highlights.get(id));
     const edges = [0, ...breaks, values[values.length - 1]];
     legend(RAMP.map((col, i) => [col, `${t("outOfService")} ${edges[i].toFixed(0)}–${edges[i + 1].toFixed(0)} m`]));
     cim.water.last = c;
@@ -181,8 +222,11 @@ function panel() {
     b.addEventListener("click", onClick);
     return b;
   });
+  const target = el("input", { type: "number", id: "water-target", min: "0", step: "any", placeholder: "144.34" });
+  target.style.width = "6em";
   $("status").before(el("section", { id: "water" }, labelled("water", "h2"),
-    el("label", {}, box, " ", labelled("isolateMode")), ...buttons,
+    el("label", {}, box, " ", labelled("isolateMode")), el("label", {}, labelled("targetKm"), " ", target, " km"),
+    ...buttons,
     el("p", { id: "water-status", className: "muted" }), el("div", { id: "water-legend" }),
     el("div", { id: "water-result" })));
 }
