@@ -19,7 +19,7 @@ def _burst_pipe(engine) -> tuple[dict, float, float, float]:
     for i in range(iso.net.n_segments):
         r = iso.burst(i)
         score = (len(r["isolated"]["buildings"]) > 0) * 4 + (len(r["valves_to_close"]) >= 2) * 2 \
-            + (len(r["inoperable_valves"]) > 0) + (r["isolated"]["length_m"] < 400) * 4
+            + (len(r["inoperable_valves"]) > 0) * 5 + (r["isolated"]["length_m"] < 400) * 4
         if score > best_score:
             best, best_score = r, score
     with engine.connect() as c:
@@ -61,7 +61,8 @@ def test_burst_valves_dry_area_and_renewal_by_year(browser, demo):  # noqa: F811
     prog = p.js("window.cim.water.last")
     assert prog["pipes"] and len(p.page.query_selector_all("#water-legend div")) == len(prog["years"])
     assert prog["target_km"] == 3 and len(prog["years"]) >= 2
-    p.look_down_at(114.02, 32.98, 900)
+    p.page.wait_for_function("window.cim.viewer.dataSourceDisplay.ready", timeout=120_000)
+    p.look_down_at(114.02, 32.98, 1500)
     p.js("document.getElementById('water').scrollIntoView()")
     p.screenshot("viewer_water_renewal.png")
     years = {pp["year"] for pp in prog["pipes"]}
@@ -72,7 +73,9 @@ def test_burst_valves_dry_area_and_renewal_by_year(browser, demo):  # noqa: F811
     p.page.click("#water button[data-i18n=criticalityMap]")
     p.page.wait_for_function("window.cim.water.last && window.cim.water.last.by_pipe", timeout=120_000)
     assert len(p.page.query_selector_all("#water-legend div")) == 5
-    p.settle()
+    assert p.js("window.cim.viewer.entities.values.length") == len(p.js("window.cim.water.last.by_pipe"))
+    p.page.wait_for_function("window.cim.viewer.dataSourceDisplay.ready", timeout=120_000)
+    p.look_down_at(114.02, 32.98, 1500)
     p.screenshot("viewer_water_criticality.png")
     _assert_clean(p)
     p.close()

@@ -99,6 +99,7 @@ class Isolation:
     net: Network
     valves: ValveLayer
     service: Service | None = None  # the buildings each node serves (analyses.water.service)
+    srid: int | None = None  # storage CRS, for WGS 84 positions
 
     @cached_property
     def operable(self) -> np.ndarray:
@@ -202,7 +203,7 @@ def load(engine: sa.Engine | None = None, *, utility: str = "water", dataset: st
     if not net.n_segments:
         raise InputError(f"no {utility} pipes" + (f" in dataset {dataset!r}" if dataset else ""))
     iso = Isolation(net, valve_nodes_layer(net) if valves is None else pairs_layer(net, valves),
-                    service(engine, net))
+                    service(engine, net), storage_srid(engine))
     _CACHE[key] = (version, iso)
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -269,7 +270,7 @@ def isolate(pipe: int | str | None = None, *, point: tuple[float, float] | None 
     t0 = now()
     iso = load(engine, utility=utility, dataset=dataset, valves=valves)
     result = iso.burst(find_pipe(iso, pipe, point, max_distance))
-    srid = storage_srid(engine)
+    srid = iso.srid
     _add_lonlat(result["valves_to_close"] + result["inoperable_valves"], srid)
     result["lines"] = {part: _lines_lonlat(iso.net, result[part]["pipes"], srid) for part in ("isolated", "cut_off")}
     if pressure:

@@ -47,6 +47,7 @@ const COLOURS = { burst: "#ff1744", isolated: "#ff9100", cutOff: "#ffd600", clos
                   dry: "#2962ff" };
 const YEARS = ["#d50000", "#ff6d00", "#ffd600", "#00c853", "#2979ff", "#aa00ff"];
 const RAMP = ["#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#d73027"];
+const LIFT_M = 1.5; // lines drawn just above the ground layer, which is translucent underground
 let isolating = false;
 let markers = [];
 let pipeLines = null; // object id -> [[lon, lat], ...] of every water main, read once from the features API
@@ -94,7 +95,8 @@ function marker(v, colour, flagged) {
 function line(coords, colour, width) {
   const material = Cesium.Color.fromCssColorString(colour);
   markers.push(cim.viewer.entities.add({
-    polyline: { positions: Cesium.Cartesian3.fromDegreesArray(coords.flat()), width, arcType: Cesium.ArcType.NONE,
+    polyline: { positions: Cesium.Cartesian3.fromDegreesArrayHeights(coords.flatMap((c) => [c[0], c[1], LIFT_M])),
+                width, arcType: Cesium.ArcType.NONE,
                 material, depthFailMaterial: material },
   }));
 }
