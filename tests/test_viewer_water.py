@@ -48,6 +48,11 @@ def test_burst_valves_dry_area_and_renewal_by_year(browser, demo):  # noqa: F811
     p.js("document.getElementById('water').scrollIntoView()")
     p.settle()
     p.screenshot("viewer_water_burst.png")
+    with demo["engine"].connect() as c:  # the tiles at full detail around the burst pipe itself
+        mid = c.execute(sa.text("select st_x(p), st_y(p) from pipe_segments s, st_transform("
+                                "st_lineinterpolatepoint(st_force2d(s.centerline), 0.5), 4326) p "
+                                "where s.object_id = :i"), {"i": expect["pipe"]["id"]}).one()
+    p.look_down_at(mid[0], mid[1], 120)
     marked = p.js(COUNT_MARKED, ["#ff9100", "#ff1744"])
     assert marked.get("#ff1744", 0) >= 1 and marked.get("#ff9100", 0) + marked.get("#ff1744", 0) >= 1, marked
     text = p.page.inner_text("#water")
