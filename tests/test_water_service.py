@@ -4,6 +4,9 @@ age, and the exported model running in WNTR with sensible pressures."""
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pyogrio.raw
@@ -16,6 +19,8 @@ from analyses.water.model import DATA, build_model, hazen_williams_c
 from analyses.water.service import unserved
 from importers import gis
 from sample_models.district import generate
+
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture
@@ -38,7 +43,7 @@ def _expected_demand(gpkg, village: set[str]) -> float:
     return litres / 1000 / 86400
 
 
-def test_demands_village_and_simulation(district):
+def test_demands_village_and_simulation(district, cli_env):
     db, manifest, folder = district
     village = manifest["water"]["unconnected_village"]
     assert village["name"].endswith("村") and len(village["buildings"]) > 10
@@ -51,6 +56,9 @@ def test_demands_village_and_simulation(district):
     with db.connect() as c:
         keys = set(c.scalars(sa.text("select key from city_objects where id = any(:i)"), {"i": off["buildings"]}))
     assert set(village["buildings"]) <= keys
+    out = subprocess.run([str(ROOT / ".venv/bin/cim"), "water", "unserved", "--json"], env=cli_env, cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and json.loads(out.stdout)["count"] == off["count"], out.stdout + out.stderr
     model = build_model(db)
     wn = model.wn
     total = sum(wn.get_node(n).demand_timeseries_list[0].base_value for n in wn.junction_name_list)
