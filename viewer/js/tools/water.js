@@ -86,8 +86,8 @@ function marker(v, colour, flagged) {
     point: { pixelSize: flagged ? 16 : 13, color: Cesium.Color.fromCssColorString(colour),
              outlineColor: flagged ? Cesium.Color.WHITE : Cesium.Color.BLACK, outlineWidth: 2,
              disableDepthTestDistance: Number.POSITIVE_INFINITY },
-    label: { text: flagged ? `⚠ ${shortKey(v.key)} (${v.status})` : shortKey(v.key), font: "12px sans-serif", fillColor: Cesium.Color.WHITE,
-             outlineColor: Cesium.Color.BLACK, outlineWidth: 3, style: Cesium.LabelStyle.FILL_AND_OUTLINE,
+    label: { text: flagged ? `⚠ ${shortKey(v.key)} (${v.status})` : shortKey(v.key), font: "12px sans-serif",
+             fillColor: Cesium.Color.WHITE, outlineColor: Cesium.Color.BLACK, outlineWidth: 3, style: Cesium.LabelStyle.FILL_AND_OUTLINE,
              pixelOffset: new Cesium.Cartesian2(0, -16), disableDepthTestDistance: Number.POSITIVE_INFINITY },
   }));
 }
@@ -101,9 +101,10 @@ function line(coords, colour, width) {
   }));
 }
 
-// The mains as lines over the tiles: a 3D pipe is thinner than a pixel at a district's scale.
-async function waterLines() {
-  if (pipeLines) return pipeLines;
+// The mains as lines over the tiles: a 3D pipe is thinner than a pixel at a district's scale. Read again
+// when an id is missing (a renewal makes a new version of a main).
+async function waterLines(ids) {
+  if (pipeLines && ids.every((id) => pipeLines.has(id))) return pipeLines;
   const out = new Map();
   let url = "/api/collections/pipes_water/items?limit=5000";
   while (url) {
@@ -115,12 +116,9 @@ async function waterLines() {
   return (pipeLines = out);
 }
 
-async function drawPipes(colourOf) {
-  const lines = await waterLines();
-  for (const [id, coords] of lines) {
-    const colour = colourOf(id);
-    if (colour) line(coords, colour, 3);
-  }
+async function drawPipes(colours) {
+  const lines = await waterLines([...colours.keys()]);
+  for (const [id, colour] of colours) if (lines.has(id)) line(lines.get(id), colour, 3);
 }
 
 function list(titleKey, colour, rows) {
@@ -181,7 +179,7 @@ export async function renewal() {
     const p = (await runProcess("renewal-programme", km > 0 ? { target_km: km } : {})).programme;
     const colour = Object.fromEntries(p.years.map((y, i) => [y.year, YEARS[i % YEARS.length]]));
     for (const pipe of p.pipes) highlights.set(pipe.id, colour[pipe.year]);
-    await drawPipes((id) => highlights.get(id));
+    await drawPipes(highlights);
     legend(p.years.map((y) => [colour[y.year], `${y.year}: ${y.km.toFixed(2)} km, ${y.pipes}`]));
     cim.water.last = p;
     return t("renewalDone")(p.planned_km.toFixed(2), p.pipes.length);
@@ -195,7 +193,7 @@ export async function criticality() {
     const breaks = [0.2, 0.4, 0.6, 0.8].map((q) => values[Math.floor(q * (values.length - 1))]);
     const cls = (v) => breaks.filter((b) => v > b).length;
     for (const p of c.by_pipe) highlights.set(p.id, RAMP[cls(p.out_of_service_m)]);
-    await drawPipes((id) => highlights.get(id));
+    await drawPipes(highlights);
     const edges = [0, ...breaks, values[values.length - 1]];
     legend(RAMP.map((col, i) => [col, `${t("outOfService")} ${edges[i].toFixed(0)}–${edges[i + 1].toFixed(0)} m`]));
     cim.water.last = c;
