@@ -23,13 +23,15 @@ import shapely
 import sqlalchemy as sa
 from scipy.sparse.csgraph import connected_components
 
-from cim_core.db import get_engine
+from cim_core.crs import to_lonlat
+from cim_core.db import get_engine, storage_srid
 from cim_core.errors import InputError
 from cim_core.network.graph import Network
 from cim_core.network.valves import Segments, valve_segments
 from cim_core.runs import Finding, now, record_run
 
 from .hydraulics import pressure_drop
+from .service import Service, service
 
 INOPERABLE = ("inoperable", "seized", "missing", "broken", "buried", "stuck")  # `status` values
 SOURCE_TYPES = ("reservoir", "tank")
@@ -96,6 +98,8 @@ class Isolation:
     """A network, its valve layer and the segments they make, for one burst after another."""
     net: Network
     valves: ValveLayer
+    service: Service | None = None  # the buildings each node serves (analyses.water.service)
+    srid: int | None = None  # storage CRS, for WGS 84 positions
 
     @cached_property
     def operable(self) -> np.ndarray:
@@ -114,10 +118,14 @@ class Isolation:
 
     @cached_property
     def node_demand(self) -> np.ndarray:
-        """Base demand (m3/s) of every node, from the hydraulic records an EPANET import kept."""
+        """Base demand (m3/s) of every node: from the hydraulic record an EPANET import kept, else from the
+        buildings it serves."""
         recs = self.net.node_attributes.get("hydraulic", [None] * self.net.n_nodes)
-        return np.array([sum(d.get("base_val") or 0.0 for d in (r or {}).get("demand_timeseries_list") or [])
+        kept = np.array([sum(d.get("base_val") or 0.0 for d in (r or {}).get("demand_timeseries_list") or [])
                          for r in recs], float)
+        if self.service is None:
+            return kept
+        return np.where([bool(r) for r in recs], kept, self.service.node_demand(self.net.n_nodes))
 
     @cached_property
     def source_segments(self) -> np.ndarray:
@@ -172,9 +180,10 @@ class Isolation:
 
     def _part(self, links: np.ndarray, nodes: np.ndarray) -> dict:
         length = self.net.length[links]
+        served = self.service.at(nodes) if self.service is not None else {"buildings": []}
         return {"pipes": self.net.segment_id[links].tolist(), "nodes": self.net.node_id[nodes].tolist(),
                 "length_m": round(float(np.nansum(length)), 2),
-                "demand_m3s": float(self.node_demand[nodes].sum())}
+                "demand_m3s": float(self.node_demand[nodes].sum()), "buildings": served["buildings"]}
 
 
 def load(engine: sa.Engine | None = None, *, utility: str = "water", dataset: str | None = None,
@@ -193,7 +202,8 @@ def load(engine: sa.Engine | None = None, *, utility: str = "water", dataset: st
                        node_attributes=("status", "name", "hydraulic"), segment_attributes=("name",))
     if not net.n_segments:
         raise InputError(f"no {utility} pipes" + (f" in dataset {dataset!r}" if dataset else ""))
-    iso = Isolation(net, valve_nodes_layer(net) if valves is None else pairs_layer(net, valves))
+    iso = Isolation(net, valve_nodes_layer(net) if valves is None else pairs_layer(net, valves),
+                    service(engine, net), storage_srid(engine))
     _CACHE[key] = (version, iso)
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -229,6 +239,25 @@ def find_pipe(iso: Isolation, pipe: int | str | None = None, point: tuple[float,
     return index[str(pipe)]
 
 
+def _add_lonlat(valves: list[dict], srid: int) -> None:
+    """WGS 84 positions of valves (for a map client), beside their storage-CRS x, y."""
+    if valves:
+        lon, lat = to_lonlat(srid, [v["x"] for v in valves], [v["y"] for v in valves])
+        for v, a, b in zip(valves, lon, lat):
+            v["lon"], v["lat"] = round(float(a), 8), round(float(b), 8)
+
+
+def _lines_lonlat(net: Network, ids: list[int], srid: int) -> list[list[list[float]]]:
+    """WGS 84 vertices of the pipes (object ids), for a map client to draw them."""
+    which = np.flatnonzero(np.isin(net.segment_id, ids))
+    if not len(which) or net.centerlines is None:
+        return []
+    xy, part = shapely.get_coordinates(net.centerlines[which], return_index=True)
+    lon, lat = to_lonlat(srid, xy[:, 0], xy[:, 1])
+    pts = np.round(np.column_stack([lon, lat]), 8)
+    return [pts[part == k].tolist() for k in range(len(which))]
+
+
 def isolate(pipe: int | str | None = None, *, point: tuple[float, float] | None = None, utility: str = "water",
             dataset: str | None = None, valves: list[tuple[str, str]] | None = None,
             max_distance: float = MAX_POINT_DISTANCE_M, pressure: bool = False, requested_by: str | None = None,
@@ -241,6 +270,9 @@ def isolate(pipe: int | str | None = None, *, point: tuple[float, float] | None 
     t0 = now()
     iso = load(engine, utility=utility, dataset=dataset, valves=valves)
     result = iso.burst(find_pipe(iso, pipe, point, max_distance))
+    srid = iso.srid
+    _add_lonlat(result["valves_to_close"] + result["inoperable_valves"], srid)
+    result["lines"] = {part: _lines_lonlat(iso.net, result[part]["pipes"], srid) for part in ("isolated", "cut_off")}
     if pressure:
         area = result["isolated"]
         result["pressure"] = pressure_drop(engine, area["pipes"], utility=utility, dataset=dataset,
@@ -262,7 +294,8 @@ def isolate(pipe: int | str | None = None, *, point: tuple[float, float] | None 
     rules = {"inoperable_status": list(INOPERABLE), "sources": list(SOURCE_TYPES),
              "source": "valve segments (Walski 1993; WNTR valve_segments), Giswater mincut"}
     summary = {"valves_to_close": len(result["valves_to_close"]), "isolated_pipes": len(result["isolated"]["pipes"]),
-               "cut_off_pipes": len(result["cut_off"]["pipes"]), "pipe": result["pipe"]}
+               "cut_off_pipes": len(result["cut_off"]["pipes"]), "pipe": result["pipe"],
+               "buildings_without_water": len(result["isolated"]["buildings"]) + len(result["cut_off"]["buildings"])}
     run = record_run("burst-isolation", inputs, rules, found, summary, started_at=t0, requested_by=requested_by,
                      engine=engine)
     return {"run_id": run.id, **result}

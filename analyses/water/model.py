@@ -14,6 +14,7 @@ cannot be solved, and the export refuses it with the piece's size and a node in 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import re
 import threading
 import tomllib
@@ -31,6 +32,8 @@ from cim_core.db import get_engine
 from cim_core.errors import InputError, NotFoundError
 from cim_core.network.graph import Network
 from cim_core.network.hydraulics import models_of
+
+from .service import service
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_DURATION_S = 24 * 3600  # a day of extended-period simulation when the model says nothing
@@ -59,13 +62,38 @@ def roughness_table() -> dict[str, dict]:
 
 
 @lru_cache
+def roughness_by_age() -> dict[str, list[tuple[float, float]]]:
+    """(max age in years, Hazen-Williams C) ascending, by material (lower case): mains whose C falls with age
+    (data/roughness_age.csv, with sources)."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    with open(DATA / "roughness_age.csv", newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            out.setdefault(r["material"].lower(), []).append((float(r["max_age_years"]), float(r["hazen_williams_c"])))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def hazen_williams_c(material: str | None, install_year: int | None, year: int) -> tuple[str, float]:
+    """The table row (material, or material@age band) and C of a main of this material and install year."""
+    table, aged = roughness_table(), roughness_by_age()
+    m = (material or "unknown").lower()
+    m = m if m in table else "unknown"
+    if m in aged and install_year is not None:
+        age = max(year - install_year, 0)
+        limit, c = next((b for b in aged[m] if age <= b[0]), aged[m][-1])
+        return f"{m}, age <= {limit:g}", c
+    return m, table[m]["c"]
+
+
+@lru_cache
 def source_head() -> float:
     """Head (m) above ground of a surveyed source node (data/service.toml)."""
     with open(DATA / "service.toml", "rb") as f:
         return float(tomllib.load(f)["source_head"]["value_m"])
 
 
-def _node_records(net: Network) -> tuple[list[str], list[dict]]:
+def _node_records(net: Network, demand: np.ndarray) -> tuple[list[str], list[dict]]:
+    """Node records: as an EPANET import kept them, or junctions with the demand of the buildings they
+    serve (m3/s) and reservoirs at the source head."""
     names = [_ID.sub("_", str(n or k)) for n, k in zip(net.node_attributes["name"], net.node_key)]
     records = []
     for i, (name, rec) in enumerate(zip(names, net.node_attributes["hydraulic"])):
@@ -79,20 +107,22 @@ def _node_records(net: Network) -> tuple[list[str], list[dict]]:
                             "base_head": ground + source_head()})
             continue
         records.append({"name": name, "node_type": "Junction", "coordinates": xy, "elevation": ground,
-                        "demand_timeseries_list": [{"base_val": 0.0, "pattern_name": None, "category": None}]})
+                        "demand_timeseries_list": [{"base_val": float(demand[i]), "pattern_name": None,
+                                                    "category": "buildings" if demand[i] > 0 else None}]})
     return names, records
 
 
-def _segment_materials(engine: sa.Engine, ids: np.ndarray) -> dict[int, str | None]:
+def _segment_materials(engine: sa.Engine, ids: np.ndarray) -> dict[int, tuple[str | None, int | None]]:
     with engine.connect() as c:
-        return dict(c.execute(sa.text("select object_id, material from pipe_segments where object_id = any(:i)"),
-                              {"i": [int(i) for i in ids]}).all())
+        rows = c.execute(sa.text("select object_id, material, install_year from pipe_segments "
+                                 "where object_id = any(cast(:i as bigint[]))"), {"i": id_array(ids)}).all()
+    return {r[0]: (r[1], r[2]) for r in rows}
 
 
 def _link_records(net: Network, node_names: list[str], engine: sa.Engine) -> tuple[list[str], list[dict], dict]:
     """Links of every segment; loose segment ends get a junction of their own (appended to node_names)."""
-    table = roughness_table()
     materials = _segment_materials(engine, net.segment_id)
+    year = dt.date.today().year
     u, v = net.edges
     loose = {}
     names, records, used = [], [], {}
@@ -108,10 +138,9 @@ def _link_records(net: Network, node_names: list[str], engine: sa.Engine) -> tup
                 ends.append(loose[vertex][0])
         dia = net.diameter_mm[s] / 1000
         if not rec:
-            material = (materials.get(int(net.segment_id[s])) or "unknown").lower()
-            row = table.get(material, table["unknown"])
-            used[material if material in table else "unknown"] = row
-            rec = {"link_type": "Pipe", "length": float(net.length[s]), "roughness": row["c"],
+            band, c = hazen_williams_c(*materials.get(int(net.segment_id[s]), (None, None)), year)
+            used[band] = c
+            rec = {"link_type": "Pipe", "length": float(net.length[s]), "roughness": c,
                    "diameter": float(dia) if np.isfinite(dia) and dia > 0 else 0.1, "minor_loss": 0.0,
                    "initial_status": "Open", "check_valve": False}
         elif rec.get("link_type") == "Pipe" and np.isfinite(dia) and dia > 0:
@@ -154,12 +183,18 @@ def _model_parts(models: list[dict]) -> tuple[dict, str, list[str]]:
     return parts, models[0]["units"], [m["dataset"] for m in models]
 
 
+def id_array(ids) -> str:
+    """Object ids as one PostgreSQL array literal: the driver adapts a list element by element, which for
+    thousands of ids costs more than the query."""
+    return "{" + ",".join(map(str, np.asarray(ids, np.int64).tolist())) + "}"
+
+
 def hydraulic_records(engine: sa.Engine, ids: np.ndarray) -> list[dict | None]:
     """The `hydraulic` attribute of objects, in the order of `ids` (read as text: orjson parses it faster
     than the driver's JSON)."""
     with engine.connect() as c:
         rows = dict(c.execute(sa.text("select id, (attributes -> 'hydraulic')::text from city_objects "
-                                      "where id = any(:i)"), {"i": ids.tolist()}).all())
+                                      "where id = any(cast(:i as bigint[]))"), {"i": id_array(ids)}).all())
     return [orjson.loads(rows[i]) if rows.get(i) else None for i in ids.tolist()]
 
 
@@ -178,6 +213,58 @@ def _check_sources(net: Network, records: list[dict], names: list[str]) -> None:
                          "in every piece", hint="export a box that includes their source, or connect them")
 
 
+def _nn(v):
+    return None if v != v else v  # NaN (pandas' missing) -> None
+
+
+def _add_junction(wn, node: dict) -> None:
+    """A junction record (WNTR's to_dict form) added as from_dict adds it, without its per-element dir()."""
+    dl = node.get("demand_timeseries_list") or [{}]
+    wn.add_junction(node["name"], dl[0].get("base_val", 0.0), _nn(dl[0].get("pattern_name")), node.get("elevation", 0.0),
+                    node.get("coordinates") or [], _nn(dl[0].get("category")))
+    j = wn.get_node(node["name"])
+    for attr in ("emitter_coefficient", "initial_quality", "minimum_pressure", "pressure_exponent", "required_pressure"):
+        setattr(j, attr, node.get(attr))
+    j.tag = _nn(node.get("tag"))
+    for d in dl[1:]:
+        j.add_demand(d.get("base_val", 0.0), _nn(d.get("pattern_name")), _nn(d.get("category")))
+
+
+def _add_pipe(wn, link: dict) -> None:
+    wn.add_pipe(link["name"], link["start_node_name"], link["end_node_name"], link.get("length", 304.8),
+                link.get("diameter", 0.3048), link.get("roughness", 100.0), link.get("minor_loss", 0.0),
+                link.get("initial_status", "OPEN"), link.get("check_valve", False))
+    p = wn.get_link(link["name"])
+    p.bulk_coeff, p.wall_coeff, p.tag = link.get("bulk_coeff"), link.get("wall_coeff"), _nn(link.get("tag"))
+    p.vertices = link.get("vertices") or []
+
+
+def _to_wn(d: dict):
+    """wntr.network.from_dict, with junctions and pipes (nearly all of a network) added directly: from_dict
+    looks up dir() of every element, which costs more than the rest of the export (bench/water.py). Nodes
+    keep their order; tanks, reservoirs, pumps, valves, sources and controls go through from_dict."""
+    from wntr.network.io import from_dict
+
+    empty = {"curves": [], "patterns": [], "nodes": [], "links": [], "sources": [], "controls": []}
+    wn = from_dict({**d, **empty, "curves": d["curves"], "patterns": d["patterns"]})
+    others: list[dict] = []
+    for node in d["nodes"]:
+        if node["node_type"] != "Junction":
+            others.append(node)
+            continue
+        if others:
+            from_dict({**d, **empty, "nodes": others}, append=wn)
+            others = []
+        _add_junction(wn, node)
+    if others:
+        from_dict({**d, **empty, "nodes": others}, append=wn)
+    for link in d["links"]:
+        if link["link_type"] == "Pipe":
+            _add_pipe(wn, link)
+    return from_dict({**d, **empty, "sources": d["sources"], "controls": d["controls"],
+                      "links": [link for link in d["links"] if link["link_type"] != "Pipe"]}, append=wn)
+
+
 def build_model(engine: sa.Engine | None = None, *, utility: str = "water", dataset: str | None = None,
                 bbox: tuple[float, float, float, float] | None = None) -> HydraulicModel:
     """The WNTR model of the current stored network of a utility (a dataset, a box)."""
@@ -191,7 +278,10 @@ def build_model(engine: sa.Engine | None = None, *, utility: str = "water", data
                             + (" in the box" if bbox else ""))
     net.node_attributes["hydraulic"] = hydraulic_records(engine, net.node_id)
     net.segment_attributes["hydraulic"] = hydraulic_records(engine, net.segment_id)
-    node_names, nodes = _node_records(net)
+    demand = np.zeros(net.n_nodes)
+    if not all(net.node_attributes["hydraulic"]):  # a surveyed network: the buildings it serves
+        demand = service(engine, net).node_demand(net.n_nodes)
+    node_names, nodes = _node_records(net, demand)
     _check_sources(net, nodes, node_names)
     link_names, links, extra = _link_records(net, node_names, engine)
     nodes += extra["loose_end_junctions"]
@@ -200,11 +290,11 @@ def build_model(engine: sa.Engine | None = None, *, utility: str = "water", data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            wn = wntr.network.from_dict({"version": f"wntr-{wntr.__version__}", "comment": "", "name": utility,
-                                         "references": [], "nodes": nodes, "links": links, **parts})
+            wn = _to_wn({"version": f"wntr-{wntr.__version__}", "comment": "", "name": utility,
+                         "references": [], "nodes": nodes, "links": links, **parts})
         except (ValueError, KeyError, RuntimeError) as exc:
             raise InputError(f"the stored {utility} network does not make a hydraulic model: {exc}") from None
-    report = {"nodes": len(nodes), "links": len(links), "models_from": read, "controls_left_out": dropped,
+    report = {"nodes": len(nodes), "links": len(links), "building_demand_m3s": round(float(demand.sum()), 6), "models_from": read, "controls_left_out": dropped,
               "loose_end_junctions": len(extra["loose_end_junctions"]), "roughness": extra["roughness"]}
     return HydraulicModel(wn, net, node_names, link_names, units, report)
 

@@ -174,28 +174,33 @@ def _num(v) -> float | None:
 
 def write_programme(result: dict, path: str | Path) -> Path:
     """The programme's pipes (and, in XLSX, the years on a second sheet) as CSV or XLSX by the suffix."""
+    return write_sheets({"pipes": result["pipes"], "years": result["years"]}, path, ["rank", "year", "id", "key"])
+
+
+def write_sheets(sheets: dict[str, list[dict]], path: str | Path, empty_columns: list[str]) -> Path:
+    """Tables of dicts as an XLSX workbook (a sheet each) or, by the suffix, the first as CSV (UTF-8 with a BOM,
+    so that Excel reads it as such); `empty_columns` heads a first table without rows."""
     path = Path(path)
-    rows = result["pipes"]
-    cols = list(rows[0]) if rows else ["rank", "year", "id", "key"]
-    if path.suffix.lower() == ".csv":
-        with open(path, "w", newline="", encoding="utf-8-sig") as f:  # BOM: Excel opens UTF-8 as such
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise InputError(f"{path}: write .csv or .xlsx")
+    tables = [(name, rows, list(rows[0]) if rows else (empty_columns if k == 0 else []))
+              for k, (name, rows) in enumerate(sheets.items())]
+    if suffix == ".csv":
+        _, rows, cols = tables[0]
+        with open(path, "w", newline="", encoding="utf-8-sig") as f:
             w = csv.DictWriter(f, fieldnames=cols)
             w.writeheader()
             w.writerows(rows)
-    elif path.suffix.lower() == ".xlsx":
-        from openpyxl import Workbook
+        return path
+    from openpyxl import Workbook
 
-        wb = Workbook()
-        ws = wb.active
-        ws.title = "pipes"
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, rows, cols in tables:
+        ws = wb.create_sheet(name)
         ws.append(cols)
         for r in rows:
             ws.append([r.get(c) for c in cols])
-        years = wb.create_sheet("years")
-        years.append(["year", "km", "cost_cny", "pipes"])
-        for y in result["years"]:
-            years.append([y["year"], y["km"], y["cost_cny"], y["pipes"]])
-        wb.save(path)
-    else:
-        raise InputError(f"{path}: write .csv or .xlsx")
+    wb.save(path)
     return path

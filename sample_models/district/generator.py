@@ -184,6 +184,7 @@ def generate(
     manifest = _manifest(grid, plan, counts, lengths, ifc_files, targets, time.perf_counter() - started)
     manifest["drainage"] = drainage.plant(out, grid.seed)
     manifest["water"] = water_ops.write_incidents(out, gpkg, grid.seed)
+    manifest["water"]["unconnected_village"] = water_ops.leave_village_unconnected(gpkg)
     manifest["healthcheck"] = planted
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return manifest

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
+import sqlite3
 import zlib
 from pathlib import Path
 
@@ -78,6 +80,34 @@ def write_incidents(out: Path, gpkg: Path, seed: int) -> dict:
                           "command": f"cim import incidents {INCIDENTS} --dataset sample-water-incidents"},
             "valves": {s: int(((node_type == "valve") & (status == s)).sum()) for s in ("open", "seized", "missing")},
             "source_node": str(node_id[node_type == "reservoir"][0]) if (node_type == "reservoir").any() else None}
+
+
+VILLAGE_HOUSE = re.compile(r"^(.+村)\d+号$")  # names of an urban village's houses (buildings.village)
+
+
+def leave_village_unconnected(gpkg: Path) -> dict:
+    """The largest urban village (城中村) is not on the public network yet (the seed plan connects every urban
+    village): its houses get `water_service = none` in the buildings layer. Returns the manifest's entry."""
+    with sqlite3.connect(gpkg) as db:
+        # GDAL's R-tree triggers name these; they run only when a feature id changes, which no update here does
+        for fn in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):
+            db.create_function(fn, 1, _never)
+        rows = db.execute("select fid, id, name from buildings where compound is null and name like '%村%号'").fetchall()
+        villages: dict[str, list] = {}
+        for fid, bid, name in rows:
+            m = VILLAGE_HOUSE.match(name or "")
+            if m:
+                villages.setdefault(m.group(1), []).append((fid, bid))
+        if not villages:
+            return {"name": None, "buildings": []}
+        name = max(sorted(villages), key=lambda v: len(villages[v]))
+        db.execute("alter table buildings add column water_service text")
+        db.executemany("update buildings set water_service = 'none' where fid = ?", [(f,) for f, _ in villages[name]])
+    return {"name": name, "buildings": sorted(b for _, b in villages[name]), "attribute": "water_service = none"}
+
+
+def _never(_):
+    raise RuntimeError("a GeoPackage geometry trigger ran where none should")
 
 
 def _read(gpkg: Path, layer: str, columns: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -22,6 +22,7 @@ from . import (
     keys,
     monitor,
     qa,
+    renewal,
     sample,
     serve,
     tiles,
@@ -51,6 +52,7 @@ app.add_typer(analyse.rules_app, name="rules")
 app.add_typer(export.app, name="export")
 app.add_typer(drainage.app, name="drainage")
 app.add_typer(water.app, name="water")
+app.add_typer(renewal.app, name="renewal")
 analyse.app.command("storm")(drainage.storm)
 analyse.app.command("hydraulics")(water.simulate)
 imports.app.command("inspection")(drainage.import_inspection)

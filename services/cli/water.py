@@ -202,3 +202,26 @@ def import_incidents(
     console.print(f"{r.dataset}: {r.report['stored']} incidents stored, {r.report['refused_count']} rows refused")
     for row in r.report["refused"]:
         console.print(f"  row {row['row']}: {row['reason']}")
+
+
+@app.command("unserved")
+def unserved(
+    reach: float = typer.Option(80.0, "--reach", help="Longest service connection (m) to the nearest junction."),
+    as_json: bool = typer.Option(False, "--json", help="Print the building ids as JSON."),
+):
+    """Buildings the public water network does not serve: marked `water_service = none` (an urban village
+    not yet connected) or with no junction within reach.
+
+    Example: cim water unserved --json
+    """
+    import json
+
+    from analyses.water.service import unserved as find
+    from cim_core.db import get_engine
+
+    r = find(get_engine(), reach_m=reach)
+    if as_json:
+        console.print_json(json.dumps(r))
+        return
+    console.print(f"{r['count']} buildings without public water ({r['flagged']} marked off the network), "
+                  f"{r['served']} served; connection reach {r['reach_m']:g} m")

@@ -16,3 +16,15 @@ export async function api(path) {
 // Tile requests carry the key as a header; Cesium copies headers to every derived content request.
 export const tileResource = (layer) =>
   new Cesium.Resource({ url: `/tiles/${layer}/tileset.json`, headers: authHeaders() });
+
+// Run an OGC API process synchronously; a problem's detail becomes the error message.
+export async function runProcess(id, inputs) {
+  const res = await fetch(`/api/processes/${id}/execution`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...authHeaders() },
+    body: JSON.stringify({ inputs }),
+  });
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.detail || `HTTP ${res.status}`);
+  return body;
+}

@@ -4,6 +4,7 @@ import "./search.js";
 import "./underground.js";
 import "./tools/underground-tools.js";
 import "./tools/drainage.js";
+import "./tools/water.js";
 import "./tools/view.js";
 import { STRINGS, t, translatePage } from "./i18n.js";
 import { renderKeyStatus } from "./keys.js";

@@ -8,6 +8,8 @@ const lit = (v) => (typeof v === "number" || typeof v === "bigint" ? String(v) :
 
 function colorRule() {
   const hit = (state.highlighted || []).map((id) => [`\${id} === ${lit(id)}`, "color('#ff3b30')"]);
+  // Tools tint objects of other layers in colours of their own: state.tints, id -> CSS colour
+  for (const [id, css] of state.tints || []) hit.push([`\${id} === ${lit(id)}`, `color('${css}')`]);
   if (state.selectedId === null && !hit.length) return undefined;
   const selected = state.selectedId === null ? [] : [[`\${id} === ${lit(state.selectedId)}`, "color('#ffd54a')"]];
   return { conditions: [...selected, ...hit, ["true", "color('white')"]] };
