@@ -1,13 +1,14 @@
 """Water renewals: recording a renewal is an action granted to the `water` role (admin has every layer).
 
-Revision ID: 0009
+Revision ID: 0010
+Revises: 0009
 """
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
