@@ -11,6 +11,7 @@ from . import (
                authcheck,
                bim,
                features,
+               findings,
                healthcheck,
                monitor,
                pipe_categories,
@@ -35,5 +36,6 @@ router.include_router(healthcheck.router)
 router.include_router(readings.router)
 router.include_router(alarms.router)
 router.include_router(monitor.router)
+router.include_router(findings.router)
 
 __all__ = ["install_problem_handlers", "router"]
