@@ -91,9 +91,11 @@ def test_the_findings_list_flies_to_each_finding_and_highlights_both_objects(too
     assert {(f["rule"], f["object_key"], f["related_key"]) for f in listed} == planted
     items = p.page.locator("#ug-findings li")
     k = next(i for i, f in enumerate(listed) if f["rule"] == "building_clearance")
-    assert "1.0 / 2.5 m" in items.nth(k).inner_text() and "距建筑物过近" in items.nth(k).inner_text()
+    assert "1.00 / 2.50 m" in items.nth(k).inner_text() and "距建筑物过近" in items.nth(k).inner_text()
     items.nth(k).click()
     p.page.wait_for_timeout(2500)  # the camera's flight
+    # the marker and both objects drawn in plan (a sewer, a building outline), tiles loaded or not
+    p.page.wait_for_function("window.cim.viewer.entities.values.filter((e) => e.polyline).length >= 2")
     f = p.js(f"window.cim.ugFindings[{k}]")
     lon, lat = f["geometry"]["coordinates"]
     cam = p.js("""() => { const c = window.cim.viewer.scene.camera.positionCartographic;

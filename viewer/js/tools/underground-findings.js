@@ -6,7 +6,7 @@ import { scene } from "../scene.js";
 import { $, cim, state } from "../state.js";
 import { execute, say } from "./underground-tools.js";
 
-let marker = null;
+let marks = [];
 let listed = [];
 
 async function getJson(url) {
@@ -19,14 +19,29 @@ async function getJson(url) {
 
 function label(p) {
   const d = p.details || {};
-  const mr = d.measured_m !== undefined ? `${d.measured_m} / ${d.required_m} m` : "";
+  const m2 = (v) => Number(v).toFixed(2);
+  const mr = d.measured_m !== undefined ? `${m2(d.measured_m)} / ${m2(d.required_m)} m` : "";
   const pair = [p.object_key, p.related_key].filter(Boolean).join(" ↔ ");
   return `${t("ugRule_" + p.rule)} · ${mr} · ${pair}`;
 }
 
 function unmark() {
-  if (marker) cim.viewer.entities.remove(marker);
-  marker = null;
+  marks.forEach((e) => cim.viewer.entities.remove(e));
+  marks = [];
+}
+
+// Both objects drawn in plan on the surface (red), whether or not their tiles are loaded.
+async function outline(id) {
+  const o = await getJson(`/api/objects/${id}`);
+  const g = o.geometry;
+  if (!g || g.type === "Point") return;
+  const rings = g.type === "LineString" ? [g.coordinates] : g.type === "Polygon" ? g.coordinates : [];
+  for (const ring of rings) {
+    marks.push(cim.viewer.entities.add({ polyline: {
+      positions: Cesium.Cartesian3.fromDegreesArrayHeights(ring.flatMap(([x, y]) => [x, y, 0.3])),
+      width: 6, material: Cesium.Color.RED.withAlpha(0.9) } }));
+  }
+  scene.requestRender();
 }
 
 // Fly to finding k of the list and highlight both of its objects.
@@ -38,14 +53,16 @@ function flyTo(k, duration = 1.5) {
   if (cim.restyle) cim.restyle();
   if (cim.setUnderground) cim.setUnderground(true);
   unmark();
-  marker = cim.viewer.entities.add({
+  marks.push(cim.viewer.entities.add({
     position: Cesium.Cartesian3.fromDegrees(lon, lat, 0),
     point: { pixelSize: 14, color: Cesium.Color.RED, outlineColor: Cesium.Color.WHITE, outlineWidth: 2,
       disableDepthTestDistance: Number.POSITIVE_INFINITY },
     label: { text: label(p), font: "13px sans-serif", fillColor: Cesium.Color.WHITE, showBackground: true,
       backgroundColor: Cesium.Color.fromCssColorString("#b00020").withAlpha(0.85),
-      pixelOffset: new Cesium.Cartesian2(0, -24), disableDepthTestDistance: Number.POSITIVE_INFINITY },
-  });
+      horizontalOrigin: Cesium.HorizontalOrigin.LEFT, pixelOffset: new Cesium.Cartesian2(12, -16),
+      disableDepthTestDistance: Number.POSITIVE_INFINITY },
+  }));
+  state.highlighted.forEach((id) => outline(id).catch((e) => say(String(e.message || e))));
   [...$("ug-findings").children].forEach((li, i) => li.classList.toggle("active", i === k));
   scene.camera.flyTo({
     destination: Cesium.Cartesian3.fromDegrees(lon, lat, 70),
