@@ -302,9 +302,12 @@ def read_engine() -> sa.Engine:
     return _read_engine_for(tuple(replicas), database_url())
 
 
-def storage_srid(engine: sa.Engine) -> int:
+def storage_srid(engine: sa.Engine | sa.Connection) -> int:
+    """The storage CRS's SRID (on an open connection, without checking out another)."""
+    if isinstance(engine, sa.Connection):
+        return int(engine.scalar(sa.text("select value from cim_meta where key = 'srid'")))
     with engine.connect() as c:
-        return int(c.scalar(sa.text("select value from cim_meta where key = 'srid'")))
+        return storage_srid(c)
 
 
 def server_versions(engine: sa.Engine) -> dict[str, str]:

@@ -91,3 +91,42 @@ def qa_summary(dataset: str, engine: sa.Engine | None = None, examples: int = 3)
             from qa_findings where dataset_id = :d group by rule order by rule"""),
                          {"d": ds, "k": examples}).all()
     return {r[0]: {"severity": r[1], "count": r[2], "examples": list(r[3])} for r in rows}
+
+
+FINDINGS_SQL = """
+    select f.id, f.rule, f.severity, f.message, f.object_id, a.key as object_key, f.related_id,
+           b.key as related_key, f.details, st_x(f.geom) as x, st_y(f.geom) as y,
+           st_x(st_transform(f.geom, 4326)) as lon, st_y(st_transform(f.geom, 4326)) as lat,
+           array_remove(array[sa.utility, sb.utility], null) as utilities, count(*) over () as matched
+    from qa_findings f
+    left join city_objects a on a.id = f.object_id left join city_objects b on b.id = f.related_id
+    left join pipe_segments sa on sa.object_id = f.object_id
+    left join pipe_segments sb on sb.object_id = f.related_id
+    where f.run_id = :run{filters}
+    order by f.id limit :limit offset :offset"""
+
+
+def run_findings(run_id: int, *, rule: str | None = None, severity: str | None = None, utility: str | None = None,
+                 bbox: tuple[float, float, float, float] | None = None, limit: int = 1000, offset: int = 0,
+                 engine: sa.Engine | None = None) -> tuple[int, list[dict]]:
+    """A stored run's findings, filtered: rule, severity (error | warning | info), utility (of either pipe
+    the finding names), bbox (xmin, ymin, xmax, ymax in the storage CRS). Returns (number matched, the
+    findings from `offset`, at most `limit`), each with both objects' ids and keys, its details (measured,
+    required, rule, source...), its location in the storage CRS (x, y) and in lon/lat."""
+    engine = engine or get_engine()
+    filters, params = [], {"run": run_id, "limit": limit, "offset": offset}
+    for name, value, sql in (("rule", rule, "f.rule = :rule"), ("severity", severity, "f.severity = :severity"),
+                             ("utility", utility, ":utility in (sa.utility, sb.utility)")):
+        if value is not None:
+            filters.append(sql)
+            params[name] = value
+    if bbox is not None:
+        filters.append("f.geom && st_makeenvelope(:x0, :y0, :x1, :y1, :srid)")
+        params |= dict(zip(("x0", "y0", "x1", "y1"), bbox)) | {"srid": storage_srid(engine)}
+    with engine.connect() as c:
+        if c.scalar(sa.text("select 1 from analysis_runs where id = :r"), {"r": run_id}) is None:
+            raise NotFoundError(f"no analysis run {run_id}", hint="an analysis prints its run id")
+        rows = c.execute(sa.text(FINDINGS_SQL.format(filters="".join(f" and {f}" for f in filters))),
+                         params).mappings().all()
+    matched = rows[0]["matched"] if rows else 0
+    return matched, [{k: v for k, v in r.items() if k != "matched"} for r in rows]

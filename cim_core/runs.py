@@ -1,6 +1,6 @@
 """Analysis runs: results with provenance, and findings that name their objects.
 
-An analysis computes in memory and then records its run in one transaction: what it was asked
+An analysis computes in memory and then records its run in one statement: what it was asked
 (inputs), the rules or definitions it applied with their source, the datasets of the model it read
 (name, content hash, import time), when it started and ended, a summary, and its findings. A finding
 names its object by database id and, for a pair (a clearance between two pipes), the other object.
@@ -46,43 +46,45 @@ def _json(value) -> Jsonb:
     return Jsonb(value, dumps=lambda v: dumps(v).decode())
 
 
-def dataset_versions(conn: sa.Connection) -> list[dict]:
-    """The model's state an analysis reads: every complete dataset with its content hash and import time."""
-    rows = conn.execute(sa.text("select id, name, kind, sha256, imported_at from datasets "
-                                "where status = 'complete' order by name")).mappings()
-    return [{**r, "imported_at": r["imported_at"].isoformat()} for r in rows]
+RECORD_SQL = """
+    with run as (
+        insert into analysis_runs (analysis, inputs, rules, datasets, summary, requested_by, started_at, finished_at)
+        select :a, :i, :r, coalesce((
+            select jsonb_agg(jsonb_build_object('id', id, 'name', name, 'kind', kind, 'sha256', sha256,
+                                                'imported_at', imported_at) order by name)
+            from datasets where status = 'complete'), '[]'::jsonb), :s, :by, :t0, clock_timestamp()
+        returning id, finished_at),
+    stored as (
+        insert into qa_findings (run_id, object_id, related_id, rule, severity, message, details, geom)
+        select run.id, f.o, f.rel, f.rule, f.sev, f.msg, f.det,
+               case when f.x is not null then st_setsrid(st_makepoint(f.x, f.y), :srid) end
+        from run, unnest(cast(:o as int8[]), cast(:rel as int8[]), cast(:rule as text[]), cast(:sev as text[]),
+                         cast(:msg as text[]), cast(:det as jsonb[]), cast(:x as float8[]), cast(:y as float8[]))
+                  with ordinality f(o, rel, rule, sev, msg, det, x, y, n)
+        order by f.n
+        returning 1)
+    select id, finished_at, (select count(*) from stored) from run"""
 
 
 def record_run(analysis: str, inputs: dict, rules: dict, findings: Iterable[Finding], summary: dict, *,
                started_at: dt.datetime, requested_by: str | None = None,
-               engine: sa.Engine | None = None) -> Run:
-    """Store a finished run and its findings in one transaction."""
+               engine: sa.Engine | None = None, srid: int | None = None) -> Run:
+    """Store a run with its provenance (every complete dataset with its content hash and import time) and
+    its findings, in one statement (atomic without a transaction around it: one round trip). srid: the
+    storage CRS's, when the caller knows it already."""
     engine = engine or get_engine()
     findings = list(findings)
-    srid = storage_srid(engine)
-    with engine.begin() as c:
-        run_id, finished = c.execute(sa.text("""
-            insert into analysis_runs (analysis, inputs, rules, datasets, summary, requested_by, started_at,
-                                       finished_at)
-            values (:a, :i, :r, :d, :s, :by, :t0, clock_timestamp()) returning id, finished_at"""), {
-            "a": analysis, "i": _json(inputs), "r": _json(rules), "d": _json(dataset_versions(c)),
-            "s": _json(summary), "by": requested_by, "t0": started_at}).one()
-        if findings:
-            loc = [f.location or (None, None) for f in findings]
-            c.execute(sa.text("""
-                insert into qa_findings (run_id, object_id, related_id, rule, severity, message, details, geom)
-                select :run, f.o, f.rel, f.rule, f.sev, f.msg, f.det,
-                       case when f.x is not null then st_setsrid(st_makepoint(f.x, f.y), :srid) end
-                from unnest(cast(:o as int8[]), cast(:rel as int8[]), cast(:rule as text[]), cast(:sev as text[]),
-                            cast(:msg as text[]), cast(:det as jsonb[]), cast(:x as float8[]), cast(:y as float8[]))
-                     with ordinality f(o, rel, rule, sev, msg, det, x, y, n)
-                order by f.n"""), {
-                "run": run_id, "srid": srid, "o": [f.object_id for f in findings],
-                "rel": [f.related_id for f in findings], "rule": [f.rule for f in findings],
-                "sev": [f.severity for f in findings], "msg": [f.message for f in findings],
-                "det": [dumps(f.details).decode() for f in findings],
-                "x": [None if p[0] is None else float(p[0]) for p in loc],
-                "y": [None if p[1] is None else float(p[1]) for p in loc]})
+    srid = srid or storage_srid(engine)
+    loc = [f.location or (None, None) for f in findings]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        run_id, finished, _ = c.execute(sa.text(RECORD_SQL), {
+            "a": analysis, "i": _json(inputs), "r": _json(rules), "s": _json(summary), "by": requested_by,
+            "t0": started_at, "srid": srid, "o": [f.object_id for f in findings],
+            "rel": [f.related_id for f in findings], "rule": [f.rule for f in findings],
+            "sev": [f.severity for f in findings], "msg": [f.message for f in findings],
+            "det": [dumps(f.details).decode() for f in findings],
+            "x": [None if p[0] is None else float(p[0]) for p in loc],
+            "y": [None if p[1] is None else float(p[1]) for p in loc]}).one()
     return Run(run_id, analysis, started_at, finished, summary, len(findings))
 
 

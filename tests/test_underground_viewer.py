@@ -70,3 +70,48 @@ def test_a_cross_section_and_a_long_section_are_drawn(tools_page, demo):  # noqa
     assert len(profile["segments"]) == 1 and {m["id"] for m in profile["manholes"]} == {a, b}
     assert p.page.is_visible("#ug-svg")
     _assert_clean(p)
+
+
+def test_the_findings_list_flies_to_each_finding_and_highlights_both_objects(tools_page, demo):  # noqa: F811
+    """The planted-violations zone is imported next to the demo's district; the clearance check of the panel
+    over the zone lists exactly the planted cases, and a click on one flies there and highlights both objects."""
+    from sample_models.district import underground
+
+    folder = next((demo["home"] / "sample-district").glob("scale-*"))
+    manifest = __import__("json").loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    underground.load(folder, engine=demo["engine"])
+    p = tools_page
+    p.page.click("#ug-clear")
+    # inside the zone: the demo also imports the IFC buildings, whose service laterals are not clean (docs)
+    p.js("(box) => window.cim.underground.check(box)", manifest["underground"]["zone"]["bbox"])
+    p.page.wait_for_function("window.cim.ugFindings && document.querySelectorAll('#ug-findings li').length > 0",
+                             timeout=120_000)
+    listed = p.js("window.cim.ugFindings.map((f) => f.properties)")
+    planted = {(c["rule"], c["object"], c["related"]) for c in manifest["underground"]["planted"]}
+    assert {(f["rule"], f["object_key"], f["related_key"]) for f in listed} == planted
+    items = p.page.locator("#ug-findings li")
+    k = next(i for i, f in enumerate(listed) if f["rule"] == "building_clearance")
+    assert "1.00 / 2.50 m" in items.nth(k).inner_text() and "距建筑物过近" in items.nth(k).inner_text()
+    items.nth(k).click()
+    p.page.wait_for_timeout(2500)  # the camera's flight
+    # the marker and both objects drawn in plan (a sewer, a building outline), tiles loaded or not
+    p.page.wait_for_function("window.cim.viewer.entities.values.filter((e) => e.polyline).length >= 2")
+    f = p.js(f"window.cim.ugFindings[{k}]")
+    lon, lat = f["geometry"]["coordinates"]
+    cam = p.js("""() => { const c = window.cim.viewer.scene.camera.positionCartographic;
+        return [Cesium.Math.toDegrees(c.longitude), Cesium.Math.toDegrees(c.latitude), c.height]; }""")
+    assert abs(cam[0] - lon) < 1e-4 and abs(cam[1] - lat) < 1e-4 and cam[2] < 200
+    assert sorted(p.js("window.cim.state.highlighted")) == sorted([f["properties"]["object_id"],
+                                                                    f["properties"]["related_id"]])
+    assert "active" in items.nth(k).get_attribute("class")
+    if p.page.is_visible("#panel-close"):  # the object panel of an earlier click would hide the label
+        p.page.click("#panel-close")
+    p.settle()
+    img = p.screenshot("underground_findings.png")
+    assert img.std() > 10
+    # English labels after the language switch
+    p.page.click("#lang")
+    p.js("() => window.cim.underground.findings(window.cim.ugFindingsRun)")
+    assert "too near a building" in p.page.locator("#ug-findings li").nth(k).inner_text()
+    p.page.click("#lang")
+    _assert_clean(p)

@@ -61,23 +61,26 @@ def segments_in_pit(pipes: Pipes, pit, depth: float) -> list[dict]:
     return out
 
 
-def _nodes(c: sa.Connection, pit_wkb: bytes, srid: int) -> list[dict]:
-    rows = c.execute(sa.text(f"""
-        select n.object_id as id, o.key, n.utility, n.node_type, n.ground_z, n.invert_z,
-               coalesce(n.depth, n.ground_z - n.invert_z) as depth, st_x(n.geom) as x, st_y(n.geom) as y
-        from pipe_nodes n join city_objects o on o.id = n.object_id
-        where st_intersects(n.geom, st_geomfromwkb(:pit, :srid)) and {CURRENT} order by n.object_id"""),
-                     {"pit": pit_wkb, "srid": srid}).mappings().all()
-    return [{**r, "reached": True} for r in rows]
+SURROUNDINGS_SQL = f"""
+    select (select coalesce(json_agg(n order by n.id), '[]') from (
+                select n.object_id as id, o.key, n.utility, n.node_type, n.ground_z, n.invert_z,
+                       coalesce(n.depth, n.ground_z - n.invert_z) as depth, st_x(n.geom) as x, st_y(n.geom) as y,
+                       true as reached
+                from pipe_nodes n join city_objects o on o.id = n.object_id
+                where st_intersects(n.geom, p.g) and {CURRENT}) n) as nodes,
+           (select coalesce(json_agg(b order by b.distance_m, b.id), '[]') from (
+                select o.id, o.key, o.name, round(st_distance(o.footprint, p.g)::numeric, 2)::float8 as distance_m
+                from city_objects o
+                where o.class = 'building' and st_dwithin(o.footprint, p.g, :d) and {CURRENT}) b) as buildings,
+           (select array_agg(utility order by utility) from pipe_categories) as utilities
+    from (select st_geomfromwkb(:pit, :srid) as g) p"""
 
 
-def _buildings(c: sa.Connection, pit_wkb: bytes, srid: int, distance: float) -> list[dict]:
-    rows = c.execute(sa.text(f"""
-        select o.id, o.key, o.name, round(st_distance(o.footprint, p.g)::numeric, 2)::float8 as distance_m
-        from city_objects o, (select st_geomfromwkb(:pit, :srid) as g) p
-        where o.class = 'building' and st_dwithin(o.footprint, p.g, :d) and {CURRENT}
-        order by distance_m, o.id"""), {"pit": pit_wkb, "srid": srid, "d": distance}).mappings().all()
-    return [dict(r) for r in rows]
+def _surroundings(c: sa.Connection, pit_wkb: bytes, srid: int, distance: float) -> tuple[list, list, list]:
+    """In one round trip: the pipe nodes inside the pit (all reached: chambers rise to the ground), the
+    buildings within `distance` of it with their distance, and the utilities."""
+    row = c.execute(sa.text(SURROUNDINGS_SQL), {"pit": pit_wkb, "srid": srid, "d": distance}).one()
+    return row.nodes, row.buildings, list(row.utilities or [])
 
 
 def verdicts(utilities: list[str], segments: list[dict], nodes: list[dict]) -> dict[str, dict]:
@@ -93,13 +96,14 @@ def verdicts(utilities: list[str], segments: list[dict], nodes: list[dict]) -> d
 
 
 def _findings(segments: list[dict], nodes: list[dict], depth: float, at) -> list[Finding]:
+    """A finding per reached object; the definition of "reached" is the run's (its rules), not repeated."""
     out = [Finding("excavation_conflict", f"{s['key']} ({s['utility']}): top "
                    f"{'unknown' if s['top_depth_m'] is None else format(s['top_depth_m'][0], '.2f') + ' m'} "
                    f"below ground, the pit reaches {depth:g} m", s["id"], None, at, "warning",
-                   {"top_depth_m": s["top_depth_m"], "pit_depth_m": depth, **DEFINITION})
+                   {"top_depth_m": s["top_depth_m"], "pit_depth_m": depth})
            for s in segments if s["reached"]]
     out += [Finding("excavation_conflict", f"{n['key']} ({n['utility']} {n['node_type']}) inside the pit",
-                    n["id"], None, (n["x"], n["y"]), "warning", {"pit_depth_m": depth, **DEFINITION})
+                    n["id"], None, (n["x"], n["y"]), "warning", {"pit_depth_m": depth})
             for n in nodes]
     return out
 
@@ -111,18 +115,16 @@ def excavate(polygon: Any, depth: float, *, crs: str | int | None = None,
     reaches; stores the run. Returns pit, utilities (verdicts), segments, nodes, buildings and run_id."""
     engine = engine or get_engine()
     started = now()
-    srid = storage_srid(engine)
     depth = pit_depth(depth)
-    pit = pit_polygon(polygon, crs, srid)
     if not 0 <= building_distance <= 1000:
         raise InputError(f"building_distance: {building_distance:g} m is out of range", hint="0 to 1000 m")
-    wkb = shapely.to_wkb(pit)
-    with engine.connect() as c:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:  # reads: no transaction
+        srid = storage_srid(c)
+        pit = pit_polygon(polygon, crs, srid)
+        wkb = shapely.to_wkb(pit)
         pipes = load_pipes(c, srid=srid, where="st_intersects(s.centerline, st_geomfromwkb(:pit, :srid))",
                            params={"pit": wkb})
-        nodes = _nodes(c, wkb, srid)
-        buildings = _buildings(c, wkb, srid, building_distance)
-        utilities = c.scalars(sa.text("select utility from pipe_categories order by utility")).all()
+        nodes, buildings, utilities = _surroundings(c, wkb, srid, building_distance)
     segments = segments_in_pit(pipes, pit, depth)
     result = {"pit": {"area_m2": round(pit.area, 2), "depth_m": depth, "volume_m3": round(pit.area * depth, 1),
                       "crs": f"EPSG:{srid}", "input_crs": crs_name(parse_crs(crs if crs is not None else srid)),
@@ -134,5 +136,5 @@ def excavate(polygon: Any, depth: float, *, crs: str | int | None = None,
     run = record_run(ANALYSIS, {"polygon": mapping(pit), "depth": depth, "crs": f"EPSG:{srid}",
                                 "building_distance": building_distance}, DEFINITION,
                      _findings(segments, nodes, depth, at), summary, started_at=started,
-                     requested_by=requested_by, engine=engine)
+                     requested_by=requested_by, engine=engine, srid=srid)
     return {**result, "run_id": run.id}

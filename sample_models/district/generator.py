@@ -11,7 +11,7 @@ import numpy as np
 import shapely
 
 from . import buildings as bld
-from . import drainage, water_ops
+from . import drainage, underground, water_ops
 from . import healthcheck as hc
 from .ifc import BuildingModel, Lateral, write_ifc
 from .layout import (
@@ -183,6 +183,7 @@ def generate(
     ifc_files = _write_ifc(out, grid.seed, targets, services, nodes, progress)
     manifest = _manifest(grid, plan, counts, lengths, ifc_files, targets, time.perf_counter() - started)
     manifest["drainage"] = drainage.plant(out, grid.seed)
+    manifest["underground"] = underground.plant(out, grid.extent, FIELDS)
     manifest["water"] = water_ops.write_incidents(out, gpkg, grid.seed)
     manifest["water"]["unconnected_village"] = water_ops.leave_village_unconnected(gpkg)
     manifest["healthcheck"] = planted
@@ -320,9 +321,17 @@ def _write_networks(plan, writers, services):
     """Write every utility's pipes and nodes; returns the service nodes (utility -> id, x, y, z), the
     network lengths (km) and the eastings of the drainage outfalls."""
     service_nodes, lengths, outfall_x = {}, {}, []
+    built = {}
+
+    def network(utility):
+        if utility not in built:  # sewers pass under the rain pipes they cross
+            built[utility] = build_network(plan, utility, [services[utility]] if utility in services else [],
+                                           network("rain") if utility == "sewage" else None)
+        return built[utility]
+
     for utility in UTILITIES:
         spec = UTILITIES[utility]
-        net = build_network(plan, utility, [services[utility]] if utility in services else [])
+        net = network(utility)
         node_ids, seg_ids = net.node_ids(), net.seg_ids()
         a, b = net.seg_a, net.seg_b
         z = net.node_invert

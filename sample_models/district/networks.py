@@ -9,7 +9,7 @@ Pressure networks (water, gas, heat) and cable ducts (power, telecom) are cut in
 60 m, with valves near junctions and hydrants along water mains. Gravity networks (rain, sewage) flow to
 outfalls on the river banks: each street stretch drains towards the nearer outfall along the network (a
 stretch reached from both ends is split at a summit manhole), manholes sit at most 50 m apart, and
-inverts fall downstream by at least the minimum slope while keeping the minimum cover.
+inverts fall downstream by at least the minimum slope, each network in its own depth band (below).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
@@ -25,12 +26,21 @@ from .layout import ART, K_UTILITY, LOC, Lines, Plan, V, ground_z
 # Utility table (CJJ 61-2017 codes): position in the street cross-section as a share of half the street
 # width (negative: west or south of the centreline), owner, node depth (m, to the centreline for pressure
 # pipes and ducts), maximum segment length (m), share of local streets served.
+#
+# Depths: each utility lies in its own depth band, so that where the networks of crossing streets cross
+# they clear each other. Order from the surface down as GB 50289-2016 4.1.13 gives it for crossings
+# (通信、电力、燃气、热力、给水、再生水、雨水、污水; quoted second-hand, unconfirmed against the official
+# text). Band of each (outer wall, m below ground, the largest section of the utility): telecom
+# 0.60-1.10 (duct 0.5 m high), power 1.35-2.35 (duct 1.0 m), gas 2.60-2.90 (DN300), heat 3.15-3.75
+# (DN600), water 4.00-4.60 (DN600); BAND_GAP between bands = the 0.15 m vertical clearance of gas and heat
+# (GB 50289-2016 Table 4.1.14, second-hand) plus twice NODE_DEPTH_JITTER. Rain pipes lie below water
+# with the 0.40 m of Table 4.1.14 (rain/sewage against water), sewers below the rain pipes they cross.
 UTILITIES = {
     "water": {
         "code": "JS",
         "side": -0.55,
         "owner": "驻马店市供水有限公司",
-        "depth": 1.3,
+        "depth": 4.3,
         "seg": 60.0,
         "local": 1.0,
     },
@@ -40,7 +50,7 @@ UTILITIES = {
         "code": "RQ",
         "side": 0.55,
         "owner": "驻马店市燃气有限公司",
-        "depth": 1.0,
+        "depth": 2.75,
         "seg": 60.0,
         "local": 0.8,
     },
@@ -48,7 +58,7 @@ UTILITIES = {
         "code": "RL",
         "side": -0.35,
         "owner": "驻马店市热力有限公司",
-        "depth": 1.6,
+        "depth": 3.45,
         "seg": 60.0,
         "local": 0.0,
     },
@@ -56,7 +66,7 @@ UTILITIES = {
         "code": "DL",
         "side": 0.80,
         "owner": "国网驻马店供电公司",
-        "depth": 1.2,
+        "depth": 1.85,
         "seg": 60.0,
         "local": 0.0,
     },
@@ -64,23 +74,21 @@ UTILITIES = {
         "code": "TX",
         "side": -0.80,
         "owner": "中国电信驻马店分公司",
-        "depth": 0.9,
+        "depth": 0.85,
         "seg": 60.0,
         "local": 0.5,
     },
 }
 GRAVITY = ("rain", "sewage")
 HEAT_SECONDARY_P = 0.5  # share of secondary streets with heating mains (all arterials have them)
-# Gravity design: minimum depth to invert at the upstream end (m), minimum slope, and size by the
-# longest flow path upstream (m): circular diameter (mm) or a rectangular culvert (width, height mm).
+# Gravity design: minimum slope, and size by the longest flow path upstream (m): circular diameter (mm)
+# or a rectangular culvert (width, height mm). Depths come from the bands (GRAVITY_TOP, GRAVITY_GAP).
 GRAVITY_DESIGN = {
     "sewage": {
-        "min_depth": 2.0,
         "slope": 0.002,
         "sizes": [(150, 300), (400, 400), (800, 500), (1400, 600), (np.inf, 800)],
     },
     "rain": {
-        "min_depth": 1.6,
         "slope": 0.0015,
         "sizes": [
             (150, 400),
@@ -94,7 +102,13 @@ GRAVITY_DESIGN = {
 }
 VALVE_FROM_JUNCTION = 10.0  # m; a valve near the start of each pressure main longer than 4x this
 MIN_PIECE = 5.0  # m; a drainage stretch is split at its summit only if both parts are at least this long
-NODE_DEPTH_JITTER = 0.15  # m, +- around a pressure network's node depth
+NODE_DEPTH_JITTER = 0.05  # m, +- around a pressure network's node depth
+BAND_GAP = 0.25  # m between the walls of neighbouring depth bands (0.15 m rule + 2 x jitter)
+WATER_BOTTOM = 4.60  # m below ground: the bottom of the water band (DN600 at 4.30 m to the axis)
+# Gravity pipes: top at least this deep (below the water band, 0.40 m rule + jitter + 0.15 m margin), and
+# a sewer's top at least GRAVITY_GAP below the invert of a rain pipe it crosses.
+GRAVITY_TOP = WATER_BOTTOM + NODE_DEPTH_JITTER + 0.40 + 0.15
+GRAVITY_GAP = 0.2
 
 
 @dataclass
@@ -200,9 +214,11 @@ def served(plan: Plan, utility: str) -> np.ndarray:
     return mask
 
 
-def build_network(plan: Plan, utility: str, service: list[tuple[int, float]] = ()) -> Network:
+def build_network(plan: Plan, utility: str, service: list[tuple[int, float]] = (),
+                  under: Network | None = None) -> Network:
     """One utility's nodes and segments; service: (street line, position along it in m from the origin
-    of the district) points where building connections meet the network (they become nodes)."""
+    of the district) points where building connections meet the network (they become nodes); under: a
+    gravity network this one (gravity too) passes beneath where they cross."""
     grid, L = plan.grid, plan.lines
     spec = UTILITIES[utility]
     origin = np.array([grid.ox, grid.oy])
@@ -220,7 +236,7 @@ def build_network(plan: Plan, utility: str, service: list[tuple[int, float]] = (
     rng = plan.grid.rng(K_UTILITY, 100 + list(UTILITIES).index(utility))
     attrs = _stretch_attrs(utility, L.cls[g.eline], rng)
     if utility in GRAVITY:
-        net = _gravity(plan, utility, pos, g, attrs)
+        net = _gravity(plan, utility, pos, g, attrs, under)
     else:
         net = _pressure(utility, pos, g, attrs, rng)
     net.service = {k: service_idx[k] for k in range(len(service_idx))}
@@ -341,7 +357,7 @@ def _service_nodes(g: StreetGraph) -> np.ndarray:
     return np.flatnonzero((g.vline < 0) | (g.hline < 0))
 
 
-def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs) -> Network:
+def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs, under: Network | None) -> Network:
     design = GRAVITY_DESIGN[utility]
     pos, e0, e1, parent, outfalls = _river_outfalls(plan, pos, g)
     pos, src, dst, parent = _drain_to_outfalls(utility, pos, e0, e1, parent, outfalls)
@@ -352,12 +368,34 @@ def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs) -> Network:
     cut_t = _ranges(np.ones(len(src), dtype=np.int64), n - 1) * (length / n)[cut_edge]
     new_pos, a, b, parent = _subdivide(pos, src, dst, parent, cut_edge, cut_t)  # cuts already in order
     pos = np.vstack([pos, new_pos])
-    ground, invert, upstream = _inverts(design, pos, a, b)
     seg = {k: v[parent] for k, v in attrs.items()}
-    _size_gravity(utility, seg, upstream[b])
+    _size_gravity(utility, seg, _upstream(pos, a, b)[b])
+    height = np.where(seg["shape"] == "rectangular", seg["height_mm"], seg["diameter_mm"]) / 1000
+    ground = ground_z(pos[:, 0], pos[:, 1])
+    cap = np.full(len(pos), np.inf)  # the highest invert each node may have
+    for end in (a, b):
+        np.minimum.at(cap, end, ground[end] - GRAVITY_TOP - height)
+    if under is not None:
+        _pass_under(cap, pos, a, b, height, under)
+    invert = _inverts(design["slope"], cap, pos, a, b)
     types = np.full(len(pos), "manhole", dtype=object)
     types[outfalls] = "outlet"
     return Network(utility, pos, types, ground, np.round(ground - invert, 3), invert, a, b, seg, {})
+
+
+def _pass_under(cap, pos, a, b, height, other: Network) -> None:
+    """Lower the caps of both ends of every segment that crosses one of `other`'s, so that its top stays
+    GRAVITY_GAP below the other's invert at the crossing."""
+    mine = shapely.linestrings(np.stack([pos[a], pos[b]], axis=1))
+    theirs = shapely.linestrings(np.stack([other.node_xy[other.seg_a], other.node_xy[other.seg_b]], axis=1))
+    i, j = shapely.STRtree(theirs).query(mine, predicate="intersects")
+    if not len(i):
+        return
+    t = shapely.line_locate_point(theirs[j], shapely.intersection(mine[i], theirs[j]), normalized=True)
+    z0, z1 = other.node_invert[other.seg_a[j]], other.node_invert[other.seg_b[j]]
+    limit = z0 + (z1 - z0) * t - GRAVITY_GAP - height[i]
+    np.minimum.at(cap, a[i], limit)
+    np.minimum.at(cap, b[i], limit)
 
 
 def _river_outfalls(plan: Plan, pos, g: StreetGraph):
@@ -412,24 +450,28 @@ def _drain_to_outfalls(utility, pos, e0, e1, parent, outfalls):
     return pos, src, dst, parent
 
 
-def _inverts(design: dict, pos, a, b):
-    """Inverts: at least min_depth below ground, falling by at least the minimum slope downstream;
-    upstream: the longest flow path above each node, which sizes the pipe.
-
-    Returns the ground, the invert and the upstream length at each node."""
+def _upstream(pos, a, b) -> np.ndarray:
+    """The longest flow path (m) above each node, which sizes the pipe leaving it."""
     seg_len = np.linalg.norm(pos[b] - pos[a], axis=1)
-    ground = ground_z(pos[:, 0], pos[:, 1])
-    invert = ground - design["min_depth"]
     upstream = np.zeros(len(pos))
     while True:
-        new_inv = invert.copy()
-        np.minimum.at(new_inv, b, invert[a] - design["slope"] * seg_len)
         new_up = upstream.copy()
         np.maximum.at(new_up, b, upstream[a] + seg_len)
-        if np.array_equal(new_inv, invert) and np.array_equal(new_up, upstream):
-            break
-        invert, upstream = new_inv, new_up
-    return ground, np.round(invert, 3), upstream
+        if np.array_equal(new_up, upstream):
+            return upstream
+        upstream = new_up
+
+
+def _inverts(slope: float, cap, pos, a, b) -> np.ndarray:
+    """Inverts: at most the cap of each node, falling by at least the minimum slope downstream."""
+    seg_len = np.linalg.norm(pos[b] - pos[a], axis=1)
+    invert = cap.copy()
+    while True:
+        new_inv = invert.copy()
+        np.minimum.at(new_inv, b, invert[a] - slope * seg_len)
+        if np.array_equal(new_inv, invert):
+            return np.round(invert, 3)
+        invert = new_inv
 
 
 def _size_gravity(utility: str, seg: dict, upstream) -> None:

@@ -12,6 +12,7 @@ from . import (
                bim,
                drainage,
                features,
+               findings,
                healthcheck,
                healthcheck_features,
                monitor,
@@ -39,5 +40,6 @@ router.include_router(readings.router)
 router.include_router(alarms.router)
 router.include_router(monitor.router)
 router.include_router(drainage.router)
+router.include_router(findings.router)
 
 __all__ = ["install_problem_handlers", "router"]

@@ -3,6 +3,7 @@ import "./picking.js";
 import "./search.js";
 import "./underground.js";
 import "./tools/underground-tools.js";
+import "./tools/underground-findings.js";
 import "./tools/drainage.js";
 import "./tools/water.js";
 import "./tools/view.js";

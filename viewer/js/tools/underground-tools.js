@@ -10,7 +10,7 @@ const entities = () => cim.viewer.entities;
 let drawing = null; // {kind: "pit" | "line" | "profile", points: [[lon, lat]...] or manhole ids}
 let shapes = [];
 
-async function execute(id, inputs) {
+export async function execute(id, inputs) {
   const headers = { "Content-Type": "application/json" };
   if (state.key) headers["X-API-Key"] = state.key;
   const res = await fetch(PROCESS(id), { method: "POST", headers, body: JSON.stringify({ inputs }) });
@@ -19,7 +19,7 @@ async function execute(id, inputs) {
   return body;
 }
 
-function say(msg) {
+export function say(msg) {
   $("ug-status").textContent = msg;
 }
 

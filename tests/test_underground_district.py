@@ -1,0 +1,97 @@
+"""The sample district's underground: the street networks lie in clean depth bands (no violation), and the
+planted-violations zone (sample_models/district/underground.py) holds exactly the planted cases."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import shapely
+import sqlalchemy as sa
+
+from analyses.underground import clearances
+from analyses.underground.sections import long_section
+from importers import gis
+from sample_models.district import generate, underground
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory):
+    out = tmp_path_factory.mktemp("district")
+    return out, generate(out, scale=0.25, seed=7)
+
+
+def _load(out, engine) -> None:
+    for layer in ("roads", "buildings", "pipes"):  # the pipes bring their nodes layer along
+        kw = {"height_field": "height_m", "floors_field": "floors"} if layer == "buildings" else {}
+        gis.import_file(out / "district.gpkg", layer=layer, kind=layer, dataset=f"sample-{layer}", engine=engine, **kw)
+    underground.load(out, engine=engine)
+
+
+def test_only_the_planted_violations_are_found_and_all_inside_the_zone(db, district):
+    out, manifest = district
+    entry = manifest["underground"]
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["underground"] == entry
+    _load(out, db)
+    result = clearances.check(engine=db)
+    with db.connect() as c:
+        rows = c.execute(sa.text("""
+            select f.rule, a.key, b.key, f.details, st_x(f.geom), st_y(f.geom) from qa_findings f
+            left join city_objects a on a.id = f.object_id left join city_objects b on b.id = f.related_id
+            where f.run_id = :r and f.severity <> 'info'"""), {"r": result["run_id"]}).all()
+        # independent: the sewer's outer wall to the building wall, by PostGIS (axis distance less the radius)
+        wall = c.scalar(sa.text("""
+            select st_distance(s.centerline, b.footprint) - s.diameter_mm / 2000.0 from pipe_segments s
+            join city_objects o on o.id = s.object_id, city_objects b
+            where o.key = 'pipe:WSZ001' and b.key = :b"""), {"b": underground.BUILDING[0]})
+    got = {(r[0], r[1], r[2]): r[3] for r in rows}
+    planted = {(p["rule"], p["object"], p["related"]): p for p in entry["planted"]}
+    assert set(got) == set(planted)  # nothing in the clean street networks, nothing missed in the zone
+    for k, p in planted.items():
+        assert got[k]["measured_m"] == pytest.approx(p["measured_m"], abs=0.011), k
+        assert got[k]["required_m"] == p["required_m"], k
+    zone = shapely.box(*entry["zone"]["bbox"])
+    assert all(zone.contains(shapely.Point(r[4], r[5])) for r in rows)
+    assert wall == pytest.approx(1.0, abs=1e-6)
+    # pairs with no rule stay "no rule" (info), never given a distance
+    assert result["findings"]["no_rule"] > 0
+    assert set(result["findings"]) == {"no_rule", *(p["rule"] for p in entry["planted"])}
+
+
+def test_the_planted_adverse_slope_shows_in_the_long_section(db, district):
+    out, manifest = district
+    underground.load(out, engine=db)
+    case = manifest["underground"]["long_section"]
+    p = long_section(case["from"], case["to"], engine=db)
+    assert p["adverse"] == case["adverse"]
+    rises = [s for s in p["segments"] if s["adverse"]]
+    assert len(rises) == 1 and -rises[0]["slope"] * rises[0]["length_m"] == pytest.approx(case["rise_m"], abs=0.002)
+    assert "<svg" in p["svg"]
+
+
+def test_street_network_depth_bands_keep_rules_at_every_crossing(district):
+    """Independent of the checks: at every crossing of two utilities' segments in the generated file, the
+    walls clear each other by at least 0.15 m (the smallest vertical rule of the table)."""
+    import numpy as np
+    import pyogrio.raw
+
+    out, _ = district
+    meta, _, wkb, data = pyogrio.raw.read(out / "district.gpkg", layer="pipes")
+    col = dict(zip(meta["fields"], data))
+    lines = shapely.from_wkb(wkb)
+    utility = col["utility"].astype(str)
+    size = np.nan_to_num(np.where(col["shape"] == "rectangular", col["height_mm"], col["diameter_mm"]).astype(float)) / 1000
+    gravity = np.isin(utility, ["rain", "sewage"])
+    tree = shapely.STRtree(shapely.force_2d(lines))
+    i, j = tree.query(shapely.force_2d(lines), predicate="intersects")
+    keep = (i < j) & (utility[i] != utility[j])
+    i, j = i[keep], j[keep]
+    assert len(i) > 100
+    at = shapely.intersection(shapely.force_2d(lines[i]), shapely.force_2d(lines[j]))
+
+    def z(k):
+        t = shapely.line_locate_point(shapely.force_2d(lines[k]), at)
+        zz = shapely.get_coordinates(shapely.line_interpolate_point(lines[k], t), include_z=True)[:, 2]
+        return zz + (size[k] / 2) * gravity[k]  # gravity lines run at the invert: the axis is half a size up
+
+    gap = abs(z(i) - z(j)) - size[i] / 2 - size[j] / 2
+    assert gap.min() >= 0.15
