@@ -3,7 +3,8 @@
 A renewal is recorded as a new version of the segment, as 3DCityDB keeps versions: the old version's
 validity ends on the renewal date (`valid_to`; its key gets `@DATE` so that the current one keeps the key)
 and stays in the model as history; the new version, valid from that date, carries the new material,
-install year (and diameter, if given) and `attributes.renewal` (date, what it replaced). Every current
+install year (and diameter, if given), `attributes.renewal` (date, what it replaced) and
+`attributes.renewed_year` (what the health check counts against the 144.34 km). Every current
 reader (the network model, tiles, the API's current features) sees only the new version.
 
 Progress: the length of current segments renewed, by year of the renewal date and by street (the nearest
@@ -82,9 +83,9 @@ def _write(c: sa.Connection, r: dict, old: sa.Row) -> int:
     cols = ", ".join(_COPY_OBJ)
     new_id = c.scalar(sa.text(f"""
         insert into city_objects (key, attributes, valid_from, {cols})
-        select :k, attributes || jsonb_build_object('renewal', cast(:r as jsonb)), :d, {cols}
+        select :k, attributes || jsonb_build_object('renewal', cast(:r as jsonb), 'renewed_year', :y), :d, {cols}
         from city_objects where id = :i returning id"""),
-                      {"k": old.key, "r": json.dumps(renewal), "d": r["date"], "i": old.id})
+                      {"k": old.key, "r": json.dumps(renewal), "d": r["date"], "y": r["date"].year, "i": old.id})
     seg_cols = ", ".join(_COPY_SEG)
     c.execute(sa.text(f"""
         insert into pipe_segments (object_id, material, install_year, diameter_mm, {seg_cols})
