@@ -21,10 +21,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from analyses import alarms
+from cim_core.readings import DeadLetter
 from cim_core.settings import get_settings
 
 from .broker import Endpoint
-from .messages import GATEWAY_TOPIC, SINGLE_TOPIC, sort_batch
+from .messages import GATEWAY_TOPIC, SINGLE_TOPIC, Window, decode, sort_decoded
 from .writer import AfterStore, Writer
 
 log = logging.getLogger("cim.monitor")
@@ -92,35 +93,49 @@ class Ingest:
         self.client.connect(self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props)
         self.client.loop_start()
 
-    def _take(self) -> list[tuple]:
-        """Up to batch_size messages, waiting at most flush_s after the first."""
+    def _take(self) -> tuple[list[tuple], list, Window] | None:
+        """Messages (generation, mid, qos) decoded, up to batch_size readings, waiting at most flush_s
+        after the first."""
         try:
             first = self.inbox.get(timeout=0.5)
         except queue.Empty:
-            return []
-        got, deadline = [first], time.monotonic() + self.flush_s
-        while len(got) < self.batch_size:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            return None
+        w = Window.at(datetime.now(UTC))
+        msgs, decoded, n = [], [], 0
+        deadline = time.monotonic() + self.flush_s
+        item = first
+        while True:
+            msgs.append(item[:3])
+            d = decode(item[3], item[4], w)
+            decoded.append(d)
+            n += 1 if isinstance(d, DeadLetter) else len(d[1])
+            if n >= self.batch_size:
                 break
             try:
-                got.append(self.inbox.get(timeout=left))
+                item = self.inbox.get_nowait()
             except queue.Empty:
-                break
-        return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    item = self.inbox.get(timeout=left)
+                except queue.Empty:
+                    break
+        return msgs, decoded, w
 
     def step(self) -> bool:
         """Take, store and acknowledge one batch; False when there was nothing or it could not be stored."""
-        msgs = self._take()
-        if not msgs:
+        taken = self._take()
+        if taken is None:
             return False
-        done = self.writer.write_until_stored(lambda: sort_batch([(m[3], m[4]) for m in msgs], self.writer.sensors),
+        msgs, decoded, w = taken
+        done = self.writer.write_until_stored(lambda: sort_decoded(decoded, self.writer.sensors, w),
                                               self.stop_event.is_set)
         if done is None:
             return False
         batch, stored = done
         gen = self.generation
-        for g, mid, qos, _, _ in msgs:
+        for g, mid, qos in msgs:
             if qos and g == gen:
                 self.client.ack(mid, qos)
         st = self.stats
