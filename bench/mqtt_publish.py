@@ -15,33 +15,21 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+from services.monitor.mqttwire import packet, string
+
 WINDOW = 20000  # messages in flight (published, not yet acknowledged)
 CHUNK_S = 0.01  # a paced publisher writes a chunk every 10 ms
 
 
-def _length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = n >> 7, n & 0x7F
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _string(s: bytes) -> bytes:
-    return struct.pack("!H", len(s)) + s
-
-
 def publish_packet(topic: bytes, payload: bytes, packet_id: int) -> bytes:
-    body = _string(topic) + struct.pack("!H", packet_id) + payload
-    return b"\x32" + _length(len(body)) + body
+    return packet(0x32, string(topic) + struct.pack("!H", packet_id) + payload)  # PUBLISH, QoS 1
 
 
 def connect(port: int, client_id: str, host: str = "127.0.0.1") -> socket.socket:
     sock = socket.create_connection((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    body = _string(b"MQTT") + b"\x04\x02\x00\x00" + _string(client_id.encode())  # clean session, no keepalive
-    sock.sendall(b"\x10" + _length(len(body)) + body)
+    sock.sendall(packet(0x10, string(b"MQTT") + b"\x04\x02\x00\x00" + string(client_id.encode())))  # 3.1.1,
+    # clean session, no keepalive
     ack = sock.recv(4)
     if ack[:2] != b"\x20\x02" or ack[3] != 0:
         raise ConnectionError(f"broker refused {client_id}: {ack!r}")
