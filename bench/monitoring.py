@@ -32,6 +32,7 @@ import psycopg
 import sqlalchemy as sa
 
 from bench import mqtt_publish
+from services.monitor.mqttwire import Subscriber
 
 SENSORS = 1000
 PUBLISHERS = 2
@@ -59,20 +60,24 @@ def _publishers(port: int, seconds: float, per_message: int, rate: float = 0) ->
 
 
 def _mosquitto_alone(port: int, seconds: float, per_message: int) -> dict:
+    """Publish to subscribe through the broker, nothing stored: the subscriber is the ingest's own MQTT
+    client, acknowledging each read's messages at once."""
     got = [0]
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub")
-    sub.on_message = lambda c, u, m: got.__setitem__(0, got[0] + 1)
-    sub.connect("127.0.0.1", port)
-    sub.subscribe([("cim/+/reading", 1), ("cim/gateway/+", 1)])
-    sub.loop_start()
-    time.sleep(0.5)
+
+    def deliver(msgs: list) -> None:
+        got[0] += len(msgs)
+        sub.ack([m[:3] for m in msgs])
+
+    sub = Subscriber("127.0.0.1", port, f"bench-sub-{per_message}", ["cim/+/reading", "cim/gateway/+"], deliver,
+                     session_expiry=0)
+    sub.start()
+    assert sub.subscribed.wait(30), "the anchor's subscriber did not subscribe"
     t0 = time.monotonic()
     sent = _publishers(port, seconds, per_message)
     while got[0] < sent // per_message and time.monotonic() - t0 < seconds + 60:
         time.sleep(0.05)
     took = time.monotonic() - t0
-    sub.disconnect()
-    sub.loop_stop()
+    sub.stop()
     return {"readings": got[0] * per_message, "seconds": round(took, 2), "per_s": round(got[0] * per_message / took)}
 
 

@@ -71,6 +71,27 @@ def run(
     console.print(f"stopped: {stats.messages} messages, {stats.stored} readings stored, {stats.dead} dead letters")
 
 
+@app.command("retire")
+def retire(
+    instance: str = typer.Option(..., help="The instance to retire (as given to `cim monitor run --instance`; "
+                                 "with --processes N, each of <instance>-1..N)."),
+    group: str = typer.Option("cim", help="Its shared-subscription group."),
+):
+    """End the MQTT session of an ingest instance you removed: what the broker queued for it is stored
+    first, and nothing more is routed to it.
+
+    Example: cim monitor retire --instance b-3
+    """
+    from cim_core import db as cdb
+    from services.monitor.broker import endpoint
+    from services.monitor.ingest import retire as end
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    st = end(cdb.get_engine(), endpoint(start=False), instance, group)
+    console.print(f"retired cim-ingest-{group}-{instance}: {st.messages} queued messages, {st.stored} readings "
+                  f"stored, {st.dead} dead letters")
+
+
 @broker_app.command("start")
 def broker_start():
     """Start our own Mosquitto (a no-op with CIM_MQTT_URL, or when it runs).

@@ -52,6 +52,7 @@ class Ingest:
         self.broker, self.group = broker, group
         self.inbox: queue.Queue = queue.Queue()  # lists of messages, one per read of the socket
         self.stats = Stats()
+        self.behind = False  # more was waiting after the last batch: a backlog (after an outage) drains
         self.stop_event = threading.Event()
         self.client = Subscriber(broker.host, broker.port, f"cim-ingest-{group}-{instance}",
                                  [f"$share/{group}/{SINGLE_TOPIC}", f"$share/{group}/{GATEWAY_TOPIC}"],
@@ -85,6 +86,7 @@ class Ingest:
                 chunk = self.inbox.get_nowait() if left <= 0 else self.inbox.get(timeout=left)
             except queue.Empty:
                 break
+        self.behind = not self.inbox.empty()
         return msgs, decoded, w
 
     def step(self) -> bool:
@@ -111,7 +113,8 @@ class Ingest:
         try:
             while not self.stop_event.is_set():
                 self.step()
-                if time.monotonic() - offline_checked >= OFFLINE_CHECK_S:
+                # no offline alarms while a backlog drains: its sensors' readings are queued, not missing
+                if time.monotonic() - offline_checked >= OFFLINE_CHECK_S and not self.behind:
                     offline_checked = time.monotonic()
                     self._check_offline()
                 if time.monotonic() - last >= report_every:
@@ -130,3 +133,21 @@ class Ingest:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+def retire(engine: sa.Engine, broker: Endpoint, instance: str, group: str = "cim", quiet_s: float = 2.0) -> Stats:
+    """End a removed ingest instance's session without losing what it holds: connect as it, leave the
+    group's subscriptions (nothing new is routed to it), store and acknowledge what the broker had queued
+    for it until nothing came for `quiet_s`, then end the session."""
+    ing = Ingest(engine, broker, instance=instance, group=group)
+    ing.client.unsubscribe, ing.client.filters = ing.client.filters, []
+    ing.connect()
+    if not ing.subscribed.wait(30):
+        ing.client.stop()
+        raise ConnectionError(f"could not reach the broker at {broker.host}:{broker.port}")
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s:
+        if ing.step():
+            quiet_since = time.monotonic()
+    ing.client.stop(end_session=True)
+    return ing.stats

@@ -119,6 +119,7 @@ class Subscriber:
         self.send_lock = threading.Lock()
         self.last_sent = time.monotonic()
         self.stopping = threading.Event()
+        self.unsubscribe: list[str] = []  # filters to leave on connecting (retiring a session)
         self.thread = threading.Thread(target=self._run, name=f"mqtt-{client_id}", daemon=True)
 
     def start(self) -> None:
@@ -157,8 +158,11 @@ class Subscriber:
         del buf[:got[1] + got[0]]
         if first >> 4 != 2 or body[1] != 0:
             raise ConnectionError(f"the broker refused the connection (reason {body[1] if len(body) > 1 else '?'})")
-        subs = b"".join(string(f.encode()) + b"\x01" for f in self.filters)
-        sock.sendall(packet(0x82, b"\x00\x01\x00" + subs))  # packet id 1, no properties, QoS 1 each
+        if self.filters:
+            subs = b"".join(string(f.encode()) + b"\x01" for f in self.filters)
+            sock.sendall(packet(0x82, b"\x00\x01\x00" + subs))  # packet id 1, no properties, QoS 1 each
+        if self.unsubscribe:
+            sock.sendall(packet(0xA2, b"\x00\x02\x00" + b"".join(string(f.encode()) for f in self.unsubscribe)))
         log.info("connected to %s:%s (session present: %s)", self.host, self.port, bool(body[0] & 1))
         self._leftover = buf
         return sock
@@ -201,6 +205,8 @@ class Subscriber:
                 kind = first >> 4
                 if kind == 3:
                     msgs.append((gen, *publish_fields(first, body)))
+                elif kind == 11:  # UNSUBACK
+                    self.subscribed.set()
                 elif kind == 9:  # SUBACK: one reason code per filter after the id and properties
                     plen, i = _read_varint(body, 2)
                     codes = body[i + plen:]
@@ -219,10 +225,12 @@ class Subscriber:
                 raise ConnectionError("the broker closed the connection")
             buf += data
 
-    def stop(self) -> None:
+    def stop(self, end_session: bool = False) -> None:
+        """Disconnect; the broker keeps the session, or, with end_session, drops it (and its subscriptions)
+        at once (DISCONNECT with a session expiry of 0)."""
         self.stopping.set()
         try:
-            self._send(b"\xe0\x00")  # DISCONNECT, normal: the session stays
+            self._send(packet(0xE0, b"\x00\x05\x11\x00\x00\x00\x00") if end_session else b"\xe0\x00")
         except OSError:
             pass
         with self.send_lock:
