@@ -23,8 +23,9 @@ _ROLLUP = """
         on conflict (sensor_id, bucket) do update set n = {table}.n + excluded.n,
             vmin = least({table}.vmin, excluded.vmin), vmax = greatest({table}.vmax, excluded.vmax),
             vsum = {table}.vsum + excluded.vsum)"""
+INCOMING = "incoming"  # the batch's temporary table, emptied at commit
 _MOVE = ("with ins as (insert into readings (sensor_id, time, value, quality) "
-         "select sensor_id, time, value, quality from incoming on conflict do nothing "
+         f"select sensor_id, time, value, quality from {INCOMING} on conflict do nothing "
          "returning sensor_id, time, value),"
          + _ROLLUP.format(name="m", table="readings_1m", unit="minute") + ","
          + _ROLLUP.format(name="h", table="readings_1h", unit="hour")
@@ -89,10 +90,10 @@ def store_readings(conn: sa.Connection, rows: list[Reading]) -> int:
     than a sensor's last, which covers every repeated one.)"""
     if not rows:
         return 0
-    conn.execute(sa.text("create temp table if not exists incoming (sensor_id bigint, time timestamptz, "
+    conn.execute(sa.text(f"create temp table if not exists {INCOMING} (sensor_id bigint, time timestamptz, "
                          "value float8, quality int2) on commit delete rows"))
     cur = conn.connection.driver_connection.cursor()
-    with cur.copy("copy incoming (sensor_id, time, value, quality) from stdin (format binary)") as cp:
+    with cur.copy(f"copy {INCOMING} (sensor_id, time, value, quality) from stdin (format binary)") as cp:
         cp.set_types(["int8", "timestamptz", "float8", "int2"])
         for r in rows:
             cp.write_row(r)
