@@ -2,15 +2,19 @@
 
 An embedded database and a Mosquitto of the bench's own (under the work folder), 1,000 pressure
 sensors. Each phase lasts 60 s x scale:
-- mosquitto: publishers -> broker -> one QoS 1 subscriber that only counts (nothing stored);
+- mosquitto: publishers -> broker -> one QoS 1 subscriber that only counts (the ingest's own MQTT client,
+  acknowledging at once; nothing stored), publishers as fast as the broker acknowledges;
 - copy: the same rows COPYed in batches of 5,000 into a table of the same columns and key, nothing else;
-- ours-single / ours-gateway: publishers send one-reading messages, or gateway messages of 100, to
-  one `cim monitor run` process; we count readings stored per second and, after the publishers stop,
-  how long the table takes to hold every published reading (the lag).
+- ours-single / ours-gateway: publishers offer the issue's goal, 10,000 readings/s in one-reading
+  messages or 50,000/s in gateway messages of 100, at a steady pace, to `cim monitor run --processes N`
+  (N = cores, or BENCH_INGEST_PROCESSES); we count readings stored per second, sample every 0.5 s how
+  far the stored readings are behind the publishers (in seconds of publishing), and, after the
+  publishers stop, how long the table takes to hold every published reading.
 Alarm latency: during ours-single, a gas sensor crosses its alarm threshold twice a second; the time
 from publishing the crossing reading to the `state` event on the live stream's channel (LISTEN
 cim_monitor, what GET /api/monitor/stream relays) gives p50 and p99.
-Publishers: two processes, QoS 1, 127.0.0.1 only.
+Publishers: two processes writing raw MQTT 3.1.1 QoS 1 packets (bench/mqtt_publish.py), the same for
+the anchor and for ours; 127.0.0.1 only.
 """
 from __future__ import annotations
 

@@ -16,8 +16,11 @@ DURATION_S = 7 * 86400  # "until the demo stops"
 
 
 def _cim(*args: str, log) -> subprocess.Popen:
+    from services.monitor.pool import die_with_parent
+
+    # children die with the demo even when it is killed, not stopped
     return subprocess.Popen([sys.executable, "-m", "services.cli", *args], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=die_with_parent)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ def instance_names(instance: str, processes: int) -> list[str]:
     return [instance] if processes == 1 else [f"{instance}-{k}" for k in range(1, processes + 1)]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -34,7 +34,7 @@ def _die_with_parent() -> None:
 
 
 def _child(instance: str, group: str) -> None:
-    _die_with_parent()
+    die_with_parent()
     from cim_core import db as cdb
 
     from .broker import endpoint
