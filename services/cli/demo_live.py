@@ -1,5 +1,5 @@
 """`cim demo`'s live monitoring: the MQTT broker, one ingest process and a small simulation (50 sensors,
-one reading a second in all, a gas leak after two minutes) beside the server, so the viewer's live tool
+five readings a second in all, a gas leak after two minutes) beside the server, so the viewer's live tool
 shows data; everything it started stops with the demo (`cim demo --no-live` leaves it out)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from .output import console
 
-SENSORS, RATE, LEAK_AFTER_S = 50, 1.0, 120
+SENSORS, RATE, LEAK_AFTER_S = 50, 5.0, 120  # each sensor every 10 s, its sampling period (fewer: offline)
 DURATION_S = 7 * 86400  # "until the demo stops"
 
 
