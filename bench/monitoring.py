@@ -124,7 +124,8 @@ def _alarm_latency(url: str, port: int, stop: threading.Event, out: list[float])
             sent = time.monotonic()
             for n in listen.notifies(timeout=5):
                 msg = json.loads(n.payload)
-                if msg.get("type") == "state" and msg.get("sensor") == "BGAS":
+                if msg.get("type") == "state" and msg.get("sensor") == "BGAS" and \
+                        msg.get("state") == ("alarm" if high else "normal"):  # not a late event of the last pair
                     out.append(time.monotonic() - sent)
                     break
             high = not high
