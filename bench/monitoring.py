@@ -2,15 +2,19 @@
 
 An embedded database and a Mosquitto of the bench's own (under the work folder), 1,000 pressure
 sensors. Each phase lasts 60 s x scale:
-- mosquitto: publishers -> broker -> one QoS 1 subscriber that only counts (nothing stored);
+- mosquitto: publishers -> broker -> one QoS 1 subscriber that only counts (the ingest's own MQTT client,
+  acknowledging at once; nothing stored), publishers as fast as the broker acknowledges;
 - copy: the same rows COPYed in batches of 5,000 into a table of the same columns and key, nothing else;
-- ours-single / ours-gateway: publishers send one-reading messages, or gateway messages of 100, to
-  one `cim monitor run` process; we count readings stored per second and, after the publishers stop,
-  how long the table takes to hold every published reading (the lag).
+- ours-single / ours-gateway: publishers offer the issue's goal, 10,000 readings/s in one-reading
+  messages or 50,000/s in gateway messages of 100, at a steady pace, to `cim monitor run --processes N`
+  (N = cores, or BENCH_INGEST_PROCESSES); we count readings stored per second, sample every 0.5 s how
+  far the stored readings are behind the publishers (in seconds of publishing), and, after the
+  publishers stop, how long the table takes to hold every published reading.
 Alarm latency: during ours-single, a gas sensor crosses its alarm threshold twice a second; the time
 from publishing the crossing reading to the `state` event on the live stream's channel (LISTEN
 cim_monitor, what GET /api/monitor/stream relays) gives p50 and p99.
-Publishers: two processes, QoS 1, 127.0.0.1 only.
+Publishers: two processes writing raw MQTT 3.1.1 QoS 1 packets (bench/mqtt_publish.py), the same for
+the anchor and for ours; 127.0.0.1 only.
 """
 from __future__ import annotations
 
@@ -31,44 +35,27 @@ import paho.mqtt.client as mqtt
 import psycopg
 import sqlalchemy as sa
 
+from bench import mqtt_publish
+from services.monitor.mqttwire import Subscriber
+
 SENSORS = 1000
 PUBLISHERS = 2
+SINGLE_RATE, GATEWAY_RATE = 10_000, 50_000  # the issue's goals, offered at a steady pace
+PROCESSES = int(os.environ.get("BENCH_INGEST_PROCESSES", os.cpu_count() or 1))
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _publish(port: int, seconds: float, per_message: int, worker: int, counter) -> None:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{worker}-{per_message}")
-    c.max_inflight_messages_set(1000)
-    c.max_queued_messages_set(0)
-    acked = [0]
-    c.on_publish = lambda *_: acked.__setitem__(0, acked[0] + 1)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    base = datetime.now(UTC) - timedelta(seconds=60)  # recent: old readings would read as offline sensors
-    end, n, last = time.monotonic() + seconds, 0, None
-    while time.monotonic() < end:
-        # distinct times per sensor: worker w's readings are w ms apart from the other's
-        items = [(f"B{(n + i) % SENSORS:04d}", (base + timedelta(milliseconds=(n + i) // SENSORS * 10 + worker))
-                  .isoformat()) for i in range(per_message)]
-        if per_message == 1:
-            last = c.publish(f"cim/{items[0][0]}/reading", json.dumps({"time": items[0][1], "value": 0.3}), qos=1)
-        else:
-            last = c.publish(f"cim/gateway/bench{worker}", json.dumps(
-                {"readings": [{"sensor": s, "time": t, "value": 0.3} for s, t in items]}), qos=1)
-        n += per_message
-        while n // per_message - acked[0] > 5000:  # keep the client's queue bounded
-            time.sleep(0.001)
-    if last is not None:
-        last.wait_for_publish(60)
-    c.disconnect()
-    c.loop_stop()
+def _publish(port: int, seconds: float, per_message: int, worker: int, rate: float, counter) -> None:
+    n = mqtt_publish.publish(port, seconds, per_message, worker, PUBLISHERS, rate / PUBLISHERS, SENSORS)
     with counter.get_lock():
         counter.value += n
 
 
-def _publishers(port: int, seconds: float, per_message: int) -> int:
+def _publishers(port: int, seconds: float, per_message: int, rate: float = 0) -> int:
+    """Readings the broker acknowledged; `rate` readings/s in all (0: as fast as it goes)."""
     counter = mp.Value("q", 0)
-    procs = [mp.Process(target=_publish, args=(port, seconds, per_message, w, counter)) for w in range(PUBLISHERS)]
+    procs = [mp.Process(target=_publish, args=(port, seconds, per_message, w, rate, counter))
+             for w in range(PUBLISHERS)]
     for p in procs:
         p.start()
     for p in procs:
@@ -77,20 +64,24 @@ def _publishers(port: int, seconds: float, per_message: int) -> int:
 
 
 def _mosquitto_alone(port: int, seconds: float, per_message: int) -> dict:
+    """Publish to subscribe through the broker, nothing stored: the subscriber is the ingest's own MQTT
+    client, acknowledging each read's messages at once."""
     got = [0]
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub")
-    sub.on_message = lambda c, u, m: got.__setitem__(0, got[0] + 1)
-    sub.connect("127.0.0.1", port)
-    sub.subscribe([("cim/+/reading", 1), ("cim/gateway/+", 1)])
-    sub.loop_start()
-    time.sleep(0.5)
+
+    def deliver(msgs: list) -> None:
+        got[0] += len(msgs)
+        sub.ack([m[:3] for m in msgs])
+
+    sub = Subscriber("127.0.0.1", port, f"bench-sub-{per_message}", ["cim/+/reading", "cim/gateway/+"], deliver,
+                     session_expiry=0)
+    sub.start()
+    assert sub.subscribed.wait(30), "the anchor's subscriber did not subscribe"
     t0 = time.monotonic()
     sent = _publishers(port, seconds, per_message)
     while got[0] < sent // per_message and time.monotonic() - t0 < seconds + 60:
         time.sleep(0.05)
     took = time.monotonic() - t0
-    sub.disconnect()
-    sub.loop_stop()
+    sub.stop()
     return {"readings": got[0] * per_message, "seconds": round(took, 2), "per_s": round(got[0] * per_message / took)}
 
 
@@ -133,7 +124,8 @@ def _alarm_latency(url: str, port: int, stop: threading.Event, out: list[float])
             sent = time.monotonic()
             for n in listen.notifies(timeout=5):
                 msg = json.loads(n.payload)
-                if msg.get("type") == "state" and msg.get("sensor") == "BGAS":
+                if msg.get("type") == "state" and msg.get("sensor") == "BGAS" and \
+                        msg.get("state") == ("alarm" if high else "normal"):  # not a late event of the last pair
                     out.append(time.monotonic() - sent)
                     break
             high = not high
@@ -142,32 +134,49 @@ def _alarm_latency(url: str, port: int, stop: threading.Event, out: list[float])
     pub.loop_stop()
 
 
+def _lag_sampler(engine: sa.Engine, rate: float, stop: threading.Event, out: list[float]) -> None:
+    """Every 0.5 s while publishing: how far the stored readings are behind the paced publishers, in
+    seconds of publishing (counted from before the publishers start, so it errs high)."""
+    t0 = time.monotonic()
+    while not stop.wait(0.5):
+        out.append(max(0.0, (rate * (time.monotonic() - t0) - _stored(engine)) / rate))
+
+
+def _ingest(env: dict, per_message: int, processes: int, work: Path) -> subprocess.Popen:
+    log = (work / f"ingest_{per_message}.log").open("wb")
+    # a group per phase: a stopped process's persistent session would keep its share of a group's messages
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "monitor", "run", "--group",
+                             f"bench{per_message}", "--processes", str(processes)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 def _ours(engine: sa.Engine, env: dict, port: int, seconds: float, per_message: int, work: Path,
-          latency: bool) -> dict:
+          latency: bool, rate: float, processes: int) -> dict:
     with engine.begin() as c:
         c.execute(sa.text("truncate readings, readings_1m, readings_1h, sensor_state, alarms, alarm_events, "
                           "dead_letters"))
-    log = (work / f"ingest_{per_message}.log").open("wb")
-    # a group per phase: a stopped process's persistent session would keep its share of a group's messages
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "monitor", "run", "--group", f"bench{per_message}"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    time.sleep(4)
-    stop, lat = threading.Event(), []
+    proc = _ingest(env, per_message, processes, work)
+    log, since = work / f"ingest_{per_message}.log", time.monotonic()
+    while log.read_text(errors="replace").count(" connected to ") < processes and time.monotonic() - since < 180:
+        time.sleep(0.5)  # every process subscribed (a loaded machine takes a while to start them)
+    time.sleep(2)
+    stop, lat, lags = threading.Event(), [], []
     url = engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
-    watcher = threading.Thread(target=_alarm_latency, args=(url, port, stop, lat)) if latency else None
-    if watcher:
-        watcher.start()
+    threads = [threading.Thread(target=_lag_sampler, args=(engine, rate, stop, lags))]
+    if latency:
+        threads.append(threading.Thread(target=_alarm_latency, args=(url, port, stop, lat)))
+    for t in threads:
+        t.start()
     t0 = time.monotonic()
-    sent = _publishers(port, seconds, per_message)
+    sent = _publishers(port, seconds, per_message, rate)
     published_at = time.monotonic()
     stop.set()
-    target = sent + (2 * len(lat) if latency else 0)
     while _stored(engine) < sent and time.monotonic() - published_at < 120:
         time.sleep(0.1)
     lag = time.monotonic() - published_at
     stored = _stored(engine)
-    if watcher:
-        watcher.join(10)
+    for t in threads:
+        t.join(10)
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(120)
@@ -175,9 +184,11 @@ def _ours(engine: sa.Engine, env: dict, port: int, seconds: float, per_message: 
         proc.kill()
         proc.wait()
     took = published_at - t0
-    res = {"published": sent, "stored": stored, "seconds": round(took, 2), "published_per_s": round(sent / took),
+    res = {"offered_per_s": rate, "processes": processes, "published": sent, "stored": stored,
+           "seconds": round(took, 2), "published_per_s": round(sent / took),
            "stored_per_s": round(min(stored, sent) / (took + lag)), "lag_s_after_publishers_stop": round(lag, 2),
-           "target_with_alarm_probe": target}
+           "lag_s_max_while_publishing": round(max(lags[2:], default=0.0), 2),
+           "target_with_alarm_probe": sent + 2 * len(lat)}
     if lat:
         ms = np.array(lat) * 1000
         res["alarm_latency_ms"] = {"n": len(ms), "p50": round(float(np.percentile(ms, 50)), 1),
@@ -210,8 +221,9 @@ def run(scale: float, work: Path) -> dict:
                "mosquitto_single": _mosquitto_alone(broker.port, seconds, 1),
                "mosquitto_gateway100": _mosquitto_alone(broker.port, seconds, 100),
                "bare_copy": _bare_copy(url, seconds),
-               "ours_single": _ours(engine, env, broker.port, seconds, 1, work, latency=True),
-               "ours_gateway100": _ours(engine, env, broker.port, seconds, 100, work, latency=False)}
+               "ours_single": _ours(engine, env, broker.port, seconds, 1, work, True, SINGLE_RATE, PROCESSES),
+               "ours_gateway100": _ours(engine, env, broker.port, seconds, 100, work, False, GATEWAY_RATE,
+                                        PROCESSES)}
         for mode in ("single", "gateway100"):
             slower = min(out[f"mosquitto_{mode}"]["per_s"], out["bare_copy"]["per_s"])
             out[f"ratio_{mode}_to_slower_anchor"] = round(out[f"ours_{mode}"]["stored_per_s"] / slower, 3)

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     # Daily reading partitions older than this many days are dropped (rollups stay).
     reading_retention_days: int = 90
     # Ingest batches: at most this many readings, or this many seconds after the first one.
-    ingest_batch: int = 5000
+    ingest_batch: int = 20000  # bench monitoring: 45,216 vs 28,996 readings/s at 5,000 (gateway, 2 processes)
     ingest_flush_s: float = 0.2
     # Alarm events are POSTed here (JSON), with this many attempts.
     alarm_webhook_url: str | None = None

@@ -195,3 +195,34 @@ def test_sensors_are_a_feature_collection(db):
     doc = client.get("/api/collections/sensors/items?filter=kind = 'gas'").json()
     assert [(f["properties"]["class"], f["geometry"]["type"]) for f in doc["features"]] == [("sensor", "Point")], doc
     assert doc["features"][0]["properties"]["code"] == "G1"
+
+
+def test_retire_stores_what_was_queued_and_ends_the_session(db, mosquitto):
+    """A removed instance's session: the readings queued for it while it was stopped are stored by
+    `retire`, and the broker then forgets the session (a new connection under its name finds none)."""
+    from services.monitor.ingest import retire
+
+    make_sensors(db)
+    old = Ingest(db, endpoint(start=False), instance="old")
+    t = threading.Thread(target=old.run, kwargs={"report_every": 3600}, daemon=True)
+    t.start()
+    assert old.subscribed.wait(10)
+    old.stop()
+    t.join(10)
+    pub = publisher(mosquitto.port)
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    for i in range(20):  # queued for the stopped instance, the group's only member
+        send(pub, "cim/P1/reading", {"time": iso(now + timedelta(seconds=i)), "value": float(i)})
+    assert count(db, "select count(*) from readings") == 0
+    st = retire(db, endpoint(start=False), "old")
+    assert (st.messages, st.stored) == (20, 20)
+    assert count(db, "select count(*) from readings") == 20
+    present: list[bool] = []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="cim-ingest-cim-old", protocol=mqtt.MQTTv5)
+    c.on_connect = lambda cl, u, flags, rc, p: present.append(flags.session_present)
+    c.connect("127.0.0.1", mosquitto.port, clean_start=False)
+    c.loop_start()
+    assert wait_for(lambda: present, timeout=10) == [False]
+    c.disconnect()
+    c.loop_stop()
+    pub.disconnect()

@@ -5,12 +5,15 @@ when the readings return to normal. Every change is an alarm event, announced on
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 
+import orjson
 import sqlalchemy as sa
 
 from cim_core.errors import InputError, NotFoundError
+from cim_core.readings import INCOMING
 
 from .context import alarm_context
 from .rules import KindRules, LevelState, Rules, load_rules, step
@@ -24,18 +27,37 @@ _SENSORS = sa.text("""
                 when g.object_id is not null then 'pipes_' || g.utility end layer
     from sensors s left join pipe_nodes n on n.object_id = s.asset_id
     left join pipe_segments g on g.object_id = s.asset_id where s.object_id = any(:ids)""")
-_STATES = sa.text("select sensor_id, last_time, state, streaks from sensor_state where sensor_id = any(:ids) "
-                  "order by sensor_id for update")
-_SAVE = sa.text("""
-    update sensor_state s set last_time = x.t, last_value = x.v, state = x.state, streaks = x.streaks
-    from unnest(cast(:id as bigint[]), cast(:t as timestamptz[]), cast(:v as float8[]), cast(:state as text[]),
-                cast(:streaks as jsonb[])) x(id, t, v, state, streaks)
+# The batch is in the temporary table INCOMING of its transaction (cim_core.readings.store_readings):
+# the statements below take the sensors from there, where arrays of a thousand ids, times and values
+# cost more to send than the readings' COPY.
+_BATCH = f"(select distinct sensor_id from {INCOMING})"
+_NEW_STATES = sa.text(f"insert into sensor_state (sensor_id) {_BATCH[1:-1]} on conflict do nothing")
+_STATES = sa.text("select sensor_id, last_time, state, cast(streaks as text) streaks from sensor_state "
+                  f"where sensor_id in {_BATCH} order by sensor_id for update")
+_SAVE_LAST = sa.text(f"""
+    update sensor_state s set last_time = x.time, last_value = x.value
+    from (select distinct on (sensor_id) sensor_id, time, value from {INCOMING} order by sensor_id, time desc) x
+    where s.sensor_id = x.sensor_id and (s.last_time is null or x.time > s.last_time)""")
+_SAVE_STATE = sa.text("""
+    update sensor_state s set state = x.state, streaks = x.streaks
+    from unnest(cast(:id as bigint[]), cast(:state as text[]), cast(:streaks as jsonb[])) x(id, state, streaks)
     where s.sensor_id = x.id""")
-_WINDOW = sa.text("""
-    select r.sensor_id, max(r.value), min(r.value) from readings r
-    join unnest(cast(:ids as bigint[]), cast(:t0 as timestamptz[]), cast(:t1 as timestamptz[])) x(id, t0, t1)
-      on r.sensor_id = x.id and r.time >= x.t0 and r.time <= x.t1 group by r.sensor_id""")
-_OPEN = sa.text("select id, sensor_id, rule, level, status from alarms where sensor_id = any(:ids) and closed_at is null")
+# The window's max and min from the one-minute rollups (kept in the same transaction, before the rules
+# run): a few rows a sensor however fast it samples, where the readings themselves made each batch scan
+# every reading of the window. The window ends at the sensor's latest reading of the batch and starts at
+# the minute holding its start, up to 59 s early.
+_WINDOW = sa.text(f"""
+    with last as (select sensor_id, max(time) t1 from {INCOMING} group by sensor_id)
+    select r.sensor_id, max(r.vmax), min(r.vmin) from last
+    join sensors s on s.object_id = last.sensor_id
+    join unnest(cast(:kinds as text[]), cast(:windows as float8[])) k(kind, w) on k.kind = s.kind
+    join readings_1m r on r.sensor_id = last.sensor_id
+      and r.bucket >= date_trunc('minute', last.t1 - make_interval(secs => k.w), 'UTC') and r.bucket <= last.t1
+    group by r.sensor_id""")
+_OPEN = sa.text(f"select id, sensor_id, rule, level, status from alarms where sensor_id in {_BATCH} "
+                "and closed_at is null")
+SENSOR_CACHE_S = 30.0  # how long a process trusts what it read of a sensor (kind, asset, layer)
+_sensor_cache: dict[tuple[str, int], tuple[float, dict]] = {}  # (database URL, sensor id)
 
 
 def notify(conn: sa.Connection, message: dict) -> None:
@@ -84,6 +106,11 @@ def transition(conn: sa.Connection, sensor: dict, rule: str, level: str | None, 
 
 def _levels(conn, sensor: dict, kr: KindRules, st: LevelState, readings: list, open_alarm: dict | None):
     rule = f"{sensor['kind']}-level"
+    values = [v for _, v in readings]
+    lo, hi = min(values), max(values)
+    if kr.levels.target(lo, st.level) == st.level == kr.levels.target(hi, st.level):
+        st.streak, st.toward = 0, st.level  # target() is monotonic: every reading keeps the level
+        return
     for t, v in readings:
         change = step(kr.levels, st, v)
         if change is None:
@@ -102,10 +129,11 @@ def _rates(conn, rules: Rules, sensors: dict, latest: dict, open_by: dict) -> No
     rated = [s for s in latest if (kr := rules.kinds.get(sensors[s]["kind"])) and kr.rate]
     if not rated:
         return
-    t1 = [latest[s][0] for s in rated]
-    t0 = [t - timedelta(seconds=rules.kinds[sensors[s]["kind"]].rate.window_s) for s, t in zip(rated, t1)]
-    rows = conn.execute(_WINDOW, {"ids": rated, "t0": t0, "t1": t1})
+    kinds = [k for k, kr in rules.kinds.items() if kr.rate]
+    rows = conn.execute(_WINDOW, {"kinds": kinds, "windows": [rules.kinds[k].rate.window_s for k in kinds]})
     for sid, wmax, wmin in rows:
+        if sid not in latest:
+            continue
         sensor, rr = sensors[sid], rules.kinds[sensors[sid]["kind"]].rate
         t, v = latest[sid]
         change = rr.change(wmax, wmin, v)
@@ -117,28 +145,43 @@ def _rates(conn, rules: Rules, sensors: dict, latest: dict, open_by: dict) -> No
             transition(conn, sensor, rr.rule, None, t, v, current)
 
 
+def _sensors(conn: sa.Connection, ids: list[int]) -> dict[int, dict]:
+    """The sensors' code, kind, asset and layer; read again after SENSOR_CACHE_S (a batch would otherwise
+    read a thousand sensors that seldom change)."""
+    now, db = time.monotonic(), str(conn.engine.url)
+    stale = [i for i in ids if now - _sensor_cache.get((db, i), (-1e9, None))[0] > SENSOR_CACHE_S]
+    if stale:
+        for r in conn.execute(_SENSORS, {"ids": stale}):
+            _sensor_cache[db, r.id] = (now, dict(r._mapping))
+    return {i: _sensor_cache[db, i][1] for i in ids if (db, i) in _sensor_cache}
+
+
 def evaluate(conn: sa.Connection, new: list[tuple[int, datetime, float]], rules: Rules | None = None) -> None:
-    """The alarm rules over newly stored readings (sensor id, time, value), in the caller's transaction."""
+    """The alarm rules over a batch of readings (sensor id, time, value) in the transaction that stored
+    them; a reading not newer than its sensor's last (a repeated one) is skipped."""
     rules = rules or load_rules()
     by_sensor: dict[int, list] = defaultdict(list)
     for sid, t, v in new:
         by_sensor[sid].append((t, v))
     ids = sorted(by_sensor)
-    sensors = {r.id: dict(r._mapping) for r in conn.execute(_SENSORS, {"ids": ids})}
-    conn.execute(sa.text("insert into sensor_state (sensor_id) select unnest(cast(:ids as bigint[])) "
-                         "on conflict do nothing"), {"ids": ids})
-    states = {r.sensor_id: r for r in conn.execute(_STATES, {"ids": ids})}
-    open_by = {(r.sensor_id, r.rule): dict(r._mapping) for r in conn.execute(_OPEN, {"ids": ids})}
-    latest, saves = {}, []
+    sensors = _sensors(conn, ids)
+    conn.execute(_NEW_STATES)
+    states = {r.sensor_id: r for r in conn.execute(_STATES)}
+    open_by = {(r.sensor_id, r.rule): dict(r._mapping) for r in conn.execute(_OPEN)}
+    latest, changed = {}, []
     for sid in ids:
         row, sensor = states[sid], sensors[sid]
-        fresh = sorted(x for x in by_sensor[sid] if row.last_time is None or x[0] > row.last_time)
+        fresh = by_sensor[sid]
+        if row.last_time is not None and min(fresh)[0] <= row.last_time:
+            fresh = [x for x in fresh if x[0] > row.last_time]
         if not fresh:
             continue
+        fresh.sort()
         latest[sid] = fresh[-1]
         if (sid, "offline") in open_by:
             transition(conn, sensor, "offline", None, fresh[0][0], fresh[0][1], open_by.pop((sid, "offline")))
-        st = LevelState(**row.streaks) if row.streaks else LevelState()
+        st = LevelState(**orjson.loads(row.streaks)) if row.streaks != "{}" else LevelState()
+        before = dict(st.__dict__)
         kr = rules.kinds.get(sensor["kind"])
         if kr and kr.levels:
             _levels(conn, sensor, kr, st, fresh, open_by.get((sid, f"{sensor['kind']}-level")))
@@ -146,9 +189,12 @@ def evaluate(conn: sa.Connection, new: list[tuple[int, datetime, float]], rules:
         if state != row.state:
             notify(conn, {"type": "state", "sensor": sensor["code"], "sensor_id": sid, "asset_id": sensor["asset_id"],
                           "layer": sensor["layer"], "state": state})
-        saves.append((sid, fresh[-1][0], fresh[-1][1], state, json.dumps(st.__dict__)))
-    if saves:  # one statement for the batch: a statement per sensor would cost more than the COPY
-        conn.execute(_SAVE, dict(zip(("id", "t", "v", "state", "streaks"), map(list, zip(*saves)))))
+        if state != row.state or st.__dict__ != before:
+            changed.append((sid, state, json.dumps(st.__dict__)))
+    if latest:  # one statement for the batch: a statement per sensor would cost more than the COPY
+        conn.execute(_SAVE_LAST)
+    if changed:
+        conn.execute(_SAVE_STATE, dict(zip(("id", "state", "streaks"), map(list, zip(*changed)))))
     _rates(conn, rules, sensors, latest, open_by)
     _notify_readings(conn, sensors, latest)
 

@@ -30,10 +30,14 @@ _SENSORS = sa.text("""
            st_y(st_transform(s.geom, 4326)) lat,
            coalesce(st.state, 'unknown') state, st.last_time, st.last_value,
            case when n.object_id is not null then 'pipe_nodes'
-                when g.object_id is not null then 'pipes_' || g.utility end layer
+                when g.object_id is not null then 'pipes_' || g.utility end layer,
+           a.key asset_key, a.class asset_class, a.zmin asset_zmin, a.zmax asset_zmax,
+           cast(st_asgeojson(st_transform(st_force2d(coalesce(n.geom, g.centerline, a.footprint)), 4326), 7) as json)
+             asset_geometry
     from sensors s join city_objects o on o.id = s.object_id
     left join sensor_state st on st.sensor_id = s.object_id
     left join pipe_nodes n on n.object_id = s.asset_id left join pipe_segments g on g.object_id = s.asset_id
+    left join city_objects a on a.id = s.asset_id
     order by s.code""")
 
 

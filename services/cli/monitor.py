@@ -20,13 +20,17 @@ def run(
     instance: str = typer.Option("1", help="This process's name within its group: its MQTT session, which "
                                  "the broker keeps while it restarts. Give each process of a group its own."),
     group: str = typer.Option("cim", help="Shared-subscription group: processes of one group split the readings."),
+    processes: int = typer.Option(0, "--processes", min=0, help="Ingest processes in this command, splitting "
+                                  "the group's messages (0: one per core). Sessions <instance>-1..N when N > 1."),
     retention: bool = typer.Option(True, help="Drop daily reading partitions older than "
                                    "CIM_READING_RETENTION_DAYS at start."),
 ):
     """Ingest readings from MQTT into the database until stopped (Ctrl-C or SIGTERM).
 
-    Example: cim monitor run --instance 2   (a second process beside `cim monitor run`)
+    Example: cim monitor run --instance 2   (a second command beside `cim monitor run`)
     """
+    import os
+
     from cim_core import db as cdb
     from cim_core.readings import drop_old_partitions
     from services.monitor.broker import endpoint
@@ -44,6 +48,17 @@ def run(
         from services.monitor import webhook
 
         webhook.start(engine.url.render_as_string(hide_password=False), s.alarm_webhook_url, s.alarm_webhook_tries)
+    processes = processes or os.cpu_count() or 1
+    if processes > 1:
+        from services.monitor.pool import instance_names, run_pool
+
+        console.print(f"ingesting from mqtt://{where.host}:{where.port} (group {group}, instances "
+                      f"{', '.join(instance_names(instance, processes))}) into "
+                      f"{cdb.describe_url(engine.url.render_as_string())}")
+        engine.dispose()
+        run_pool(instance, group, processes)
+        console.print("stopped")
+        return
     ingest = Ingest(engine, where, instance=instance, group=group)
     signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
     console.print(f"ingesting from mqtt://{where.host}:{where.port} (group {group}, instance {instance}) into "
@@ -54,6 +69,27 @@ def run(
         ingest.stop()
         stats = ingest.stats
     console.print(f"stopped: {stats.messages} messages, {stats.stored} readings stored, {stats.dead} dead letters")
+
+
+@app.command("retire")
+def retire(
+    instance: str = typer.Option(..., help="The instance to retire (as given to `cim monitor run --instance`; "
+                                 "with --processes N, each of <instance>-1..N)."),
+    group: str = typer.Option("cim", help="Its shared-subscription group."),
+):
+    """End the MQTT session of an ingest instance you removed: what the broker queued for it is stored
+    first, and nothing more is routed to it.
+
+    Example: cim monitor retire --instance b-3
+    """
+    from cim_core import db as cdb
+    from services.monitor.broker import endpoint
+    from services.monitor.ingest import retire as end
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    st = end(cdb.get_engine(), endpoint(start=False), instance, group)
+    console.print(f"retired cim-ingest-{group}-{instance}: {st.messages} queued messages, {st.stored} readings "
+                  f"stored, {st.dead} dead letters")
 
 
 @broker_app.command("start")

@@ -97,6 +97,7 @@ def demo(
     port: int = typer.Option(8000, help="Port to serve on."),
     scale: float = typer.Option(1.0, help="Sample district scale: 1 is about 3,000 buildings."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 to share on the network."),
+    live: bool = typer.Option(True, help="Also run a small monitoring simulation (broker, ingest, 50 sensors)."),
 ):
     """The sample district in the browser: start the database, generate and import the district when it is not
     loaded yet, build the tiles, and serve the viewer. A second run skips the import.
@@ -126,4 +127,7 @@ def demo(
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     console.print("Ctrl+C stops the server; the database keeps running (`cim db stop`).")
     print(f"\nopen {url}", flush=True)
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    from .demo_live import live_simulation
+
+    with live_simulation(live):
+        uvicorn.run(create_app(), host=host, port=port, log_level="warning")

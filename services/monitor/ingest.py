@@ -15,16 +15,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import paho.mqtt.client as mqtt
 import sqlalchemy as sa
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from analyses import alarms
+from cim_core.readings import DeadLetter
 from cim_core.settings import get_settings
 
 from .broker import Endpoint
-from .messages import GATEWAY_TOPIC, SINGLE_TOPIC, sort_batch
+from .messages import GATEWAY_TOPIC, SINGLE_TOPIC, Window, decode, sort_decoded
+from .mqttwire import Subscriber
 from .writer import AfterStore, Writer
 
 log = logging.getLogger("cim.monitor")
@@ -51,78 +50,57 @@ class Ingest:
         self.batch_size, self.flush_s = s.ingest_batch, s.ingest_flush_s
         self.writer = Writer(engine, after_store)
         self.broker, self.group = broker, group
-        self.inbox: queue.Queue = queue.Queue()
-        self.generation = 0  # connection count: acknowledgements never cross a reconnect
+        self.inbox: queue.Queue = queue.Queue()  # lists of messages, one per read of the socket
         self.stats = Stats()
+        self.behind = False  # more was waiting after the last batch: a backlog (after an outage) drains
         self.stop_event = threading.Event()
-        self.subscribed = threading.Event()  # set once the broker confirmed the subscriptions
-        self.client = self._client(f"cim-ingest-{group}-{instance}")
-
-    def _client(self, client_id: str) -> mqtt.Client:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                        manual_ack=True)
-        if self.broker.username:
-            c.username_pw_set(self.broker.username, self.broker.password)
-        c.on_connect = self._on_connect
-        c.on_message = self._on_message
-        c.on_subscribe = lambda *_: self.subscribed.set()
-        c.reconnect_delay_set(0.2, 5)
-        return c
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("broker refused the connection: %s", reason_code)
-            return
-        self.generation += 1
-        client.subscribe([(f"$share/{self.group}/{SINGLE_TOPIC}", 1), (f"$share/{self.group}/{GATEWAY_TOPIC}", 1)])
-        log.info("connected to %s:%s (session present: %s)", self.broker.host, self.broker.port,
-                 flags.session_present)
-
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = "<not UTF-8>"
-        self.inbox.put((self.generation, msg.mid, msg.qos, topic, msg.payload))
+        self.client = Subscriber(broker.host, broker.port, f"cim-ingest-{group}-{instance}",
+                                 [f"$share/{group}/{SINGLE_TOPIC}", f"$share/{group}/{GATEWAY_TOPIC}"],
+                                 self.inbox.put, username=broker.username, password=broker.password,
+                                 session_expiry=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM)
+        self.subscribed = self.client.subscribed  # set once the broker confirmed the subscriptions
 
     def connect(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
-        self.client.connect(self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props)
-        self.client.loop_start()
+        self.client.start()
 
-    def _take(self) -> list[tuple]:
-        """Up to batch_size messages, waiting at most flush_s after the first."""
+    def _take(self) -> tuple[list[tuple], list, Window] | None:
+        """Messages (generation, mid, qos) decoded, about batch_size readings, waiting at most flush_s
+        after the first."""
         try:
-            first = self.inbox.get(timeout=0.5)
+            chunk = self.inbox.get(timeout=0.5)
         except queue.Empty:
-            return []
-        got, deadline = [first], time.monotonic() + self.flush_s
-        while len(got) < self.batch_size:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            return None
+        w = Window.at(datetime.now(UTC))
+        msgs, decoded, n = [], [], 0
+        deadline = time.monotonic() + self.flush_s
+        while True:
+            for gen, mid, qos, topic, payload in chunk:
+                msgs.append((gen, mid, qos))
+                d = decode(topic, payload, w)
+                decoded.append(d)
+                n += 1 if isinstance(d, DeadLetter) else len(d[1])
+            if n >= self.batch_size:
                 break
+            left = deadline - time.monotonic()
             try:
-                got.append(self.inbox.get(timeout=left))
+                chunk = self.inbox.get_nowait() if left <= 0 else self.inbox.get(timeout=left)
             except queue.Empty:
                 break
-        return got
+        self.behind = not self.inbox.empty()
+        return msgs, decoded, w
 
     def step(self) -> bool:
         """Take, store and acknowledge one batch; False when there was nothing or it could not be stored."""
-        msgs = self._take()
-        if not msgs:
+        taken = self._take()
+        if taken is None:
             return False
-        done = self.writer.write_until_stored(lambda: sort_batch([(m[3], m[4]) for m in msgs], self.writer.sensors),
+        msgs, decoded, w = taken
+        done = self.writer.write_until_stored(lambda: sort_decoded(decoded, self.writer.sensors, w),
                                               self.stop_event.is_set)
         if done is None:
             return False
         batch, stored = done
-        gen = self.generation
-        for g, mid, qos, _, _ in msgs:
-            if qos and g == gen:
-                self.client.ack(mid, qos)
+        self.client.ack(msgs)
         st = self.stats
         st.messages, st.stored, st.dead, st.batches = (st.messages + len(msgs), st.stored + stored,
                                                        st.dead + len(batch.dead), st.batches + 1)
@@ -135,7 +113,8 @@ class Ingest:
         try:
             while not self.stop_event.is_set():
                 self.step()
-                if time.monotonic() - offline_checked >= OFFLINE_CHECK_S:
+                # no offline alarms while a backlog drains: its sensors' readings are queued, not missing
+                if time.monotonic() - offline_checked >= OFFLINE_CHECK_S and not self.behind:
                     offline_checked = time.monotonic()
                     self._check_offline()
                 if time.monotonic() - last >= report_every:
@@ -143,8 +122,7 @@ class Ingest:
                     st = self.stats
                     log.info("%d messages, %d readings stored, %d dead letters", st.messages, st.stored, st.dead)
         finally:
-            self.client.disconnect()
-            self.client.loop_stop()
+            self.client.stop()
         return self.stats
 
     def _check_offline(self) -> None:
@@ -155,3 +133,21 @@ class Ingest:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+def retire(engine: sa.Engine, broker: Endpoint, instance: str, group: str = "cim", quiet_s: float = 2.0) -> Stats:
+    """End a removed ingest instance's session without losing what it holds: connect as it, leave the
+    group's subscriptions (nothing new is routed to it), store and acknowledge what the broker had queued
+    for it until nothing came for `quiet_s`, then end the session."""
+    ing = Ingest(engine, broker, instance=instance, group=group)
+    ing.client.unsubscribe, ing.client.filters = ing.client.filters, []
+    ing.connect()
+    if not ing.subscribed.wait(30):
+        ing.client.stop()
+        raise ConnectionError(f"could not reach the broker at {broker.host}:{broker.port}")
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s:
+        if ing.step():
+            quiet_since = time.monotonic()
+    ing.client.stop(end_session=True)
+    return ing.stats

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
 from cim_core.readings import DeadLetter, Reading, SensorDirectory
 from cim_core.settings import get_settings
 
@@ -35,16 +37,31 @@ class Sorted:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
-def _time(raw, now: datetime) -> datetime:
-    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise Malformed("wrong-type", f"time must be an ISO 8601 string or epoch seconds, not {type(raw).__name__}")
-    if isinstance(raw, str):
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The times a batch accepts, from the settings, read once per batch (reading them costs ~16 us)."""
+    now: datetime
+    earliest: datetime
+    latest: datetime
+    max_payload: int
+
+    @classmethod
+    def at(cls, now: datetime) -> Window:
+        s = get_settings()
+        return cls(now, now - timedelta(seconds=s.reading_max_past_s), now + timedelta(seconds=s.reading_max_future_s),
+                   s.reading_max_payload)
+
+
+def _time(raw, w: Window) -> datetime:
+    if raw.__class__ is str:
         try:
             t = datetime.fromisoformat(raw)
         except ValueError:
             raise Malformed("wrong-type", f"time {raw[:64]!r} is not ISO 8601") from None
         if t.tzinfo is None:
             raise Malformed("wrong-type", f"time {raw[:64]!r} has no UTC offset")
+    elif isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise Malformed("wrong-type", f"time must be an ISO 8601 string or epoch seconds, not {type(raw).__name__}")
     else:
         if not math.isfinite(raw):
             raise Malformed("non-finite", "time is not a finite number")
@@ -52,15 +69,18 @@ def _time(raw, now: datetime) -> datetime:
             t = datetime.fromtimestamp(raw, UTC)
         except (OverflowError, OSError, ValueError):
             raise Malformed("time-out-of-range", f"time {raw} is out of range") from None
-    s = get_settings()
-    if t > now + timedelta(seconds=s.reading_max_future_s):
+    if t > w.latest:
         raise Malformed("time-out-of-range", f"time {t.isoformat()} is in the future")
-    if t < now - timedelta(seconds=s.reading_max_past_s):
+    if t < w.earliest:
         raise Malformed("time-out-of-range", f"time {t.isoformat()} is too far in the past")
     return t
 
 
 def _value(raw) -> float:
+    if raw.__class__ is float:  # the common case first
+        if math.isfinite(raw):
+            return raw
+        raise Malformed("non-finite", f"value {raw} is not finite")
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise Malformed("wrong-type", f"value must be a number, not {type(raw).__name__}")
     v = float(raw)
@@ -77,7 +97,7 @@ def _quality(raw) -> int | None:
     return raw
 
 
-def reading(item, code: str | None, sensors: SensorDirectory, now: datetime) -> Reading:
+def reading(item, code: str | None, sensors: SensorDirectory, w: Window) -> Reading:
     """One reading object checked against the sensor directory (code from the topic or the item)."""
     if not isinstance(item, dict):
         raise Malformed("wrong-type", f"a reading must be an object, not {type(item).__name__}")
@@ -89,13 +109,17 @@ def reading(item, code: str | None, sensors: SensorDirectory, now: datetime) -> 
     sensor = sensors.get(code)
     if sensor is None:
         raise Malformed("unknown-sensor", f"no sensor with code {code[:64]!r}")
-    return sensor.id, _time(item["time"], now), _value(item["value"]), _quality(item.get("quality"))
+    return sensor.id, _time(item["time"], w), _value(item["value"]), _quality(item.get("quality"))
 
 
-def _decode(payload: bytes):
-    if len(payload) > get_settings().reading_max_payload:
-        raise Malformed("oversized", f"{len(payload)} bytes > {get_settings().reading_max_payload}")
+def _decode(payload: bytes, max_payload: int):
+    if len(payload) > max_payload:
+        raise Malformed("oversized", f"{len(payload)} bytes > {max_payload}")
     try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # the slow parser on the rare failure: it reads NaN and Infinity, which then fail as non-finite
         return json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Malformed("not-json", str(exc)[:200]) from None
@@ -107,32 +131,47 @@ def gateway_items(body) -> list:
     return body["readings"]
 
 
-def sort_batch(items: list[tuple[str, bytes]], sensors: SensorDirectory, source: str = "mqtt") -> Sorted:
-    """Readings and dead letters of (topic, payload) messages; one bad reading of a gateway message
-    is a dead letter of its own, the others are stored."""
-    out, now = Sorted(), datetime.now(UTC)
-    for topic, payload in items:
-        parts = topic.split("/")
-        try:
-            if len(parts) == 3 and parts[0] == "cim" and parts[1] == "gateway":
-                entries, code = gateway_items(_decode(payload)), None
-            elif len(parts) == 3 and parts[0] == "cim" and parts[2] == "reading":
-                entries, code = [_decode(payload)], parts[1]
-            else:
-                raise Malformed("bad-topic", f"topic {topic[:200]!r} is neither cim/<sensor>/reading nor "
-                                "cim/gateway/<id>")
-        except Malformed as exc:
-            out.dead.append(DeadLetter(source, exc.reason, str(exc), topic, payload[:KEEP_PAYLOAD]))
-            continue
-        sort_items(entries, code, sensors, now, out, source, topic)
+# A decoded message: (topic, reading objects, sensor code of the topic or None), or a dead letter.
+Decoded = tuple[str, list, "str | None"] | DeadLetter
+
+
+def decode(topic: str, payload: bytes, w: Window, source: str = "mqtt") -> Decoded:
+    """A message's reading objects (unchecked), or a dead letter when the message as a whole is bad."""
+    parts = topic.split("/")
+    try:
+        if len(parts) == 3 and parts[0] == "cim" and parts[1] == "gateway":
+            return topic, gateway_items(_decode(payload, w.max_payload)), None
+        if len(parts) == 3 and parts[0] == "cim" and parts[2] == "reading":
+            return topic, [_decode(payload, w.max_payload)], parts[1]
+        raise Malformed("bad-topic", f"topic {topic[:200]!r} is neither cim/<sensor>/reading nor cim/gateway/<id>")
+    except Malformed as exc:
+        return DeadLetter(source, exc.reason, str(exc), topic, payload[:KEEP_PAYLOAD])
+
+
+def sort_decoded(decoded: list[Decoded], sensors: SensorDirectory, w: Window, source: str = "mqtt") -> Sorted:
+    """Readings and dead letters of decoded messages; one bad reading of a gateway message is a dead letter
+    of its own, the others are stored."""
+    out = Sorted()
+    for d in decoded:
+        if isinstance(d, DeadLetter):
+            out.dead.append(d)
+        else:
+            sort_items(d[1], d[2], sensors, w, out, source, d[0])
     return out
 
 
-def sort_items(entries: list, code: str | None, sensors: SensorDirectory, now: datetime, out: Sorted,
+def sort_batch(items: list[tuple[str, bytes]], sensors: SensorDirectory, source: str = "mqtt") -> Sorted:
+    """Readings and dead letters of (topic, payload) messages."""
+    w = Window.at(datetime.now(UTC))
+    return sort_decoded([decode(t, p, w, source) for t, p in items], sensors, w, source)
+
+
+def sort_items(entries: list, code: str | None, sensors: SensorDirectory, w: Window, out: Sorted,
                source: str, topic: str | None) -> None:
+    append = out.readings.append
     for item in entries:
         try:
-            out.readings.append(reading(item, code, sensors, now))
+            append(reading(item, code, sensors, w))
         except Malformed as exc:
             out.dead.append(DeadLetter(source, exc.reason, str(exc), topic,
                                        json.dumps(item, default=str).encode()[:KEEP_PAYLOAD]))

@@ -15,8 +15,17 @@ from .messages import Sorted
 
 log = logging.getLogger("cim.monitor")
 
-# Called in the batch's transaction with the newly stored readings (sensor id, time, value).
+# Called in the batch's transaction with the batch's readings (sensor id, time, value), once per (sensor,
+# time); a reading already stored is not newer than its sensor's last, which the alarm rules skip.
 AfterStore = Callable[[sa.Connection, list[tuple[int, datetime, float]]], None]
+
+
+def days(rows: list) -> set:
+    """The UTC days of the rows' times (one, mostly: then the earliest and latest tell)."""
+    if not rows:
+        return set()
+    first, last = utc_day(min(r[1] for r in rows)), utc_day(max(r[1] for r in rows))
+    return {first} if first == last else {utc_day(r[1]) for r in rows}
 
 
 class Writer:
@@ -30,13 +39,13 @@ class Writer:
         """Store a sorted batch in one transaction; returns how many readings were new."""
         # within a batch, the first copy of a (sensor, time) wins, as across batches
         rows = list({(r[0], r[1]): r for r in reversed(batch.readings)}.values())
-        self.partitions.ensure(self.engine, {utc_day(r[1]) for r in rows})
+        self.partitions.ensure(self.engine, days(rows))
         with self.engine.begin() as c:
             new = store_readings(c, rows)
             store_dead_letters(c, batch.dead)
             if self.after_store and new:
-                self.after_store(c, new)
-        return len(new)
+                self.after_store(c, [r[:3] for r in rows])
+        return new
 
     def write_until_stored(self, make: Callable[[], Sorted],
                            stop: Callable[[], bool] = lambda: False) -> tuple[Sorted, int] | None:

@@ -1,5 +1,6 @@
-// Live monitoring: sensors coloured by state (normal, warning, alarm, offline), the open alarms with
-// acknowledge, and a 24 h chart of a clicked sensor; kept current by the server-sent events stream.
+// Live monitoring: sensors and their assets (manhole, segment, building) coloured by state (normal,
+// warning, alarm, offline), the open alarms with acknowledge, and a 24 h chart of a clicked sensor; kept
+// current by the server-sent events stream.
 import { api } from "../http.js";
 import { t } from "../i18n.js";
 import { $, cim, state } from "../state.js";
@@ -11,6 +12,62 @@ const live = (cim.live = { sensors: new Map(), alarms: [], events: 0 });
 
 function colourOf(s) {
   return Cesium.Color.fromCssColorString(COLOURS[s] || COLOURS.unknown);
+}
+
+// Which state an asset with several sensors shows: the worst of them.
+const RANK = { unknown: 0, normal: 1, offline: 2, warning: 3, alarm: 4, critical: 5 };
+
+function assetState(assetId) {
+  let worst = "unknown";
+  for (const o of live.sensors.values()) {
+    if (o.asset_id === assetId && (RANK[o.state] ?? 0) > RANK[worst]) worst = o.state;
+  }
+  return worst;
+}
+
+// The sensor's asset drawn in the scene in its state's colour: a manhole or node as a short cylinder at
+// the surface, a segment as a line, a building as its footprint raised to its height.
+function assetGraphics(s, colour) {
+  const g = s.asset_geometry;
+  const fill = colour.withAlpha(0.85);
+  if (g.type === "Point") {
+    return { position: Cesium.Cartesian3.fromDegrees(g.coordinates[0], g.coordinates[1], 0),
+             ellipse: { semiMajorAxis: 3, semiMinorAxis: 3, height: 0.3, extrudedHeight: 2.5, material: colour,
+                        outline: true, outlineColor: Cesium.Color.WHITE } };
+  }
+  const lines = g.type === "LineString" ? [g.coordinates] : g.type === "MultiLineString" ? g.coordinates : null;
+  if (lines) {
+    return { polyline: { positions: Cesium.Cartesian3.fromDegreesArray(lines[0].flat()), width: 8, material: fill,
+                         depthFailMaterial: fill } };
+  }
+  const ring = g.type === "Polygon" ? g.coordinates[0] : g.type === "MultiPolygon" ? g.coordinates[0][0] : null;
+  if (!ring) return null;
+  const low = s.asset_zmin ?? 0;
+  return { polygon: { hierarchy: Cesium.Cartesian3.fromDegreesArray(ring.flat()), height: 0,
+                      extrudedHeight: Math.max(3, (s.asset_zmax ?? low + 10) - low), material: colour.withAlpha(0.6),
+                      outline: true, outlineColor: colour } };
+}
+
+function showAsset(s) {
+  const viewer = cim.viewer;
+  if (!viewer || s.asset_id == null || !s.asset_geometry) return;
+  const id = `asset-${s.asset_id}`;
+  const state = assetState(s.asset_id);
+  const old = viewer.entities.getById(id);
+  if (old && old.cimState === state) return;
+  if (old) viewer.entities.remove(old);
+  const graphics = assetGraphics(s, colourOf(state));
+  if (!graphics) return;
+  const e = viewer.entities.add({ id, name: s.asset_key || id, ...graphics });
+  e.cimSensor = s.code;
+  e.cimState = state;
+  renderWhenDrawn(viewer);
+}
+
+// Entity geometry is built in web workers: in request-render mode, draw again once it is ready.
+function renderWhenDrawn(viewer) {
+  viewer.scene.requestRender();
+  if (!viewer.dataSourceDisplay.ready) setTimeout(() => renderWhenDrawn(viewer), 100);
 }
 
 function showSensor(s) {
@@ -27,6 +84,7 @@ function showSensor(s) {
     e.cimSensor = s.code;
   }
   e.point.color = colourOf(s.state);
+  showAsset(s);
   viewer.scene.requestRender();
 }
 

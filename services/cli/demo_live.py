@@ -1,0 +1,55 @@
+"""`cim demo`'s live monitoring: the MQTT broker, one ingest process and a small simulation (50 sensors,
+five readings a second in all, a gas leak after two minutes) beside the server, so the viewer's live tool
+shows data; everything it started stops with the demo (`cim demo --no-live` leaves it out)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from .output import console
+
+SENSORS, RATE, LEAK_AFTER_S = 50, 5.0, 120  # each sensor every 10 s, its sampling period (fewer: offline)
+DURATION_S = 7 * 86400  # "until the demo stops"
+
+
+def _cim(*args: str, log) -> subprocess.Popen:
+    from services.monitor.pool import die_with_parent
+
+    # children die with the demo even when it is killed, not stopped
+    return subprocess.Popen([sys.executable, "-m", "services.cli", *args], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=die_with_parent)
+
+
+@contextlib.contextmanager
+def live_simulation(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    from cim_core.settings import get_settings
+    from services.monitor.broker import own_broker
+
+    broker = None if get_settings().mqtt_url else own_broker()
+    started_broker = broker.start() if broker else False
+    logs = get_settings().home.absolute() / "demo-live.log"
+    with logs.open("ab") as log:
+        procs = [_cim("monitor", "run", "--processes", "1", "--group", "demo", "--instance", "demo", log=log),
+                 _cim("monitor", "simulate", "--sensors", str(SENSORS), "--rate", str(RATE), "--duration",
+                      str(DURATION_S), "--incident", "gas-leak", "--incident-after", str(LEAK_AFTER_S), log=log)]
+        console.print(f"live monitoring: {SENSORS} simulated sensors, a gas leak after {LEAK_AFTER_S} s "
+                      f"(log {logs})")
+        try:
+            yield
+        finally:
+            for p in reversed(procs):
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            if started_broker:
+                broker.stop()
