@@ -16,6 +16,7 @@ from . import (
                pipe_categories,
                processes,
                readings,
+               scenarios,
                vector_tiles,
                water,
 )
@@ -35,5 +36,6 @@ router.include_router(healthcheck.router)
 router.include_router(readings.router)
 router.include_router(alarms.router)
 router.include_router(monitor.router)
+router.include_router(scenarios.router)
 
 __all__ = ["install_problem_handlers", "router"]

@@ -23,6 +23,7 @@ from . import (
     monitor,
     qa,
     sample,
+    scenarios,
     serve,
     tiles,
     water,
@@ -58,6 +59,7 @@ imports.app.command("incidents")(water.import_incidents)
 app.add_typer(healthcheck.app, name="healthcheck")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(monitor.broker_app, name="broker")
+app.add_typer(scenarios.app, name="scenarios")
 
 _debug = False
 
