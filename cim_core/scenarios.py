@@ -86,7 +86,9 @@ def define(name: str, *, title: str | None = None, description: str | None = Non
             c.execute(sa.text("update scenarios set title = coalesce(:t, title), "
                               "description = coalesce(:d, description) where id = :i"),
                       {"t": title, "d": description, "i": sid})
-        if removes is not None:
+        had = c.execute(sa.text("select dataset, key from scenario_removals where scenario_id = :i order by id"),
+                        {"i": sid}).all()
+        if removes is not None and [tuple(r) for r in had] != [tuple(r) for r in removes]:
             c.execute(sa.text("delete from scenario_removals where scenario_id = :i"), {"i": sid})
             if removes:
                 c.execute(sa.text("insert into scenario_removals (scenario_id, dataset, key) values (:i, :d, :k)"),

@@ -160,3 +160,34 @@ def test_cli_import_with_a_scenario_list_and_compare(cli_env, db, tmp_path):
     assert json.loads(r.stdout)["totals"]["change"]["green_area_m2"] == 600.0
     r = subprocess.run(cim + ["scenarios", "compare", "nope"], env=cli_env, capture_output=True, text=True)
     assert r.returncode != 0 and "no scenario 'nope'" in (r.stderr + r.stdout) and len((r.stderr + r.stdout).strip().splitlines()) <= 2
+
+
+def test_the_sample_district_ships_its_renewal_plan(db, tmp_path):
+    """`cim demo`'s district: the plan replaces the old block by its renewed model and demolishes one neighbour
+    for a pocket park; the comparison finds what the generator planted (manifest `scenarios[0].expected`)."""
+    from sample_models.district import generate
+    from sample_models.district.manifest import define_scenarios, entries
+
+    manifest = generate(tmp_path, scale=0.3, seed=7)
+    plan = manifest["scenarios"][0]
+    needed = {"sample-buildings", "sample-compounds", "sample-green", "sample-ifc-residential-old",
+              "sample-ifc-residential-renewed", "sample-plan-pocket-park", "sample-plan-compounds"}
+    import importlib
+    for e in entries(tmp_path):
+        if e.dataset in needed:
+            importlib.import_module(f"importers.{e.importer}").import_file(tmp_path / e.path, engine=db, **e.options)
+    define_scenarios(tmp_path, db)
+    listed = {s["name"]: s for s in scenarios.list_scenarios(db)}
+    assert listed["renewal"]["datasets"] == ["sample-ifc-residential-renewed", "sample-plan-compounds",
+                                             "sample-plan-pocket-park"]
+    cmp = compare("renewal", healthcheck=False, engine=db)
+    exp = plan["expected"]
+    assert [b.key for b in cmp.demolished] == exp["demolished"] and cmp.new == []
+    (renewed, was), = cmp.changed
+    assert renewed.dataset == "sample-ifc-residential-renewed" and was.key in exp["changed"] + ["sample-ifc-residential-old"]
+    t = cmp.totals
+    assert t["change"]["households"] == exp["households_change"] < 0
+    assert t["change"]["green_area_m2"] == pytest.approx(exp["pocket_park_m2"], abs=0.2)
+    assert t["change"]["buildings"] == -2  # the old block twice (footprint and IFC model) and its neighbour, plus the renewed one
+    # removed: the old block once (largest of its two records) and the neighbour; added: the renewed block
+    assert t["floor_area_m2"]["removed"] == pytest.approx(was.floor_area + cmp.demolished[0].floor_area)
