@@ -191,3 +191,34 @@ def test_the_sample_district_ships_its_renewal_plan(db, tmp_path):
     assert t["change"]["buildings"] == -2  # the old block twice (footprint and IFC model) and its neighbour, plus the renewed one
     # removed: the old block once (largest of its two records) and the neighbour; added: the renewed block
     assert t["floor_area_m2"]["removed"] == pytest.approx(was.floor_area + cmp.demolished[0].floor_area)
+
+
+def test_3d_tiles_of_a_scenario_are_served_beside_the_as_is_ones(town, tmp_path, monkeypatch):
+    monkeypatch.setenv("CIM_HOME", str(tmp_path / "home"))
+    from cim_core.settings import get_settings
+    from services.tiles import service
+    get_settings.cache_clear()
+    service.reset()
+    try:
+        client = TestClient(create_app())
+        r = client.get("/tiles/tileset.json", params={"scenario": "renewal"}, follow_redirects=False)
+        assert r.status_code == 307 and r.headers["location"].endswith("/tiles/scenarios/renewal/tileset.json")
+        plan = client.get(r.headers["location"]).json()
+        as_is = client.get("/tiles/tileset.json").json()
+        # the plan's tiles stand on the as-is ground: one vertical offset
+        assert plan["extras"]["vertical_offset"] == as_is["extras"]["vertical_offset"]
+        layer = client.get("/tiles/scenarios/renewal/buildings/tileset.json")
+        assert layer.status_code == 200
+        import json
+        home = tmp_path / "home" / "tiles"
+        with town.connect() as c:
+            sid = scenarios.resolve(c, "renewal")
+        states = [json.loads(p.read_text()) for p in (home / "state.json", home / "scenarios" / str(sid) / "state.json")]
+        # B1, its model, B2, B3 as-is; B1R, B3, N in the plan
+        assert [s["layers"]["buildings"]["features"] for s in states] == [4, 3]
+        for bad in ("/tiles/tileset.json?scenario=nope", "/tiles/scenarios/nope/tileset.json"):
+            r = client.get(bad, follow_redirects=False)
+            assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    finally:
+        service.reset()
+        get_settings.cache_clear()
