@@ -169,7 +169,8 @@ def _forget_if_rebuilt(out: Path, cache: _Cache) -> None:
 async def _fresh(cache: _Cache | None = None) -> _Cache:
     cache = cache or _cache
     now = time.monotonic()
-    if now - cache.checked < CHECK_INTERVAL_S:
+    # a cache never built (a scenario's first requests) makes every request wait for its first build
+    if now - cache.checked < CHECK_INTERVAL_S and (cache.dir / "state.json").exists():
         return cache
     cache.checked = now
     try:
