@@ -57,6 +57,7 @@ def test_swipe_shows_the_plan_right_of_the_divider(page, demo):
     p.js("() => window.cim.setSwipe(true)")
     _swipe_settled(p)
     x, y = p.screen_of(site["lon"], site["lat"])
+    p.js("() => { document.getElementById('swipe-divider').hidden = true; }")  # the divider is drawn at 50 %
     shots = {}
     for side, split in (("as-is", 0.98), ("plan", 0.02)):
         p.js(f"() => {{ window.cim.viewer.scene.splitPosition = {split}; window.cim.viewer.scene.requestRender(); }}")
@@ -66,6 +67,7 @@ def test_swipe_shows_the_plan_right_of_the_divider(page, demo):
     r, g, b = shots["plan"]
     assert g > r and g > b, f"plan side at the site is not green: {shots['plan']}"
     assert np.abs(shots["plan"] - shots["as-is"]).sum() > 60, shots
+    p.js("() => { document.getElementById('swipe-divider').hidden = false; }")
     # the divider drags with the mouse
     width = p.js("() => window.cim.viewer.scene.canvas.clientWidth")
     p.js("() => { window.cim.viewer.scene.splitPosition = 0.5; window.dispatchEvent(new Event('resize')); }")
