@@ -222,3 +222,9 @@ def test_3d_tiles_of_a_scenario_are_served_beside_the_as_is_ones(town, tmp_path,
     finally:
         service.reset()
         get_settings.cache_clear()
+    # the health check recomputed for the plan: fewer residents (households x 2.62 persons, the set's rule)
+    # under the same parks (the pocket park is below the set's 2,000 m2 for a park)
+    hc = {r["indicator"]: r for r in compare("renewal", engine=db).healthcheck}
+    park = hc["park_area_per_capita"]
+    households = t["as_is"]["households"], t["plan"]["households"]
+    assert park["as_is"] and park["plan"] == pytest.approx(park["as_is"] * households[0] / households[1], rel=1e-6)
