@@ -158,6 +158,8 @@ def test_cli_import_with_a_scenario_list_and_compare(cli_env, db, tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["totals"]["change"]["green_area_m2"] == 600.0
+    r = subprocess.run(cim + ["scenarios", "compare", "plan-a"], env=cli_env, capture_output=True, text=True)
+    assert r.returncode == 0 and "green_area_m2" in r.stdout and "+600.0" in r.stdout, r.stdout + r.stderr
     r = subprocess.run(cim + ["scenarios", "compare", "nope"], env=cli_env, capture_output=True, text=True)
     assert r.returncode != 0 and "no scenario 'nope'" in (r.stderr + r.stdout) and len((r.stderr + r.stdout).strip().splitlines()) <= 2
 
