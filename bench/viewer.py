@@ -69,7 +69,22 @@ def run(scale: float, work: Path) -> dict:
                 return {load_s: c.marks.loaded / 1000, marks: c.marks, layers: Object.keys(c.tilesets),
                         tiles_loaded: ts.map(t => t.statistics.numberOfLoadedTilesTotal).reduce((a, b) => a + b, 0),
                         features_loaded: ts.map(t => t.statistics.numberOfFeaturesLoaded).reduce((a, b) => a + b, 0),
-                        renderer: c.renderer, msaa: c.viewer.scene.msaaSamples};
+                        renderer: c.renderer, msaa: c.viewer.scene.msaaSamples,
+                        requests: requestTimes()};
+                // where the time goes: the tile requests (last response, and the server's share) vs decoding
+                // and drawing after them
+                function requestTimes() {
+                    const r = performance.getEntriesByType("resource");
+                    const tiles = r.filter((e) => e.name.includes("/tiles/"));
+                    const glb = tiles.filter((e) => !e.name.split("?")[0].endsWith(".json"));
+                    const end = (list) => Math.round(Math.max(0, ...list.map((e) => e.responseEnd)));
+                    return {cesium_js_ms: end(r.filter((e) => e.name.endsWith("/Cesium.js"))),
+                            tile_requests: tiles.length, glb_requests: glb.length,
+                            glb_bytes: glb.reduce((a, e) => a + (e.encodedBodySize || 0), 0),
+                            last_tile_response_ms: end(tiles),
+                            tile_wait_ms_sum: Math.round(tiles.reduce((a, e) => a + (e.responseStart - e.requestStart), 0)),
+                            api_requests: r.filter((e) => e.name.includes("/api/")).length};
+                }
             }""")
             figures["orbit_fps"] = page.evaluate("""(seconds) => new Promise((resolve) => {
                 const scene = window.cim.viewer.scene, sphere = window.cim.districtSphere();
@@ -99,4 +114,5 @@ def run(scale: float, work: Path) -> dict:
             "orbit_fps": round(figures["orbit_fps"], 2), "orbit_seconds": ORBIT_S, "viewport": VIEWPORT,
             "layers": figures["layers"], "tiles_loaded": figures["tiles_loaded"],
             "features_loaded": figures["features_loaded"], "renderer": figures["renderer"], "msaa": figures["msaa"],
-            "marks_ms": figures["marks"]}
+            "marks_ms": figures["marks"], "requests": figures["requests"],
+            "load_average": [round(v, 2) for v in os.getloadavg()]}

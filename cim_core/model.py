@@ -136,3 +136,4 @@ class DatasetInfo:
     sha256: str | Future[str]  # the content's SHA-256, or its computation under way
     source_crs: str | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    scenario: str | None = None  # the plan the dataset belongs to (cim_core.scenarios); None: as-is

@@ -424,3 +424,25 @@ for _name, _cols, _using in (
         ("alarms_sensor", [alarms.c.sensor_id, alarms.c.rule], None),
         ("alarm_events_alarm", [alarm_events.c.alarm_id], None)):
     sa.Index(_name, *_cols, postgresql_using=_using)
+
+# ---------------------------------------------------------------- issue 18: renewal scenarios
+# A scenario is a named plan over the as-is model (现状): its model is the as-is objects minus its removals
+# plus the objects of its own datasets (datasets.scenario_id; null = as-is). A removal names a dataset of the
+# as-is model by name (so it survives a re-import), and one object of it by key, or the whole dataset (key null).
+scenarios = sa.Table(
+    "scenarios", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("title", sa.Text),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+datasets.append_column(sa.Column("scenario_id", sa.Integer, sa.ForeignKey("scenarios.id", ondelete="CASCADE")))
+scenario_removals = sa.Table(
+    "scenario_removals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("scenario_id", sa.Integer, sa.ForeignKey("scenarios.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("dataset", sa.Text, nullable=False),
+    sa.Column("key", sa.Text),
+)
+sa.Index("scenario_removals_scenario", scenario_removals.c.scenario_id)

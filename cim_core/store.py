@@ -19,7 +19,7 @@ import shapely
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
-from . import schema
+from . import scenarios, schema
 from .db import get_engine, storage_srid
 from .errors import InputError, NotFoundError
 from .model import CityObject, DatasetInfo, QAFinding
@@ -205,7 +205,7 @@ def _batches(it: Iterable, n: int) -> Iterator[list]:
 def _replace_old(cur, info: DatasetInfo):
     """Delete the dataset of the same name (inside the transaction); its id, extent and classes."""
     cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (info.name,))
-    cur.execute("""select d.id, st_asbinary(st_envelope(st_extent(o.footprint)))
+    cur.execute("""select d.id, st_asbinary(st_envelope(st_extent(o.footprint))), d.scenario_id
                    from datasets d left join city_objects o on o.dataset_id = d.id
                    where d.name = %s group by d.id""", (info.name,))
     old = cur.fetchone()
@@ -215,6 +215,17 @@ def _replace_old(cur, info: DatasetInfo):
         old_classes = [r[0] for r in cur.fetchall()]
         cur.execute("delete from datasets where id = %s", (old[0],))
     return old, old_classes
+
+
+def _scenario_id(cur, info: DatasetInfo, old) -> int | None:
+    """The dataset's scenario: the one named (created when missing), else the replaced dataset's, else as-is."""
+    if info.scenario is None or scenarios.is_as_is(info.scenario):
+        return old[2] if old and info.scenario is None else None
+    scenarios.check_name(info.scenario)
+    cur.execute("insert into scenarios (name, title) values (%s, %s) on conflict (name) do nothing",
+                (info.scenario, info.scenario))
+    cur.execute("select id from scenarios where name = %s", (info.scenario,))
+    return cur.fetchone()[0]
 
 
 def _copy_objects(cur, objects: Iterable[CityObject], dataset_id: int, ids: _Ids, srid: int,
@@ -259,11 +270,12 @@ def write_dataset(info: DatasetInfo, objects: Iterable[CityObject], qa: Iterable
     try:
         with raw.driver_connection.cursor() as cur:
             old, old_classes = _replace_old(cur, info)
-            cur.execute("""insert into datasets (name, kind, source_path, sha256, source_crs, report, status)
-                           values (%s, %s, %s, %s, %s, %s, 'writing') returning id""",
+            cur.execute("""insert into datasets (name, kind, source_path, sha256, source_crs, report, status,
+                                                   scenario_id)
+                           values (%s, %s, %s, %s, %s, %s, 'writing', %s) returning id""",
                         (info.name, info.kind, Path(info.source_path).name,
                          info.sha256.result() if isinstance(info.sha256, Future) else info.sha256,
-                         info.source_crs, _Json(info.report, dumps=dumps)))
+                         info.source_crs, _Json(info.report, dumps=dumps), _scenario_id(cur, info, old)))
             dataset_id = cur.fetchone()[0]
             ids = _Ids(cur)
             _copy_objects(cur, objects, dataset_id, ids, srid, counts, progress)

@@ -193,8 +193,10 @@ def _ground(fields, data, geoms: np.ndarray, field: str | None) -> np.ndarray:
 def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None = None, crs: str | None = None,
                  height_field: str | None = None, floors_field: str | None = None, dataset: str | None = None,
                  engine: sa.Engine | None = None, force: bool = False,
-                 on_objects: Callable[[int], None] | None = None, **options) -> ImportResult:
+                 on_objects: Callable[[int], None] | None = None, scenario: str | None = None,
+                 **options) -> ImportResult:
     """Import one layer as one dataset (see the module doc); `kind` is guessed from the layer name if not given.
+    `scenario` names the renewal plan the dataset belongs to (cim_core.scenarios); none: the as-is model.
 
     options go to importers.pipes for kind pipes / pipe-nodes (e.g. field_map, utility).
     """
@@ -210,6 +212,8 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
         raise InputError(f"{path}: cannot tell what layer {layer!r} holds", hint=f"give --as {'|'.join(KINDS)}")
     if kind in ("pipes", "pipe-nodes"):
         from . import pipes  # the pipe network builder owns survey layers
+        if scenario is not None:
+            raise InputError(f"{path}: --scenario applies to buildings and map layers, not to pipe networks")
         return pipes.import_layer(path, layer, crs=crs, dataset=dataset, engine=engine, force=force,
                                   on_objects=on_objects, **options)
     if options:
@@ -218,6 +222,8 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
     name = dataset or (path.stem if len(layer_names) == 1 or layer == path.stem else f"{path.stem}_{layer}")
     key = {"layer": layer, "kind": kind, "crs": crs, "height_field": height_field, "floors_field": floors_field,
            "dataset": name, "srid": storage_srid(engine)}
+    if scenario is not None:
+        key["scenario"] = scenario
     sha, done = already_loaded(path, force, key, engine)
     if done:
         return ImportResult(path=str(path), dataset=done["name"], skipped=True)
@@ -235,7 +241,7 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
         else [None] * len(geoms)
     meshes, zr = _kind_meshes(path, kind, fields, data, geoms, ground, height_field, floors_field, report)
     info = DatasetInfo(name=name, kind="gis", source_path=str(path), sha256=sha, source_crs=crs_name(src),
-                       report=report)
+                       report=report, scenario=scenario)
     lods = np.where(np.isin(shapely.get_type_id(geoms), POLYGONAL), 1, -1) if kind == "buildings" else \
         np.array([-1 if m is None else 0 for m in meshes])
     objects = _objects(keys, uids, names, CLASS_OF[kind], lods.tolist(), attributes(meta, data, len(geoms)),

@@ -484,12 +484,13 @@ def _has_body(p) -> bool:
 def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,
                 force: bool = False, on_objects: Callable[[int], None] | None = None, crs: str | None = None,
                 at: tuple[float, ...] | None = None, rotation: float | None = None,
-                threads: int = THREADS) -> ImportResult:
+                threads: int = THREADS, scenario: str | None = None) -> ImportResult:
     """Import one IFC file as one dataset (named after the file unless `dataset` is given).
 
     Placement: `at` (E, N[, H]) and `rotation` (degrees, counter-clockwise) override the file's own
     georeference; `crs` names the CRS of the file's map coordinates (or of `at`) when the file does not.
-    `on_objects` is called with the number of objects written as the import goes.
+    `on_objects` is called with the number of objects written as the import goes. `scenario` names the renewal
+    plan the dataset belongs to (cim_core.scenarios); none: the as-is model.
     """
     path = Path(path)
     engine = engine or get_engine()
@@ -499,6 +500,8 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
     options = {"crs": crs, "at": [float(x) for x in at] if at else None,
                "rotation": float(rotation) if rotation is not None else None, "dataset": name,
                "srid": storage_srid(engine)}
+    if scenario is not None:
+        options["scenario"] = scenario
     sha, existing = already_loaded(path, force, options, engine)
     if existing:
         return ImportResult(path=str(path), dataset=existing["name"], skipped=True)
@@ -507,7 +510,7 @@ def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engi
     reader = _Reader(model, path, placement, threads, on_objects)
     report = {"schema": model.schema, "georef": placement.report(), "options": options_key(options)}
     info = DatasetInfo(name=name, kind="ifc", source_path=str(path), sha256=sha, source_crs=placement.crs,
-                       report=report)
+                       report=report, scenario=scenario)
 
     def objects():
         yield from reader.objects()

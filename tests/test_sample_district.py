@@ -64,7 +64,7 @@ def test_manifest_lists_every_file_and_layer_with_its_import_command(district):
             assert layer["command"] is None and layer["imported_with"] == "pipes"
         else:
             assert layer["command"].startswith(f"cim import gis district.gpkg --layer {layer['layer']} --as ")
-    ifc = manifest["files"][1:]
+    ifc = [f for f in manifest["files"][1:] if f["kind"] == "ifc"]
     assert {f["path"] for f in ifc} == {
         "ifc/school.ifc",
         "ifc/hospital.ifc",
@@ -254,7 +254,7 @@ def test_each_ifc_building_opens_and_stands_on_its_footprint(district):
     b, footprints = read(out, "buildings")
     settings = ifcopenshell.geom.settings()
     settings.set("use-world-coords", True)
-    for entry in manifest["files"][1:]:
+    for entry in [e for e in manifest["files"][1:] if e["kind"] == "ifc"]:
         f = ifcopenshell.open(out / entry["path"])
         assert f.schema == "IFC4"
         k = int(np.flatnonzero(b["id"] == entry["building_id"])[0])
@@ -378,12 +378,13 @@ def test_load_imports_each_entry_once_then_only_what_changed(db, tmp_path):
     assert is_current(tmp_path)
     listed = entries(tmp_path)
     commands = [layer["command"] for layer in manifest["files"][0]["layers"] if layer["command"]]
-    commands += [f["command"] for f in manifest["files"][1:]]
+    commands += [layer["command"] for f in manifest["files"][1:] for layer in f.get("layers", [])]  # the plan's
+    commands += [f["command"] for f in manifest["files"][1:] if f["kind"] == "ifc"]
     assert [e.command for e in listed] == commands  # the manifest shows each import as a `cim import`
     steps = []
     first = load(tmp_path, engine=db, on_step=lambda done, total: steps.append((done, total)))
     assert [r.dataset for r in first] == [e.dataset for e in listed]
-    assert len({r.dataset for r in first}) == len(listed) == 16  # with hc_units, hc_facilities
+    assert len({r.dataset for r in first}) == len(listed) == 18  # with hc_units, hc_facilities, the plan's two
     assert steps == [(k, len(listed)) for k in range(len(listed) + 1)]
     assert {d["name"] for d in store.list_datasets(db)} == {e.dataset for e in listed}
     assert all(sum(r.counts.values()) > 0 for r in first)

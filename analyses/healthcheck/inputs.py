@@ -5,6 +5,8 @@ import numpy as np
 import shapely
 import sqlalchemy as sa
 
+from cim_core import scenarios
+
 from .definitions import IndicatorSet, Selector
 from .kinds import Layer, Unit
 from .walking import WalkNetwork
@@ -57,8 +59,10 @@ def _where(sel: Selector) -> tuple[str, dict]:
     return "".join(f" and {s}" for s in sql), params
 
 
-def read_layer(conn: sa.Connection, sel: Selector) -> Layer:
+def read_layer(conn: sa.Connection, sel: Selector, scenario_id: int | None = None) -> Layer:
+    """The objects of a selector in the model of a scenario (None: as-is; cim_core.scenarios)."""
     extra, params = _where(sel)
+    extra += f" and {scenarios.current(scenario_id)}"
     rows = conn.execute(sa.text(FLOODING if sel.cls == "waterlogging_point" else SELECT + extra + " order by o.id"),
                         params).all()
     return Layer(np.array([r.id for r in rows], dtype=np.int64), [r.name for r in rows],
@@ -69,15 +73,16 @@ def read_layer(conn: sa.Connection, sel: Selector) -> Layer:
 class ModelInputs:
     """The layers of an indicator set's classes, read once per run."""
 
-    def __init__(self, iset: IndicatorSet, engine: sa.Engine, year: int):
+    def __init__(self, iset: IndicatorSet, engine: sa.Engine, year: int, scenario_id: int | None = None):
         self.iset, self.engine, self.cell_m, self.year = iset, engine, iset.cell_m, year
+        self.scenario_id = scenario_id
         self._layers: dict[str, Layer] = {}
         self._walk: WalkNetwork | None | bool = False
 
     def layer(self, name: str) -> Layer:
         if name not in self._layers:
             with self.engine.connect() as c:
-                self._layers[name] = read_layer(c, self.iset.classes[name])
+                self._layers[name] = read_layer(c, self.iset.classes[name], self.scenario_id)
         return self._layers[name]
 
     def selector_keys(self, name: str) -> set[str]:
@@ -96,7 +101,7 @@ class ModelInputs:
         sel = self.iset.units.get(level)
         if sel is not None:
             with self.engine.connect() as c:
-                lay = read_layer(c, sel)
+                lay = read_layer(c, sel, self.scenario_id)
             if len(lay) or level != "district":
                 return [Unit(level, str(lay.attrs[i].get("id", lay.ids[i])), lay.names[i], lay.geoms[i],
                              int(lay.ids[i])) for i in range(len(lay))]

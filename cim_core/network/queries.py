@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from cim_core import scenarios
 from cim_core.db import storage_srid
 from cim_core.errors import NotFoundError
 
@@ -18,7 +19,8 @@ def utility_materials(engine: sa.Engine) -> dict[str, list[dict]]:
 
 def _where(table: str, geom: str, utility: str | None, dataset_id: int | None,
            bbox: tuple[float, float, float, float] | None) -> str:
-    conds = [CURRENT]
+    # a named dataset is read as it is (a plan's too); else the as-is model's networks
+    conds = [CURRENT if dataset_id is not None else scenarios.current(None)]
     if utility is not None:
         conds.append(f"{table}.utility = :utility")
     if dataset_id is not None:

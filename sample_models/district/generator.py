@@ -11,7 +11,7 @@ import numpy as np
 import shapely
 
 from . import buildings as bld
-from . import drainage, underground, water_ops
+from . import drainage, renewal, underground, water_ops
 from . import healthcheck as hc
 from .ifc import BuildingModel, Lateral, write_ifc
 from .layout import (
@@ -182,6 +182,8 @@ def generate(
 
     ifc_files = _write_ifc(out, grid.seed, targets, services, nodes, progress)
     manifest = _manifest(grid, plan, counts, lengths, ifc_files, targets, time.perf_counter() - started)
+    plan_files, manifest["scenarios"] = renewal.write_plan(out, gpkg, targets.get("old_residential"))
+    manifest["files"] += plan_files
     manifest["drainage"] = drainage.plant(out, grid.seed)
     manifest["underground"] = underground.plant(out, grid.extent, FIELDS)
     manifest["water"] = water_ops.write_incidents(out, gpkg, grid.seed)
@@ -456,7 +458,8 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
         )
         path = out / "ifc" / f"{stem}.ifc"
         counts = write_ifc(model, path, seed)
-        entry = ImportEntry("ifc", f"ifc/{stem}.ifc", {"dataset": f"sample-ifc-{stem.replace('_', '-')}"})
+        entry = ImportEntry("ifc", f"ifc/{stem}.ifc", {"dataset": f"sample-ifc-{stem.replace('_', '-')}"}
+                            | ({"scenario": renewal.SCENARIO} if scenario == "renewed" else {}))
         files.append(
             {
                 "path": f"ifc/{stem}.ifc",

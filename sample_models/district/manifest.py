@@ -106,4 +106,16 @@ def load(
         done.append(result)
         if on_step:
             on_step(len(done), len(todo))
+    define_scenarios(folder, engine)
     return done
+
+
+def define_scenarios(folder: Path, engine: sa.Engine | None = None) -> None:
+    """The renewal plans of the manifest (`scenarios`: name, title, description, removes), as
+    cim_core.scenarios records; their datasets come with the imports (option `scenario`)."""
+    from cim_core import scenarios
+
+    manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+    for s in manifest.get("scenarios", []):
+        scenarios.define(s["name"], title=s.get("title"), description=s.get("description"),
+                         removes=[(r["dataset"], r.get("key")) for r in s.get("removes", [])], engine=engine)

@@ -19,6 +19,7 @@ from . import (
                pipe_categories,
                processes,
                readings,
+               scenarios,
                vector_tiles,
                water,
 )
@@ -41,5 +42,6 @@ router.include_router(alarms.router)
 router.include_router(monitor.router)
 router.include_router(drainage.router)
 router.include_router(findings.router)
+router.include_router(scenarios.router)
 
 __all__ = ["install_problem_handlers", "router"]

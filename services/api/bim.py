@@ -8,6 +8,7 @@ import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from cim_core import scenarios
 from cim_core.errors import InputError, NotFoundError
 from services import auth
 
@@ -236,7 +237,8 @@ def _node(conn, node_id: int | None) -> dict | None:
 @router.get("/search", summary="Find objects by name, uid (IFC GlobalId) or id, for the viewer's search box")
 def search(request: Request, who: Caller,
            q: str = Query(..., min_length=1, max_length=200, description="part of a name, a uid, or an id"),
-           limit: int = Query(20, ge=1, le=100)):
+           limit: int = Query(20, ge=1, le=100),
+           scenario: str | None = Query(None, description="renewal scenario (plan) to search; default as-is")):
     engine = auth.current_engine()
     reg = registry(engine)
     with engine.connect() as conn:
@@ -248,7 +250,8 @@ def search(request: Request, who: Caller,
         raise InputError("q: give part of a name, a uid or an id")
     like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("""
+        in_model = scenarios.visible(scenarios.resolve(conn, scenario))
+        rows = conn.execute(sa.text(f"""
             select o.id, o.class, o.name, o.uid, o.ifc_class,
                    case when o.footprint is not null then
                         array[st_xmin(b), st_ymin(b), st_xmax(b), st_ymax(b)] end bbox
@@ -256,7 +259,7 @@ def search(request: Request, who: Caller,
             left join pipe_segments p on p.object_id = o.id left join pipe_nodes n on n.object_id = o.id
             cross join lateral (select st_transform(st_envelope(o.footprint), 4326) b) e
             where (o.name ilike :contains or o.uid = :q or o.id = :qid)
-              and (o.class = any(:classes) or p.utility = any(:u) or n.utility = any(:nu))
+              and (o.class = any(:classes) or p.utility = any(:u) or n.utility = any(:nu)) and {in_model}
             order by o.id = :qid desc, o.uid = :q desc, o.name ilike :prefix desc, length(o.name), o.id
             limit :n"""), {"contains": f"%{like}%", "prefix": f"{like}%", "q": text, "qid": int_id(text),
                            "u": utilities, "nu": node_utilities, "classes": readable_classes(who, engine),

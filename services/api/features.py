@@ -17,6 +17,7 @@ import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from cim_core import scenarios
 from cim_core.errors import NotFoundError
 from cim_core.settings import get_settings
 from services import auth
@@ -308,12 +309,14 @@ class ItemsQuery:
     filter_crs: str | None = None
     cursor: str | None = None
     count: bool = False
+    scenario: str | None = None
 
 
 def _where(c: Collection, q: ItemsQuery, reg, who: auth.Caller, conn: sa.Connection) -> list[sa.ColumnElement]:
     """The filters of a query (collection scope, bbox, datetime, CQL2), without the page position."""
     storage = reg.srid
-    where = [c.scope(_pipe_utilities(who, reg, conn.engine) if c.kind == "nodes" else None)]
+    where = [c.scope(_pipe_utilities(who, reg, conn.engine) if c.kind == "nodes" else None),
+             sa.text(scenarios.visible(scenarios.resolve(conn, q.scenario), "city_objects"))]
     if q.bbox is not None:
         bcrs = ocrs.resolve(q.bbox_crs, storage, "bbox-crs")
         where.append(sa.func.ST_Intersects(c.geometry, ocrs.to_storage(ocrs.parse_bbox(q.bbox, bcrs), bcrs, storage)))
@@ -380,10 +383,11 @@ def items(
     filter_crs: str | None = Query(None, alias="filter-crs"),
     cursor: str | None = Query(None, description="opaque position from a `next` link"),
     count: bool = Query(False, description="also return numberMatched (one more query)"),
+    scenario: str | None = Query(None, description="renewal scenario (plan) whose model to read; default as-is"),
 ):
     with auth.current_engine().connect() as conn:
         q = ItemsQuery(limit, bbox, bbox_crs, crs, datetime, properties, sortby, filter, filter_lang, filter_crs,
-                       cursor, count)
+                       cursor, count, scenario)
         rows, matched, c, sort, out = _page(request, who, conn, collectionId, q)
     more = len(rows) > limit
     rows = rows[:limit]

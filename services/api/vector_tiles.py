@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.dialects.postgresql import JSONB
 
+from cim_core import scenarios
 from cim_core.errors import InputError, NotFoundError
 from cim_core.settings import get_settings
 from services import auth
@@ -95,8 +96,10 @@ FLAT_ATTRIBUTES = """case when substr(city_objects.attributes::text, 2) ~ '[[{]'
 
 
 @lru_cache(maxsize=256)
-def tile_sql(c: Collection, srid: int, utilities: tuple[str, ...], shadowed: tuple[str, ...] = ()) -> sa.Select:
-    """ST_AsMVT of one collection's tile, with :z, :x and :y bound at execution.
+def tile_sql(c: Collection, srid: int, utilities: tuple[str, ...], shadowed: tuple[str, ...] = (),
+             scenario_id: int | None = None) -> sa.Select:
+    """ST_AsMVT of one collection's tile in the model of a scenario (None: as-is), with :z, :x and :y bound
+    at execution.
 
     Properties: the typed columns as they are (ST_AsMVT leaves out nulls), then the attributes without the
     `shadowed` keys, those that a typed property of the same name gives already."""
@@ -113,7 +116,7 @@ def tile_sql(c: Collection, srid: int, utilities: tuple[str, ...], shadowed: tup
                       sa.literal_column(attributes, JSONB).label("attributes"))
             .select_from(c.from_clause())
             .where(c.scope(list(utilities)), c.geometry.op("&&")(search),
-                   sa.or_(objects.c.valid_to.is_(None), objects.c.valid_to > sa.func.current_date()))
+                   sa.text(scenarios.current(scenario_id, "city_objects")))
             .subquery("t"))
     return sa.select(sa.func.ST_AsMVT(sa.literal_column("t"), c.id, EXTENT, "geom", "id")).select_from(rows)
 
@@ -267,7 +270,8 @@ def tile(request: Request, who: Caller, collectionId: CollectionId, tileMatrixSe
          tileRow: Annotated[int, Path(description="row (y), from the top", examples=[13381])],
          tileCol: Annotated[int, Path(description="column (x), from the left", examples=[26758])],
          f: Annotated[str | None, Query(description="format: mvt, the only one (GDAL's MVT driver wants a "
-                                        "tile URL that does not end in a number: add ?f=mvt)")] = None):
+                                        "tile URL that does not end in a number: add ?f=mvt)")] = None,
+         scenario: Annotated[str | None, Query(description="renewal scenario (plan); default as-is")] = None):
     if f not in (None, "mvt"):
         raise InputError(f"f: unsupported format {f[:40]!r}; tiles are Mapbox Vector Tiles (f=mvt)")
     engine = auth.current_engine()
@@ -276,12 +280,13 @@ def tile(request: Request, who: Caller, collectionId: CollectionId, tileMatrixSe
         check_tms(tileMatrixSetId)
         check_tile(tileMatrix, tileRow, tileCol)
         utilities = _readable_utilities(who, reg, engine) if c.kind == "nodes" else ()
-        key, store = (c.id, tileMatrix, tileRow, tileCol, utilities), cache(engine)
+        sid = scenarios.resolve(conn, scenario)
+        key, store = (c.id, tileMatrix, tileRow, tileCol, utilities, sid), cache(engine)
         token = reg.token
         found = store.get(token, key)
         if found is None:
             shadowed = tuple(sorted({n for n, _ in c.typed} & set(reg.attr_keys.get(c.id, {}))))
-            data = conn.scalar(tile_sql(c, reg.srid, utilities, shadowed),
+            data = conn.scalar(tile_sql(c, reg.srid, utilities, shadowed, sid),
                                {"z": tileMatrix, "x": tileCol, "y": tileRow})
             found = Tile(bytes(data or b""))
             store.put(token, key, found)

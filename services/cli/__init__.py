@@ -24,6 +24,7 @@ from . import (
     qa,
     renewal,
     sample,
+    scenarios,
     serve,
     tiles,
     water,
@@ -60,6 +61,7 @@ imports.app.command("incidents")(water.import_incidents)
 app.add_typer(healthcheck.app, name="healthcheck")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(monitor.broker_app, name="broker")
+app.add_typer(scenarios.app, name="scenarios")
 
 _debug = False
 

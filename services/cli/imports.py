@@ -148,6 +148,9 @@ def import_gis(
         "--dataset",
         help="Dataset name (default: the file's stem, plus the layer for multi-layer files).",
     ),
+    scenario: str = typer.Option(
+        None, "--scenario", help="Renewal plan the dataset belongs to (created if new); default: as-is (现状)."
+    ),
     workers: int = typer.Option(1, "--workers", help="Files imported in parallel processes."),
     force: bool = typer.Option(False, "--force", help="Re-import files already loaded."),
 ):
@@ -174,6 +177,7 @@ def import_gis(
         crs=crs,
         height_field=height_field,
         floors_field=floors_field,
+        scenario=scenario,
     )
 
 
@@ -454,6 +458,9 @@ def import_ifc(
     rotation: float = typer.Option(
         None, "--rotation", help="With --at: degrees counter-clockwise from grid east to the model's x axis."
     ),
+    scenario: str = typer.Option(
+        None, "--scenario", help="Renewal plan the dataset belongs to (created if new); default: as-is (现状)."
+    ),
     workers: int = typer.Option(1, "--workers", help="Files imported in parallel processes."),
     force: bool = typer.Option(False, "--force", help="Re-import files already loaded."),
 ):
@@ -477,6 +484,7 @@ def import_ifc(
         crs=crs,
         at=_ifc_at(at),
         rotation=rotation,
+        scenario=scenario,
     )
 
 

@@ -447,11 +447,13 @@ class _Pass:
     change_id: int
     opts: TreeOptions
     progress: Callable[[int], None] | None
+    scenario_id: int | None = None  # the model of a renewal plan (cim_core.scenarios); None: as-is
 
 
 def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engine: sa.Engine | None = None,
           incremental: bool = False, opts: TreeOptions | None = None,
-          progress: Callable[[int], None] | None = None, include_restricted: bool = False) -> BuildReport:
+          progress: Callable[[int], None] | None = None, include_restricted: bool = False,
+          scenario_id: int | None = None, vertical_offset: float | None = None) -> BuildReport:
     """Write (or bring up to date, with `incremental`) a tileset under `out`: tileset.json + one per layer.
 
     `out` is a local folder or an s3://bucket/prefix URL. Restricted layers go to a folder as to the tile
@@ -459,6 +461,8 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
     a bucket hands every object to whoever may read it, without asking for an API key.
     Incremental: only layers whose classes changed since the last build are rebuilt, and in them only
     the tiles whose quad intersects a changed region; the vertical offset of the first build is kept.
+    `scenario_id`: the model of a renewal plan instead of the as-is model (its builds are never incremental);
+    `vertical_offset` (the as-is tileset's, so that both stand on the same ground) overrides the derived one.
     """
     unknown = [la for la in layers if la not in LAYERS]
     if unknown:
@@ -473,13 +477,13 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
                          hint="a bucket cannot check API keys: --include-restricted writes them, "
                               "for a private bucket only")
     srid = storage_srid(engine)
-    state = _read_json(target, "state.json") if incremental else None
+    state = _read_json(target, "state.json") if incremental and scenario_id is None else None
     if state and (state.get("format") != STATE_FORMAT or state.get("srid") != srid):
         state = None  # another builder version or database CRS: rebuild all
     with engine.connect() as conn:
         change_id = last_change_id(conn)
         changes = changes_since(conn, state["change_id"]) if state else []
-        configured = get_settings().vertical_offset
+        configured = get_settings().vertical_offset if vertical_offset is None else vertical_offset
         offset = configured if configured is not None else (
             state["vertical_offset"] if state else derive_offset(conn))
         if state and offset != state["vertical_offset"]:
@@ -490,7 +494,7 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
         for layer in withheld:
             layer_states.pop(layer, None)
             target.remove_folder(layer)
-        run = _Pass(target, conn, srid, offset, change_id, opts or TreeOptions(), progress)
+        run = _Pass(target, conn, srid, offset, change_id, opts or TreeOptions(), progress, scenario_id)
         for layer in layers:
             if layer in withheld:
                 report.layers.append(LayerReport(layer, withheld=True))
@@ -511,7 +515,7 @@ def _build_layer(run: _Pass, layer: str, layer_states: dict, touched: list) -> L
     old_ts = _read_json(target, f"{layer}/tileset.json") if ls else None
     if ls is not None and old_ts is not None and not touched:
         return LayerReport(layer, features=ls["features"], skipped=True)
-    features = LOADERS[layer](run.conn)
+    features = LOADERS[layer](run.conn, run.scenario_id)
     if not features:
         layer_states.pop(layer, None)
         target.remove_folder(layer)

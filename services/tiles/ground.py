@@ -14,10 +14,11 @@ import numpy as np
 import shapely
 import sqlalchemy as sa
 
+from cim_core import scenarios
 from cim_core import mesh as kernels
 
 from .builder import derive_offset
-from .source import CURRENT, Feature
+from .source import Feature
 
 CLASSES = ("road", "water", "green", "landuse")
 STYLES = Path(__file__).parent / "data" / "ground_styles.csv"
@@ -90,11 +91,12 @@ def _polygonal(geom):
     return geom
 
 
-def load_ground(conn: sa.Connection) -> list[Feature]:
-    """Road, water, green and land-use objects as flat, coloured, pickable surfaces at their ground height."""
+def load_ground(conn: sa.Connection, scenario_id: int | None = None) -> list[Feature]:
+    """Road, water, green and land-use objects as flat, coloured, pickable surfaces at their ground height
+    (of the as-is model, or of a scenario's)."""
     rows = conn.execute(sa.text(f"""
         select o.id, o.class, o.name, o.attributes, o.zmin, st_asbinary(o.footprint) fp
-        from city_objects o where o.class in ('road', 'water', 'green', 'landuse') and {CURRENT}
+        from city_objects o where o.class in ('road', 'water', 'green', 'landuse') and {scenarios.current(scenario_id)}
           and o.footprint is not null order by o.id""")).all()
     table = styles()
     # GIS layers without heights are stored at z = 0: such a surface lies at the district's median ground,

@@ -18,12 +18,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from cim_core import scenarios
 from cim_core.db import get_engine
 from cim_core.errors import InputError
 from cim_core.settings import get_settings
@@ -52,13 +55,15 @@ class _Entry:
 
 
 class _Cache:
-    """Per process: the files served so far, valid while the cache's state (its build) stays the same."""
+    """Per process: the files served so far, valid while the cache's state (its build) stays the same.
+    One for the as-is model ($CIM_HOME/tiles), one per renewal scenario (tiles/scenarios/<id>)."""
 
-    def __init__(self):
+    def __init__(self, scenario_id: int | None = None):
         self.lock = threading.Lock()
         self.checked = 0.0
         self.report: BuildReport | None = None
-        self.dir = cache_dir()
+        self.scenario_id = scenario_id
+        self.dir = cache_dir() if scenario_id is None else cache_dir() / "scenarios" / str(scenario_id)
         self.files: dict[str, _Entry] = {}
         self.build_stamp: tuple | None = None
 
@@ -68,12 +73,14 @@ def cache_dir() -> Path:
 
 
 _cache = _Cache()
+_scenario_caches: dict[int, _Cache] = {}
 
 
 def reset() -> None:
     """Forget in-process state (the settings or the database changed)."""
     global _cache
     _cache = _Cache()
+    _scenario_caches.clear()
 
 
 def reset_clock() -> None:
@@ -114,61 +121,77 @@ def _stale(out: Path, engine: sa.Engine) -> bool:
             or not (out / "tileset.json").exists())
 
 
-def refresh(force: bool = False) -> BuildReport | None:
-    """Bring the tile cache up to date with the database. Returns the report of the build this call made;
-    None when the cache was fresh or another thread or process is building it (the previous files are
-    served meanwhile). Only a cache that was never built makes the caller wait for the builder."""
-    out = _cache.dir
+def refresh(force: bool = False, cache: _Cache | None = None) -> BuildReport | None:
+    """Bring the tile cache (the as-is one unless given) up to date with the database. Returns the report of
+    the build this call made; None when the cache was fresh or another thread or process is building it (the
+    previous files are served meanwhile). Only a cache that was never built makes the caller wait."""
+    cache = cache or _cache
+    out = cache.dir
     out.mkdir(parents=True, exist_ok=True)
     engine = get_engine()
     first = not (out / "state.json").exists()
-    if not _cache.lock.acquire(blocking=first):
+    if not cache.lock.acquire(blocking=first):
         return None
     report = None
     try:
         if force or _stale(out, engine):
             with builder_lock(engine, out, wait=first) as mine:
                 if mine and (force or _stale(out, engine)):  # another process may have built it meanwhile
-                    report = _cache.report = build(out, engine=engine, incremental=True, opts=OPTIONS)
-        _forget_if_rebuilt(out)
+                    report = cache.report = build(out, engine=engine, incremental=True, opts=OPTIONS,
+                                                  **_scenario_build(cache))
+        _forget_if_rebuilt(out, cache)
     finally:
-        _cache.lock.release()
+        cache.lock.release()
     return report
 
 
-def _forget_if_rebuilt(out: Path) -> None:
+def _scenario_build(cache: _Cache) -> dict:
+    """A scenario's build: its model, on the as-is tileset's ground (its vertical offset)."""
+    if cache.scenario_id is None:
+        return {}
+    if not (_cache.dir / "state.json").exists():
+        refresh()
+    state = read_json(_cache.dir / "state.json") or {}
+    return {"scenario_id": cache.scenario_id, "vertical_offset": state.get("vertical_offset")}
+
+
+def _forget_if_rebuilt(out: Path, cache: _Cache) -> None:
     """Files in memory stay valid until a build (of this process or another) rewrote the cache."""
     try:
         st = (out / "state.json").stat()
     except FileNotFoundError:
         return
-    if _cache.build_stamp != (st.st_mtime_ns, st.st_size):
-        _cache.files.clear()
-        _cache.build_stamp = (st.st_mtime_ns, st.st_size)
+    if cache.build_stamp != (st.st_mtime_ns, st.st_size):
+        cache.files.clear()
+        cache.build_stamp = (st.st_mtime_ns, st.st_size)
 
 
-async def _fresh() -> None:
+async def _fresh(cache: _Cache | None = None) -> _Cache:
+    cache = cache or _cache
     now = time.monotonic()
-    if now - _cache.checked < CHECK_INTERVAL_S:
-        return
-    _cache.checked = now
+    # a cache never built (a scenario's first requests) makes every request wait for its first build
+    if now - cache.checked < CHECK_INTERVAL_S and (cache.dir / "state.json").exists():
+        return cache
+    cache.checked = now
     try:
-        await run_in_threadpool(refresh)
+        await run_in_threadpool(refresh, False, cache)
     except InputError as exc:  # nothing to tile yet
         raise HTTPException(404, str(exc)) from None
+    return cache
 
 
-def _load(rel: str, compress: bool) -> _Entry:
-    entry = _cache.files.get(rel)
+def _load(rel: str, compress: bool, cache: _Cache | None = None) -> _Entry:
+    cache = cache or _cache
+    entry = cache.files.get(rel)
     if entry is None:
         try:
-            data = (_cache.dir / rel).read_bytes()
+            data = (cache.dir / rel).read_bytes()
         except FileNotFoundError:
             raise HTTPException(404, "no such tile") from None
         entry = _Entry(data, gzip.compress(data, 6) if compress else None, f'"{etag_of(data)}"')
-        if len(_cache.files) > MEMORY_FILES:  # bounded; beyond it files come from the OS page cache
-            _cache.files.clear()
-        _cache.files[rel] = entry
+        if len(cache.files) > MEMORY_FILES:  # bounded; beyond it files come from the OS page cache
+            cache.files.clear()
+        cache.files[rel] = entry
     return entry
 
 
@@ -208,8 +231,47 @@ def _for_caller(request: Request, entry: _Entry) -> tuple[_Entry, bool]:
     return entry, not who.anonymous
 
 
-@router.get("/tileset.json", summary="Root tileset: every layer the caller may read, as an external tileset")
-async def root_tileset(request: Request) -> Response:
+# ---------------------------------------------------------------- renewal scenarios (before the routes
+# below, whose paths of as many segments would take them)
+def _scenario_cache(name: str) -> _Cache:
+    """The tile cache of a scenario (404 problem for an unknown one); its tiles are built on first use."""
+    with get_engine().connect() as conn:
+        sid = scenarios.resolve(conn, name)
+    if sid is None:
+        return _cache
+    return _scenario_caches.setdefault(sid, _Cache(sid))
+
+
+@router.get("/scenarios/{scenario}/tileset.json", summary="Root tileset of a renewal scenario's model")
+async def scenario_root_tileset(scenario: str, request: Request) -> Response:
+    cache = await _fresh(_scenario_cache(scenario))
+    entry, private = _for_caller(request, _load("tileset.json", True, cache))
+    return _serve(request, "tileset.json", "application/json", JSON_CACHE, True, private, entry)
+
+
+@router.get("/scenarios/{scenario}/{layer}/tileset.json", summary="Tileset of one layer of a scenario's model")
+async def scenario_layer_tileset(scenario: str, layer: str, request: Request) -> Response:
+    _check_layer(layer)
+    cache = await _fresh(_scenario_cache(scenario))
+    return _serve(request, f"{layer}/tileset.json", "application/json", JSON_CACHE, True, auth.is_restricted(layer),
+                  _load(f"{layer}/tileset.json", True, cache))
+
+
+@router.get("/scenarios/{scenario}/{layer}/{level}/{x}/{name}", summary="glb content of a scenario's tile")
+async def scenario_content(scenario: str, layer: str, level: str, x: str, name: str, request: Request) -> Response:
+    rel = _content_path(layer, level, x, name)
+    cache = await _fresh(_scenario_cache(scenario))
+    return _serve(request, rel, "model/gltf-binary", CONTENT_CACHE, False, auth.is_restricted(layer),
+                  _load(rel, False, cache))
+
+
+@router.get("/tileset.json", summary="Root tileset: every layer the caller may read, as an external tileset; "
+            "?scenario=NAME redirects to the tileset of a renewal plan's model")
+async def root_tileset(request: Request, scenario: str | None = None) -> Response:
+    if not scenarios.is_as_is(scenario):
+        _scenario_cache(scenario)  # 404 for an unknown one
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/tiles/scenarios/{quote(scenario)}/tileset.json",
+                                status_code=307)
     await _fresh()
     entry, private = _for_caller(request, _load("tileset.json", True))
     return _serve(request, "tileset.json", "application/json", JSON_CACHE, True, private, entry)
@@ -224,10 +286,14 @@ async def layer_tileset(layer: str, request: Request) -> Response:
 
 @router.get("/{layer}/{level}/{x}/{name}", summary="glb content of one tile")
 async def content(layer: str, level: str, x: str, name: str, request: Request) -> Response:
+    rel = _content_path(layer, level, x, name)
+    await _fresh()
+    return _serve(request, rel, "model/gltf-binary", CONTENT_CACHE, False, auth.is_restricted(layer))
+
+
+def _content_path(layer: str, level: str, x: str, name: str) -> str:
     _check_layer(layer)
     stem, _, ext = name.partition(".")
     if ext != "glb" or not (stem.isdigit() and level.isdigit() and x.isdigit()):  # also keeps paths inside
         raise HTTPException(404, "no such tile")
-    await _fresh()
-    return _serve(request, f"{layer}/{level}/{x}/{name}", "model/gltf-binary", CONTENT_CACHE, False,
-                  auth.is_restricted(layer))
+    return f"{layer}/{level}/{x}/{name}"

@@ -13,6 +13,7 @@ import shapely
 import sqlalchemy as sa
 
 from cim_core import mesh as kernels
+from cim_core import scenarios
 from cim_core import sweep
 from cim_core.settings import get_settings
 
@@ -34,7 +35,6 @@ NODE_RADIUS_DEFAULT = 0.3
 DEFAULT_DIAMETER_MM = get_settings().default_pipe_diameter_mm   # a segment without a stored size
 DEFAULT_NODE_DEPTH = 1.5
 
-CURRENT = "(o.valid_to is null or o.valid_to > current_date)"
 
 
 @dataclass
@@ -114,16 +114,17 @@ def _materials(fm_bytes, materials, n_faces: int, default=ELEMENT_COLOR):
     return np.where(fm < len(colors), fm, 0), colors
 
 
-def load_buildings(conn: sa.Connection) -> list[Feature]:
+def load_buildings(conn: sa.Connection, scenario_id: int | None = None) -> list[Feature]:
     """Buildings and parts with a mesh, and meshless buildings (IFC, footprint-only GIS) as LOD1 blocks.
 
     A meshless building whose parts have meshes (CityJSON LoD2) is drawn by its parts alone.
     """
+    cur = scenarios.current(scenario_id)
     rows = conn.execute(sa.text(f"""
         select o.id, o.class, o.name, o.attributes, o.zmin, o.zmax, o.mesh_vertices, o.mesh_faces,
                o.mesh_face_materials, o.materials, st_asbinary(o.footprint) fp, p.attributes pattrs
         from city_objects o left join city_objects p on p.id = o.parent_id
-        where o.class in ('building', 'building_part') and {CURRENT}
+        where o.class in ('building', 'building_part') and {cur}
           and (o.mesh_vertices is not null
                or (st_dimension(o.footprint) = 2 and o.zmin is not null and not exists (
                    select 1 from city_objects c where c.parent_id = o.id and c.class = 'building_part'
@@ -164,18 +165,19 @@ def load_buildings(conn: sa.Connection) -> list[Feature]:
     return out
 
 
-def load_bim(conn: sa.Connection) -> list[Feature]:
+def load_bim(conn: sa.Connection, scenario_id: int | None = None) -> list[Feature]:
     """IFC elements with their meshes and surface colours; spaces are left out (they hide the rooms)."""
+    cur = scenarios.current(scenario_id)
     tree = {r.id: r for r in conn.execute(sa.text(
         f"select o.id, o.parent_id, o.class, o.name from city_objects o "
-        f"where o.class in ('building', 'storey', 'space', 'element', 'site') and {CURRENT}")).all()}
+        f"where o.class in ('building', 'storey', 'space', 'element', 'site') and {cur}")).all()}
     blocks = {r.id: r for r in conn.execute(sa.text(
         f"select o.id, o.name, o.uid, st_asbinary(o.footprint) fp, o.zmin, o.zmax from city_objects o "
-        f"where o.class = 'building' and st_dimension(o.footprint) = 2 and {CURRENT}")).all()}
+        f"where o.class = 'building' and st_dimension(o.footprint) = 2 and {cur}")).all()}
     rows = conn.execute(sa.text(f"""
         select o.id, o.name, o.uid, o.ifc_class, o.attributes, o.mesh_vertices, o.mesh_faces,
                o.mesh_face_materials, o.materials
-        from city_objects o where o.class = 'element' and o.mesh_vertices is not null and {CURRENT}
+        from city_objects o where o.class = 'element' and o.mesh_vertices is not null and {cur}
         order by o.id""")).all()
     out = []
     for r in rows:
@@ -227,19 +229,20 @@ def load_bim(conn: sa.Connection) -> list[Feature]:
     return out
 
 
-def load_pipes(conn: sa.Connection) -> list[Feature]:
+def load_pipes(conn: sa.Connection, scenario_id: int | None = None) -> list[Feature]:
     """Pipe segments and nodes of every utility, coloured by pipe_categories (CJJ 61)."""
+    cur = scenarios.current(scenario_id)
     colors = {r.utility: tuple(c / 255 for c in r.color) + (1.0,) for r in conn.execute(sa.text(
         "select utility, color from pipe_categories")).all()}
     segs = conn.execute(sa.text(f"""
         select o.id, o.name, o.mesh_vertices, o.mesh_faces, s.utility, s.diameter_mm, s.width_mm, s.height_mm,
                s.shape, s.material, s.install_year, s.start_depth, s.end_depth,
                st_asbinary(s.centerline) cl
-        from city_objects o join pipe_segments s on s.object_id = o.id where {CURRENT} order by o.id""")).all()
+        from city_objects o join pipe_segments s on s.object_id = o.id where {cur} order by o.id""")).all()
     nodes = conn.execute(sa.text(f"""
         select o.id, o.name, o.mesh_vertices, o.mesh_faces, n.utility, n.node_type, n.depth, n.ground_z,
                n.invert_z, st_x(n.geom) x, st_y(n.geom) y, st_z(n.geom) z
-        from city_objects o join pipe_nodes n on n.object_id = o.id where {CURRENT} order by o.id""")).all()
+        from city_objects o join pipe_nodes n on n.object_id = o.id where {cur} order by o.id""")).all()
     axes = [shapely.get_coordinates(_geom(r.cl), include_z=True) for r in segs]
     rect = [bool(r.shape == "rectangular" and r.width_mm and r.height_mm) for r in segs]
     half_w = [(r.width_mm if q else (r.diameter_mm or DEFAULT_DIAMETER_MM)) / 2000 for r, q in zip(segs, rect)]
@@ -286,10 +289,10 @@ def load_pipes(conn: sa.Connection) -> list[Feature]:
     return out
 
 
-def load_ground(conn: sa.Connection) -> list[Feature]:
+def load_ground(conn: sa.Connection, scenario_id: int | None = None) -> list[Feature]:
     from .ground import load_ground as load  # ground.py builds on this module's Feature
 
-    return load(conn)
+    return load(conn, scenario_id)
 
 
 LOADERS = {"buildings": load_buildings, "bim": load_bim, "pipes": load_pipes, "ground": load_ground}

@@ -14,8 +14,10 @@ export async function api(path) {
 }
 
 // Tile requests carry the key as a header; Cesium copies headers to every derived content request.
-export const tileResource = (layer) =>
-  new Cesium.Resource({ url: `/tiles/${layer}/tileset.json`, headers: authHeaders() });
+// A renewal plan's model has tiles of its own (/tiles/scenarios/NAME/...); null: the as-is model.
+export const tileResource = (layer, scenario = state.scenario) =>
+  new Cesium.Resource({ url: `${scenarioTiles(scenario)}/${layer}/tileset.json`, headers: authHeaders() });
+export const scenarioTiles = (scenario) => (scenario ? `/tiles/scenarios/${encodeURIComponent(scenario)}` : "/tiles");
 
 // Run an OGC API process synchronously; a problem's detail becomes the error message.
 export async function runProcess(id, inputs) {

@@ -7,6 +7,9 @@ import "./tools/underground-findings.js";
 import "./tools/drainage.js";
 import "./tools/water.js";
 import "./tools/view.js";
+import "./tools/scenario.js";
+import "./tools/measure.js";
+import "./tools/views.js";
 import { STRINGS, t, translatePage } from "./i18n.js";
 import { renderKeyStatus } from "./keys.js";
 import { discoverAccess, loadLayers } from "./layers.js";
@@ -48,6 +51,7 @@ function showDistrict(sphere, view) {
 async function start() {
   const fromUrl = readHash();
   if (fromUrl.lang && STRINGS[fromUrl.lang]) state.lang = fromUrl.lang;
+  state.scenario = fromUrl.scenario || null;
   $("key").value = state.key;
   applyLanguage();
   setStatus(t("loadingScene"));

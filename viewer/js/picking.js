@@ -23,6 +23,7 @@ function pickAt(position) {
 cim.pickAt = (x, y) => pickAt(new Cesium.Cartesian2(x, y));
 
 new Cesium.ScreenSpaceEventHandler(scene.canvas).setInputAction((click) => {
+  if (cim.measure && cim.measure.mode) return; // the click places a measuring point (tools/measure.js)
   const props = pickAt(click.position);
   if (props && props.id !== undefined) openFeature(props);
   else closePanel();

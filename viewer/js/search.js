@@ -3,7 +3,7 @@ import { api } from "./http.js";
 import { t } from "./i18n.js";
 import { openFeature } from "./info.js";
 import { flyToBox } from "./scene.js";
-import { $, cim } from "./state.js";
+import { $, cim, state } from "./state.js";
 
 const MAX_HITS = 20;
 
@@ -28,7 +28,8 @@ function hitItem(h, list) {
 
 async function find(q) {
   try {
-    const r = await api(`/api/search?q=${encodeURIComponent(q)}`);
+    const plan = state.scenario ? `&scenario=${encodeURIComponent(state.scenario)}` : ""; // search the model shown
+    const r = await api(`/api/search?q=${encodeURIComponent(q)}${plan}`);
     return r.results || r.features || r;
   } catch (e) {
     cim.errors.push(String(e));

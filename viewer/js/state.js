@@ -18,6 +18,7 @@ export const state = {
   storey: null, // {id, name, buildingId, footprint}
   underground: false, // underground mode: the ground layer is as translucent as the globe
   groundAlpha: 1, // the globe's opacity while underground
+  scenario: null, // the renewal plan the scene shows (tools/scenario.js); null: the as-is model (现状)
 };
 export const tilesets = {};
 export const cim = (window.cim = { state, tilesets, viewer: null, errors: [], marks: {}, flying: false });

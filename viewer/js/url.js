@@ -9,6 +9,7 @@ export function readHash() {
     view: view && view.length === 5 && view.every(Number.isFinite) ? view : null,
     layers: p.has("layers") ? new Set(p.get("layers").split(",").filter(Boolean)) : null,
     lang: p.get("lang"),
+    scenario: p.get("scenario"),
   };
 }
 
@@ -19,6 +20,7 @@ export function writeHash() {
   const view = [deg(c.longitude).toFixed(6), deg(c.latitude).toFixed(6), c.height.toFixed(1),
     deg(scene.camera.heading).toFixed(1), deg(scene.camera.pitch).toFixed(1)].join(",");
   const p = new URLSearchParams({ view, layers: [...state.visible].join(","), lang: state.lang });
+  if (state.scenario) p.set("scenario", state.scenario);
   history.replaceState(null, "", "#" + p.toString().replace(/%2C/g, ","));
 }
 
