@@ -12,6 +12,9 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 from test_water_isolation import X0, Y0, hand_made, write_layer
 
+from analyses.healthcheck import assets, definitions
+from analyses.healthcheck.inputs import ModelInputs
+from analyses.healthcheck.kinds import Unit
 from analyses.water import isolation, renewals
 from cim_core.errors import InputError
 from importers import gis
@@ -68,6 +71,18 @@ def test_renewals_are_versions_and_progress_is_tracked(db, tmp_path):
     renewals.write_status(s, tmp_path / "s.csv")
     with open(tmp_path / "s.csv", encoding="utf-8-sig") as fh:
         assert [r["street"] for r in csv.DictReader(fh)] == ["人民路", "人民路", "人民路", "解放路"]
+    # the health check counts the same renewals against the 144.34 km, and each main once (current versions)
+    iset = definitions.load(None)
+    district = [Unit("district", "d", "district", shapely.box(X0 - 1000, Y0 - 1000, X0 + 1000, Y0 + 1000), None)]
+    for year, km in ((2025, 0.24), (2026, 0.34)):
+        v, = assets.renewal_progress(iset.indicator("water_main_renewal"), district, ModelInputs(iset, db, year))
+        assert v.details["renewed_m"] == pytest.approx(km * 1000, abs=0.5)
+        assert v.value == pytest.approx(100 * km / 144.34, rel=1e-3)
+    with db.connect() as c:
+        total = c.scalar(sa.text("select sum(length_m) from pipe_segments s join city_objects o on o.id = s.object_id "
+                                 "where s.utility = 'water' and o.valid_to is null"))
+    v, = assets.past_design_life(iset.indicator("old_water_mains"), district, ModelInputs(iset, db, 2026))
+    assert v.details["total_m"] == pytest.approx(total, abs=0.5)
 
 
 def _d(text):
