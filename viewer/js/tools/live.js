@@ -148,6 +148,7 @@ async function loadSensors() {
 async function showChart(code) {
   $("live-chart-title").textContent = code;
   const series = await api(`/api/monitor/sensors/${encodeURIComponent(code)}/series?hours=24`);
+  $("live-chart").removeAttribute("hidden");  // an empty chart stays out of the panel until a sensor is picked
   drawChart($("live-chart"), series);
 }
 
