@@ -60,12 +60,14 @@ def _where(sel: Selector) -> tuple[str, dict]:
 
 
 def read_extent(conn: sa.Connection, sel: Selector, scenario_id: int | None = None) -> tuple | None:
-    """The exact bounds of a selector's objects (from their geometries: the database's own extents are
-    rounded to single precision); only the geometries are read."""
+    """The exact bounds of a selector's objects. The cast to box3d computes them from the coordinates in
+    double precision; the database's own extents (st_extent, the index boxes) are rounded to single."""
     extra, params = _where(sel)
-    sql = SELECT.replace(f"o.id, coalesce(o.name, o.key) as name, {PIPE_ATTRS} as attrs, {GEOM} as wkb", GEOM)
-    rows = conn.execute(sa.text(sql + extra + f" and {scenarios.current(scenario_id)}"), params).scalars().all()
-    return tuple(shapely.total_bounds(shapely.from_wkb([bytes(r) for r in rows]))) if rows else None
+    box = f"coalesce(st_force2d(s.centerline), o.footprint)::box3d"
+    sql = SELECT.replace(f"o.id, coalesce(o.name, o.key) as name, {PIPE_ATTRS} as attrs, {GEOM} as wkb",
+                         f"min(st_xmin({box})), min(st_ymin({box})), max(st_xmax({box})), max(st_ymax({box}))")
+    row = conn.execute(sa.text(sql + extra + f" and {scenarios.current(scenario_id)}"), params).one()
+    return None if row[0] is None else tuple(float(v) for v in row)
 
 
 def read_layer(conn: sa.Connection, sel: Selector, scenario_id: int | None = None) -> Layer:
