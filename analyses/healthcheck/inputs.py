@@ -18,9 +18,9 @@ PIPE_ATTRS = ("o.attributes || jsonb_strip_nulls(jsonb_build_object('utility', c
               "'pressure_class', s.pressure_class, 'node_type', n.node_type, 'monitored', "
               "case when s.object_id is not null and exists (select 1 from sensors x where x.asset_id = o.id) "
               "then true end))")
+GEOM = "st_asbinary(coalesce(st_force2d(s.centerline), o.footprint))"
 SELECT = f"""
-    select o.id, coalesce(o.name, o.key) as name, {PIPE_ATTRS} as attrs,
-           st_asbinary(coalesce(st_force2d(s.centerline), o.footprint)) as wkb
+    select o.id, coalesce(o.name, o.key) as name, {PIPE_ATTRS} as attrs, {GEOM} as wkb
     from city_objects o left join pipe_segments s on s.object_id = o.id
          left join pipe_nodes n on n.object_id = o.id
     where o.class = :cls and coalesce(s.centerline, o.footprint) is not null"""
@@ -57,6 +57,17 @@ def _where(sel: Selector) -> tuple[str, dict]:
         sql.append("st_area(o.footprint) < :amax")
         params["amax"] = sel.max_area
     return "".join(f" and {s}" for s in sql), params
+
+
+def read_extent(conn: sa.Connection, sel: Selector, scenario_id: int | None = None) -> tuple | None:
+    """The exact bounds of a selector's objects. The cast to box3d computes them from the coordinates in
+    double precision; the database's own extents (st_extent, the index boxes) are rounded to single."""
+    extra, params = _where(sel)
+    box = f"coalesce(st_force2d(s.centerline), o.footprint)::box3d"
+    sql = SELECT.replace(f"o.id, coalesce(o.name, o.key) as name, {PIPE_ATTRS} as attrs, {GEOM} as wkb",
+                         f"min(st_xmin({box})), min(st_ymin({box})), max(st_xmax({box})), max(st_ymax({box}))")
+    row = conn.execute(sa.text(sql + extra + f" and {scenarios.current(scenario_id)}"), params).one()
+    return None if row[0] is None else tuple(float(v) for v in row)
 
 
 def read_layer(conn: sa.Connection, sel: Selector, scenario_id: int | None = None) -> Layer:
@@ -107,7 +118,12 @@ class ModelInputs:
                              int(lay.ids[i])) for i in range(len(lay))]
         if level != "district":
             return []
-        land = self.layer("built_up") if "built_up" in self.iset.classes else None
-        if land is None or not len(land):
+        if "built_up" not in self.iset.classes:
             return []
-        return [Unit("district", "district", "城区", shapely.box(*shapely.total_bounds(land.geoms)))]
+        if "built_up" in self._layers:
+            land = self._layers["built_up"]
+            bounds = tuple(shapely.total_bounds(land.geoms)) if len(land) else None
+        else:  # only its extent is needed: the geometries, without names and attributes
+            with self.engine.connect() as c:
+                bounds = read_extent(c, self.iset.classes["built_up"], self.scenario_id)
+        return [] if bounds is None else [Unit("district", "district", "城区", shapely.box(*bounds))]

@@ -125,8 +125,12 @@ def _cells(region, size: float) -> tuple[np.ndarray, np.ndarray]:
     shapely.prepare(parts)
     inside = shapely.contains_properly(parts[part[other]], boxes)
     areas[other[inside]] = size * size
-    edge = other[~inside]
-    pieces = shapely.intersection(boxes[~inside], parts[part[edge]])
+    # a cell that does not meet the part stays out (area 0); one on its edge is clipped by its rectangle
+    # (GEOS' rectangle clip: the same piece as an overlay, in a third of the time; shapely.clip_by_rect
+    # takes one rectangle per call, its ufunc `shapely.lib.clip_by_rect` one per geometry)
+    meets = ~inside & shapely.intersects(parts[part[other]], boxes)
+    edge = other[meets]
+    pieces = shapely.lib.clip_by_rect(parts[part[edge]], x0[edge], y0[edge], x0[edge] + size, y0[edge] + size)
     areas[edge] = shapely.area(pieces)
     ok = areas[edge] > 0
     pts[edge[ok]] = shapely.get_coordinates(shapely.point_on_surface(pieces[ok]))
@@ -142,8 +146,11 @@ def _bands(ind: Indicator, data: Inputs) -> list[tuple[Layer, float]] | None:
 def _reach(points: np.ndarray, bands, walk: WalkNetwork, dists: list[np.ndarray]) -> np.ndarray:
     """Which points lie within some band's radius of its facilities, walking."""
     ok = np.zeros(len(points), bool)
+    if not len(points):
+        return ok
+    leg, near = walk.nearest(points)  # once for all bands
     for (_, radius), d in zip(bands, dists):
-        ok |= walk.reach(points, d) <= radius
+        ok |= leg + d[near] <= radius
     return ok
 
 

@@ -68,8 +68,28 @@ class WalkNetwork:
         """Walking distance to each of `points` (k x 2) given the distances of the nodes."""
         if len(points) == 0:
             return np.zeros(0)
-        leg, near = self.tree.query(points)
+        leg, near = self.nearest(points)
         return leg + node_dist[near]
+
+    def nearest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(leg, node) of each point: its nearest node and the distance to it. Remembered by exact
+        coordinates: the grid cells of land recur across indicators and units (each coverage indicator
+        cuts the same cells again), and the lookup costs a fraction of the tree's query."""
+        key = points[:, 0] + 1j * points[:, 1]
+        known = self.__dict__.setdefault("_known", (np.zeros(0, complex), np.zeros(0), np.zeros(0, np.int64)))
+        at = np.minimum(np.searchsorted(known[0], key), max(len(known[0]) - 1, 0))
+        hit = known[0][at] == key if len(known[0]) else np.zeros(len(key), bool)
+        leg, near = np.empty(len(key)), np.empty(len(key), np.int64)
+        leg[hit], near[hit] = known[1][at[hit]], known[2][at[hit]]
+        miss = np.flatnonzero(~hit)
+        if len(miss):
+            leg[miss], near[miss] = self.tree.query(points[miss])
+            new, first = np.unique(key[miss], return_index=True)
+            keys = np.concatenate([known[0], new])
+            order = np.argsort(keys, kind="stable")
+            self.__dict__["_known"] = (keys[order], np.concatenate([known[1], leg[miss][first]])[order],
+                                       np.concatenate([known[2], near[miss][first]])[order])
+        return leg, near
 
 
 def _stack(graph: csr_matrix, extra: csr_matrix) -> csr_matrix:

@@ -100,8 +100,9 @@ def run(year: int, *, indicator_set: str | Path | None = None, only: list[str] |
     summary = {"year": year, "set": iset.id, "values": len(values),
                "failing": sum(ind.passes(v.value) is False for ind, v in values),
                "no_data": sum(v.value is None for _, v in values)}
+    srid = storage_srid(engine)  # once: it asks the database
     rec = record_run(ANALYSIS, {"year": year, "set": iset.path, "only": only}, iset.as_json(), found, summary,
-                     started_at=started, requested_by=requested_by, engine=engine)
+                     started_at=started, requested_by=requested_by, engine=engine, srid=srid)
     try:
         with engine.begin() as c:
             c.execute(sa.text("""
@@ -109,7 +110,7 @@ def run(year: int, *, indicator_set: str | Path | None = None, only: list[str] |
                     unit_object_id, value, straight_value, target, passes, details, geom)
                 values (:run, :year, :ind, :level, :key, :name, :oid, :value, :straight, :target, :passes,
                         cast(:details as jsonb), st_setsrid(st_geomfromwkb(:wkb), :srid))"""),
-                      [{**r, "srid": storage_srid(engine)} for r in _rows(rec.id, year, values)])
+                      [{**r, "srid": srid} for r in _rows(rec.id, year, values)])
     except Exception:
         with engine.begin() as c:
             c.execute(sa.text("delete from analysis_runs where id = :i"), {"i": rec.id})
