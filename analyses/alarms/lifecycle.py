@@ -133,8 +133,10 @@ def _late(conn, sensor: dict, kr: KindRules, st: LevelState, snaps: dict, upto: 
           open_alarm: dict | None) -> LevelState:
     """The level rule run again in time order over the stored readings (replay.py), reconciled with the
     transitions already announced; returns the sensor's new state."""
+    t0 = replay.base_time(snaps)
     new_st, moves, last = replay.replay(conn, sensor, kr, snaps, upto)
     after, cur = replay.last_applied(conn, sensor), st.level
+    replay.retime(conn, sensor, kr, t0, moves, after)
     for t, v, _old, new in moves:
         if (after is None or t > after) and new != cur:
             open_alarm, cur = _move(conn, sensor, kr, t, v, cur, new, open_alarm), new

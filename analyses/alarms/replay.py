@@ -62,6 +62,10 @@ def advance(snaps: dict, prev_last: datetime | None, st: LevelState) -> None:
         snaps["base"], snaps["next"] = nxt, _snap(prev_last, st)
 
 
+def base_time(snaps: dict) -> datetime | None:
+    return _unsnap(snaps["base"])[0]
+
+
 def can_replay(snaps: dict, earliest: datetime) -> bool:
     """Whether a reading at `earliest` is within reach of the sensor's base snapshot."""
     base = snaps.get("base")
@@ -83,6 +87,32 @@ def replay(conn: sa.Connection, sensor: dict, kr: KindRules, snaps: dict, upto: 
             snaps["next"] = _snap(nxt_t, st)  # the late reading may have changed the state there too
         last = (t, v)
     return st, moves, last
+
+
+_APPLIED = sa.text("""
+    select e.id, e.alarm_id, e.event, e.at, e.details->>'level' level from alarm_events e
+    join alarms a on a.id = e.alarm_id
+    where a.sensor_id = :s and a.rule = :r and e.event in ('raised', 'escalated', 'lowered', 'closed')
+      and (cast(:t0 as timestamptz) is null or e.at > :t0) order by e.at, e.id""")
+_COLUMN = {"raised": "raised_at", "escalated": "escalated_at", "closed": "closed_at"}
+
+
+def retime(conn: sa.Connection, sensor: dict, kr: KindRules, t0: datetime | None, moves: list,
+           after: datetime | None) -> None:
+    """When the transitions announced since the base snapshot are the replay's, only at other times (a
+    reading was in flight in another process when they were decided), record them at the replay's times:
+    the time of the reading that completed the streak. (What went out on the live stream stays.)"""
+    old = [m for m in moves if after is not None and m[0] <= after]
+    rows = conn.execute(_APPLIED, {"s": sensor["id"], "r": f"{sensor['kind']}-level", "t0": t0}).all()
+    names = {kr.levels.name_of(i): i for i in range(len(kr.levels.levels) + 1)}
+    if [0 if r.event == "closed" else names.get(r.level) for r in rows] != [m[3] for m in old]:
+        return  # another course (a reading in flight broke or made a streak): the reconciliation's
+    for r, m in zip(rows, old, strict=True):
+        if r.at != m[0]:
+            conn.execute(sa.text("update alarm_events set at = :t where id = :i"), {"t": m[0], "i": r.id})
+            if r.event in _COLUMN:
+                conn.execute(sa.text(f"update alarms set {_COLUMN[r.event]} = :t where id = :i"),
+                             {"t": m[0], "i": r.alarm_id})
 
 
 def last_applied(conn: sa.Connection, sensor: dict) -> datetime | None:
