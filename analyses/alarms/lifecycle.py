@@ -117,14 +117,17 @@ def _move(conn, sensor: dict, kr: KindRules, t: datetime, v: float, old: int, ne
         {"s": sensor["id"], "r": rule}), "status": "raised"})
 
 
-def _levels(conn, sensor: dict, kr: KindRules, st: LevelState, readings: list, open_alarm: dict | None):
+def _levels(conn, sensor: dict, kr: KindRules, st: LevelState, snaps: dict, readings: list,
+            open_alarm: dict | None):
     values = [v for _, v in readings]
     lo, hi = min(values), max(values)
     if kr.levels.target(lo, st.level) == st.level == kr.levels.target(hi, st.level):
         st.streak, st.toward = 0, st.level  # target() is monotonic: every reading keeps the level
+        snaps.setdefault("calm", readings[0][0].isoformat())
         return
     for t, v in readings:
         change = step(kr.levels, st, v)
+        replay.calm(snaps, st, t, change, kr.levels)
         if change is not None:
             open_alarm = _move(conn, sensor, kr, t, v, *change, open_alarm)
 
@@ -184,7 +187,8 @@ def _sensor(conn, rules: Rules, sensor: dict, row, fresh: list, open_by: dict):
     kr = rules.kinds.get(sensor["kind"])
     st, snaps = replay.load(orjson.loads(row.streaks))
     before = (dict(st.__dict__), dict(snaps))
-    late = kr and kr.levels and len(newer) < len(fresh) and replay.can_replay(snaps, fresh[0][0])
+    late = kr and kr.levels and len(newer) < len(fresh) and replay.can_replay(snaps, fresh[0][0]) \
+        and not replay.changes_nothing(snaps, st, kr.levels, fresh[:len(fresh) - len(newer)])
     if not newer and not late:
         return None, None  # repeated readings, or later than a replay reaches
     if newer and (sensor["id"], "offline") in open_by:
@@ -194,7 +198,7 @@ def _sensor(conn, rules: Rules, sensor: dict, row, fresh: list, open_by: dict):
         st = _late(conn, sensor, kr, st, snaps, max(fresh[-1][0], prev), level_open)
     elif kr and kr.levels:
         replay.advance(snaps, prev, st)
-        _levels(conn, sensor, kr, st, newer, level_open)
+        _levels(conn, sensor, kr, st, snaps, newer, level_open)
     state = kr.levels.name_of(st.level) if kr and kr.levels else "normal"
     if state != row.state:
         notify(conn, {"type": "state", "sensor": sensor["code"], "sensor_id": sensor["id"],

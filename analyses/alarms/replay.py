@@ -44,7 +44,7 @@ def _unsnap(s: list) -> tuple[datetime | None, LevelState]:
 
 def load(streaks: dict) -> tuple[LevelState, dict]:
     """The level state and the snapshots of a sensor_state.streaks document."""
-    snaps = {k: streaks.pop(k) for k in ("base", "next") if k in streaks}
+    snaps = {k: streaks.pop(k) for k in ("base", "next", "calm") if k in streaks}
     return LevelState(**streaks), snaps
 
 
@@ -60,6 +60,25 @@ def advance(snaps: dict, prev_last: datetime | None, st: LevelState) -> None:
         snaps["next"] = _snap(prev_last, st)
     elif (prev_last - datetime.fromisoformat(nxt[0])).total_seconds() >= REPLAY_S:
         snaps["base"], snaps["next"] = nxt, _snap(prev_last, st)
+
+
+def calm(snaps: dict, st: LevelState, t: datetime, change, rule) -> None:
+    """Keep `calm`: the time of a reading after which the sensor sat at its level with no streak, every
+    later reading pointing to that level too (`rule.target`). Dropped by a reading that starts a streak."""
+    if change is None and st.streak == 0:
+        snaps.setdefault("calm", t.isoformat())
+    else:
+        snaps.pop("calm", None)
+
+
+def changes_nothing(snaps: dict, st: LevelState, rule, late: list) -> bool:
+    """Late readings within the sensor's calm run, each pointing to its level, change nothing (put in
+    among readings that keep a level and its empty streak, they keep them too): no replay needed. This
+    is the common case of N processes at a high rate: every batch of one holds readings older than the
+    other's last."""
+    c = snaps.get("calm")
+    return (c is not None and st.streak == 0 and datetime.fromisoformat(c) < late[0][0]
+            and all(rule.target(v, st.level) == st.level for _, v in late))
 
 
 def base_time(snaps: dict) -> datetime | None:
@@ -79,8 +98,10 @@ def replay(conn: sa.Connection, sensor: dict, kr: KindRules, snaps: dict, upto: 
     rows = conn.execute(_ALL_READINGS if t0 is None else _READINGS, {"s": sensor["id"], "t0": t0, "t1": upto})
     nxt_t = datetime.fromisoformat(snaps["next"][0]) if snaps.get("next") else None
     moves, last = [], None
+    snaps.pop("calm", None)  # found again over the replayed readings
     for t, v in rows:
         change = step(kr.levels, st, v)
+        calm(snaps, st, t, change, kr.levels)
         if change:
             moves.append((t, v, *change))
         if nxt_t is not None and t <= nxt_t:
