@@ -200,8 +200,8 @@ def _sensor(conn, rules: Rules, sensor: dict, row, fresh: list, open_by: dict):
         replay.advance(snaps, prev, st)
         _levels(conn, sensor, kr, st, snaps, newer, level_open)
     state = kr.levels.name_of(st.level) if kr and kr.levels else "normal"
-    if not newer and row.state == "offline":
-        state = "offline"  # late readings do not end an offline spell; the next new reading does
+    if not newer and row.state == "offline" and st.level == before[0]["level"]:
+        state = "offline"  # late readings that move no level do not end an offline spell
     if state != row.state:
         notify(conn, {"type": "state", "sensor": sensor["code"], "sensor_id": sensor["id"],
                       "asset_id": sensor["asset_id"], "layer": sensor["layer"], "state": state})
