@@ -194,3 +194,21 @@ def test_readings_committed_out_of_order_raise_and_close_the_alarm_once(db):
                        {"s": sid}).one()
     assert st.state == "normal" and st.last_time == t0 + timedelta(seconds=60)
     assert (st.streaks["level"], st.streaks["streak"]) == (0, 0)
+
+
+def test_a_late_reading_that_raises_an_alarm_ends_the_offline_state(db):
+    """The offline check marks a sensor offline between the two batches; the late reading's replay
+    raises the level alarm, and the sensor's state says alarm (a late reading that moves no level
+    leaves offline in place: only a new reading ends an offline spell)."""
+    make_sensors(db)
+    sid = count(db, "select object_id from sensors where code = 'G1'")
+    w = Writer(db, evaluate)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    for i, v in [(0, 2.0), (1, 2.0), (3, 30.0)]:
+        w.write(Sorted(readings=[(sid, t0 + timedelta(seconds=i), v, None)]))
+    assert check_offline(db, datetime.now(UTC)) == 1
+    w.write(Sorted(readings=[(sid, t0 + timedelta(seconds=1, milliseconds=500), 2.0, None)]))  # moves nothing
+    assert count(db, "select count(*) from sensor_state where state = 'offline'") == 1
+    w.write(Sorted(readings=[(sid, t0 + timedelta(seconds=2), 30.0, None)]))
+    assert [(a["rule"], a["status"]) for a in alarms_of(db, "G1")] == [("offline", "raised"), ("gas-level", "raised")]
+    assert count(db, "select count(*) from sensor_state where state = 'alarm'") == 1
