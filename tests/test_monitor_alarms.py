@@ -156,3 +156,59 @@ def test_monitored_length_per_network(db):
     assert out["water"] == {"total_m": 400.0, "monitored_m": 200.0, "share": 0.5}
     assert out["gas"]["monitored_m"] == 0.0
     assert count(db, "select count(*) from analysis_runs where analysis = 'monitoring-coverage'") == 1
+
+
+def test_readings_committed_out_of_order_raise_and_close_the_alarm_once(db):
+    """Two ingest processes (two writers) get consecutive readings of one sensor from a shared
+    subscription and the later reading's batch commits first: the rules still take them in time order
+    (consecutive = 2 for gas), so the alarm is raised once, at the second reading past 25 %LEL, and
+    closed at the second reading back under the hysteresis, whichever batch commits first."""
+    make_sensors(db)
+    sid = count(db, "select object_id from sensors where code = 'G1'")
+    a, b = Writer(db, evaluate), Writer(db, evaluate)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
+    def at(i: int, value: float, writer: Writer) -> None:
+        writer.write(Sorted(readings=[(sid, t0 + timedelta(seconds=10 * i), value, None)]))
+
+    at(0, 2, a)
+    at(1, 2, b)
+    at(3, 30, a)  # the later of the two readings past the threshold commits first: a streak of one
+    assert alarms_of(db, "G1") == []
+    at(2, 30, b)  # the earlier one, late: with it the streak is two, ending at reading 3
+    [al] = alarms_of(db, "G1")
+    assert (al["rule"], al["level"], al["status"], al["value"]) == ("gas-level", "alarm", "raised", 30.0)
+    assert al["raised_at"] == t0 + timedelta(seconds=30)
+    at(2, 30, a)  # a QoS 1 redelivery of the late reading changes nothing
+    at(4, 31, b)
+    assert [x["id"] for x in alarms_of(db, "G1")] == [al["id"]]
+    assert events_of(db, al["id"]) == ["raised"]
+    at(6, 5, a)  # back to normal, again the later reading first
+    assert alarms_of(db, "G1")[0]["status"] == "raised"
+    at(5, 5, b)
+    [al] = alarms_of(db, "G1")
+    assert al["status"] == "closed" and al["closed_at"] == t0 + timedelta(seconds=60)
+    assert events_of(db, al["id"]) == ["raised", "closed"]
+    with db.connect() as c:
+        st = c.execute(sa.text("select state, last_time, streaks from sensor_state where sensor_id = :s"),
+                       {"s": sid}).one()
+    assert st.state == "normal" and st.last_time == t0 + timedelta(seconds=60)
+    assert (st.streaks["level"], st.streaks["streak"]) == (0, 0)
+
+
+def test_a_late_reading_that_raises_an_alarm_ends_the_offline_state(db):
+    """The offline check marks a sensor offline between the two batches; the late reading's replay
+    raises the level alarm, and the sensor's state says alarm (a late reading that moves no level
+    leaves offline in place: only a new reading ends an offline spell)."""
+    make_sensors(db)
+    sid = count(db, "select object_id from sensors where code = 'G1'")
+    w = Writer(db, evaluate)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    for i, v in [(0, 2.0), (1, 2.0), (3, 30.0)]:
+        w.write(Sorted(readings=[(sid, t0 + timedelta(seconds=i), v, None)]))
+    assert check_offline(db, datetime.now(UTC)) == 1
+    w.write(Sorted(readings=[(sid, t0 + timedelta(seconds=1, milliseconds=500), 2.0, None)]))  # moves nothing
+    assert count(db, "select count(*) from sensor_state where state = 'offline'") == 1
+    w.write(Sorted(readings=[(sid, t0 + timedelta(seconds=2), 30.0, None)]))
+    assert [(a["rule"], a["status"]) for a in alarms_of(db, "G1")] == [("offline", "raised"), ("gas-level", "raised")]
+    assert count(db, "select count(*) from sensor_state where state = 'alarm'") == 1

@@ -16,6 +16,7 @@ from cim_core.errors import InputError, NotFoundError
 from cim_core.readings import INCOMING
 
 from .context import alarm_context
+from . import replay
 from .rules import KindRules, LevelState, Rules, load_rules, step
 
 CHANNEL = "cim_monitor"
@@ -32,7 +33,7 @@ _SENSORS = sa.text("""
 # cost more to send than the readings' COPY.
 _BATCH = f"(select distinct sensor_id from {INCOMING})"
 _NEW_STATES = sa.text(f"insert into sensor_state (sensor_id) {_BATCH[1:-1]} on conflict do nothing")
-_STATES = sa.text("select sensor_id, last_time, state, cast(streaks as text) streaks from sensor_state "
+_STATES = sa.text("select sensor_id, last_time, last_value, state, cast(streaks as text) streaks from sensor_state "
                   f"where sensor_id in {_BATCH} order by sensor_id for update")
 _SAVE_LAST = sa.text(f"""
     update sensor_state s set last_time = x.time, last_value = x.value
@@ -44,10 +45,10 @@ _SAVE_STATE = sa.text("""
     where s.sensor_id = x.id""")
 # The window's max and min from the one-minute rollups (kept in the same transaction, before the rules
 # run): a few rows a sensor however fast it samples, where the readings themselves made each batch scan
-# every reading of the window. The window ends at the sensor's latest reading of the batch and starts at
+# every reading of the window. The window ends at the sensor's latest reading (sensor_state, saved before) and starts at
 # the minute holding its start, up to 59 s early.
 _WINDOW = sa.text(f"""
-    with last as (select sensor_id, max(time) t1 from {INCOMING} group by sensor_id)
+    with last as (select sensor_id, last_time t1 from sensor_state where sensor_id in {_BATCH})
     select r.sensor_id, max(r.vmax), min(r.vmin) from last
     join sensors s on s.object_id = last.sensor_id
     join unnest(cast(:kinds as text[]), cast(:windows as float8[])) k(kind, w) on k.kind = s.kind
@@ -104,25 +105,47 @@ def transition(conn: sa.Connection, sensor: dict, rule: str, level: str | None, 
                {"rule": rule, "level": level, "value": value, "status": open_alarm["status"]})
 
 
-def _levels(conn, sensor: dict, kr: KindRules, st: LevelState, readings: list, open_alarm: dict | None):
+def _move(conn, sensor: dict, kr: KindRules, t: datetime, v: float, old: int, new: int, open_alarm: dict | None):
+    """Apply a level change of the sensor's level rule; returns its open alarm after."""
+    name = kr.levels.name_of(new)
+    msg = (f"{sensor['code']}: {kr.kind} {v:g} {kr.levels.direction} the {name} threshold "
+           f"{kr.levels.levels[new - 1].threshold:g}" if new else "")
     rule = f"{sensor['kind']}-level"
+    transition(conn, sensor, rule, name if new else None, t, v, open_alarm, msg, new - old)
+    return None if new == 0 else (open_alarm or {"id": conn.scalar(sa.text(
+        "select id from alarms where sensor_id = :s and rule = :r and closed_at is null"),
+        {"s": sensor["id"], "r": rule}), "status": "raised"})
+
+
+def _levels(conn, sensor: dict, kr: KindRules, st: LevelState, snaps: dict, readings: list,
+            open_alarm: dict | None):
     values = [v for _, v in readings]
     lo, hi = min(values), max(values)
     if kr.levels.target(lo, st.level) == st.level == kr.levels.target(hi, st.level):
         st.streak, st.toward = 0, st.level  # target() is monotonic: every reading keeps the level
+        snaps.setdefault("calm", readings[0][0].isoformat())
         return
     for t, v in readings:
         change = step(kr.levels, st, v)
-        if change is None:
-            continue
-        old, new = change
-        name = kr.levels.name_of(new)
-        msg = (f"{sensor['code']}: {kr.kind} {v:g} {kr.levels.direction} the {name} threshold "
-               f"{kr.levels.levels[new - 1].threshold:g}" if new else "")
-        transition(conn, sensor, rule, name if new else None, t, v, open_alarm, msg, new - old)
-        open_alarm = None if new == 0 else (open_alarm or {"id": conn.scalar(sa.text(
-            "select id from alarms where sensor_id = :s and rule = :r and closed_at is null"),
-            {"s": sensor["id"], "r": rule}), "status": "raised"})
+        replay.calm(snaps, st, t, change, kr.levels)
+        if change is not None:
+            open_alarm = _move(conn, sensor, kr, t, v, *change, open_alarm)
+
+
+def _late(conn, sensor: dict, kr: KindRules, st: LevelState, snaps: dict, upto: datetime,
+          open_alarm: dict | None) -> LevelState:
+    """The level rule run again in time order over the stored readings (replay.py), reconciled with the
+    transitions already announced; returns the sensor's new state."""
+    t0 = replay.base_time(snaps)
+    new_st, moves, last = replay.replay(conn, sensor, kr, snaps, upto)
+    after, cur = replay.last_applied(conn, sensor), st.level
+    replay.retime(conn, sensor, kr, t0, moves, after)
+    for t, v, _old, new in moves:
+        if (after is None or t > after) and new != cur:
+            open_alarm, cur = _move(conn, sensor, kr, t, v, cur, new, open_alarm), new
+    if cur != new_st.level and last is not None:
+        _move(conn, sensor, kr, last[0], last[1], cur, new_st.level, open_alarm)
+    return new_st
 
 
 def _rates(conn, rules: Rules, sensors: dict, latest: dict, open_by: dict) -> None:
@@ -156,9 +179,43 @@ def _sensors(conn: sa.Connection, ids: list[int]) -> dict[int, dict]:
     return {i: _sensor_cache[db, i][1] for i in ids if (db, i) in _sensor_cache}
 
 
+def _sensor(conn, rules: Rules, sensor: dict, row, fresh: list, open_by: dict):
+    """The rules' step for one sensor of a batch (its readings sorted): (newest reading past its last
+    evaluated one or None, the state document to save or None when unchanged)."""
+    prev = row.last_time
+    newer = fresh if prev is None or fresh[0][0] > prev else [x for x in fresh if x[0] > prev]
+    kr = rules.kinds.get(sensor["kind"])
+    st, snaps = replay.load(orjson.loads(row.streaks))
+    before = (dict(st.__dict__), dict(snaps))
+    late = kr and kr.levels and len(newer) < len(fresh) and replay.can_replay(snaps, fresh[0][0]) \
+        and not replay.changes_nothing(snaps, st, kr.levels, fresh[:len(fresh) - len(newer)])
+    if not newer and not late:
+        return None, None  # repeated readings, or later than a replay reaches
+    if newer and (sensor["id"], "offline") in open_by:
+        transition(conn, sensor, "offline", None, newer[0][0], newer[0][1], open_by.pop((sensor["id"], "offline")))
+    level_open = open_by.get((sensor["id"], f"{sensor['kind']}-level"))
+    if late:
+        st = _late(conn, sensor, kr, st, snaps, max(fresh[-1][0], prev), level_open)
+    elif kr and kr.levels:
+        replay.advance(snaps, prev, st)
+        _levels(conn, sensor, kr, st, snaps, newer, level_open)
+    state = kr.levels.name_of(st.level) if kr and kr.levels else "normal"
+    if not newer and row.state == "offline" and st.level == before[0]["level"]:
+        state = "offline"  # late readings that move no level do not end an offline spell
+    if state != row.state:
+        notify(conn, {"type": "state", "sensor": sensor["code"], "sensor_id": sensor["id"],
+                      "asset_id": sensor["asset_id"], "layer": sensor["layer"], "state": state})
+    doc = None
+    if state != row.state or (st.__dict__, snaps) != before:
+        doc = (state, json.dumps({**st.__dict__, **snaps}))
+    return (newer[-1] if newer else None), doc
+
+
 def evaluate(conn: sa.Connection, new: list[tuple[int, datetime, float]], rules: Rules | None = None) -> None:
     """The alarm rules over a batch of readings (sensor id, time, value) in the transaction that stored
-    them; a reading not newer than its sensor's last (a repeated one) is skipped."""
+    them. A sensor's readings newer than its last evaluated one go through the rules in time order; one
+    older than that (it came from another process's batch that committed later) has the level rule run
+    again over the sensor's stored readings (replay.py); a repeated reading changes nothing."""
     rules = rules or load_rules()
     by_sensor: dict[int, list] = defaultdict(list)
     for sid, t, v in new:
@@ -166,36 +223,23 @@ def evaluate(conn: sa.Connection, new: list[tuple[int, datetime, float]], rules:
     ids = sorted(by_sensor)
     sensors = _sensors(conn, ids)
     conn.execute(_NEW_STATES)
-    states = {r.sensor_id: r for r in conn.execute(_STATES)}
+    states = {r.sensor_id: r for r in conn.execute(_STATES)}  # locked: one process evaluates a sensor
     open_by = {(r.sensor_id, r.rule): dict(r._mapping) for r in conn.execute(_OPEN)}
-    latest, changed = {}, []
+    latest, rate_at, changed = {}, {}, []
     for sid in ids:
-        row, sensor = states[sid], sensors[sid]
-        fresh = by_sensor[sid]
-        if row.last_time is not None and min(fresh)[0] <= row.last_time:
-            fresh = [x for x in fresh if x[0] > row.last_time]
-        if not fresh:
-            continue
-        fresh.sort()
-        latest[sid] = fresh[-1]
-        if (sid, "offline") in open_by:
-            transition(conn, sensor, "offline", None, fresh[0][0], fresh[0][1], open_by.pop((sid, "offline")))
-        st = LevelState(**orjson.loads(row.streaks)) if row.streaks != "{}" else LevelState()
-        before = dict(st.__dict__)
-        kr = rules.kinds.get(sensor["kind"])
-        if kr and kr.levels:
-            _levels(conn, sensor, kr, st, fresh, open_by.get((sid, f"{sensor['kind']}-level")))
-        state = kr.levels.name_of(st.level) if kr and kr.levels else "normal"
-        if state != row.state:
-            notify(conn, {"type": "state", "sensor": sensor["code"], "sensor_id": sid, "asset_id": sensor["asset_id"],
-                          "layer": sensor["layer"], "state": state})
-        if state != row.state or st.__dict__ != before:
-            changed.append((sid, state, json.dumps(st.__dict__)))
+        row = states[sid]
+        newest, doc = _sensor(conn, rules, sensors[sid], row, sorted(by_sensor[sid]), open_by)
+        if newest is not None:
+            latest[sid] = rate_at[sid] = newest
+        elif row.last_time is not None:
+            rate_at[sid] = (row.last_time, row.last_value)  # the window now holds the late readings
+        if doc is not None:
+            changed.append((sid, *doc))
     if latest:  # one statement for the batch: a statement per sensor would cost more than the COPY
         conn.execute(_SAVE_LAST)
     if changed:
         conn.execute(_SAVE_STATE, dict(zip(("id", "state", "streaks"), map(list, zip(*changed)))))
-    _rates(conn, rules, sensors, latest, open_by)
+    _rates(conn, rules, sensors, rate_at, open_by)
     _notify_readings(conn, sensors, latest)
 
 

@@ -1,0 +1,63 @@
+"""Alarms whatever order two ingest processes commit a sensor's readings in: a real Mosquitto deals the
+one-reading messages of one sensor round-robin to two ingest loops of one shared subscription, whose
+batches commit in either order; every episode of the gas level rule (consecutive = 2, hysteresis 2) is
+raised and closed once, and recorded at its second reading past 25 %LEL and its second under 8 %LEL
+(an alarm decided while the other process still held a reading of the streak is raised once, later,
+and its record gets the time the replay of the late reading finds)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from monitor_helpers import count, make_sensors, wait_for
+
+from services.monitor.broker import endpoint
+from services.monitor.ingest import Ingest
+
+EPISODE = [2.0, 2.0, 30.0, 30.0, 30.0, 5.0, 5.0, 5.0]  # readings 3 and 6 of each complete a streak
+EPISODES = 9  # 72 readings 2 s apart: 144 s of reading time, past the replay's 60 s snapshots
+
+
+def test_two_ingest_processes_raise_and_close_each_alarm_once(db, mosquitto):
+    make_sensors(db)
+    loops = [Ingest(db, endpoint(start=False), instance=i) for i in ("o-1", "o-2")]
+    threads = [threading.Thread(target=ing.run, kwargs={"report_every": 3600}, daemon=True) for ing in loops]
+    for t in threads:
+        t.start()
+    assert all(ing.subscribed.wait(10) for ing in loops)
+    # in the near future (the ingest takes up to 300 s ahead), so that no offline alarm comes in between
+    t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    values = EPISODE * EPISODES
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="order-pub", protocol=mqtt.MQTTv311)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    try:
+        for i, v in enumerate(values):
+            body = json.dumps({"time": (t0 + timedelta(seconds=2 * i)).isoformat(), "value": v})
+            pub.publish("cim/G1/reading", body, qos=1).wait_for_publish(5)
+            time.sleep(0.03)  # about seven batches of each process interleave
+        assert wait_for(lambda: count(db, "select count(*) from readings") == len(values), timeout=30)
+        assert wait_for(lambda: count(db, "select count(*) from alarms where closed_at is not null") == EPISODES,
+                        timeout=10)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        for ing in loops:
+            ing.stop()
+        for t in threads:
+            t.join(10)
+    with db.connect() as c:
+        alarms = c.execute(sa.text("select rule, level, raised_at, closed_at from alarms order by raised_at")).all()
+        events = c.scalars(sa.text("select string_agg(event, ',' order by id) from alarm_events "
+                                   "group by alarm_id order by alarm_id")).all()
+        state = c.scalar(sa.text("select state from sensor_state s join sensors x on x.object_id = s.sensor_id "
+                                 "where x.code = 'G1'"))
+    n = len(EPISODE)
+    assert [(a.rule, a.level) for a in alarms] == [("gas-level", "alarm")] * EPISODES
+    assert [a.raised_at for a in alarms] == [t0 + timedelta(seconds=2 * (e * n + 3)) for e in range(EPISODES)]
+    assert [a.closed_at for a in alarms] == [t0 + timedelta(seconds=2 * (e * n + 6)) for e in range(EPISODES)]
+    assert events == ["raised,closed"] * EPISODES and state == "normal"
