@@ -16,7 +16,6 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import psycopg
@@ -28,6 +27,9 @@ from .settings import get_settings
 
 DB_NAME = "cim"
 DB_USER = "cim"
+# PostgreSQL's default of 100 is used up by four `cim serve` workers (pools of up to 30) beside the ingest
+# and the analyses; an idle connection slot costs a few hundred bytes of shared memory.
+MAX_CONNECTIONS = 300
 
 
 def _pg_bindir() -> Path:
@@ -140,7 +142,8 @@ class Embedded:
         self.state_file.write_text(json.dumps({"port": port}))
         datadir = self.pgdata.resolve()
         self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(datadir), "-l", str(datadir / "server.log"),
-                  "-o", f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''")
+                  "-o", f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
+                        f"-c max_connections={MAX_CONNECTIONS}")
         admin = sa.create_engine(self.url().rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
         with admin.connect() as c:
             if not c.scalar(sa.text("select 1 from pg_database where datname = :n"), {"n": DB_NAME}):
@@ -205,9 +208,23 @@ def database_url(start: bool = True) -> str:
     return _started[emb.home]
 
 
-@lru_cache(maxsize=8)
+_engines: dict[str, sa.Engine] = {}
+
+
 def _engine_for(url: str) -> sa.Engine:
-    return sa.create_engine(url, pool_size=20, max_overflow=10)
+    if url not in _engines:
+        _engines[url] = sa.create_engine(url, pool_size=20, max_overflow=10)
+    return _engines[url]
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection of this process's engines (a process that moves between databases,
+    such as the test suite, would otherwise keep each database's idle connections open)."""
+    for engine in [*_engines.values(), *_read_engines.values()]:
+        engine.dispose()
+    _engines.clear()
+    _read_engines.clear()
+    _ready.clear()
 
 
 def connect_check(engine: sa.Engine) -> None:
@@ -287,10 +304,15 @@ class ReadConnector:
         raise error  # order() always holds the primary, so something was tried
 
 
-@lru_cache(maxsize=8)
+_read_engines: dict[tuple[tuple[str, ...], str], sa.Engine] = {}
+
+
 def _read_engine_for(replicas: tuple[str, ...], primary: str) -> sa.Engine:
-    return sa.create_engine(replicas[0], creator=ReadConnector(list(replicas), primary), pool_pre_ping=True,
-                            pool_size=10, max_overflow=20, pool_recycle=READ_POOL_RECYCLE_SECONDS)
+    if (replicas, primary) not in _read_engines:
+        _read_engines[replicas, primary] = sa.create_engine(
+            replicas[0], creator=ReadConnector(list(replicas), primary), pool_pre_ping=True,
+            pool_size=10, max_overflow=20, pool_recycle=READ_POOL_RECYCLE_SECONDS)
+    return _read_engines[replicas, primary]
 
 
 def read_engine() -> sa.Engine:

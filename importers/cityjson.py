@@ -135,10 +135,13 @@ def _object_mesh(oid: str, geom: dict, vertices: np.ndarray, path: Path) -> tupl
         rings = [r for r in rings if len(r) >= 3]
         if not rings:
             continue
-        idx = np.fromiter((i for r in rings for i in r), np.int64)
-        if idx.max() >= len(vertices) or idx.min() < 0:
-            raise InputError(f"{path}: object {oid!r} refers to vertex {int(idx.max())}, "
-                             f"but the file has {len(vertices)}")
+        try:
+            idx = np.fromiter((i for r in rings for i in r), np.int64)
+        except OverflowError:  # an index past 2**63
+            idx = None
+        if idx is None or idx.max() >= len(vertices) or idx.min() < 0:
+            bad = max((i for r in rings for i in r), key=abs)
+            raise InputError(f"{path}: object {oid!r} refers to vertex {bad}, but the file has {len(vertices)}")
         ends = np.cumsum([len(r) for r in rings])
         t = mesh.triangulate_surface(vertices[idx], ends)
         if not len(t):

@@ -55,6 +55,7 @@ def make_db(cluster, monkeypatch):
     yield make
     for e in engines:
         e.dispose()
+    cdb.dispose_engines()  # the engines the code under test opened on this test's database
     get_settings.cache_clear()
 
 

@@ -6,7 +6,7 @@
   manhole; layer `drainage_areas`: the rain/sewage separation area around that stretch (drainage_system
   `separated`), where no combined pipe may remain;
 - a low-lying area (易涝片区): the rain manhole that drains the most parcel area among the lowest lying
-  ones, and the one below it, sit in a 0.8 m depression of the street, with the old 300 mm concrete pipes
+  ones, and the one below it, sit in a 0.8 m depression of the street, with the old 200 mm concrete pipes
   leaving them (undersized for the parcels above: they flood in a 3-year storm). The generated
   district.gpkg's pipes and pipe_nodes rows of those manholes and pipes are changed in place (ground,
   depth, size, material, year); the area is a second polygon of `drainage_areas` (area_type
@@ -44,7 +44,7 @@ DEFECTS = {"concrete": ["PL", "FS", "SL", "TJ", "CK", "CJ", "JG", "SG"], "PVC-U"
 MAX_GRADE = {"FS": 3, "AJ": 3, "CR": 3, "TL": 2, "FZ": 3}
 # The low-lying area: depression of the street (m), the old pipes' size and year, the parcels it drains
 # (the storm's subcatchment rule: a parcel drains to the nearest rain node within SUBCATCHMENT_REACH m).
-DEPRESSION_M, OLD_PIPE = 0.8, {"diameter_mm": 300, "material": "concrete", "install_year": 1986}
+DEPRESSION_M, OLD_PIPE = 0.8, {"diameter_mm": 200, "material": "concrete", "install_year": 1986}
 SUBCATCHMENT_REACH, LOWLAND_MIN_HA = 300.0, 1.0
 
 
