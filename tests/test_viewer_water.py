@@ -43,7 +43,7 @@ def test_burst_valves_dry_area_and_renewal_by_year(browser, demo):  # noqa: F811
     got = p.js("window.cim.water.last")
     assert sorted(v["key"] for v in got["valves_to_close"]) == sorted(v["key"] for v in expect["valves_to_close"])
     assert sorted(got["isolated"]["buildings"]) == sorted(expect["isolated"]["buildings"])
-    assert p.js("window.cim.viewer.entities.values.length") == len(got["valves_to_close"]) + len(
+    assert p.js("window.cim.water.markers()") == len(got["valves_to_close"]) + len(
         got["inoperable_valves"]) + len(got["isolated"]["pipes"]) + len(got["cut_off"]["pipes"])
     p.js("document.getElementById('water').scrollIntoView()")
     p.settle()
@@ -78,7 +78,7 @@ def test_burst_valves_dry_area_and_renewal_by_year(browser, demo):  # noqa: F811
     p.page.click("#water button[data-i18n=criticalityMap]")
     p.page.wait_for_function("window.cim.water.last && window.cim.water.last.by_pipe", timeout=120_000)
     assert len(p.page.query_selector_all("#water-legend div")) == 5
-    assert p.js("window.cim.viewer.entities.values.length") == len(p.js("window.cim.water.last.by_pipe"))
+    assert p.js("window.cim.water.markers()") == len(p.js("window.cim.water.last.by_pipe"))
     p.page.wait_for_function("window.cim.viewer.dataSourceDisplay.ready", timeout=120_000)
     p.look_down_at(114.02, 32.98, 1500)
     p.screenshot("viewer_water_criticality.png")

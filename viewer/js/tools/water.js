@@ -232,7 +232,7 @@ function panel() {
 }
 
 panel();
-cim.water = { isolate, renewal, criticality, last: null };
+cim.water = { isolate, renewal, criticality, last: null, markers: () => markers.length };
 
 new Cesium.ScreenSpaceEventHandler(scene.canvas).setInputAction((click) => {
   if (!isolating) return;
