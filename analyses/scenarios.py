@@ -22,6 +22,9 @@ from typing import Any
 import shapely
 import sqlalchemy as sa
 
+from analyses.healthcheck import definitions
+from analyses.healthcheck.inputs import ModelInputs
+from analyses.healthcheck.yearly import compute
 from cim_core import scenarios
 from cim_core.db import get_engine
 from cim_core.errors import InputError
@@ -57,7 +60,8 @@ class Comparison:
     changed: list[tuple[Building, Building]] = field(default_factory=list)  # (plan's, as-is's)
     totals: dict[str, dict[str, float]] = field(default_factory=dict)
     healthcheck: list[dict] | None = None
-    run_id: int | None = None
+    started_at: datetime.datetime | None = None
+    run_id: int | None = None  # set by record()
 
     def as_json(self) -> dict:
         return {"scenario": self.scenario, "title": self.title, "run_id": self.run_id,
@@ -133,10 +137,6 @@ def _totals(conn: sa.Connection, sid: int | None) -> dict[str, float]:
 
 def _healthcheck(engine: sa.Engine, sid: int) -> list[dict]:
     """The district's indicator values of the as-is model and of the plan (not stored as yearly runs)."""
-    from analyses.healthcheck import definitions
-    from analyses.healthcheck.inputs import ModelInputs
-    from analyses.healthcheck.yearly import compute
-
     iset = definitions.load(None)
     both = [compute(iset, ModelInputs(iset, engine, datetime.date.today().year, s)) for s in (None, sid)]
     plan = {ind.id: v for ind, v in both[1] if v.unit.level == "district"}
@@ -151,9 +151,8 @@ def _healthcheck(engine: sa.Engine, sid: int) -> list[dict]:
     return out
 
 
-def compare(name: str, *, healthcheck: bool = True, engine: sa.Engine | None = None,
-            requested_by: str | None = None) -> Comparison:
-    """Compare scenario `name` with the as-is model and record the comparison as an analysis run."""
+def compare(name: str, *, healthcheck: bool = True, engine: sa.Engine | None = None) -> Comparison:
+    """Compare scenario `name` with the as-is model; writes nothing (record() stores it as a run)."""
     engine = engine or get_engine()
     started = now()
     with engine.connect() as conn:
@@ -164,7 +163,7 @@ def compare(name: str, *, healthcheck: bool = True, engine: sa.Engine | None = N
         removed = one_per_building(_buildings(conn, f"{scenarios.current(None)} and not {scenarios.visible(sid)}"))
         added = one_per_building(_buildings(conn, f"{scenarios.current(sid)} and not {scenarios.visible(None)}"))
         totals = {"as_is": _totals(conn, None), "plan": _totals(conn, sid)}
-    cmp = Comparison(name, title)
+    cmp = Comparison(name, title, started_at=started)
     for a in removed:
         if not any(_overlaps(a, p) for p in added):
             cmp.demolished.append(a)
@@ -181,6 +180,11 @@ def compare(name: str, *, healthcheck: bool = True, engine: sa.Engine | None = N
     cmp.totals = totals
     if healthcheck:
         cmp.healthcheck = _healthcheck(engine, sid)
+    return cmp
+
+
+def record(cmp: Comparison, *, requested_by: str | None = None, engine: sa.Engine | None = None) -> int:
+    """Store a comparison as an analysis run (findings: each building demolished, new or changed); its id."""
     findings = [Finding("demolished", f"{b.name or b.key} demolished ({b.floor_area:.0f} m2)", object_id=b.id,
                         severity="info", details=b.as_json()) for b in cmp.demolished]
     findings += [Finding("new", f"{b.name or b.key} built ({b.floor_area:.0f} m2)", object_id=b.id,
@@ -191,6 +195,7 @@ def compare(name: str, *, healthcheck: bool = True, engine: sa.Engine | None = N
     summary = {k: v for k, v in cmp.as_json().items() if k in ("buildings", "totals")}
     rules = {"same_site": f"footprints overlapping by more than {SAME:.0%} of the smaller",
              "floor_area": "footprint area x storeys above ground (GB/T 50353-2013, full-height storeys)"}
-    cmp.run_id = record_run(ANALYSIS, {"scenario": name}, rules, findings, summary, started_at=started,
-                            requested_by=requested_by, engine=engine).id
-    return cmp
+    cmp.run_id = record_run(ANALYSIS, {"scenario": cmp.scenario, "healthcheck": cmp.healthcheck is not None},
+                            rules, findings, summary, started_at=cmp.started_at, requested_by=requested_by,
+                            engine=engine or get_engine()).id
+    return cmp.run_id

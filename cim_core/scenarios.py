@@ -1,7 +1,7 @@
 """Renewal scenarios: named plans over the as-is model (现状).
 
 A plan's model is the as-is model minus what the plan removes (whole datasets, or single objects by their
-dataset's name and key) plus the objects of the plan's own datasets (`datasets.scenario_id`). The as-is
+dataset's name and key, each with its children) plus the objects of the plan's own datasets (`datasets.scenario_id`). The as-is
 model is every dataset that belongs to no scenario. Every reader that draws or counts "the model" selects
 with `visible(scenario_id)`: the API's features, search and vector tiles, the 3D tiles, the scenario
 comparison and the health check.
@@ -43,15 +43,20 @@ def resolve(conn: sa.Connection, name: str | None) -> int | None:
 
 
 def visible(scenario_id: int | None, o: str = "o") -> str:
-    """SQL: whether the city object aliased `o` belongs to the model of the scenario (None: as-is)."""
+    """SQL: whether the city object aliased `o` belongs to the model of the scenario (None: as-is).
+
+    Removing one object removes its whole subtree (a building's storeys, BIM parts and installations, by
+    parent_id); removing a dataset removes all of it, and parents lie in their children's dataset."""
     if scenario_id is None:
         return f"{o}.dataset_id not in (select id from datasets where scenario_id is not null)"
     sid = int(scenario_id)  # an integer from resolve(), never caller text
     return (f"({o}.dataset_id in (select id from datasets where scenario_id is null or scenario_id = {sid})"
             f" and {o}.dataset_id not in (select d.id from datasets d join scenario_removals r on r.dataset = d.name"
             f" where r.scenario_id = {sid} and r.key is null)"
-            f" and ({o}.dataset_id, {o}.key) not in (select d.id, r.key from datasets d join scenario_removals r"
-            f" on r.dataset = d.name where r.scenario_id = {sid} and r.key is not null))")
+            f" and {o}.id not in (with recursive gone(id) as ("
+            f"select x.id from city_objects x join datasets d on d.id = x.dataset_id join scenario_removals r"
+            f" on r.dataset = d.name and r.key = x.key where r.scenario_id = {sid}"
+            f" union select c.id from city_objects c join gone on c.parent_id = gone.id) select id from gone))")
 
 
 def current(scenario_id: int | None = None, o: str = "o") -> str:

@@ -10,7 +10,7 @@ import shapely
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from analyses.scenarios import compare, floors_of
+from analyses.scenarios import compare, floors_of, record
 from cim_core import scenarios
 from cim_core.errors import NotFoundError
 from cim_core.model import CityObject, DatasetInfo
@@ -103,6 +103,25 @@ def test_vector_tiles_of_a_scenario(town, tmp_path):
                       params={"scenario": "nope"}).status_code == 404
 
 
+def test_removing_an_object_removes_its_subtree(db):
+    """A plan demolishing E1 removes its storeys, the storeys' elements and its installation, not E2's."""
+    write("estate", [building("E1", box(0, 0, 20, 10), 2), building("E2", box(40, 0, 20, 10), 2),
+                     CityObject("E1-F1", "storey", name="E1 F1", parent="E1", footprint=box(0, 0, 20, 10)),
+                     CityObject("E1-W", "element", name="E1 wall", parent="E1-F1", ifc_class="IfcWall",
+                                footprint=box(0, 0, 20, 1)),
+                     CityObject("E1-I", "facility", name="E1 lift", parent="E1", footprint=box(1, 1, 2, 2)),
+                     CityObject("E2-F1", "storey", name="E2 F1", parent="E2", footprint=box(40, 0, 20, 10))], db)
+    scenarios.define("clearance", removes=[("estate", "E1")], engine=db)
+    client = TestClient(create_app())
+    for collection, as_is, plan in (("buildings", ["E1", "E2"], ["E2"]), ("storeys", ["E1 F1", "E2 F1"], ["E2 F1"]),
+                                    ("bim_elements", ["E1 wall"], []), ("facilities", ["E1 lift"], [])):
+        assert names(client, collection) == as_is and names(client, collection, "clearance") == plan, collection
+    with db.connect() as c:
+        plan = sorted(f.name for f in source.load_buildings(c, scenarios.resolve(c, "clearance")))
+    assert plan == ["E2"]
+    assert [b.key for b in compare("clearance", healthcheck=False, engine=db).demolished] == ["E1"]
+
+
 def test_3d_tile_sources_take_the_scenario(town):
     with town.connect() as c:
         as_is = sorted(f.name for f in source.load_buildings(c))
@@ -116,6 +135,8 @@ def test_3d_tile_sources_take_the_scenario(town):
 
 def test_the_comparison_report_has_the_worked_out_numbers(town):
     cmp = compare("renewal", healthcheck=False, engine=town)
+    assert cmp.run_id is None and runs(town) == 0
+    assert record(cmp, engine=town) == cmp.run_id and runs(town) == 1
     doc = cmp.as_json()
     assert doc["buildings"] == {"demolished": 1, "new": 1, "changed": 1}
     assert [b.key for b in cmp.demolished] == ["B2"] and [b.key for b in cmp.new] == ["N"]
@@ -133,6 +154,31 @@ def test_the_comparison_report_has_the_worked_out_numbers(town):
                           {"i": cmp.run_id}).all()
     assert run.analysis == "scenario_comparison" and run.summary["buildings"]["changed"] == 1
     assert [r.rule for r in rules] == ["changed", "demolished", "new"] and all(r.object_id for r in rules)
+
+
+def runs(engine) -> int:
+    with engine.connect() as c:
+        return c.scalar(sa.text("select count(*) from analysis_runs where analysis = 'scenario_comparison'"))
+
+
+def test_the_comparison_get_has_no_side_effect_and_post_records_a_run(town):
+    client = TestClient(create_app())
+    for _ in range(2):
+        r = client.get("/api/scenarios/renewal/comparison", params={"healthcheck": "false"})
+        assert r.status_code == 200 and r.json()["buildings"] == {"demolished": 1, "new": 1, "changed": 1}
+        assert r.json()["run_id"] is None
+    assert runs(town) == 0
+    r = client.post("/api/scenarios/renewal/comparison", params={"healthcheck": "false"})
+    assert r.status_code == 201 and r.json()["buildings"]["changed"] == 1
+    with town.connect() as c:
+        stored = c.execute(sa.text("select inputs, summary from analysis_runs where id = :i"),
+                           {"i": r.json()["run_id"]}).one()
+    assert runs(town) == 1 and stored.inputs == {"scenario": "renewal", "healthcheck": False}
+    assert stored.summary["totals"]["change"]["households"] == -10
+    for method in (client.get, client.post):
+        r = method("/api/scenarios/nope/comparison")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    assert runs(town) == 1
 
 
 def test_floors_come_from_attributes_or_height():
@@ -157,7 +203,8 @@ def test_cli_import_with_a_scenario_list_and_compare(cli_env, db, tmp_path):
     r = subprocess.run(cim + ["scenarios", "compare", "plan-a", "--no-healthcheck", "--json"], env=cli_env,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["totals"]["change"]["green_area_m2"] == 600.0
+    doc = json.loads(r.stdout)
+    assert doc["totals"]["change"]["green_area_m2"] == 600.0 and doc["run_id"] and runs(db) == 1
     r = subprocess.run(cim + ["scenarios", "compare", "plan-a"], env=cli_env, capture_output=True, text=True)
     assert r.returncode == 0 and "green_area_m2" in r.stdout and "+600.0" in r.stdout, r.stdout + r.stderr
     r = subprocess.run(cim + ["scenarios", "compare", "nope"], env=cli_env, capture_output=True, text=True)

@@ -37,11 +37,25 @@ def scenario(who: Caller, name: Name) -> Response:
     raise NotFoundError(f"no scenario {name!r}", hint="/api/scenarios lists them")
 
 
+Healthcheck = Annotated[bool, Query(description="also recompute the district's health-check indicators for "
+                                                "both models")]
+
+
 @router.get("/{name}/comparison", summary="The plan against as-is: buildings demolished, new and changed, "
-            "floor area, households, green area, health-check indicators (recorded as an analysis run)")
-async def scenario_comparison(who: Caller, name: Name, healthcheck: Annotated[bool, Query(
-        description="also recompute the district's health-check indicators for both models")] = True) -> Response:
-    engine = auth.current_engine()
-    cmp = await run_in_threadpool(comparison.compare, name, healthcheck=healthcheck, engine=engine,
-                                  requested_by=who.role if not who.anonymous else None)
+            "floor area, households, green area, health-check indicators (computed, not recorded)")
+async def scenario_comparison(who: Caller, name: Name, healthcheck: Healthcheck = True) -> Response:
+    cmp = await run_in_threadpool(comparison.compare, name, healthcheck=healthcheck, engine=auth.current_engine())
     return _json(cmp.as_json())
+
+
+@router.post("/{name}/comparison", status_code=201, summary="Compare the plan with as-is and record the "
+             "comparison as an analysis run (its findings at /api/runs/{run_id}/findings)")
+async def record_comparison(who: Caller, name: Name, healthcheck: Healthcheck = True) -> Response:
+    def run() -> dict:
+        cmp = comparison.compare(name, healthcheck=healthcheck, engine=auth.current_engine())
+        comparison.record(cmp, requested_by=None if who.anonymous else f"key {who.key_id} ({who.role})",
+                          engine=auth.write_engine())
+        return cmp.as_json()
+
+    return Response(orjson.dumps(await run_in_threadpool(run), default=str), status_code=201,
+                    media_type="application/json")

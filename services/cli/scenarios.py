@@ -74,9 +74,10 @@ def scenarios_compare(
 
     Example: cim scenarios compare renewal
     """
-    from analyses.scenarios import compare
+    from analyses.scenarios import compare, record
 
     cmp = compare(name, healthcheck=healthcheck)
+    record(cmp)
     doc = cmp.as_json()
     if as_json:
         console.print_json(json.dumps(doc, ensure_ascii=False, default=str))
