@@ -307,8 +307,9 @@ def copy_type(col: sa.Column) -> str:
 
 
 def copy_columns(table: sa.Table, skip: tuple[str, ...] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(column names, COPY types) of a table in declaration order, without the skipped columns."""
-    cols = [c for c in table.columns if c.name not in skip]
+    """(column names, COPY types) of a table in declaration order, without the skipped and the generated
+    columns."""
+    cols = [c for c in table.columns if c.name not in skip and c.computed is None]
     return tuple(c.name for c in cols), tuple(copy_type(c) for c in cols)
 
 # Issue 13 (underground analyses): the clearance and cover rules a city loaded (`cim rules load FILE`),
@@ -446,3 +447,6 @@ scenario_removals = sa.Table(
     sa.Column("key", sa.Text),
 )
 sa.Index("scenario_removals_scenario", scenario_removals.c.scenario_id)
+# The footprint in EPSG:3857 (WebMercatorQuad's CRS), kept by PostgreSQL: vector tiles draw it untransformed.
+city_objects.append_column(sa.Column("footprint_3857", Geometry(),
+                                     sa.Computed("st_transform(footprint, 3857)", persisted=True)))

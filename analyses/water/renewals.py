@@ -53,8 +53,8 @@ def _parse(row: dict, where: str, today: dt.date) -> dict:
     return {"segment": seg, "material": material, "year": year, "date": date, "diameter_mm": dia}
 
 
-_COPY_OBJ = [c.name for c in city_objects.columns if c.name not in ("id", "key", "attributes", "valid_from",
-                                                                      "valid_to")]
+_COPY_OBJ = [c.name for c in city_objects.columns if c.computed is None and c.name not in (
+    "id", "key", "attributes", "valid_from", "valid_to")]
 _COPY_SEG = [c.name for c in pipe_segments.columns if c.name not in ("object_id", "material", "install_year",
                                                                         "diameter_mm")]
 

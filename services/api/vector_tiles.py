@@ -85,40 +85,65 @@ def check_tile(z: int, row: int, col: int) -> None:
 
 
 # ---------------------------------------------------------------- SQL
-# ST_AsMVT encodes only scalar values of a jsonb column: nested attributes (IFC property sets) go as JSON text.
-# The test on the text (cheaper than a JSON path per row) sends the rare attributes with a brace or bracket
-# anywhere after the opening one through the slow path.
-FLAT_ATTRIBUTES = """case when substr(city_objects.attributes::text, 2) ~ '[[{]'
-       then (select jsonb_object_agg(key, case when jsonb_typeof(value) in ('object', 'array')
-                                               then to_jsonb(value::text) else value end)
-             from jsonb_each(city_objects.attributes))
-       else city_objects.attributes end"""
+def tile_attributes(shadowed: tuple[str, ...], nested: tuple[str, ...]) -> sa.ColumnElement:
+    """The attributes as ST_AsMVT takes them: without the `shadowed` keys (a typed property gives them), and the
+    `nested` keys' objects and arrays (IFC property sets) as JSON text, since ST_AsMVT encodes scalars only.
+    Collections without nested keys pay nothing per row."""
+    attrs, column = objects.c.attributes, objects.c.attributes
+    for k in shadowed + nested:
+        attrs = attrs.op("-", return_type=JSONB)(sa.literal(k, sa.Text))
+    if not nested:
+        return attrs
+    pairs = []
+    for k in nested:
+        v = column[k]
+        pairs += [sa.literal(k, sa.Text), sa.case((sa.func.jsonb_typeof(v).in_(("object", "array")),
+                                                   sa.func.to_jsonb(sa.cast(v, sa.Text))), else_=v)]
+    return attrs.op("||", return_type=JSONB)(sa.func.jsonb_strip_nulls(sa.func.jsonb_build_object(*pairs)))
 
 
 @lru_cache(maxsize=256)
 def tile_sql(c: Collection, srid: int, utilities: tuple[str, ...], shadowed: tuple[str, ...] = (),
-             scenario_id: int | None = None) -> sa.Select:
+             scenario_id: int | None = None, nested: tuple[str, ...] = ()) -> sa.Select:
     """ST_AsMVT of one collection's tile in the model of a scenario (None: as-is), with :z, :x and :y bound
     at execution.
 
-    Properties: the typed columns as they are (ST_AsMVT leaves out nulls), then the attributes without the
-    `shadowed` keys, those that a typed property of the same name gives already."""
+    Properties: the typed columns as they are (ST_AsMVT leaves out nulls), then the attributes
+    (tile_attributes: without the `shadowed` keys, the `nested` ones as JSON text)."""
     z, x, y = sa.bindparam("z", type_=sa.Integer), sa.bindparam("x", type_=sa.Integer), \
         sa.bindparam("y", type_=sa.Integer)
     envelope = sa.func.ST_TileEnvelope(z, x, y)
     # the index is searched in the storage CRS, with the buffer's margin around the tile
     search = sa.func.ST_Transform(sa.func.ST_TileEnvelope(z, x, y, sa.literal_column(f"margin => {BUFFER / EXTENT}")),
                                 srid)
-    attributes = f"({FLAT_ATTRIBUTES})" + "".join(f" - '{k}'" for k in shadowed)  # typed names: our constants
-    rows = (sa.select(sa.func.ST_AsMVTGeom(sa.func.ST_Transform(c.geometry, 3857), envelope, EXTENT, BUFFER,
-                                           True).label("geom"),
+    # objects' footprints are stored in EPSG:3857 too (migration 0012); pipes and nodes are transformed here
+    web = objects.c.footprint_3857 if c.kind == "objects" else sa.func.ST_Transform(c.geometry, 3857)
+    rows = (sa.select(sa.func.ST_AsMVTGeom(web, envelope, EXTENT, BUFFER, True).label("geom"),
                       objects.c.id.label("id"), *(col.label(name) for name, col in c.typed[1:]),
-                      sa.literal_column(attributes, JSONB).label("attributes"))
+                      tile_attributes(shadowed, nested).label("attributes"))
             .select_from(c.from_clause())
             .where(c.scope(list(utilities)), c.geometry.op("&&")(search),
                    sa.text(scenarios.current(scenario_id, "city_objects")))
             .subquery("t"))
     return sa.select(sa.func.ST_AsMVT(sa.literal_column("t"), c.id, EXTENT, "geom", "id")).select_from(rows)
+
+
+def nested_keys(conn: sa.Connection, reg, c: Collection, utilities: tuple[str, ...]) -> tuple[str, ...]:
+    """Attribute keys holding an object or array in some object of the collection: one scan per model version
+    (reg.token), remembered for the latest version only."""
+    key = (str(conn.engine.url), c.id, utilities)
+    token, found = _nested.get(key, (None, ()))
+    if token != reg.token:
+        kv = sa.func.jsonb_each(objects.c.attributes).table_valued("key", "value").alias("kv")
+        found = tuple(conn.scalars(
+            sa.select(kv.c.key).distinct().select_from(c.from_clause().join(kv, sa.true()))
+            .where(c.scope(list(utilities)), sa.func.jsonb_typeof(kv.c.value).in_(("object", "array")))
+            .order_by(kv.c.key)))
+        _nested[key] = (reg.token, found)
+    return found
+
+
+_nested: dict[tuple, tuple] = {}
 
 
 # ---------------------------------------------------------------- cache
@@ -286,7 +311,8 @@ def tile(request: Request, who: Caller, collectionId: CollectionId, tileMatrixSe
         found = store.get(token, key)
         if found is None:
             shadowed = tuple(sorted({n for n, _ in c.typed} & set(reg.attr_keys.get(c.id, {}))))
-            data = conn.scalar(tile_sql(c, reg.srid, utilities, shadowed, sid),
+            nested = tuple(k for k in nested_keys(conn, reg, c, utilities) if k not in shadowed)
+            data = conn.scalar(tile_sql(c, reg.srid, utilities, shadowed, sid, nested),
                                {"z": tileMatrix, "x": tileCol, "y": tileRow})
             found = Tile(bytes(data or b""))
             store.put(token, key, found)
