@@ -130,20 +130,25 @@ def tile_sql(c: Collection, srid: int, utilities: tuple[str, ...], shadowed: tup
 
 def nested_keys(conn: sa.Connection, reg, c: Collection, utilities: tuple[str, ...]) -> tuple[str, ...]:
     """Attribute keys holding an object or array in some object of the collection: one scan per model version
-    (reg.token), remembered for the latest version only."""
+    (reg.token) by one request at a time (the others wait for it), remembered for the latest version only."""
     key = (str(conn.engine.url), c.id, utilities)
-    token, found = _nested.get(key, (None, ()))
-    if token != reg.token:
-        kv = sa.func.jsonb_each(objects.c.attributes).table_valued("key", "value").alias("kv")
-        found = tuple(conn.scalars(
-            sa.select(kv.c.key).distinct().select_from(c.from_clause().join(kv, sa.true()))
-            .where(c.scope(list(utilities)), sa.func.jsonb_typeof(kv.c.value).in_(("object", "array")))
-            .order_by(kv.c.key)))
-        _nested[key] = (reg.token, found)
+    with _nested_locks.setdefault(key, threading.Lock()):
+        token, found = _nested.get(key, (None, ()))
+        if token != reg.token:
+            token = reg.token
+            kv = sa.func.jsonb_each(objects.c.attributes).table_valued("key", "value").alias("kv")
+            # the text test skips the rows without a brace or bracket after the opening one (most rows) cheaply
+            found = tuple(conn.scalars(
+                sa.select(kv.c.key).distinct().select_from(c.from_clause().join(kv, sa.true()))
+                .where(c.scope(list(utilities)), sa.func.substr(sa.cast(objects.c.attributes, sa.Text), 2).op("~")(
+                    "[[{]"), sa.func.jsonb_typeof(kv.c.value).in_(("object", "array")))
+                .order_by(kv.c.key)))
+            _nested[key] = (token, found)
     return found
 
 
 _nested: dict[tuple, tuple] = {}
+_nested_locks: dict[tuple, threading.Lock] = {}
 
 
 # ---------------------------------------------------------------- cache
