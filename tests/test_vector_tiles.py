@@ -202,3 +202,42 @@ def test_etag_gzip_and_the_cache_follows_imports(client, city, tmp_path):
     read = gdal_features(str(path))
     assert {f["fid"] for f in read} == set(in_tile(city, "road", col, row))
     assert all(np.isfinite(shapely.get_coordinates(f["geometry"])).all() for f in read)
+
+
+def test_an_import_drops_only_the_cached_tiles_it_touches(client, city):
+    """The cache follows change_log: a tile is dropped when a change's scenario, classes and region touch it;
+    the others stay (an as-is change touches the plans too, a plan's change only its own tiles)."""
+    from cim_core import scenarios
+    from cim_core.model import DatasetInfo
+    from services.api import collections, vector_tiles
+
+    scenarios.define("plan-r", engine=city)
+    col, row = tile_of(X0 + 100, Y0 + 30)
+    far = (col + 6, row)
+    urls = {"near": tile_url("roads", col, row), "far": tile_url("roads", *far),
+            "buildings": tile_url("buildings", col, row)}
+    for url in urls.values():
+        assert client.get(url).status_code == 200
+    assert client.get(urls["near"], params={"scenario": "plan-r"}).status_code == 200
+    store = vector_tiles.cache(auth.current_engine())
+    with city.connect() as c:
+        sid = scenarios.resolve(c, "plan-r")
+    keys = {"near": ("roads", Z, row, col, (), None), "far": ("roads", Z, far[1], far[0], (), None),
+            "buildings": ("buildings", Z, row, col, (), None), "plan": ("roads", Z, row, col, (), sid)}
+    assert set(keys.values()) <= set(store.tiles)
+
+    def changed(name, objs, scenario=None):
+        write_dataset(DatasetInfo(name, "test", f"{name}.gpkg", name, scenario=scenario), objs, engine=city)
+        collections.registry(auth.current_engine()).checked = -1e9
+
+    changed("q", roads("q", 1))  # as-is roads near: the near roads tiles of both models go, the others stay
+    assert b"Q Road 0" in client.get(urls["near"]).content
+    assert keys["far"] in store.tiles and keys["buildings"] in store.tiles and keys["plan"] not in store.tiles
+    changed("p", roads("p", 1), scenario="plan-r")  # the plan's own roads: its tile goes, the as-is ones stay
+    assert b"P Road 0" in client.get(urls["near"], params={"scenario": "plan-r"}).content
+    assert b"P Road 0" not in client.get(urls["near"]).content
+    assert keys["near"] in store.tiles and keys["far"] in store.tiles
+    scenarios.define("plan-r", removes=[("q", None)], engine=city)  # a plan's removals: all its tiles
+    collections.registry(auth.current_engine()).checked = -1e9
+    assert b"Q Road 0" not in client.get(urls["near"], params={"scenario": "plan-r"}).content
+    assert keys["near"] in store.tiles and keys["far"] in store.tiles

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -170,8 +171,44 @@ class Tile:
         return 2 * len(self.data) + 200  # room for its gzip, which is smaller
 
 
+# What each change since the cache's version touched: the changed dataset's scenario (or the plan itself, for a
+# plan's removals), its classes and its region in lon/lat (null region: anywhere).
+CHANGES = sa.text("""
+    select l.classes,
+           case when l.dataset_name like 'scenario:%' then coalesce(
+                    (select s.id from scenarios s where s.name = substr(l.dataset_name, 10)), -1)
+                else (select d.scenario_id from datasets d where d.name = l.dataset_name) end scenario,
+           st_xmin(b), st_ymin(b), st_xmax(b), st_ymax(b)
+    from change_log l, lateral (select case when st_srid(l.region) <> 0 then st_transform(l.region, 4326) end b) r
+    where l.id > :after and l.id <= :upto order by l.id""")
+
+
+class Change(NamedTuple):
+    classes: frozenset[str]
+    scenario: int | None  # None: an as-is dataset (every model has it); -1: a scenario no longer known
+    box: tuple[float, float, float, float] | None  # lon/lat; None: anywhere
+
+    def touches(self, key: tuple, kinds: dict[str, frozenset[str] | None]) -> bool:
+        """Whether a cached tile (collection, z, row, col, utilities, scenario id) may have changed."""
+        cid, z, row, col, _, sid = key
+        if self.scenario is not None and self.scenario not in (sid, -1):
+            return False
+        classes = kinds.get(cid)  # None for pipes and nodes: any change may touch them
+        if self.classes and classes is not None and not classes & self.classes:
+            return False
+        if self.box is None:
+            return True
+        n, margin = 2 ** z, BUFFER / EXTENT
+        lon0, lon1 = ((col - margin) / n * 360 - 180, (col + 1 + margin) / n * 360 - 180)
+        lat1, lat0 = (math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * r / n)))) for r in (row - margin,
+                                                                                               row + 1 + margin))
+        w, s, e, nn = self.box
+        return w <= lon1 and e >= lon0 and s <= lat1 and nn >= lat0
+
+
 class TileCache:
-    """Tiles of one model version, least recently used first out when over budget."""
+    """Tiles of the model version `token`, least recently used first out when over budget. A new version
+    drops only the tiles that its changes (change_log) touch: their scenario, collection and region."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -179,18 +216,36 @@ class TileCache:
         self.bytes = 0
         self.token: tuple | None = None
 
-    def get(self, token: tuple, key: tuple) -> Tile | None:
+    def follow(self, conn: sa.Connection, reg) -> None:
+        """Bring the cache to the registry's model version (reg.token: last change_log id, dataset count)."""
+        token = reg.token
+        if token == self.token:
+            return
         with self.lock:
-            if token != self.token:
+            if token == self.token:
+                return
+            changes = [] if self.token is None else [
+                Change(frozenset(r[0]), r[1], None if r[2] is None else tuple(r[2:]))
+                for r in conn.execute(CHANGES, {"after": self.token[0], "upto": token[0]})]
+            if not changes:  # the first version, or datasets that changed without a change_log row
                 self.tiles.clear()
-                self.bytes, self.token = 0, token
-                return None
+                self.bytes = 0
+            else:
+                kinds = {cid: frozenset(c.classes) if c.kind == "objects" else None
+                         for cid, c in reg.collections.items()}
+                for key in [k for k in self.tiles if any(ch.touches(k, kinds) for ch in changes)]:
+                    self.bytes -= self.tiles.pop(key).size
+            self.token = token
+
+    def get(self, key: tuple) -> Tile | None:
+        with self.lock:
             tile = self.tiles.get(key)
             if tile is not None:
                 self.tiles.move_to_end(key)
             return tile
 
     def put(self, token: tuple, key: tuple, tile: Tile) -> None:
+        """Keep a tile made at model version `token` (unless the cache has moved on since)."""
         budget = get_settings().vector_tile_cache_mb * 1_000_000
         with self.lock:
             if token != self.token or tile.size > budget:
@@ -313,7 +368,8 @@ def tile(request: Request, who: Caller, collectionId: CollectionId, tileMatrixSe
         sid = scenarios.resolve(conn, scenario)
         key, store = (c.id, tileMatrix, tileRow, tileCol, utilities, sid), cache(engine)
         token = reg.token
-        found = store.get(token, key)
+        store.follow(conn, reg)
+        found = store.get(key)
         if found is None:
             shadowed = tuple(sorted({n for n, _ in c.typed} & set(reg.attr_keys.get(c.id, {}))))
             nested = tuple(k for k in nested_keys(conn, reg, c, utilities) if k not in shadowed)
