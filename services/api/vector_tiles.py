@@ -4,10 +4,11 @@ Paths follow the standard, `/collections/{id}/tiles/{tileMatrixSetId}/{tileMatri
 so for WebMercatorQuad a tile is `.../WebMercatorQuad/{z}/{y}/{x}` (row before column), and the tileset
 document gives clients that template. A tile holds the current objects (not yet retired by valid_to) of
 one collection as one MVT layer named after it: the geometry clipped to the tile (ST_AsMVTGeom on a 4096
-grid with a 64-unit buffer), the object id as feature id and its typed properties over its attributes.
+grid with a 64-unit buffer; objects' footprints from their stored EPSG:3857 copy), the object id as feature
+id and its typed properties over its attributes.
 
-Tiles are cached per process (bytes and gzip) until change_log says the model changed, the same check the
-collections registry makes. Restricted collections need a grant, as their features do, and are answered
+Tiles are cached per process (bytes and gzip); when change_log says the model changed (the check the
+collections registry makes), the tiles that the changes touch are dropped. Restricted collections need a grant, as their features do, and are answered
 `private`; every response carries a strong ETag and If-None-Match answers 304.
 """
 from __future__ import annotations
