@@ -15,6 +15,7 @@ from cim_core import scenarios
 from cim_core.errors import NotFoundError
 from cim_core.model import CityObject, DatasetInfo
 from cim_core.store import write_dataset
+from services import auth
 from services.app import create_app
 from services.tiles import source
 from test_vector_tiles import gdal_features, tile_of
@@ -171,9 +172,10 @@ def test_the_comparison_get_has_no_side_effect_and_post_records_a_run(town):
     r = client.post("/api/scenarios/renewal/comparison", params={"healthcheck": "false"})
     assert r.status_code == 201 and r.json()["buildings"]["changed"] == 1
     with town.connect() as c:
-        stored = c.execute(sa.text("select inputs, summary from analysis_runs where id = :i"),
+        stored = c.execute(sa.text("select inputs, summary, requested_by from analysis_runs where id = :i"),
                            {"i": r.json()["run_id"]}).one()
     assert runs(town) == 1 and stored.inputs == {"scenario": "renewal", "healthcheck": False}
+    assert stored.requested_by == auth.ANONYMOUS
     assert stored.summary["totals"]["change"]["households"] == -10
     for method in (client.get, client.post):
         r = method("/api/scenarios/nope/comparison")

@@ -53,8 +53,8 @@ async def scenario_comparison(who: Caller, name: Name, healthcheck: Healthcheck 
 async def record_comparison(who: Caller, name: Name, healthcheck: Healthcheck = True) -> Response:
     def run() -> dict:
         cmp = comparison.compare(name, healthcheck=healthcheck, engine=auth.current_engine())
-        comparison.record(cmp, requested_by=None if who.anonymous else f"key {who.key_id} ({who.role})",
-                          engine=auth.write_engine())
+        by = who.role if who.key_id is None else f"{who.role} (key {who.key_id})"  # as the processes record it
+        comparison.record(cmp, requested_by=by, engine=auth.write_engine())
         return cmp.as_json()
 
     return Response(orjson.dumps(await run_in_threadpool(run), default=str), status_code=201,
