@@ -205,8 +205,8 @@ def test_etag_gzip_and_the_cache_follows_imports(client, city, tmp_path):
 
 
 def test_an_import_drops_only_the_cached_tiles_it_touches(client, city):
-    """The cache follows change_log: a tile is dropped when a change's scenario, classes and region touch it;
-    the others stay (an as-is change touches the plans too, a plan's change only its own tiles)."""
+    """The cache follows change_log: a tile is dropped when a change's classes and region touch it, in every
+    model; a plan's removals drop that plan's tiles only; the others stay."""
     from cim_core import scenarios
     from cim_core.model import DatasetInfo
     from services.api import collections, vector_tiles
@@ -233,10 +233,10 @@ def test_an_import_drops_only_the_cached_tiles_it_touches(client, city):
     changed("q", roads("q", 1))  # as-is roads near: the near roads tiles of both models go, the others stay
     assert b"Q Road 0" in client.get(urls["near"]).content
     assert keys["far"] in store.tiles and keys["buildings"] in store.tiles and keys["plan"] not in store.tiles
-    changed("p", roads("p", 1), scenario="plan-r")  # the plan's own roads: its tile goes, the as-is ones stay
+    changed("p", roads("p", 1), scenario="plan-r")  # the plan's own roads, near
     assert b"P Road 0" in client.get(urls["near"], params={"scenario": "plan-r"}).content
+    assert keys["near"] not in store.tiles and keys["far"] in store.tiles
     assert b"P Road 0" not in client.get(urls["near"]).content
-    assert keys["near"] in store.tiles and keys["far"] in store.tiles
     scenarios.define("plan-r", removes=[("q", None)], engine=city)  # a plan's removals: all its tiles
     collections.registry(auth.current_engine()).checked = -1e9
     assert b"Q Road 0" not in client.get(urls["near"], params={"scenario": "plan-r"}).content

@@ -172,13 +172,13 @@ class Tile:
         return 2 * len(self.data) + 200  # room for its gzip, which is smaller
 
 
-# What each change since the cache's version touched: the changed dataset's scenario (or the plan itself, for a
-# plan's removals), its classes and its region in lon/lat (null region: anywhere).
+# What each change since the cache's version touched: its classes and its region in lon/lat (null: anywhere),
+# in every model, since a re-import may move a dataset between as-is and a plan; a plan's removals touch
+# only that plan's tiles.
 CHANGES = sa.text("""
     select l.classes,
            case when l.dataset_name like 'scenario:%' then coalesce(
-                    (select s.id from scenarios s where s.name = substr(l.dataset_name, 10)), -1)
-                else (select d.scenario_id from datasets d where d.name = l.dataset_name) end scenario,
+                    (select s.id from scenarios s where s.name = substr(l.dataset_name, 10)), -1) end scenario,
            st_xmin(b), st_ymin(b), st_xmax(b), st_ymax(b)
     from change_log l, lateral (select case when st_srid(l.region) <> 0 then st_transform(l.region, 4326) end b) r
     where l.id > :after and l.id <= :upto order by l.id""")
@@ -186,7 +186,7 @@ CHANGES = sa.text("""
 
 class Change(NamedTuple):
     classes: frozenset[str]
-    scenario: int | None  # None: an as-is dataset (every model has it); -1: a scenario no longer known
+    scenario: int | None  # a plan's removals: that plan (-1: one no longer known); None: every model
     box: tuple[float, float, float, float] | None  # lon/lat; None: anywhere
 
     def touches(self, key: tuple, kinds: dict[str, frozenset[str] | None]) -> bool:
