@@ -52,7 +52,7 @@ def run(
     if processes > 1:
         from services.monitor.pool import instance_names, run_pool
 
-        console.print(f"ingesting from mqtt://{where.host}:{where.port} (group {group}, instances "
+        console.print(f"ingesting from {where.url} (group {group}, instances "
                       f"{', '.join(instance_names(instance, processes))}) into "
                       f"{cdb.describe_url(engine.url.render_as_string())}")
         engine.dispose()
@@ -61,7 +61,7 @@ def run(
         return
     ingest = Ingest(engine, where, instance=instance, group=group)
     signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
-    console.print(f"ingesting from mqtt://{where.host}:{where.port} (group {group}, instance {instance}) into "
+    console.print(f"ingesting from {where.url} (group {group}, instance {instance}) into "
                   f"{cdb.describe_url(engine.url.render_as_string())}")
     try:
         stats = ingest.run()

@@ -57,7 +57,8 @@ class Ingest:
         self.client = Subscriber(broker.host, broker.port, f"cim-ingest-{group}-{instance}",
                                  [f"$share/{group}/{SINGLE_TOPIC}", f"$share/{group}/{GATEWAY_TOPIC}"],
                                  self.inbox.put, username=broker.username, password=broker.password,
-                                 session_expiry=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM)
+                                 session_expiry=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM,
+                                 tls=broker.ssl_context())
         self.subscribed = self.client.subscribed  # set once the broker confirmed the subscriptions
 
     def connect(self) -> None:
