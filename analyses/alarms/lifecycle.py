@@ -187,8 +187,10 @@ def _sensor(conn, rules: Rules, sensor: dict, row, fresh: list, open_by: dict):
     kr = rules.kinds.get(sensor["kind"])
     st, snaps = replay.load(orjson.loads(row.streaks))
     before = (dict(st.__dict__), dict(snaps))
-    late = kr and kr.levels and len(newer) < len(fresh) and replay.can_replay(snaps, fresh[0][0]) \
+    late = kr and kr.levels and len(newer) < len(fresh) \
         and not replay.changes_nothing(snaps, st, kr.levels, fresh[:len(fresh) - len(newer)])
+    if late and not replay.can_replay(snaps, fresh[0][0]):
+        replay.rebase(conn, sensor, kr, snaps, fresh[0][0])
     if not newer and not late:
         return None, None  # repeated readings, or later than a replay reaches
     if newer and (sensor["id"], "offline") in open_by:

@@ -63,8 +63,12 @@ class Broker:
     def port(self) -> int | None:
         return self._state().get("port")
 
+    @property
+    def pid(self) -> int | None:
+        return self._state().get("pid")
+
     def running(self) -> bool:
-        pid = self._state().get("pid")
+        pid = self.pid
         if not pid:
             return False
         try:
@@ -98,8 +102,7 @@ class Broker:
         """Stop the broker (it saves its queues first); False when it was not running."""
         if not self.running():
             return False
-        pid = self._state()["pid"]
-        os.kill(pid, signal.SIGTERM)
+        os.kill(self.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while self.running() and time.monotonic() < deadline:
             time.sleep(0.05)
