@@ -3,10 +3,11 @@
 The process is stateless. It subscribes with QoS 1 through a shared subscription (`$share/<group>/...`),
 so N processes of one group split the messages. One-reading messages are routed by sensor: with
 `partition=(k, n)` the process takes the sensors whose code hashes to k of n (see `partition_of`) and
-acknowledges the others unread, so one process sees a sensor's readings in order. It acknowledges a message (PUBACK) only after the
-transaction holding its readings has committed. A process killed in between leaves its messages
-unacknowledged in its persistent session; the broker delivers them again when the process (the same
---instance) comes back, and the primary key on (sensor, time) stores them once.
+acknowledges the others unread, so one process sees a sensor's readings in order. It acknowledges a
+message (PUBACK) only after the transaction holding its readings has committed. A process killed in
+between leaves its messages unacknowledged in its persistent session; the broker delivers them again
+when the process (the same --instance) comes back, and the primary key on (sensor, time) stores them
+once.
 """
 from __future__ import annotations
 
