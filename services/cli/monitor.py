@@ -21,7 +21,8 @@ def run(
                                  "the broker keeps while it restarts. Give each process of a group its own."),
     group: str = typer.Option("cim", help="Shared-subscription group: processes of one group split the readings."),
     processes: int = typer.Option(0, "--processes", min=0, help="Ingest processes in this command, splitting "
-                                  "the group's messages (0: one per core). Sessions <instance>-1..N when N > 1."),
+                                  "the group's messages (0: one per core). Sessions <instance>-1..N when N > 1; "
+                                  "child k takes the sensors of partition k of N (use the same N on every machine)."),
     retention: bool = typer.Option(True, help="Drop daily reading partitions older than "
                                    "CIM_READING_RETENTION_DAYS at start."),
 ):
