@@ -3,7 +3,7 @@
 The process is stateless. It subscribes with QoS 1 through a shared subscription (`$share/<group>/...`),
 so N processes of one group split the messages. One-reading messages are routed by sensor: with
 `partition=(k, n)` the process takes the sensors whose code hashes to k of n (see `partition_of`) and
-acknowledges the others unread as they come, so one process sees a sensor's readings in order. It acknowledges a
+acknowledges the others unread, so one process sees a sensor's readings in order. It acknowledges a
 message (PUBACK) only after the transaction holding its readings has committed. A process killed in
 between leaves its messages unacknowledged in its persistent session; the broker delivers them again
 when the process (the same --instance) comes back, and the primary key on (sensor, time) stores them
@@ -75,17 +75,16 @@ class Ingest:
                                  [single_filter(group, self.partition), f"$share/{group}/{GATEWAY_TOPIC}"],
                                  self.inbox.put, username=broker.username, password=broker.password,
                                  session_expiry=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM,
-                                 tls=broker.ssl_context(), keep=self._mine)
+                                 tls=broker.ssl_context())
         if self.partition:  # a session that ran unpartitioned leaves the group's filter
             self.client.unsubscribe = [single_filter(group, None)]
         self.subscribed = self.client.subscribed  # set once the broker confirmed the subscriptions
 
-    def _mine(self, topic: str) -> bool:
-        """Not a one-reading message of another partition's sensor (which its process stores: the reader
-        acknowledges it unread)."""
+    def _theirs(self, topic: str) -> bool:
+        """A one-reading message of another partition's sensor."""
         if self.partition is None or not topic.endswith("/reading") or topic.startswith("cim/gateway/"):
-            return True
-        return partition_of(topic[4:-8], self.partition[1]) == self.partition[0]
+            return False
+        return partition_of(topic[4:-8], self.partition[1]) != self.partition[0]
 
     def connect(self) -> None:
         self.client.start()
@@ -103,6 +102,8 @@ class Ingest:
         while True:
             for gen, mid, qos, topic, payload in chunk:
                 msgs.append((gen, mid, qos))
+                if self._theirs(topic):
+                    continue  # acknowledged with the batch, stored by its partition's process
                 d = decode(topic, payload, w)
                 decoded.append(d)
                 n += 1 if isinstance(d, DeadLetter) else len(d[1])

@@ -105,22 +105,15 @@ def publish_fields(first: int, body: bytes) -> tuple[int, int, str, bytes]:
     return pid, qos, topic, body[i + plen:]
 
 
-def pubacks(pids: list[int]) -> bytes:
-    return b"".join(b"\x40\x02" + struct.pack("!H", pid) for pid in pids)
-
-
 class Subscriber:
     """A persistent MQTT 5 session subscribed with QoS 1: a reader thread (re)connects, subscribes and
-    passes each read's messages to `deliver`; ack() acknowledges messages of the current connection.
-    Messages whose topic `keep` refuses are acknowledged at once by the reader, unread: they count
-    against the broker's in-flight window until acknowledged."""
+    passes each read's messages to `deliver`; ack() acknowledges messages of the current connection."""
 
     def __init__(self, host: str, port: int, client_id: str, filters: list[str], deliver: Callable[[list], None],
                  *, username: str | None = None, password: str | None = None, keepalive: int = 30,
-                 session_expiry: int = 7 * 86400, receive_maximum: int = 65535, tls: ssl.SSLContext | None = None,
-                 keep: Callable[[str], bool] | None = None):
+                 session_expiry: int = 7 * 86400, receive_maximum: int = 65535, tls: ssl.SSLContext | None = None):
         self.host, self.port, self.client_id, self.filters = host, port, client_id, filters
-        self.tls, self.keep = tls, keep
+        self.tls = tls
         self.deliver, self.username, self.password = deliver, username, password
         self.keepalive, self.session_expiry, self.receive_maximum = keepalive, session_expiry, receive_maximum
         self.generation = 0
@@ -145,7 +138,7 @@ class Subscriber:
     def ack(self, msgs: list[tuple[int, int, int]]) -> None:
         """PUBACK for (generation, packet id, qos) of the current connection; others were redelivered."""
         gen = self.generation
-        data = pubacks([pid for g, pid, qos in msgs if qos and g == gen])
+        data = b"".join(b"\x40\x02" + struct.pack("!H", pid) for g, pid, qos in msgs if qos and g == gen)
         if data:
             try:
                 self._send(data)
@@ -216,15 +209,11 @@ class Subscriber:
             packets, used = split(buf)
             if used:
                 del buf[:used]
-            msgs, refused = [], []
+            msgs = []
             for first, body in packets:
                 kind = first >> 4
                 if kind == 3:
-                    m = (gen, *publish_fields(first, body))
-                    if self.keep is None or self.keep(m[3]):
-                        msgs.append(m)
-                    elif m[2]:
-                        refused.append(m[1])
+                    msgs.append((gen, *publish_fields(first, body)))
                 elif kind == 11:  # UNSUBACK
                     self.subscribed.set()
                 elif kind == 9:  # SUBACK: one reason code per filter after the id and properties
@@ -235,8 +224,6 @@ class Subscriber:
                     self.subscribed.set()
                 elif kind == 14:
                     raise ConnectionError("the broker disconnected us")
-            if refused:
-                self._send(pubacks(refused))
             if msgs:
                 self.deliver(msgs)
             try:
