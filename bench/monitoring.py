@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -155,8 +156,19 @@ def _ingest(env: dict, per_message: int, processes: int, work: Path) -> subproce
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a running process has used (proc(5), /proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _ours(engine: sa.Engine, env: dict, port: int, seconds: float, per_message: int, work: Path,
-          latency: bool, rate: float, processes: int) -> dict:
+          latency: bool, rate: float, processes: int, broker_pid: int) -> dict:
     with engine.begin() as c:
         c.execute(sa.text("truncate readings, readings_1m, readings_1h, sensor_state, alarms, alarm_events, "
                           "dead_letters"))
@@ -172,7 +184,7 @@ def _ours(engine: sa.Engine, env: dict, port: int, seconds: float, per_message: 
         threads.append(threading.Thread(target=_alarm_latency, args=(url, port, stop, lat)))
     for t in threads:
         t.start()
-    t0 = time.monotonic()
+    t0, broker_cpu = time.monotonic(), _cpu_s(broker_pid)
     sent = _publishers(port, seconds, per_message, rate)
     published_at = time.monotonic()
     stop.set()
@@ -182,18 +194,25 @@ def _ours(engine: sa.Engine, env: dict, port: int, seconds: float, per_message: 
     stored = _stored(engine)
     for t in threads:
         t.join(10)
+    broker_cpu = _cpu_s(broker_pid) - broker_cpu
+    ingest_cpu = _children_cpu_s()  # the publishers were waited for already: what follows is the ingest's
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(120)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    ingest_cpu = _children_cpu_s() - ingest_cpu
     took = published_at - t0
     res = {"offered_per_s": rate, "processes": processes, "published": sent, "stored": stored,
            "seconds": round(took, 2), "published_per_s": round(sent / took),
            "stored_per_s": round(min(stored, sent) / (took + lag)), "lag_s_after_publishers_stop": round(lag, 2),
            "lag_s_max_while_publishing": round(max(lags[2:], default=0.0), 2),
-           "target_with_alarm_probe": sent + 2 * len(lat)}
+           "target_with_alarm_probe": sent + 2 * len(lat),
+           # CPU seconds per 1,000 readings stored (all ingest processes, start to stop; the broker while
+           # publishing and draining): less sensitive to the machine's load than the rates
+           "ingest_cpu_s_per_1000": round(ingest_cpu / max(stored, 1) * 1000, 4),
+           "broker_cpu_s_per_1000": round(broker_cpu / max(stored, 1) * 1000, 4)}
     if lat:
         came = [x for x in lat if x is not None]
         ms = np.array(came or [np.nan]) * 1000
@@ -231,9 +250,10 @@ def run(scale: float, work: Path) -> dict:
                "mosquitto_single": _mosquitto_alone(broker.port, seconds, 1),
                "mosquitto_gateway100": _mosquitto_alone(broker.port, seconds, 100),
                "bare_copy": _bare_copy(url, seconds),
-               "ours_single": _ours(engine, env, broker.port, seconds, 1, work, True, SINGLE_RATE, PROCESSES),
+               "ours_single": _ours(engine, env, broker.port, seconds, 1, work, True, SINGLE_RATE, PROCESSES,
+                                    broker.pid),
                "ours_gateway100": _ours(engine, env, broker.port, seconds, 100, work, False, GATEWAY_RATE,
-                                        PROCESSES)}
+                                        PROCESSES, broker.pid)}
         for mode in ("single", "gateway100"):
             slower = min(out[f"mosquitto_{mode}"]["per_s"], out["bare_copy"]["per_s"])
             out[f"ratio_{mode}_to_slower_anchor"] = round(out[f"ours_{mode}"]["stored_per_s"] / slower, 3)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # Lifeline monitoring: an MQTT broker to use (mqtt://user:pass@host:port); without it, a Mosquitto
     # of our own under home/mosquitto (`cim broker start`).
     mqtt_url: str | None = None
+    # CA certificates (PEM) that vouch for the broker of an mqtts:// URL; without it, the system's.
+    mqtt_ca_file: Path | None = None
     # Readings whose time lies further than this from the ingest's clock go to the dead letters.
     reading_max_future_s: float = 300.0
     reading_max_past_s: float = 7 * 86400.0

@@ -212,3 +212,25 @@ def test_a_late_reading_that_raises_an_alarm_ends_the_offline_state(db):
     w.write(Sorted(readings=[(sid, t0 + timedelta(seconds=2), 30.0, None)]))
     assert [(a["rule"], a["status"]) for a in alarms_of(db, "G1")] == [("offline", "raised"), ("gas-level", "raised")]
     assert count(db, "select count(*) from sensor_state where state = 'alarm'") == 1
+
+
+def test_readings_more_than_a_minute_late_are_replayed_from_the_stored_history(db):
+    """A device cut off for a while sends what it buffered after newer readings were stored: readings
+    five minutes late (past the replay's 60 s snapshots) still go through the level rule in time order.
+    A lone reading past the threshold among normal ones raises nothing; a buffered burst raises the
+    alarm at its second reading past 25 %LEL and the stored readings after it close it, at their times."""
+    make_sensors(db)
+    sid = count(db, "select object_id from sensors where code = 'G1'")
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    feed(db, "G1", [2.0] * 40, t0)  # every 10 s up to t0 + 390 s
+    w = Writer(db, evaluate)
+    w.write(Sorted(readings=[(sid, t0 + timedelta(seconds=81), 30.0, None)]))  # between 80 and 90: a streak of one
+    assert alarms_of(db, "G1") == []
+    w.write(Sorted(readings=[(sid, t0 + timedelta(seconds=s), v, None) for s, v in ((101, 30.0), (102, 30.0),
+                                                                                  (103, 2.0))]))
+    [al] = alarms_of(db, "G1")
+    assert (al["level"], al["raised_at"], al["closed_at"]) == ("alarm", t0 + timedelta(seconds=102),
+                                                              t0 + timedelta(seconds=110))
+    assert events_of(db, al["id"]) == ["raised", "closed"]
+    with db.connect() as c:
+        assert c.scalar(sa.text("select state from sensor_state where sensor_id = :s"), {"s": sid}) == "normal"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
@@ -22,27 +24,18 @@ EPISODE = [2.0, 2.0, 30.0, 30.0, 30.0, 5.0, 5.0, 5.0]  # readings 3 and 6 of eac
 EPISODES = 9  # 72 readings 2 s apart: 144 s of reading time, past the replay's 60 s snapshots
 
 
-def test_two_ingest_processes_raise_and_close_each_alarm_once(db, mosquitto):
-    make_sensors(db)
-    loops = [Ingest(db, endpoint(start=False), instance=i) for i in ("o-1", "o-2")]
+@contextmanager
+def running(loops: list[Ingest], port: int) -> Iterator[mqtt.Client]:
+    """The ingest loops in threads, subscribed, and a publisher; all stopped at the end."""
     threads = [threading.Thread(target=ing.run, kwargs={"report_every": 3600}, daemon=True) for ing in loops]
     for t in threads:
         t.start()
     assert all(ing.subscribed.wait(10) for ing in loops)
-    # in the near future (the ingest takes up to 300 s ahead), so that no offline alarm comes in between
-    t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
-    values = EPISODE * EPISODES
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="order-pub", protocol=mqtt.MQTTv311)
-    pub.connect("127.0.0.1", mosquitto.port)
+    pub.connect("127.0.0.1", port)
     pub.loop_start()
     try:
-        for i, v in enumerate(values):
-            body = json.dumps({"time": (t0 + timedelta(seconds=2 * i)).isoformat(), "value": v})
-            pub.publish("cim/G1/reading", body, qos=1).wait_for_publish(5)
-            time.sleep(0.03)  # about seven batches of each process interleave
-        assert wait_for(lambda: count(db, "select count(*) from readings") == len(values), timeout=30)
-        assert wait_for(lambda: count(db, "select count(*) from alarms where closed_at is not null") == EPISODES,
-                        timeout=10)
+        yield pub
     finally:
         pub.disconnect()
         pub.loop_stop()
@@ -50,6 +43,22 @@ def test_two_ingest_processes_raise_and_close_each_alarm_once(db, mosquitto):
             ing.stop()
         for t in threads:
             t.join(10)
+
+
+def test_two_ingest_processes_raise_and_close_each_alarm_once(db, mosquitto):
+    make_sensors(db)
+    loops = [Ingest(db, endpoint(start=False), instance=i) for i in ("o-1", "o-2")]
+    # in the near future (the ingest takes up to 300 s ahead), so that no offline alarm comes in between
+    t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    values = EPISODE * EPISODES
+    with running(loops, mosquitto.port) as pub:
+        for i, v in enumerate(values):
+            body = json.dumps({"time": (t0 + timedelta(seconds=2 * i)).isoformat(), "value": v})
+            pub.publish("cim/G1/reading", body, qos=1).wait_for_publish(5)
+            time.sleep(0.03)  # about seven batches of each process interleave
+        assert wait_for(lambda: count(db, "select count(*) from readings") == len(values), timeout=30)
+        assert wait_for(lambda: count(db, "select count(*) from alarms where closed_at is not null") == EPISODES,
+                        timeout=10)
     with db.connect() as c:
         alarms = c.execute(sa.text("select rule, level, raised_at, closed_at from alarms order by raised_at")).all()
         events = c.scalars(sa.text("select string_agg(event, ',' order by id) from alarm_events "
@@ -61,3 +70,39 @@ def test_two_ingest_processes_raise_and_close_each_alarm_once(db, mosquitto):
     assert [a.raised_at for a in alarms] == [t0 + timedelta(seconds=2 * (e * n + 3)) for e in range(EPISODES)]
     assert [a.closed_at for a in alarms] == [t0 + timedelta(seconds=2 * (e * n + 6)) for e in range(EPISODES)]
     assert events == ["raised,closed"] * EPISODES and state == "normal"
+
+
+def test_partitioned_processes_see_each_sensor_in_order(db, mosquitto):
+    """`cim monitor run --processes 2`: child k takes the one-reading messages of the sensors of
+    partition k, so one process evaluates each sensor and a reading of a streak is never in flight in
+    the other one: 2, 30, 5, 30, 2 (consecutive 2) raises nothing, 30, 30 raises once. Every reading is
+    stored once, and each sensor's readings went through one process's rules."""
+    from analyses import alarms
+
+    ids = make_sensors(db, 5)  # G1..P3 hash to partition 2, P4 to partition 1
+    seen: dict[int, set[int]] = {1: set(), 2: set()}
+
+    def recorder(k):
+        def after_store(conn, rows):
+            seen[k].update(r[0] for r in rows)
+            alarms.evaluate(conn, rows)
+        return after_store
+    loops = [Ingest(db, endpoint(start=False), instance=f"p-{k}", partition=(k, 2), after_store=recorder(k))
+             for k in (1, 2)]
+    t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    gas = [2.0, 30.0, 5.0, 30.0, 2.0] * 6 + [30.0, 30.0, 2.0, 2.0]
+    with running(loops, mosquitto.port) as pub:
+        for i, v in enumerate(gas):
+            at = (t0 + timedelta(seconds=2 * i)).isoformat()
+            for code, value in (("G1", v), ("P1", 0.3), ("P4", 0.3)):
+                pub.publish(f"cim/{code}/reading", json.dumps({"time": at, "value": value}), qos=1).wait_for_publish(5)
+            time.sleep(0.03)
+        assert wait_for(lambda: count(db, "select count(*) from readings") == 3 * len(gas), timeout=30)
+        assert wait_for(lambda: count(db, "select count(*) from alarms where closed_at is not null") == 1, timeout=10)
+    assert seen == {1: {ids["P4"]}, 2: {ids["G1"], ids["P1"]}}
+    assert sum(ing.stats.messages for ing in loops) == 2 * 3 * len(gas)  # each took every message, kept its own
+    with db.connect() as c:
+        alarms_ = c.execute(sa.text("select rule, raised_at, closed_at from alarms")).all()
+    n = len(gas)
+    assert [(a.rule, a.raised_at, a.closed_at) for a in alarms_] == [
+        ("gas-level", t0 + timedelta(seconds=2 * (n - 3)), t0 + timedelta(seconds=2 * (n - 1)))]

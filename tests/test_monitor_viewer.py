@@ -75,8 +75,17 @@ def test_live_gas_alarm_on_a_manhole(db, api):
         items = page.locator("#live-alarms li")
         assert items.count() == 1 and "G1" in items.first.inner_text() and "gas-level" in items.first.inner_text()
         page.evaluate("""([lon, lat]) => { const v = window.cim.viewer; v.scene.camera.setView({
-            destination: Cesium.Cartesian3.fromDegrees(lon, lat, 12)}); v.scene.requestRender(); }""",
+            destination: Cesium.Cartesian3.fromDegrees(lon, lat, 20),
+            orientation: {heading: 0, pitch: Cesium.Math.toRadians(-90), roll: 0}}); v.scene.requestRender(); }""",
                       list(lonlat(db)))
+        # a label only where it is needed: G1 is in alarm, P1 and P2 are quiet until the pointer is on P1
+        assert labels_shown(page) == {"G1"}
+        page.mouse.move(*screen_of(page, lonlat(db, dx=1)))
+        page.wait_for_function("window.cim.live.hovered === 'P1'", timeout=10_000)
+        assert labels_shown(page) == {"G1", "P1"}
+        page.mouse.move(*screen_of(page, lonlat(db, dy=-4.5)))  # off the sensors and the manhole (3 m)
+        page.wait_for_function("window.cim.live.hovered === null", timeout=10_000)
+        assert labels_shown(page) == {"G1"}
         items.first.click()  # the 24 h chart of G1
         page.wait_for_function("document.querySelectorAll('#live-chart polyline').length === 1")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -86,14 +95,29 @@ def test_live_gas_alarm_on_a_manhole(db, api):
         page.wait_for_function("!document.querySelector('#live-alarms li button')")
         feed(db, "P1", [0.12, 0.12, 0.12], datetime.now(UTC) - timedelta(seconds=20))  # low pressure: warning
         page.wait_for_function("window.cim.live.sensors.get('P1').state === 'warning'", timeout=20_000)
+        assert labels_shown(page) == {"G1", "P1"}  # a warning shows its label too
         assert errors == []
 
 
-def lonlat(db) -> tuple[float, float]:
+def labels_shown(page) -> set[str]:
+    """The codes of the live sensors whose label is drawn now."""
+    return set(page.evaluate("""() => [...window.cim.live.sensors.keys()].filter((c) => {
+        const e = window.cim.viewer.entities.getById(`sensor-${c}`);
+        return e && e.label.show.getValue(); })"""))
+
+
+def lonlat(db, dx: float = 0.0, dy: float = 0.0) -> tuple[float, float]:
     with db.connect() as c:
         r = c.execute(sa.text("select st_x(p), st_y(p) from (select st_transform(st_setsrid(st_makepoint(:x, :y), "
-                              "4547), 4326) p) q"), {"x": X, "y": Y}).one()
+                              "4547), 4326) p) q"), {"x": X + dx, "y": Y + dy}).one()
     return r[0], r[1]
+
+
+def screen_of(page, lonlat: tuple[float, float]) -> tuple[float, float]:
+    """Where a point 2 m above the ground is on the page (the sensors are drawn at 2 m)."""
+    return tuple(page.evaluate("""([lon, lat]) => { const v = window.cim.viewer; v.scene.render();
+        const p = Cesium.SceneTransforms.worldToWindowCoordinates(v.scene, Cesium.Cartesian3.fromDegrees(lon, lat, 2));
+        return [p.x, p.y]; }""", list(lonlat)))
 
 
 def acked(db) -> bool:
@@ -140,6 +164,13 @@ def test_simulated_gas_leak_colours_the_manhole_live(db, cli_env, mosquitto):
             page.screenshot(path=str(ARTIFACTS / "monitor_live_gas_leak_manhole.png"))
             sim_thread.join(30)
             assert out["incident_asset"] == "MH-1"
+            # only the sensors that need attention carry their code (the leak's, or one offline)
+            shown = labels_shown(page)
+            states = page.evaluate("() => Object.fromEntries([...window.cim.live.sensors].map(([c, s]) => "
+                                   "[c, s.state]))")
+            assert len(shown) < len(states)
+            assert shown == {c for c, st in states.items() if st in ("warning", "alarm", "critical", "offline")}
+            assert any(c.startswith("SIM-GAS") for c in shown)
             assert errors == []
     finally:
         ing.stop()

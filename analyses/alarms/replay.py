@@ -9,7 +9,10 @@ one among them; the sensor's row of sensor_state is locked, so no other process 
 
 Snapshots live in sensor_state.streaks beside the state: `base` (the one replays start from, at least
 REPLAY_S old when taken into use) and `next` (the newer one that becomes `base` REPLAY_S later). A
-reading older than `base` is stored but left out of the rules (it came more than REPLAY_S late).
+reading older than `base` (more than REPLAY_S late: a device sending what it buffered while cut off)
+gets a base rebuilt from the stored history instead (`rebase`): the level of the sensor's last level
+transition before the reading (its alarm events), and the streak of the `consecutive` - 1 stored
+readings before it.
 
 What the replay finds is reconciled with the alarms already raised: transitions at or before the last
 one announced for the sensor's level rule are history and stay as they were (an event is not taken
@@ -83,6 +86,30 @@ def changes_nothing(snaps: dict, st: LevelState, rule, late: list) -> bool:
 
 def base_time(snaps: dict) -> datetime | None:
     return _unsnap(snaps["base"])[0]
+
+
+_LEVEL_BEFORE = sa.text("""
+    select e.event, e.details->>'level' level, e.at from alarm_events e join alarms a on a.id = e.alarm_id
+    where a.sensor_id = :s and a.rule = :r and e.event in ('raised', 'escalated', 'lowered', 'closed')
+      and e.at < :t order by e.at desc, e.id desc limit 1""")
+_BEFORE = sa.text("select time, value from readings where sensor_id = :s and time < :t "
+                  "and (cast(:after as timestamptz) is null or time > :after) order by time desc limit :n")
+
+
+def rebase(conn: sa.Connection, sensor: dict, kr: KindRules, snaps: dict, earliest: datetime) -> None:
+    """A base snapshot just before `earliest`, from what is stored. Besides its level, a level rule keeps
+    only a streak shorter than `consecutive`: the level of the last transition announced before (normal
+    when none) and the last `consecutive` - 1 readings after that transition rebuild the state exactly
+    (none of them can complete a streak)."""
+    last = conn.execute(_LEVEL_BEFORE, {"s": sensor["id"], "r": f"{sensor['kind']}-level", "t": earliest}).first()
+    names = {kr.levels.name_of(i): i for i in range(len(kr.levels.levels) + 1)}
+    st = LevelState(0 if last is None or last.event == "closed" else names.get(last.level, 0))
+    st.toward = st.level
+    rows = conn.execute(_BEFORE, {"s": sensor["id"], "t": earliest, "after": last and last.at,
+                                  "n": max(kr.levels.consecutive - 1, 1)}).all()
+    for _, v in reversed(rows if kr.levels.consecutive > 1 else []):
+        step(kr.levels, st, v)
+    snaps["base"] = _snap(rows[0][0] if rows else (last and last.at), st)
 
 
 def can_replay(snaps: dict, earliest: datetime) -> bool:

@@ -21,7 +21,8 @@ def run(
                                  "the broker keeps while it restarts. Give each process of a group its own."),
     group: str = typer.Option("cim", help="Shared-subscription group: processes of one group split the readings."),
     processes: int = typer.Option(0, "--processes", min=0, help="Ingest processes in this command, splitting "
-                                  "the group's messages (0: one per core). Sessions <instance>-1..N when N > 1."),
+                                  "the group's messages (0: one per core). Sessions <instance>-1..N when N > 1; "
+                                  "child k takes the sensors of partition k of N (use the same N on every machine)."),
     retention: bool = typer.Option(True, help="Drop daily reading partitions older than "
                                    "CIM_READING_RETENTION_DAYS at start."),
 ):
@@ -52,7 +53,7 @@ def run(
     if processes > 1:
         from services.monitor.pool import instance_names, run_pool
 
-        console.print(f"ingesting from mqtt://{where.host}:{where.port} (group {group}, instances "
+        console.print(f"ingesting from {where.url} (group {group}, instances "
                       f"{', '.join(instance_names(instance, processes))}) into "
                       f"{cdb.describe_url(engine.url.render_as_string())}")
         engine.dispose()
@@ -61,7 +62,7 @@ def run(
         return
     ingest = Ingest(engine, where, instance=instance, group=group)
     signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
-    console.print(f"ingesting from mqtt://{where.host}:{where.port} (group {group}, instance {instance}) into "
+    console.print(f"ingesting from {where.url} (group {group}, instance {instance}) into "
                   f"{cdb.describe_url(engine.url.render_as_string())}")
     try:
         stats = ingest.run()

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -62,8 +63,12 @@ class Broker:
     def port(self) -> int | None:
         return self._state().get("port")
 
+    @property
+    def pid(self) -> int | None:
+        return self._state().get("pid")
+
     def running(self) -> bool:
-        pid = self._state().get("pid")
+        pid = self.pid
         if not pid:
             return False
         try:
@@ -97,8 +102,7 @@ class Broker:
         """Stop the broker (it saves its queues first); False when it was not running."""
         if not self.running():
             return False
-        pid = self._state()["pid"]
-        os.kill(pid, signal.SIGTERM)
+        os.kill(self.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while self.running() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -115,16 +119,30 @@ class Endpoint:
     port: int
     username: str | None = None
     password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None  # with tls: the CAs that vouch for the broker (else the system's)
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A context that checks the broker's certificate and name, or None without TLS."""
+        return ssl.create_default_context(cafile=self.ca_file) if self.tls else None
 
 
 def endpoint(start: bool = True) -> Endpoint:
     """Where to connect: CIM_MQTT_URL, else our own broker (started when `start`)."""
-    url = get_settings().mqtt_url
-    if url:
-        u = urlsplit(url)
-        if u.scheme not in ("mqtt", "tcp"):
-            raise InputError(f"CIM_MQTT_URL must be mqtt://host:port, not {u.scheme}://")
-        return Endpoint(u.hostname or "127.0.0.1", u.port or 1883, u.username, u.password)
+    s = get_settings()
+    if s.mqtt_url:
+        u = urlsplit(s.mqtt_url)
+        if u.scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
+            raise InputError(f"CIM_MQTT_URL must be mqtt://host:port or mqtts://host:port, not {u.scheme}://")
+        tls = u.scheme in ("mqtts", "ssl")
+        if s.mqtt_ca_file and not Path(s.mqtt_ca_file).is_file():
+            raise InputError(f"CIM_MQTT_CA_FILE {s.mqtt_ca_file} is not a file")
+        return Endpoint(u.hostname or "127.0.0.1", u.port or (8883 if tls else 1883), u.username, u.password,
+                        tls, str(s.mqtt_ca_file) if tls and s.mqtt_ca_file else None)
     broker = own_broker()
     if start:
         broker.start()

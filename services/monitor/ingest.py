@@ -1,10 +1,13 @@
 """`cim monitor run`: MQTT readings into PostgreSQL, at least once from the broker, once in the table.
 
 The process is stateless. It subscribes with QoS 1 through a shared subscription (`$share/<group>/...`),
-so N processes of one group split the messages, and it acknowledges a message (PUBACK) only after the
-transaction holding its readings has committed. A process killed in between leaves its messages
-unacknowledged in its persistent session; the broker delivers them again when the process (the same
---instance) comes back, and the primary key on (sensor, time) stores them once.
+so N processes of one group split the messages. One-reading messages are routed by sensor: with
+`partition=(k, n)` the process takes the sensors whose code hashes to k of n (see `partition_of`) and
+acknowledges the others unread, so one process sees a sensor's readings in order. It acknowledges a
+message (PUBACK) only after the transaction holding its readings has committed. A process killed in
+between leaves its messages unacknowledged in its persistent session; the broker delivers them again
+when the process (the same --instance) comes back, and the primary key on (sensor, time) stores them
+once.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,6 +36,18 @@ RECEIVE_MAXIMUM = 65535
 OFFLINE_CHECK_S = 5.0
 
 
+def partition_of(code: str, n: int) -> int:
+    """The partition (1..n) of a sensor code: CRC-32 of its UTF-8, the same in every process."""
+    return zlib.crc32(code.encode()) % n + 1
+
+
+def single_filter(group: str, partition: tuple[int, int] | None) -> str:
+    """The one-reading messages' subscription: the group's, or with a partition (k, n) the shared
+    group `<group>-p<k>` (every partition gets every message and keeps its own; processes of one
+    partition on other machines share its group)."""
+    return f"$share/{group}/{SINGLE_TOPIC}" if partition is None else f"$share/{group}-p{partition[0]}/{SINGLE_TOPIC}"
+
+
 @dataclass
 class Stats:
     messages: int = 0
@@ -45,7 +61,7 @@ class Ingest:
     """One ingest process's MQTT client and batch loop."""
 
     def __init__(self, engine: sa.Engine, broker: Endpoint, *, instance: str = "1", group: str = "cim",
-                 after_store: AfterStore | None = alarms.evaluate):
+                 after_store: AfterStore | None = alarms.evaluate, partition: tuple[int, int] | None = None):
         s = get_settings()
         self.batch_size, self.flush_s = s.ingest_batch, s.ingest_flush_s
         self.writer = Writer(engine, after_store)
@@ -54,11 +70,21 @@ class Ingest:
         self.stats = Stats()
         self.behind = False  # more was waiting after the last batch: a backlog (after an outage) drains
         self.stop_event = threading.Event()
+        self.partition = partition if partition and partition[1] > 1 else None
         self.client = Subscriber(broker.host, broker.port, f"cim-ingest-{group}-{instance}",
-                                 [f"$share/{group}/{SINGLE_TOPIC}", f"$share/{group}/{GATEWAY_TOPIC}"],
+                                 [single_filter(group, self.partition), f"$share/{group}/{GATEWAY_TOPIC}"],
                                  self.inbox.put, username=broker.username, password=broker.password,
-                                 session_expiry=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM)
+                                 session_expiry=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM,
+                                 tls=broker.ssl_context())
+        if self.partition:  # a session that ran unpartitioned leaves the group's filter
+            self.client.unsubscribe = [single_filter(group, None)]
         self.subscribed = self.client.subscribed  # set once the broker confirmed the subscriptions
+
+    def _theirs(self, topic: str) -> bool:
+        """A one-reading message of another partition's sensor."""
+        if self.partition is None or not topic.endswith("/reading") or topic.startswith("cim/gateway/"):
+            return False
+        return partition_of(topic[4:-8], self.partition[1]) != self.partition[0]
 
     def connect(self) -> None:
         self.client.start()
@@ -76,6 +102,8 @@ class Ingest:
         while True:
             for gen, mid, qos, topic, payload in chunk:
                 msgs.append((gen, mid, qos))
+                if self._theirs(topic):
+                    continue  # acknowledged with the batch, stored by its partition's process
                 d = decode(topic, payload, w)
                 decoded.append(d)
                 n += 1 if isinstance(d, DeadLetter) else len(d[1])
@@ -140,7 +168,9 @@ def retire(engine: sa.Engine, broker: Endpoint, instance: str, group: str = "cim
     group's subscriptions (nothing new is routed to it), store and acknowledge what the broker had queued
     for it until nothing came for `quiet_s`, then end the session."""
     ing = Ingest(engine, broker, instance=instance, group=group)
-    ing.client.unsubscribe, ing.client.filters = ing.client.filters, []
+    k = instance.rpartition("-")[2]
+    partition = [single_filter(group, (int(k), 0))] if k.isdigit() and "-" in instance else []  # child k of a pool
+    ing.client.unsubscribe, ing.client.filters = ing.client.filters + partition, []
     ing.connect()
     if not ing.subscribed.wait(30):
         ing.client.stop()

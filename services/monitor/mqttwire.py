@@ -12,7 +12,9 @@ QoS 1 only: the ingest subscribes with QoS 1, so the broker sends QoS 0 or 1 (no
 from __future__ import annotations
 
 import logging
+import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -109,8 +111,9 @@ class Subscriber:
 
     def __init__(self, host: str, port: int, client_id: str, filters: list[str], deliver: Callable[[list], None],
                  *, username: str | None = None, password: str | None = None, keepalive: int = 30,
-                 session_expiry: int = 7 * 86400, receive_maximum: int = 65535):
+                 session_expiry: int = 7 * 86400, receive_maximum: int = 65535, tls: ssl.SSLContext | None = None):
         self.host, self.port, self.client_id, self.filters = host, port, client_id, filters
+        self.tls = tls
         self.deliver, self.username, self.password = deliver, username, password
         self.keepalive, self.session_expiry, self.receive_maximum = keepalive, session_expiry, receive_maximum
         self.generation = 0
@@ -145,6 +148,12 @@ class Subscriber:
     def _handshake(self) -> socket.socket:
         sock = socket.create_connection((self.host, self.port), timeout=10)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls:
+            try:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+            except OSError:
+                sock.close()
+                raise
         sock.sendall(connect_packet(self.client_id, self.keepalive, self.session_expiry, self.receive_maximum,
                                     self.username, self.password))
         buf = bytearray()
@@ -218,12 +227,23 @@ class Subscriber:
             if msgs:
                 self.deliver(msgs)
             try:
-                data = sock.recv(READ)
+                data = self._recv(sock)
             except TimeoutError:
                 continue
             if not data:
                 raise ConnectionError("the broker closed the connection")
             buf += data
+
+    def _recv(self, sock: socket.socket) -> bytes:
+        """What the socket holds. An OpenSSL connection must not read and write in two threads at once
+        (acknowledgements are sent by the batch's thread): over TLS, wait until there is something to
+        read, then read it under the send lock."""
+        if not self.tls:
+            return sock.recv(READ)
+        if not sock.pending() and not select.select([sock], [], [], self.keepalive / 4)[0]:
+            raise TimeoutError
+        with self.send_lock:
+            return sock.recv(READ)
 
     def stop(self, end_session: bool = False) -> None:
         """Disconnect; the broker keeps the session, or, with end_session, drops it (and its subscriptions)

@@ -1,7 +1,9 @@
 """`cim monitor run --processes N`: N ingest processes of one shared-subscription group in one command.
 
 Python parses and batches on one core, so one process is bounded by its interpreter; N processes split
-the messages through the group's shared subscription and the database takes their batches in parallel.
+the messages and the database takes their batches in parallel: child k takes the one-reading messages
+of the sensors of partition k of N (ingest.partition_of), the gateway messages through the group's
+shared subscription.
 Child k of instance I is the MQTT session `cim-ingest-<group>-I-k` (I alone when N is 1), the same on
 every start, so a child that dies is started again under its name and the broker delivers again what it
 had not acknowledged. Children die with the parent (PR_SET_PDEATHSIG), so a killed command leaves
@@ -33,7 +35,7 @@ def die_with_parent() -> None:
         log.warning("cannot tie the ingest child to its parent (prctl)")
 
 
-def _child(instance: str, group: str) -> None:
+def _child(instance: str, group: str, partition: tuple[int, int]) -> None:
     die_with_parent()
     from cim_core import db as cdb
 
@@ -41,7 +43,7 @@ def _child(instance: str, group: str) -> None:
     from .ingest import Ingest
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(name)s [{instance}] %(message)s")
-    ingest = Ingest(cdb.get_engine(), endpoint(start=False), instance=instance, group=group)
+    ingest = Ingest(cdb.get_engine(), endpoint(start=False), instance=instance, group=group, partition=partition)
     signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
     signal.signal(signal.SIGINT, lambda *_: ingest.stop())
     st = ingest.run()
@@ -59,7 +61,8 @@ def run_pool(instance: str, group: str, processes: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    procs = {n: ctx.Process(target=_child, args=(n, group), name=f"ingest-{n}") for n in names}
+    parts = {n: (k, len(names)) for k, n in enumerate(names, 1)}  # child k takes the sensors of partition k
+    procs = {n: ctx.Process(target=_child, args=(n, group, parts[n]), name=f"ingest-{n}") for n in names}
     for p in procs.values():
         p.start()
     while not stopping[0]:
@@ -68,7 +71,7 @@ def run_pool(instance: str, group: str, processes: int) -> None:
             if not p.is_alive() and not stopping[0]:
                 log.warning("ingest %s exited (%s); starting it again", n, p.exitcode)
                 time.sleep(RESTART_PAUSE_S)
-                procs[n] = ctx.Process(target=_child, args=(n, group), name=f"ingest-{n}")
+                procs[n] = ctx.Process(target=_child, args=(n, group, parts[n]), name=f"ingest-{n}")
                 procs[n].start()
     for p in procs.values():
         if p.is_alive():

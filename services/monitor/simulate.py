@@ -82,6 +82,8 @@ def run(sensors: list[SimSensor], broker: Endpoint, *, rate: float, duration: fl
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"cim-simulator-{seed}", protocol=mqtt.MQTTv311)
     if broker.username:
         c.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        c.tls_set_context(broker.ssl_context())
     c.max_queued_messages_set(0)
     c.connect(broker.host, broker.port)
     c.loop_start()

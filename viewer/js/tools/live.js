@@ -8,7 +8,11 @@ import { drawChart } from "./live-chart.js";
 
 const COLOURS = { normal: "#2e9d4b", warning: "#f2b01e", alarm: "#e0312b", critical: "#9b0d8c", offline: "#8a8f98",
                   unknown: "#cfd3d8" };
-const live = (cim.live = { sensors: new Map(), alarms: [], events: 0 });
+const live = (cim.live = { sensors: new Map(), alarms: [], events: 0, hovered: null, picked: null });
+// A sensor's code is drawn only while it needs attention or the pointer is on it (or it was clicked):
+// always-on labels clutter the other tools' views.
+const LABELLED = new Set(["warning", "alarm", "critical", "offline"]);
+const HOVER_PICK_MS = 100;
 
 function colourOf(s) {
   return Cesium.Color.fromCssColorString(COLOURS[s] || COLOURS.unknown);
@@ -84,6 +88,7 @@ function showSensor(s) {
     e.cimSensor = s.code;
   }
   e.point.color = colourOf(s.state);
+  e.label.show = LABELLED.has(s.state) || s.code === live.hovered || s.code === live.picked;
   showAsset(s);
   viewer.scene.requestRender();
 }
@@ -170,10 +175,36 @@ function listen() {
   return src;
 }
 
+function sensorAt(position) {
+  const picked = cim.viewer.scene.pick(position);
+  return (picked && picked.id && picked.id.cimSensor) || null;
+}
+
+// Moves the hover or pick mark (`which`) to `code` and redraws the labels of the sensors it left and reached.
+function mark(which, code) {
+  const was = live[which];
+  if (was === code) return;
+  live[which] = code;
+  for (const c of [was, code]) if (c && live.sensors.has(c)) showSensor(live.sensors.get(c));
+}
+
 function onPick(movement) {
-  const picked = cim.viewer.scene.pick(movement.position);
-  const code = picked && picked.id && picked.id.cimSensor;
+  const code = sensorAt(movement.position);
+  mark("picked", code);
   if (code) showChart(code);
+}
+
+// Picking renders the scene: at most once per HOVER_PICK_MS, at the pointer's latest position.
+let hoverAt = null;
+function onHover(movement) {
+  const pending = hoverAt !== null;
+  hoverAt = Cesium.Cartesian2.clone(movement.endPosition);
+  if (pending) return;
+  setTimeout(() => {
+    const at = hoverAt;
+    hoverAt = null;
+    mark("hovered", sensorAt(at));
+  }, HOVER_PICK_MS);
 }
 
 export async function startLive() {
@@ -182,5 +213,6 @@ export async function startLive() {
   live.stream = listen();
   const handler = new Cesium.ScreenSpaceEventHandler(cim.viewer.scene.canvas);
   handler.setInputAction(onPick, Cesium.ScreenSpaceEventType.LEFT_CLICK);
+  handler.setInputAction(onHover, Cesium.ScreenSpaceEventType.MOUSE_MOVE);
   live.ready = true;
 }
