@@ -1,5 +1,23 @@
 // The Cesium scene: a terrain-less globe without imagery, lit at local noon, and the camera moves.
+// Settings chosen for speed where a software renderer (SwiftShader, no GPU) draws every pixel on the CPU:
+// measured in docs/scene.md ("Viewer speed"), the sky's scattering and the dynamic environment map of the
+// tilesets cost more than the city itself.
 import { cim, tilesets } from "./state.js";
+
+export const SKY = Cesium.Color.fromCssColorString("#b9d3ea"); // a plain sky instead of the scattering sky
+
+// The renderer's name, asked of a throwaway context before the viewer is made: software WebGL (headless, no GPU)
+// gets settings it can afford.
+function rendererName() {
+  const gl = document.createElement("canvas").getContext("webgl2") || document.createElement("canvas").getContext("webgl");
+  if (!gl) return "";
+  const info = gl.getExtension("WEBGL_debug_renderer_info");
+  const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  gl.getExtension("WEBGL_lose_context")?.loseContext();
+  return name;
+}
+cim.renderer = rendererName();
+cim.software = /swiftshader|llvmpipe|software/i.test(cim.renderer);
 
 function createViewer() {
   Cesium.Ion.defaultAccessToken = undefined;
@@ -18,25 +36,48 @@ function createViewer() {
     selectionIndicator: false,
     requestRenderMode: true,
     maximumRenderTimeChange: Infinity,
-    contextOptions: { webgl: { preserveDrawingBuffer: true } },
+    skyAtmosphere: false,
+    skyBox: false,
+    // Multisampling and order-independent translucency (extra full-screen passes) cost every pixel again.
+    msaaSamples: cim.software ? 1 : 4,
+    orderIndependentTranslucency: !cim.software,
   });
 }
 
 function setUpGlobe(globe) {
   globe.baseColor = Cesium.Color.fromCssColorString("#7d8a6e");
   globe.showGroundAtmosphere = false;
+  globe.dynamicAtmosphereLighting = false;
+  globe.maximumScreenSpaceError = 8; // a plain colour without imagery: coarse globe tiles look the same
   globe.depthTestAgainstTerrain = true; // pipes stay hidden under an opaque ground
   globe.undergroundColor = Cesium.Color.fromCssColorString("#2a2f36");
   globe.translucency.frontFaceAlpha = 0.4;
   globe.translucency.backFaceAlpha = 0.4;
 }
 
-// Software WebGL (headless, no GPU) cannot afford multisampling.
-function fitRenderer(scene) {
-  const gl = scene.context._gl;
-  const info = gl.getExtension("WEBGL_debug_renderer_info");
-  cim.renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
-  if (/swiftshader|llvmpipe|software/i.test(cim.renderer)) scene.msaaSamples = 1;
+// A software renderer's cost grows with the pixels drawn: while the camera moves it draws at a lower
+// resolution, sharp again when the camera stops.
+function fitRenderer(viewer) {
+  if (!cim.software) return;
+  const scene = viewer.scene;
+  scene.camera.moveStart.addEventListener(() => (viewer.resolutionScale = cim.movingResolution));
+  scene.camera.moveEnd.addEventListener(() => {
+    viewer.resolutionScale = 1;
+    scene.requestRender();
+  });
+}
+cim.movingResolution = 0.5;
+
+// Ambient light for the tiles' materials as fixed spherical harmonics (a sky-blue dome over a grey-green ground)
+// instead of CesiumJS's dynamic environment map, which renders the sky into a cube map, reads it back to the CPU
+// and recompiles every model's shaders whenever the camera or the sun moves.
+export function lighting() {
+  const sh = [new Cesium.Cartesian3(0.62, 0.66, 0.72), new Cesium.Cartesian3(0.1, 0.1, 0.12),
+    ...Array.from({ length: 7 }, () => Cesium.Cartesian3.ZERO)];
+  return {
+    environmentMapOptions: { enabled: false },
+    imageBasedLighting: new Cesium.ImageBasedLighting({ sphericalHarmonicCoefficients: sh }),
+  };
 }
 
 const viewer = (cim.viewer = createViewer());
@@ -44,7 +85,8 @@ export const scene = viewer.scene;
 export const globe = scene.globe;
 setUpGlobe(globe);
 scene.fog.enabled = false;
-fitRenderer(scene);
+scene.backgroundColor = SKY;
+fitRenderer(viewer);
 scene.renderError.addEventListener((_, e) => cim.errors.push(String(e)));
 
 // Local solar noon at the district's longitude, today.
