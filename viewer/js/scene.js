@@ -49,6 +49,7 @@ function setUpGlobe(globe) {
   globe.showGroundAtmosphere = false;
   globe.dynamicAtmosphereLighting = false;
   globe.maximumScreenSpaceError = 8; // a plain colour without imagery: coarse globe tiles look the same
+  globe.preloadAncestors = false;
   globe.depthTestAgainstTerrain = true; // pipes stay hidden under an opaque ground
   globe.undergroundColor = Cesium.Color.fromCssColorString("#2a2f36");
   globe.translucency.frontFaceAlpha = 0.4;
