@@ -1,11 +1,12 @@
 """The viewer in headless Chromium: time until the sample district has loaded, and frame rate while orbiting.
 
-Runs `cim demo --scale N` (its own CIM_HOME and embedded database under the work folder; a second run
-skips the import), opens the viewer with a key of the `utilities` role so that every layer loads, and
+Runs `cim demo --scale N` (its own CIM_HOME and embedded database per scale under the work folder; a second
+run skips the import), opens the viewer with a key of the `utilities` role so that every layer loads, and
 measures
 - load_s: from navigation until every shown tileset reports tilesLoaded and the globe's tiles are loaded
   (the viewer's own `cim.marks.loaded`, ms since navigation);
-- orbit_fps: postRender events per second while the camera circles the district for ORBIT_S seconds.
+- orbit_fps: postRender events per second while the camera circles the district for ORBIT_S seconds (after
+  the road labels, which the viewer adds once the first view is complete, are in).
 Software WebGL (SwiftShader) on a shared CPU: the figures are lower bounds of what a GPU gives.
 """
 from __future__ import annotations
@@ -41,11 +42,12 @@ def run(scale: float, work: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
     _ensure_chromium()
-    home = (work / "home").absolute()
+    home = (work / f"scale-{scale:g}" / "home").absolute()
     env = {**os.environ, "CIM_HOME": str(home)}
     env.pop("CIM_DATABASE_URL", None)
     port = free_port()
-    log = work / "demo.log"
+    log = home.parent / "demo.log"
+    home.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     demo = subprocess.Popen([str(Path(sys.executable).with_name("cim")), "demo", "--port", str(port),
                              "--scale", f"{scale:g}"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -67,6 +69,8 @@ def run(scale: float, work: Path) -> dict:
             figures = page.evaluate("""() => {
                 const c = window.cim, ts = Object.values(c.tilesets);
                 return {load_s: c.marks.loaded / 1000, marks: c.marks, layers: Object.keys(c.tilesets),
+                        tiles_by_layer: Object.fromEntries(Object.entries(c.tilesets).map(([k, t]) =>
+                            [k, t.show ? t.statistics.numberOfLoadedTilesTotal : "hidden"])),
                         tiles_loaded: ts.map(t => t.statistics.numberOfLoadedTilesTotal).reduce((a, b) => a + b, 0),
                         features_loaded: ts.map(t => t.statistics.numberOfFeaturesLoaded).reduce((a, b) => a + b, 0),
                         renderer: c.renderer, msaa: c.viewer.scene.msaaSamples,
@@ -86,6 +90,7 @@ def run(scale: float, work: Path) -> dict:
                             api_requests: r.filter((e) => e.name.includes("/api/")).length};
                 }
             }""")
+            page.evaluate("() => window.cim.labelsReady")
             figures["orbit_fps"] = page.evaluate("""(seconds) => new Promise((resolve) => {
                 const scene = window.cim.viewer.scene, sphere = window.cim.districtSphere();
                 const range = sphere.radius * 2.0, pitch = Cesium.Math.toRadians(-35);
@@ -113,6 +118,7 @@ def run(scale: float, work: Path) -> dict:
     return {"demo_to_url_s": round(demo_s, 1), "load_s": round(figures["load_s"], 2),
             "orbit_fps": round(figures["orbit_fps"], 2), "orbit_seconds": ORBIT_S, "viewport": VIEWPORT,
             "layers": figures["layers"], "tiles_loaded": figures["tiles_loaded"],
+            "tiles_by_layer": figures["tiles_by_layer"],
             "features_loaded": figures["features_loaded"], "renderer": figures["renderer"], "msaa": figures["msaa"],
             "marks_ms": figures["marks"], "requests": figures["requests"],
             "load_average": [round(v, 2) for v in os.getloadavg()]}
