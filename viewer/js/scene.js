@@ -36,6 +36,7 @@ function createViewer() {
     selectionIndicator: false,
     requestRenderMode: true,
     maximumRenderTimeChange: Infinity,
+    contextOptions: { webgl: { preserveDrawingBuffer: true } }, // the PNG export reads the last frame (tools/view.js)
     skyAtmosphere: false,
     skyBox: false,
     // Multisampling and order-independent translucency (extra full-screen passes) cost every pixel again.
