@@ -60,18 +60,10 @@ function setUpGlobe(globe) {
   globe.translucency.backFaceAlpha = 0.4;
 }
 
-// A software renderer's cost grows with the pixels drawn: while the camera moves it draws at a lower
-// resolution, sharp again when the camera stops.
-function fitRenderer(viewer) {
-  if (!cim.software) return;
-  const scene = viewer.scene;
-  scene.camera.moveStart.addEventListener(() => (viewer.resolutionScale = cim.movingResolution));
-  scene.camera.moveEnd.addEventListener(() => {
-    viewer.resolutionScale = 1;
-    scene.requestRender();
-  });
-}
-cim.movingResolution = 0.5;
+// A software renderer's cost grows with the pixels drawn: it loads the first view at half resolution (a
+// quarter of the pixels in each of the frames that loading takes) and draws it sharp once it is complete.
+// Tiles are chosen by their error in CSS pixels, so the resolution does not change which tiles load.
+const LOADING_RESOLUTION = 0.5;
 
 // Ambient light for the tiles' materials as fixed spherical harmonics (a sky-blue dome over a grey-green ground)
 // instead of CesiumJS's dynamic environment map, which renders the sky into a cube map, reads it back to the CPU
@@ -91,7 +83,6 @@ export const globe = scene.globe;
 setUpGlobe(globe);
 scene.fog.enabled = false;
 scene.backgroundColor = SKY;
-fitRenderer(viewer);
 scene.renderError.addEventListener((_, e) => cim.errors.push(String(e)));
 
 // Local solar noon at the district's longitude, today.
@@ -129,13 +120,14 @@ export function flyToBox([w, s, e, n], pitch = -35, zoom = 4) {
   });
 }
 
-// Resolves once every shown tileset and the globe have loaded what the current view needs.
-export const whenLoaded = (cim.whenLoaded = () => new Promise((resolve) => {
+// Resolves once every shown tileset and the globe have loaded what the current view needs, `frames` frames
+// in a row.
+export const whenLoaded = (cim.whenLoaded = (frames = 3) => new Promise((resolve) => {
   let quiet = 0;
   const check = () => {
     const done = globe.tilesLoaded && Object.values(tilesets).every((ts) => !ts.show || ts.tilesLoaded);
     quiet = done ? quiet + 1 : 0;
-    if (quiet >= 3) {
+    if (quiet >= frames) {
       scene.postRender.removeEventListener(check);
       resolve();
     } else scene.requestRender();
@@ -143,3 +135,12 @@ export const whenLoaded = (cim.whenLoaded = () => new Promise((resolve) => {
   scene.postRender.addEventListener(check);
   scene.requestRender();
 }));
+
+// The first complete view: loaded at low resolution on a software renderer, then one sharp frame.
+export async function firstView() {
+  if (!cim.software) return whenLoaded();
+  viewer.resolutionScale = LOADING_RESOLUTION;
+  await whenLoaded();
+  viewer.resolutionScale = 1;
+  await whenLoaded(1);
+}
