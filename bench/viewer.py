@@ -27,6 +27,52 @@ ORBIT_S = 8.0
 VIEWPORT = {"width": 1280, "height": 720}
 
 
+# What the page reports once ready: the marks, tiles and requests; where the time goes: the tile requests
+# (last response, and the server's share) vs decoding and drawing after them.
+FIGURES_JS = """() => {
+    const c = window.cim, ts = Object.values(c.tilesets);
+    return {load_s: c.marks.loaded / 1000, marks: c.marks, layers: Object.keys(c.tilesets),
+            tiles_by_layer: Object.fromEntries(Object.entries(c.tilesets).map(([k, t]) =>
+                [k, t.show ? t.statistics.numberOfLoadedTilesTotal : "hidden"])),
+            tiles_loaded: ts.map(t => t.statistics.numberOfLoadedTilesTotal).reduce((a, b) => a + b, 0),
+            features_loaded: ts.map(t => t.statistics.numberOfFeaturesLoaded).reduce((a, b) => a + b, 0),
+            renderer: c.renderer, msaa: c.viewer.scene.msaaSamples,
+            requests: requestTimes()};
+    function requestTimes() {
+        const r = performance.getEntriesByType("resource");
+        const tiles = r.filter((e) => e.name.includes("/tiles/"));
+        const glb = tiles.filter((e) => !e.name.split("?")[0].endsWith(".json"));
+        const end = (list) => Math.round(Math.max(0, ...list.map((e) => e.responseEnd)));
+        return {cesium_js_ms: end(r.filter((e) => e.name.endsWith("/Cesium.js"))),
+                tile_requests: tiles.length, glb_requests: glb.length,
+                glb_bytes: glb.reduce((a, e) => a + (e.encodedBodySize || 0), 0),
+                last_tile_response_ms: end(tiles),
+                tile_wait_ms_sum: Math.round(tiles.reduce((a, e) => a + (e.responseStart - e.requestStart), 0)),
+                api_requests: r.filter((e) => e.name.includes("/api/")).length};
+    }
+}"""
+# Frames per second while the camera circles the district.
+ORBIT_JS = """(seconds) => new Promise((resolve) => {
+    const scene = window.cim.viewer.scene, sphere = window.cim.districtSphere();
+    const range = sphere.radius * 2.0, pitch = Cesium.Math.toRadians(-35);
+    let frames = 0, t0 = performance.now();
+    const count = () => frames++;
+    scene.postRender.addEventListener(count);
+    const step = (now) => {
+        const heading = ((now - t0) / 1000) * (2 * Math.PI / seconds);
+        scene.camera.lookAt(sphere.center, new Cesium.HeadingPitchRange(heading, pitch, range));
+        scene.requestRender();
+        if (now - t0 < seconds * 1000) requestAnimationFrame(step);
+        else {
+            scene.postRender.removeEventListener(count);
+            scene.camera.lookAtTransform(Cesium.Matrix4.IDENTITY);
+            resolve(frames / ((now - t0) / 1000));
+        }
+    };
+    requestAnimationFrame(step);
+})"""
+
+
 def _ensure_chromium() -> None:
     if not Path(CHROMIUM).exists():
         subprocess.run(["apt-get", "install", "-y", "chromium"], check=True)
@@ -66,50 +112,9 @@ def run(scale: float, work: Path) -> dict:
             page = ctx.new_page()
             page.goto(url)
             page.wait_for_function("window.cim && window.cim.ready === true", timeout=600_000)
-            figures = page.evaluate("""() => {
-                const c = window.cim, ts = Object.values(c.tilesets);
-                return {load_s: c.marks.loaded / 1000, marks: c.marks, layers: Object.keys(c.tilesets),
-                        tiles_by_layer: Object.fromEntries(Object.entries(c.tilesets).map(([k, t]) =>
-                            [k, t.show ? t.statistics.numberOfLoadedTilesTotal : "hidden"])),
-                        tiles_loaded: ts.map(t => t.statistics.numberOfLoadedTilesTotal).reduce((a, b) => a + b, 0),
-                        features_loaded: ts.map(t => t.statistics.numberOfFeaturesLoaded).reduce((a, b) => a + b, 0),
-                        renderer: c.renderer, msaa: c.viewer.scene.msaaSamples,
-                        requests: requestTimes()};
-                // where the time goes: the tile requests (last response, and the server's share) vs decoding
-                // and drawing after them
-                function requestTimes() {
-                    const r = performance.getEntriesByType("resource");
-                    const tiles = r.filter((e) => e.name.includes("/tiles/"));
-                    const glb = tiles.filter((e) => !e.name.split("?")[0].endsWith(".json"));
-                    const end = (list) => Math.round(Math.max(0, ...list.map((e) => e.responseEnd)));
-                    return {cesium_js_ms: end(r.filter((e) => e.name.endsWith("/Cesium.js"))),
-                            tile_requests: tiles.length, glb_requests: glb.length,
-                            glb_bytes: glb.reduce((a, e) => a + (e.encodedBodySize || 0), 0),
-                            last_tile_response_ms: end(tiles),
-                            tile_wait_ms_sum: Math.round(tiles.reduce((a, e) => a + (e.responseStart - e.requestStart), 0)),
-                            api_requests: r.filter((e) => e.name.includes("/api/")).length};
-                }
-            }""")
+            figures = page.evaluate(FIGURES_JS)
             page.evaluate("() => window.cim.labelsReady")
-            figures["orbit_fps"] = page.evaluate("""(seconds) => new Promise((resolve) => {
-                const scene = window.cim.viewer.scene, sphere = window.cim.districtSphere();
-                const range = sphere.radius * 2.0, pitch = Cesium.Math.toRadians(-35);
-                let frames = 0, t0 = performance.now();
-                const count = () => frames++;
-                scene.postRender.addEventListener(count);
-                const step = (now) => {
-                    const heading = ((now - t0) / 1000) * (2 * Math.PI / seconds);
-                    scene.camera.lookAt(sphere.center, new Cesium.HeadingPitchRange(heading, pitch, range));
-                    scene.requestRender();
-                    if (now - t0 < seconds * 1000) requestAnimationFrame(step);
-                    else {
-                        scene.postRender.removeEventListener(count);
-                        scene.camera.lookAtTransform(Cesium.Matrix4.IDENTITY);
-                        resolve(frames / ((now - t0) / 1000));
-                    }
-                };
-                requestAnimationFrame(step);
-            })""", ORBIT_S)
+            figures["orbit_fps"] = page.evaluate(ORBIT_JS, ORBIT_S)
             browser.close()
     finally:
         demo.terminate()
