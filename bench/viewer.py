@@ -1,11 +1,12 @@
 """The viewer in headless Chromium: time until the sample district has loaded, and frame rate while orbiting.
 
-Runs `cim demo --scale N` (its own CIM_HOME and embedded database under the work folder; a second run
-skips the import), opens the viewer with a key of the `utilities` role so that every layer loads, and
+Runs `cim demo --scale N` (its own CIM_HOME and embedded database per scale under the work folder; a second
+run skips the import), opens the viewer with a key of the `utilities` role so that every layer loads, and
 measures
 - load_s: from navigation until every shown tileset reports tilesLoaded and the globe's tiles are loaded
   (the viewer's own `cim.marks.loaded`, ms since navigation);
-- orbit_fps: postRender events per second while the camera circles the district for ORBIT_S seconds.
+- orbit_fps: postRender events per second while the camera circles the district for ORBIT_S seconds (after
+  the road labels, which the viewer adds once the first view is complete, are in).
 Software WebGL (SwiftShader) on a shared CPU: the figures are lower bounds of what a GPU gives.
 """
 from __future__ import annotations
@@ -26,6 +27,52 @@ ORBIT_S = 8.0
 VIEWPORT = {"width": 1280, "height": 720}
 
 
+# What the page reports once ready: the marks, tiles and requests; where the time goes: the tile requests
+# (last response, and the server's share) vs decoding and drawing after them.
+FIGURES_JS = """() => {
+    const c = window.cim, ts = Object.values(c.tilesets);
+    return {load_s: c.marks.loaded / 1000, marks: c.marks, layers: Object.keys(c.tilesets),
+            tiles_by_layer: Object.fromEntries(Object.entries(c.tilesets).map(([k, t]) =>
+                [k, t.show ? t.statistics.numberOfLoadedTilesTotal : "hidden"])),
+            tiles_loaded: ts.map(t => t.statistics.numberOfLoadedTilesTotal).reduce((a, b) => a + b, 0),
+            features_loaded: ts.map(t => t.statistics.numberOfFeaturesLoaded).reduce((a, b) => a + b, 0),
+            renderer: c.renderer, msaa: c.viewer.scene.msaaSamples,
+            requests: requestTimes()};
+    function requestTimes() {
+        const r = performance.getEntriesByType("resource");
+        const tiles = r.filter((e) => e.name.includes("/tiles/"));
+        const glb = tiles.filter((e) => !e.name.split("?")[0].endsWith(".json"));
+        const end = (list) => Math.round(Math.max(0, ...list.map((e) => e.responseEnd)));
+        return {cesium_js_ms: end(r.filter((e) => e.name.endsWith("/Cesium.js"))),
+                tile_requests: tiles.length, glb_requests: glb.length,
+                glb_bytes: glb.reduce((a, e) => a + (e.encodedBodySize || 0), 0),
+                last_tile_response_ms: end(tiles),
+                tile_wait_ms_sum: Math.round(tiles.reduce((a, e) => a + (e.responseStart - e.requestStart), 0)),
+                api_requests: r.filter((e) => e.name.includes("/api/")).length};
+    }
+}"""
+# Frames per second while the camera circles the district.
+ORBIT_JS = """(seconds) => new Promise((resolve) => {
+    const scene = window.cim.viewer.scene, sphere = window.cim.districtSphere();
+    const range = sphere.radius * 2.0, pitch = Cesium.Math.toRadians(-35);
+    let frames = 0, t0 = performance.now();
+    const count = () => frames++;
+    scene.postRender.addEventListener(count);
+    const step = (now) => {
+        const heading = ((now - t0) / 1000) * (2 * Math.PI / seconds);
+        scene.camera.lookAt(sphere.center, new Cesium.HeadingPitchRange(heading, pitch, range));
+        scene.requestRender();
+        if (now - t0 < seconds * 1000) requestAnimationFrame(step);
+        else {
+            scene.postRender.removeEventListener(count);
+            scene.camera.lookAtTransform(Cesium.Matrix4.IDENTITY);
+            resolve(frames / ((now - t0) / 1000));
+        }
+    };
+    requestAnimationFrame(step);
+})"""
+
+
 def _ensure_chromium() -> None:
     if not Path(CHROMIUM).exists():
         subprocess.run(["apt-get", "install", "-y", "chromium"], check=True)
@@ -41,11 +88,12 @@ def run(scale: float, work: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
     _ensure_chromium()
-    home = (work / "home").absolute()
+    home = (work / f"scale-{scale:g}" / "home").absolute()
     env = {**os.environ, "CIM_HOME": str(home)}
     env.pop("CIM_DATABASE_URL", None)
     port = free_port()
-    log = work / "demo.log"
+    log = home.parent / "demo.log"
+    home.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     demo = subprocess.Popen([str(Path(sys.executable).with_name("cim")), "demo", "--port", str(port),
                              "--scale", f"{scale:g}"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -64,47 +112,9 @@ def run(scale: float, work: Path) -> dict:
             page = ctx.new_page()
             page.goto(url)
             page.wait_for_function("window.cim && window.cim.ready === true", timeout=600_000)
-            figures = page.evaluate("""() => {
-                const c = window.cim, ts = Object.values(c.tilesets);
-                return {load_s: c.marks.loaded / 1000, marks: c.marks, layers: Object.keys(c.tilesets),
-                        tiles_loaded: ts.map(t => t.statistics.numberOfLoadedTilesTotal).reduce((a, b) => a + b, 0),
-                        features_loaded: ts.map(t => t.statistics.numberOfFeaturesLoaded).reduce((a, b) => a + b, 0),
-                        renderer: c.renderer, msaa: c.viewer.scene.msaaSamples,
-                        requests: requestTimes()};
-                // where the time goes: the tile requests (last response, and the server's share) vs decoding
-                // and drawing after them
-                function requestTimes() {
-                    const r = performance.getEntriesByType("resource");
-                    const tiles = r.filter((e) => e.name.includes("/tiles/"));
-                    const glb = tiles.filter((e) => !e.name.split("?")[0].endsWith(".json"));
-                    const end = (list) => Math.round(Math.max(0, ...list.map((e) => e.responseEnd)));
-                    return {cesium_js_ms: end(r.filter((e) => e.name.endsWith("/Cesium.js"))),
-                            tile_requests: tiles.length, glb_requests: glb.length,
-                            glb_bytes: glb.reduce((a, e) => a + (e.encodedBodySize || 0), 0),
-                            last_tile_response_ms: end(tiles),
-                            tile_wait_ms_sum: Math.round(tiles.reduce((a, e) => a + (e.responseStart - e.requestStart), 0)),
-                            api_requests: r.filter((e) => e.name.includes("/api/")).length};
-                }
-            }""")
-            figures["orbit_fps"] = page.evaluate("""(seconds) => new Promise((resolve) => {
-                const scene = window.cim.viewer.scene, sphere = window.cim.districtSphere();
-                const range = sphere.radius * 2.0, pitch = Cesium.Math.toRadians(-35);
-                let frames = 0, t0 = performance.now();
-                const count = () => frames++;
-                scene.postRender.addEventListener(count);
-                const step = (now) => {
-                    const heading = ((now - t0) / 1000) * (2 * Math.PI / seconds);
-                    scene.camera.lookAt(sphere.center, new Cesium.HeadingPitchRange(heading, pitch, range));
-                    scene.requestRender();
-                    if (now - t0 < seconds * 1000) requestAnimationFrame(step);
-                    else {
-                        scene.postRender.removeEventListener(count);
-                        scene.camera.lookAtTransform(Cesium.Matrix4.IDENTITY);
-                        resolve(frames / ((now - t0) / 1000));
-                    }
-                };
-                requestAnimationFrame(step);
-            })""", ORBIT_S)
+            figures = page.evaluate(FIGURES_JS)
+            page.evaluate("() => window.cim.labelsReady")
+            figures["orbit_fps"] = page.evaluate(ORBIT_JS, ORBIT_S)
             browser.close()
     finally:
         demo.terminate()
@@ -113,6 +123,7 @@ def run(scale: float, work: Path) -> dict:
     return {"demo_to_url_s": round(demo_s, 1), "load_s": round(figures["load_s"], 2),
             "orbit_fps": round(figures["orbit_fps"], 2), "orbit_seconds": ORBIT_S, "viewport": VIEWPORT,
             "layers": figures["layers"], "tiles_loaded": figures["tiles_loaded"],
+            "tiles_by_layer": figures["tiles_by_layer"],
             "features_loaded": figures["features_loaded"], "renderer": figures["renderer"], "msaa": figures["msaa"],
             "marks_ms": figures["marks"], "requests": figures["requests"],
             "load_average": [round(v, 2) for v in os.getloadavg()]}

@@ -214,13 +214,18 @@ def test_tilesets_structure_content_and_metadata(db, tmp_path):
     for uri, (tile, world, file) in contents.items():
         rows = check_content(tile, world, file)
         for r in rows:
-            assert names[r["id"]] == r["name"]  # the feature's id is the database id
+            if r["class"] == "block":  # merged mass of many buildings: no single object
+                assert r["id"] is None and "children" in tile
+            else:
+                assert names[r["id"]] == r["name"]  # the feature's id is the database id
         layers_of.setdefault(uri.split("/")[0], []).append((tile, rows))
-    # buildings: a tree with generalised parents; the root alone shows the big ones
+    # buildings: a tree whose parents draw merged mass; the root alone shows every building as part of a block
     b = json.loads((tmp_path / "buildings" / "tileset.json").read_text())
     assert b["root"]["children"] and b["root"]["geometricError"] > 0
-    root_rows = next(rows for tile, rows in layers_of["buildings"] if tile["extras"]["quad"] == "0/0/0")
-    assert "Building 3" in {r["name"] for r in root_rows}  # the tallest one survives generalisation
+    root_tile, root_rows = next((t, rows) for t, rows in layers_of["buildings"] if t["extras"]["quad"] == "0/0/0")
+    assert root_rows and len(root_rows) <= 41  # a house alone is itself (its id), houses merged are a block
+    # the tallest (Building 3, 47 m) keeps its height within the root's error
+    assert max(r["height"] for r in root_rows) >= 47 - root_tile["geometricError"]
     leaf_rows = [r for tile, rows in layers_of["buildings"] if "children" not in tile for r in rows]
     assert len(leaf_rows) == 41  # every building once at full detail, the IFC house as an LOD1 block
     house = next(r for r in leaf_rows if r["name"] == "IFC House")
@@ -434,3 +439,26 @@ def test_glb_quantised_and_meshopt_decode_to_the_same_vertices(tmp_path):
     assert decoded[0] == decoded[1]
     assert len(files[1].read_bytes()) < len(files[0].read_bytes()) / 2
     assert gltf_validate(files)["errors"] == []
+
+
+def test_merged_mass_joins_what_lies_closer_than_the_tolerance():
+    """A quad of 4,096 m merges within 4 m: two houses 2 m apart become one mass, a third 30 m away and a tower
+    beside them (another height band) stay apart; the error covers the roofs' difference from the mass top."""
+    from services.tiles.mass import block_masses
+    from services.tiles.source import Feature
+
+    def house(x, w, h):
+        fp = shapely.box(x, 0, x + w, 10)
+        v, f = box(x, 0, 0, w, 10, h)
+        return Feature(id=int(x), cls="building", name=None, vertices=v, faces=f, face_colors=np.zeros(12, int),
+                       colors=[(1, 1, 1, 1)], props={"use": "residential", "height": h}, footprint=fp, zmin=0.0,
+                       zmax=h)
+
+    masses, error = block_masses([house(0, 20, 9), house(22, 20, 10), house(72, 20, 9), house(-30, 20, 60)], 4096)
+    rows = sorted(((r["height"], r["class"], r["id"], r["use"]) for r, v, fc, part in masses), key=lambda r: r[0])
+    # alone, a house is its own feature (id, attributes); merged, the houses are a block without an id
+    assert [r[:3] for r in rows] == [(9, "building", 72), (pytest.approx(9.5), "block", None), (60, "building", -30)]
+    assert {r[3] for r in rows} == {"residential"}
+    assert error == pytest.approx(4.0)  # the tolerance; the roofs differ from their mass top by 0.5 m
+    merged = next(v for r, v, fc, part in masses if r["height"] == pytest.approx(9.5))
+    assert np.ptp(merged[:, 0]) == pytest.approx(42, abs=2.1)  # both houses and the gap between them

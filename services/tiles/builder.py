@@ -34,6 +34,7 @@ from cim_core.settings import get_settings
 from services.auth import is_restricted
 
 from . import glb
+from .mass import block_masses
 from .source import LAYER_CLASSES, LAYERS, LOADERS, LOD1_COLORS, Feature, prisms, tube_meshes
 from .target import Bucket, Folder, open_target
 
@@ -60,7 +61,7 @@ EARTH_R = 6_371_000.0
 
 
 # Bump when the cache layout (state.json, tile files) changes, so old caches are rebuilt whole.
-STATE_FORMAT = 2  # 2: extras.layers with restriction flags, every class property in each table
+STATE_FORMAT = 3  # 2: extras.layers with restriction flags, every class property in each table; 3: merged mass
 
 
 @dataclass
@@ -171,19 +172,9 @@ class Generaliser:
         self.stand: dict[int, tuple[Any, Item, float]] = {}
         if not features:
             return
-        if layer == "buildings":
-            fps = np.array([f.footprint for f in features], dtype=object)
-            hulls = shapely.convex_hull(fps)
-            # horizontal deviation: hull from footprint; vertical: eaves to ridge of a pitched roof
-            dev = shapely.hausdorff_distance(hulls, fps)
-            solids = prisms(hulls, [f.zmin for f in features], [f.zmax for f in features])
-            for i, (f, d, (v, fc, part)) in enumerate(zip(features, dev, solids)):
-                if len(fc):
-                    z = f.vertices[:, 2]
-                    upper = z[z > (f.zmin + f.zmax) / 2]
-                    roof = float(f.zmax - upper.min()) if len(upper) else 0.0
-                    self.stand[i] = (f.id, Item(_row(f), v, fc, part, LOD1_COLORS), max(float(d), roof))
-        elif layer == "bim":
+        if layer == "buildings":  # parents draw merged mass instead (mass.py)
+            return
+        if layer == "bim":
             blocks = {f.block["id"]: f.block for f in features if f.block and f.block["footprint"] is not None}
             fps = np.array([b["footprint"] for b in blocks.values()], dtype=object)
             solids = prisms(fps, [b["zmin"] for b in blocks.values()], [b["zmax"] for b in blocks.values()])
@@ -328,6 +319,16 @@ class LayerBuilder:
         for c in tile.get("children", []):
             self._collect(c)
 
+    def _parent_items(self, level: int, idx: np.ndarray, child_features: int) -> tuple[list[Item], float]:
+        """What a parent tile draws: merged mass of every building, else generalised stand-ins of the largest
+        features, as many as `parent_share` of what its children draw (the ground's flat surfaces: all of them
+        within the parent budget)."""
+        if self.layer == "buildings":
+            masses, error = block_masses([self.features[i] for i in idx], self.grid.size / 2 ** level)
+            return [Item(row, v, fc, part, LOD1_COLORS) for row, v, fc, part in masses], error
+        share = 1.0 if self.layer == "ground" else self.opts.parent_share
+        return generalise(self.gen, self.features, idx, self.opts, max(1, int(np.ceil(child_features * share))))
+
     def _tile(self, level: int, ix: int, iy: int, idx: np.ndarray, parent_world: np.ndarray):
         key = f"{level}/{ix}/{iy}"
         if self.reuse and key in self.old_tiles and not shapely.intersects(
@@ -359,8 +360,7 @@ class LayerBuilder:
                         regions.append(child["boundingVolume"]["region"])
                         child_error = max(child_error, ce)
                         child_features += child["extras"]["features"]
-            cap = max(1, int(np.ceil(child_features * self.opts.parent_share)))
-            items, error = generalise(self.gen, self.features, idx, self.opts, cap)
+            items, error = self._parent_items(level, idx, child_features)
         tile: dict[str, Any] = {}
         if items:
             data, region, step = encode(items, self.layer, world, self.srid, self.offset, self.opts.meshopt)

@@ -127,6 +127,8 @@ def load_ground(conn: sa.Connection, scenario_id: int | None = None) -> list[Fea
             face_colors=np.zeros(len(m.faces), np.int64), colors=[color],
             props={"kind": kind, "area_m2": round(float(s.area), 1)},
             footprint=s, zmin=float(v[:, 2].min()), zmax=float(v[:, 2].max()),
-            size=float(max(np.ptp(v[:, 0]), np.ptp(v[:, 1]))),
+            # left out of a parent, a flat surface is missed by about its half width however long it runs:
+            # 2 area / perimeter, the inradius of a polygon with an incircle (a road's half width)
+            size=float(2 * s.area / s.length) if s.length else 0.0,
         ))
     return out

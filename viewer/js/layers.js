@@ -3,7 +3,7 @@
 // the tilesets loaded from them.
 import { api, tileResource } from "./http.js";
 import { renderLayerPanel } from "./panel.js";
-import { scene } from "./scene.js";
+import { lighting, scene, whenLoaded } from "./scene.js";
 import { cim, PIPES, state, tilesets } from "./state.js";
 import { restyle } from "./style.js";
 import { loadRoadLabels } from "./tools/labels.js";
@@ -62,6 +62,7 @@ async function loadTileset(layer, failed) {
     // diameter), so refine them sooner than the volumes of buildings and BIM elements.
     const ts = await Cesium.Cesium3DTileset.fromUrl(tileResource(layer), {
       maximumScreenSpaceError: layer === PIPES ? 2 : 16,
+      ...lighting(),
     });
     ts.tileFailed.addEventListener((e) => cim.errors.push(`${layer}: ${e.url}: ${e.message}`));
     tilesets[layer] = scene.primitives.add(ts);
@@ -83,7 +84,9 @@ export async function loadLayers() {
   await Promise.all(names.map((layer) => loadTileset(layer, failed)));
   if (tilesets[PIPES]) collectUtilities(tilesets[PIPES]);
   restyle();
-  cim.labelsReady = loadRoadLabels().then(restyle); // names on the ground map, without holding up the scene
+  // Names on the ground map once the tiles are in: their glyphs and a dozen shader programs of their own would
+  // hold up the first view.
+  cim.labelsReady = whenLoaded().then(loadRoadLabels).then(restyle);
   return failed;
 }
 

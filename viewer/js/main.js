@@ -14,7 +14,7 @@ import { STRINGS, t, translatePage } from "./i18n.js";
 import { renderKeyStatus } from "./keys.js";
 import { discoverAccess, loadLayers } from "./layers.js";
 import { renderLayerPanel } from "./panel.js";
-import { districtSphere, flyHome, scene, setDaylight, whenLoaded } from "./scene.js";
+import { districtSphere, firstView, flyHome, scene, setDaylight } from "./scene.js";
 import { $, cim, LANG_STORE, mark, NODES, PIPES, setStatus, state } from "./state.js";
 import { applyView, readHash, writeHash } from "./url.js";
 import { startLive } from "./tools/live.js";
@@ -66,7 +66,7 @@ async function start() {
   const sphere = districtSphere();
   if (!sphere) return setStatus(t("noTiles"));
   showDistrict(sphere, fromUrl.view);
-  await whenLoaded();
+  await firstView();
   mark("loaded");
   setStatus(failed.length ? t("layerFailed") + failed.join(", ") : t("sceneReady"));
 }

@@ -22,9 +22,20 @@ function pickAt(position) {
 }
 cim.pickAt = (x, y) => pickAt(new Cesium.Cartesian2(x, y));
 
+// A block of merged building mass (a parent tile seen from afar, services/tiles/mass.py) stands for many
+// buildings: a click on it moves the camera halfway there, where its buildings show one by one.
+function zoomTowards(position) {
+  const target = scene.pickPosition(position);
+  if (!target) return;
+  const camera = scene.camera;
+  const destination = Cesium.Cartesian3.lerp(camera.positionWC, target, 0.5, new Cesium.Cartesian3());
+  camera.flyTo({ destination, orientation: { heading: camera.heading, pitch: camera.pitch }, duration: 1 });
+}
+
 new Cesium.ScreenSpaceEventHandler(scene.canvas).setInputAction((click) => {
   if (cim.measure && cim.measure.mode) return; // the click places a measuring point (tools/measure.js)
   const props = pickAt(click.position);
-  if (props && props.id !== undefined) openFeature(props);
+  if (props && props.class === "block") zoomTowards(click.position);
+  else if (props && props.id !== undefined) openFeature(props);
   else closePanel();
 }, Cesium.ScreenSpaceEventType.LEFT_CLICK);

@@ -1,5 +1,23 @@
 // The Cesium scene: a terrain-less globe without imagery, lit at local noon, and the camera moves.
+// Settings chosen for speed where a software renderer (SwiftShader, no GPU) draws every pixel on the CPU:
+// measured in docs/scene.md ("Viewer speed"), the sky's scattering and the dynamic environment map of the
+// tilesets cost more than the city itself.
 import { cim, tilesets } from "./state.js";
+
+export const SKY = Cesium.Color.fromCssColorString("#b9d3ea"); // a plain sky instead of the scattering sky
+
+// The renderer's name, asked of a throwaway context before the viewer is made: software WebGL (headless, no GPU)
+// gets settings it can afford.
+function rendererName() {
+  const gl = document.createElement("canvas").getContext("webgl2") || document.createElement("canvas").getContext("webgl");
+  if (!gl) return "";
+  const info = gl.getExtension("WEBGL_debug_renderer_info");
+  const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  gl.getExtension("WEBGL_lose_context")?.loseContext();
+  return name;
+}
+cim.renderer = rendererName();
+cim.software = /swiftshader|llvmpipe|software/i.test(cim.renderer);
 
 function createViewer() {
   Cesium.Ion.defaultAccessToken = undefined;
@@ -18,25 +36,45 @@ function createViewer() {
     selectionIndicator: false,
     requestRenderMode: true,
     maximumRenderTimeChange: Infinity,
-    contextOptions: { webgl: { preserveDrawingBuffer: true } },
+    contextOptions: { webgl: { preserveDrawingBuffer: true } }, // the PNG export reads the last frame (tools/view.js)
+    skyAtmosphere: false,
+    skyBox: false,
+    // Multisampling and order-independent translucency (extra full-screen passes) cost every pixel again.
+    msaaSamples: cim.software ? 1 : 4,
+    orderIndependentTranslucency: !cim.software,
   });
 }
 
 function setUpGlobe(globe) {
   globe.baseColor = Cesium.Color.fromCssColorString("#7d8a6e");
   globe.showGroundAtmosphere = false;
+  globe.dynamicAtmosphereLighting = false;
+  // Without imagery or terrain the globe's tiles differ from the ellipsoid only by the sag of their 65 x 65
+  // vertex grid (d^2 / 8R: 0.1 m at level 7, 2 m at level 5), far below CesiumJS's error estimate for
+  // heightmap terrain: coarse tiles look the same, and the globe is complete in fewer frames.
+  globe.maximumScreenSpaceError = 64;
+  globe.preloadAncestors = false;
   globe.depthTestAgainstTerrain = true; // pipes stay hidden under an opaque ground
   globe.undergroundColor = Cesium.Color.fromCssColorString("#2a2f36");
   globe.translucency.frontFaceAlpha = 0.4;
   globe.translucency.backFaceAlpha = 0.4;
 }
 
-// Software WebGL (headless, no GPU) cannot afford multisampling.
-function fitRenderer(scene) {
-  const gl = scene.context._gl;
-  const info = gl.getExtension("WEBGL_debug_renderer_info");
-  cim.renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
-  if (/swiftshader|llvmpipe|software/i.test(cim.renderer)) scene.msaaSamples = 1;
+// A software renderer's cost grows with the pixels drawn: it loads the first view at half resolution (a
+// quarter of the pixels in each of the frames that loading takes) and draws it sharp once it is complete.
+// Tiles are chosen by their error in CSS pixels, so the resolution does not change which tiles load.
+const LOADING_RESOLUTION = 0.5;
+
+// Ambient light for the tiles' materials as fixed spherical harmonics (a sky-blue dome over a grey-green ground)
+// instead of CesiumJS's dynamic environment map, which renders the sky into a cube map, reads it back to the CPU
+// and recompiles every model's shaders whenever the camera or the sun moves.
+export function lighting() {
+  const sh = [new Cesium.Cartesian3(0.62, 0.66, 0.72), new Cesium.Cartesian3(0.1, 0.1, 0.12),
+    ...Array.from({ length: 7 }, () => Cesium.Cartesian3.ZERO)];
+  return {
+    environmentMapOptions: { enabled: false },
+    imageBasedLighting: new Cesium.ImageBasedLighting({ sphericalHarmonicCoefficients: sh }),
+  };
 }
 
 const viewer = (cim.viewer = createViewer());
@@ -44,7 +82,7 @@ export const scene = viewer.scene;
 export const globe = scene.globe;
 setUpGlobe(globe);
 scene.fog.enabled = false;
-fitRenderer(scene);
+scene.backgroundColor = SKY;
 scene.renderError.addEventListener((_, e) => cim.errors.push(String(e)));
 
 // Local solar noon at the district's longitude, today.
@@ -82,13 +120,14 @@ export function flyToBox([w, s, e, n], pitch = -35, zoom = 4) {
   });
 }
 
-// Resolves once every shown tileset and the globe have loaded what the current view needs.
-export const whenLoaded = (cim.whenLoaded = () => new Promise((resolve) => {
+// Resolves once every shown tileset and the globe have loaded what the current view needs, `frames` frames
+// in a row.
+export const whenLoaded = (cim.whenLoaded = (frames = 3) => new Promise((resolve) => {
   let quiet = 0;
   const check = () => {
     const done = globe.tilesLoaded && Object.values(tilesets).every((ts) => !ts.show || ts.tilesLoaded);
     quiet = done ? quiet + 1 : 0;
-    if (quiet >= 3) {
+    if (quiet >= frames) {
       scene.postRender.removeEventListener(check);
       resolve();
     } else scene.requestRender();
@@ -96,3 +135,12 @@ export const whenLoaded = (cim.whenLoaded = () => new Promise((resolve) => {
   scene.postRender.addEventListener(check);
   scene.requestRender();
 }));
+
+// The first complete view: loaded at low resolution on a software renderer, then one sharp frame.
+export async function firstView() {
+  if (!cim.software) return whenLoaded();
+  viewer.resolutionScale = LOADING_RESOLUTION;
+  await whenLoaded();
+  viewer.resolutionScale = 1;
+  await whenLoaded(1);
+}

@@ -65,9 +65,11 @@ function styleFor(layer) {
   return layer === PIPES && highlights.size ? withHighlights(out) : out;
 }
 
+// The pipes lie under the opaque ground, so they are drawn (and their tiles asked for) in underground mode only.
 function layerShown(layer) {
   if (state.locked.has(layer)) return false;
-  if (layer === PIPES) return state.utilities.some((u) => state.visible.has(u.utility)) || state.visible.has(NODES);
+  if (layer === PIPES)
+    return state.underground && (state.utilities.some((u) => state.visible.has(u.utility)) || state.visible.has(NODES));
   return state.visible.has(layer);
 }
 

@@ -1,14 +1,13 @@
 // Underground mode: a translucent ground the camera may pass through, to see the pipes beneath.
-import { globe, scene } from "./scene.js";
+import { globe, scene, SKY } from "./scene.js";
 import { $, cim, state } from "./state.js";
 import { restyle } from "./style.js";
 
 function setUnderground(on) {
   globe.translucency.enabled = on;
   scene.screenSpaceCameraController.enableCollisionDetection = !on;
-  // Through the ground one would see the stars: a neutral backdrop reads better under a street.
-  scene.skyBox.show = !on;
-  scene.backgroundColor = on ? Cesium.Color.fromCssColorString("#59626b") : Cesium.Color.BLACK;
+  // Through the ground one would see the sky: a neutral backdrop reads better under a street.
+  scene.backgroundColor = on ? Cesium.Color.fromCssColorString("#59626b") : SKY;
   $("underground").checked = on;
   state.underground = on;
   state.groundAlpha = globe.translucency.frontFaceAlpha;

@@ -4,7 +4,7 @@
 import { api, tileResource } from "../http.js";
 import { STRINGS, t } from "../i18n.js";
 import { loadLayers } from "../layers.js";
-import { scene } from "../scene.js";
+import { lighting, scene } from "../scene.js";
 import { $, cim, setStatus, state, tilesets } from "../state.js";
 import { writeHash } from "../url.js";
 
@@ -88,7 +88,8 @@ async function setSwipe(on) {
     $("scenario").value = plan;
     const layers = SPLIT_LAYERS.filter((l) => tilesets[l]);
     await Promise.all(layers.map(async (layer) => {
-      const ts = await Cesium.Cesium3DTileset.fromUrl(tileResource(layer, plan), { maximumScreenSpaceError: 16 });
+      const ts = await Cesium.Cesium3DTileset.fromUrl(tileResource(layer, plan),
+        { maximumScreenSpaceError: 16, ...lighting() });
       ts.splitDirection = Cesium.SplitDirection.RIGHT;
       planSets[layer] = scene.primitives.add(ts);
       tilesets[layer].splitDirection = Cesium.SplitDirection.LEFT;
