@@ -75,24 +75,26 @@ class Model:
 
 
 def _rows(engine: sa.Engine, dataset: str) -> tuple[dict, list, list]:
-    """(dataset report, node rows, segment rows) of a dataset's drainage network."""
-    with engine.connect() as c:
-        ds = c.execute(sa.text("select id, kind, report from datasets where name = :n"), {"n": dataset}).first()
-        if ds is None:
-            raise NotFoundError(f"no dataset named {dataset!r}", hint="`cim datasets` lists them")
-        p = {"d": ds.id, "g": list(GRAVITY)}
-        nodes = c.execute(sa.text(f"""
-            select o.id, coalesce(o.name, o.key) as name, o.attributes, n.node_type, n.ground_z, n.invert_z,
-                   st_x(n.geom) x, st_y(n.geom) y
-            from pipe_nodes n join city_objects o on o.id = n.object_id
-            where o.dataset_id = :d and n.utility = any(:g) and {CURRENT} order by o.id"""), p).mappings().all()
-        segs = c.execute(sa.text(f"""
-            select o.id, coalesce(o.name, o.key) as name, o.attributes, s.shape, s.diameter_mm, s.width_mm,
-                   s.height_mm, s.start_invert, s.end_invert, s.from_node, s.to_node, s.length_m,
-                   st_asbinary(st_force2d(s.centerline)) line
-            from pipe_segments s join city_objects o on o.id = s.object_id
-            where o.dataset_id = :d and s.utility = any(:g) and {CURRENT} order by o.id"""), p).mappings().all()
-    return dict(ds.report or {}), list(nodes), list(segs)
+    """(dataset report, node rows, segment rows) of a dataset's drainage network, in one statement (one round
+    trip, one snapshot: a small model's export is dominated by round trips)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:  # one read: no transaction
+        ds = c.execute(sa.text(f"""
+            select d.report,
+              (select coalesce(json_agg(t order by t.id), '[]') from (
+                 select o.id, coalesce(o.name, o.key) as name, o.attributes, n.node_type, n.ground_z, n.invert_z,
+                        st_x(n.geom) x, st_y(n.geom) y
+                 from pipe_nodes n join city_objects o on o.id = n.object_id
+                 where o.dataset_id = d.id and n.utility = any(:g) and {CURRENT}) t) as nodes,
+              (select coalesce(json_agg(t order by t.id), '[]') from (
+                 select o.id, coalesce(o.name, o.key) as name, o.attributes, s.shape, s.diameter_mm, s.width_mm,
+                        s.height_mm, s.start_invert, s.end_invert, s.from_node, s.to_node, s.length_m,
+                        encode(st_asbinary(st_force2d(s.centerline)), 'hex') line
+                 from pipe_segments s join city_objects o on o.id = s.object_id
+                 where o.dataset_id = d.id and s.utility = any(:g) and {CURRENT}) t) as segs
+            from datasets d where d.name = :n"""), {"n": dataset, "g": list(GRAVITY)}).first()
+    if ds is None:
+        raise NotFoundError(f"no dataset named {dataset!r}", hint="`cim datasets` lists them")
+    return dict(ds.report or {}), ds.nodes, ds.segs
 
 
 def _node_inverts(nodes: list, segs: list) -> dict[int, float | None]:
@@ -173,7 +175,7 @@ def _write_links(m: Model, segs: list, names: dict[int, str], inverts: dict[int,
                                      *(row[7:] if row else ["0", "0"])]))
         if section != "PUMPS":
             m.add("XSECTIONS", _xsection(s, a, k))
-        inner = shapely.get_coordinates(shapely.from_wkb(bytes(s["line"])))[1:-1]
+        inner = shapely.get_coordinates(shapely.from_wkb(s["line"]))[1:-1]
         for x, y in inner:
             m.add("VERTICES", f"{nm} {num(x)} {num(y)}")
 
