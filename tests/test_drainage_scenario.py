@@ -75,3 +75,17 @@ def test_outfalls_misconnections_and_export_in_a_scenario(relief):
     assert "\nr2 R2 R3 " in asis and "\nr2 " not in cut and "\nr1 R1 R2 " in cut
     with pytest.raises(InputError, match="pipe p9: both ends need a node"):  # the plan's own pipe is written too
         swmm_export.build("drains", scenario="relief", engine=db)
+
+
+def test_cli_scenario(relief, cli_env):
+    import json
+
+    from test_drainage_tracing import cim
+
+    r = cim(cli_env, "drainage", "trace", "--node", "R1", "--direction", "down", "--scenario", "relief", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["outfalls"] == sorted(ids(relief, ["OUT2"], "relief-pipes"))
+    r = cim(cli_env, "drainage", "outfalls", "--scenario", "relief")
+    assert r.returncode == 0 and "3 outfalls" in r.stdout and "0 flow sinks" in r.stdout, r.stdout + r.stderr
+    r = cim(cli_env, "drainage", "misconnections", "--scenario", "nope")
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [r.stderr.strip()] and "no scenario" in r.stderr
