@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from analyses.drainage import swmm_export
-from analyses.drainage.swmm_run import simulate
+from analyses.drainage.swmm_run import STRIDE_S, simulate
 from cim_core.errors import InputError, NotFoundError
 from importers import swmm
 
@@ -22,6 +22,41 @@ def assert_same_results(original: Path, exported: Path) -> None:
         assert b.nodes[k]["flooding_volume"] == pytest.approx(v["flooding_volume"], rel=0.01, abs=1e-6), k
     for k, v in a.links.items():
         assert b.links[k]["peak_flow"] == pytest.approx(v["peak_flow"], rel=0.01, abs=1e-6), k
+
+
+@pytest.mark.parametrize("file", ["swmm_Example1_runnable.inp", "swmm_model_state_plane.inp"])
+def test_engine_statistics_are_pyswmms(tmp_path, file):
+    """`simulate` drives swmm-toolkit itself: its statistics are exactly those pyswmm reads on the same file."""
+    from pyswmm import Links, Nodes, Simulation
+
+    inp = tmp_path / file
+    inp.write_bytes((DATA / file).read_bytes())
+    ours = simulate(inp)
+    with Simulation(str(inp)) as sim:
+        sim.step_advance(STRIDE_S)
+        for _ in sim:
+            pass
+        nodes = {n.nodeid: (n.statistics, n.is_outfall()) for n in Nodes(sim)}
+        links = {lk.linkid: lk.conduit_statistics for lk in Links(sim) if lk.is_conduit()}
+        units = sim.flow_units
+    assert ours.flow_units == units and set(ours.nodes) == set(nodes) and set(ours.links) == set(links)
+    for k, (st, outfall) in nodes.items():
+        assert ours.nodes[k] == {"peak_depth": st["max_depth"], "surcharge_hours": st["surcharge_duration"],
+                                 "flooding_volume": st["flooding_volume"], "flooding_hours": st["flooding_duration"],
+                                 "peak_inflow": st["peak_total_inflow"], "outfall": outfall}, k
+    for k, st in links.items():
+        assert ours.links[k] == {"peak_flow": st["peak_flow"], "peak_depth": st["peak_depth"],
+                                 "peak_velocity": st["peak_velocity"], "surcharge_hours": st["time_surcharged"]}, k
+    assert any(v["peak_flow"] > 0 for v in ours.links.values())
+
+
+def test_bad_model_is_a_one_line_error(tmp_path):
+    good, bad = tmp_path / "good.inp", tmp_path / "bad.inp"
+    good.write_text((DATA / "swmm_Example1_runnable.inp").read_text())
+    bad.write_text(good.read_text().replace("[JUNCTIONS]", "[JUNCTIONS]\nJ? x"))
+    with pytest.raises(InputError, match="SWMM could not run the model: .*ERROR"):
+        simulate(bad)
+    assert simulate(good).nodes  # the engine was closed: the next run works
 
 
 def test_example1_round_trip(db, tmp_path):

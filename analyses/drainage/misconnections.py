@@ -14,6 +14,7 @@ import numpy as np
 import shapely
 import sqlalchemy as sa
 
+from cim_core import scenarios
 from cim_core.db import get_engine
 from cim_core.errors import InputError
 from cim_core.network.graph import Network
@@ -170,26 +171,27 @@ def step_ups(j: Junctions, table: dict) -> list[Finding]:
     return out
 
 
-def separated_areas(engine: sa.Engine, table: dict) -> list[tuple[int, str, object]]:
-    """Stored objects declared separated areas (attribute drainage_system = 'separated')."""
+def separated_areas(engine: sa.Engine, table: dict, scenario_id: int | None = None) -> list[tuple[int, str, object]]:
+    """Stored objects declared separated areas (attribute drainage_system = 'separated'), in the model of a
+    scenario (None: as-is)."""
     spec = table["combined_in_separated_area"]
     with engine.connect() as c:
-        rows = c.execute(sa.text("""
-            select id, coalesce(name, key), st_asbinary(footprint) from city_objects
-            where footprint is not null and attributes ->> cast(:a as text) = :v
-              and (valid_to is null or valid_to > current_date)"""),
+        rows = c.execute(sa.text(f"""
+            select o.id, coalesce(o.name, o.key), st_asbinary(o.footprint) from city_objects o
+            where o.footprint is not null and o.attributes ->> cast(:a as text) = :v
+              and {scenarios.current(scenario_id)}"""),
                          {"a": spec["area_attribute"], "v": spec["area_value"]}).all()
     return [(int(i), str(n), shapely.from_wkb(bytes(g))) for i, n, g in rows]
 
 
-def check(dataset: str | None = None, *, areas: list[dict] | None = None, engine: sa.Engine | None = None,
-          requested_by: str | None = None) -> dict:
-    """Run every misconnection rule over the current drainage networks (of one dataset, if given) and store
-    the findings as a run. `areas`: extra separated areas, each {"name", "geometry": GeoJSON polygon in the
+def check(dataset: str | None = None, *, areas: list[dict] | None = None, scenario: str | None = None,
+          engine: sa.Engine | None = None, requested_by: str | None = None) -> dict:
+    """Run every misconnection rule over the current drainage networks (of one dataset, if given) of the as-is
+    model or a scenario's, and store the findings as a run. `areas`: extra separated areas, each {"name", "geometry": GeoJSON polygon in the
     storage CRS}. Returns the run id and the findings' counts by rule."""
     engine = engine or get_engine()
     t0, table = now(), rules()
-    net = dn.load(engine, dataset=dataset, geometry=True)
+    net = dn.load(engine, dataset=dataset, geometry=True, scenario=scenario)
     given = []
     for i, a in enumerate(areas or []):
         try:
@@ -198,10 +200,11 @@ def check(dataset: str | None = None, *, areas: list[dict] | None = None, engine
             raise InputError(f"areas[{i}]: needs a name and a GeoJSON polygon geometry ({exc})") from None
     j = Junctions(net)
     found = [*cross_connections(j, table), *sewage_to_rain_outfalls(j, table),
-             *combined_in_areas(net, separated_areas(engine, table) + given, table), *against_flow(j, table),
+             *combined_in_areas(net, separated_areas(engine, table, dn.scenario_id(engine, scenario)) + given, table), *against_flow(j, table),
              *step_ups(j, table)]
     counts = {r: sum(f.rule == r for f in found) for r in table}
-    run = record_run("drainage-misconnections", {"dataset": dataset, "areas": areas or []}, table, found,
+    run = record_run("drainage-misconnections", {"dataset": dataset, "scenario": scenario, "areas": areas or []},
+                     table, found,
                      {"findings": counts, "segments": net.n_segments}, started_at=t0, requested_by=requested_by,
                      engine=engine)
     return {"run_id": run.id, "findings": counts}

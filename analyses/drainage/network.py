@@ -10,6 +10,7 @@ import numpy as np
 import sqlalchemy as sa
 from scipy.spatial import cKDTree
 
+from cim_core import scenarios
 from cim_core.db import get_engine
 from cim_core.errors import InputError, NotFoundError
 from cim_core.network.columns import GRAVITY, SNAP_TOLERANCE_M
@@ -55,22 +56,33 @@ def join_loose_ends(net: Network, tolerance: float = SNAP_TOLERANCE_M) -> None:
             idx[loose[hit]] = j[hit]
 
 
+def scenario_id(engine: sa.Engine, scenario: str | None) -> int | None:
+    """The id of a renewal scenario (plan) by name; None for the as-is model (no name, or 现状/as-is)."""
+    if scenarios.is_as_is(scenario):
+        return None
+    with engine.connect() as c:
+        return scenarios.resolve(c, scenario)
+
+
 def load(engine: sa.Engine | None = None, *, dataset: str | None = None,
          bbox: tuple[float, float, float, float] | None = None, geometry: bool = False,
-         segment_attributes: tuple[str, ...] = ()) -> Network:
-    """The stored drainage network of a dataset and/or box (all current drainage networks by default); with
-    geometry, loose segment ends join the drainage node they lie on."""
-    net = drainage(Network.load(engine or get_engine(), dataset=dataset, bbox=bbox, geometry=geometry,
-                                segment_attributes=segment_attributes))
+         segment_attributes: tuple[str, ...] = (), scenario: str | None = None) -> Network:
+    """The stored drainage network of a dataset and/or box (all current drainage networks by default) in the
+    model of a scenario (default as-is: `cim_core.scenarios`; a named dataset then loses what the plan
+    removes and gains the plan's own datasets); with geometry, loose segment ends join the drainage node they
+    lie on."""
+    engine = engine or get_engine()
+    net = drainage(Network.load(engine, dataset=dataset, bbox=bbox, geometry=geometry,
+                                segment_attributes=segment_attributes, scenario_id=scenario_id(engine, scenario)))
     if not net.n_nodes:
-        where = f" in dataset {dataset!r}" if dataset else ""
+        where = (f" in dataset {dataset!r}" if dataset else "") + (f" in scenario {scenario!r}" if scenario else "")
         raise NotFoundError(f"no drainage network (rain, sewage or combined pipes){where}")
     join_loose_ends(net)
     return net
 
 
-# Loaded networks by (database, dataset), with the model version they were loaded at.
-_CACHE: dict[tuple[str, str | None], tuple[int, Network]] = {}
+# Loaded networks by (database, dataset, scenario), with the model version they were loaded at.
+_CACHE: dict[tuple[str, str | None, str | None], tuple[int, Network]] = {}
 CACHE_SIZE = 4
 
 
@@ -80,15 +92,17 @@ def model_version(engine: sa.Engine) -> int:
         return int(c.scalar(sa.text("select coalesce(max(id), 0) from change_log")))
 
 
-def load_cached(engine: sa.Engine | None = None, *, dataset: str | None = None) -> Network:
+def load_cached(engine: sa.Engine | None = None, *, dataset: str | None = None,
+                scenario: str | None = None) -> Network:
     """The drainage network with geometry, reloaded only after the model changed (interactive traces)."""
     engine = engine or get_engine()
-    key = (engine.url.render_as_string(hide_password=True), dataset)
+    scenario = None if scenarios.is_as_is(scenario) else scenario
+    key = (engine.url.render_as_string(hide_password=True), dataset, scenario)
     version = model_version(engine)
     hit = _CACHE.get(key)
     if hit is not None and hit[0] == version:
         return hit[1]
-    net = load(engine, dataset=dataset, geometry=True)
+    net = load(engine, dataset=dataset, geometry=True, scenario=scenario)
     if len(_CACHE) >= CACHE_SIZE:
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = (version, net)

@@ -18,11 +18,13 @@ import numpy as np
 import sqlalchemy as sa
 from scipy.spatial import cKDTree
 
+from cim_core import scenarios
 from cim_core.db import get_engine
 from cim_core.errors import InputError
 from cim_core.runs import Finding, now, record_run
 
 from . import swmm_export
+from .network import scenario_id
 from .swmm_run import FEET, FLOW_SI, Results, capacity_ratios, simulate
 
 DATA = Path(__file__).parent / "data"
@@ -64,21 +66,21 @@ def _hhmm(minutes: float) -> str:
     return f"{m // 60}:{m % 60:02d}"
 
 
-def _subcatchments(engine: sa.Engine, dataset: str, m: swmm_export.Model, cfg: dict) -> dict[str, list[str]]:
-    """SUBCATCHMENTS, SUBAREAS and INFILTRATION rows: each land-use parcel drains to the nearest node of the
-    rain (or combined) network within reach."""
+def _subcatchments(engine: sa.Engine, m: swmm_export.Model, cfg: dict,
+                   scenario_id: int | None) -> dict[str, list[str]]:
+    """SUBCATCHMENTS, SUBAREAS and INFILTRATION rows: each land-use parcel (of the as-is model or a scenario's)
+    drains to the nearest node of the model's rain (or combined) network within reach."""
     sc, imp = cfg["subcatchments"], cfg["imperviousness"]
     with engine.connect() as c:
         inlets = c.execute(sa.text("""
-            select o.id, st_x(n.geom), st_y(n.geom) from pipe_nodes n join city_objects o on o.id = n.object_id
-            join datasets d on d.id = o.dataset_id
-            where d.name = :d and n.utility in ('rain', 'combined') and n.node_type <> 'outlet'"""),
-                           {"d": dataset}).all()
-        parcels = c.execute(sa.text("""
+            select n.object_id, st_x(n.geom), st_y(n.geom) from pipe_nodes n
+            where n.object_id = any(:ids) and n.utility in ('rain', 'combined') and n.node_type <> 'outlet'"""),
+                           {"ids": list(m.node_ids.values())}).all()
+        parcels = c.execute(sa.text(f"""
             select o.id, coalesce(o.attributes ->> 'landuse', ''), st_area(o.footprint), st_x(p), st_y(p)
             from city_objects o, st_pointonsurface(o.footprint) p
             where o.class = 'landuse' and o.attributes ? 'landuse' and o.footprint is not null
-              and (o.valid_to is null or o.valid_to > current_date)""")).all()
+              and {scenarios.current(scenario_id)}""")).all()
     out: dict[str, list[str]] = {"SUBCATCHMENTS": [], "SUBAREAS": [], "INFILTRATION": []}
     if not inlets or not parcels:
         return out
@@ -86,7 +88,7 @@ def _subcatchments(engine: sa.Engine, dataset: str, m: swmm_export.Model, cfg: d
     d, j = cKDTree(np.array([(x, y) for _, x, y in inlets])).query(np.array([(p[3], p[4]) for p in parcels]),
                                                                    distance_upper_bound=sc["reach_m"])
     for (pid, use, area, _, _), dist, k in zip(parcels, d, j):
-        if not np.isfinite(dist) or inlets[k][0] not in by_id:
+        if not np.isfinite(dist):
             continue
         nm, pct = f"S{pid}", imp.get(use, imp["default"])["pct"]
         out["SUBCATCHMENTS"].append(f"{nm} {GAGE} {by_id[inlets[k][0]]} {area / 1e4:.4f} {pct:g} "
@@ -112,9 +114,10 @@ def _conduits(m: swmm_export.Model) -> dict[str, tuple[float, tuple[str, float, 
 
 
 def storm_model(dataset: str, return_period: float, duration_min: float, *, engine: sa.Engine,
-                cfg: dict) -> swmm_export.Model:
-    """The SWMM model of a dataset under the design storm: a network imported from SWMM keeps its
-    subcatchments with every rain gage fed by the storm; any other gets subcatchments from the parcels."""
+                cfg: dict, scenario: str | None = None) -> swmm_export.Model:
+    """The SWMM model of a dataset (in a scenario's model, if given) under the design storm: a network imported
+    from SWMM keeps its subcatchments with every rain gage fed by the storm; any other gets subcatchments from
+    the parcels."""
     hy = cfg["hyetograph"]
     series = chicago(return_period, duration_min, cfg["formula"], hy["peak_ratio"], hy["step_min"])
     step = hy["step_min"]
@@ -124,13 +127,13 @@ def storm_model(dataset: str, return_period: float, duration_min: float, *, engi
     options = {"END_DATE": "01/01/2024" if end < 1440 else "01/02/2024", "END_TIME": _hhmm(end % 1440) + ":00",
                "START_DATE": "01/01/2024", "START_TIME": "00:00:00", "REPORT_START_DATE": "01/01/2024",
                "REPORT_START_TIME": "00:00:00"}
-    m = swmm_export.build_model(dataset, engine=engine, options=options)
+    m = swmm_export.build_model(dataset, engine=engine, options=options, scenario=scenario)
     gage = f"INTENSITY {_hhmm(step)} 1.0 TIMESERIES {SERIES}"
     if "RAINGAGES" in m.sections:  # a SWMM model: its gages take the storm
         m.sections["RAINGAGES"] = [f"{ln.split()[0]} {gage}" for ln in m.sections["RAINGAGES"]]
     else:
         m.sections["RAINGAGES"] = [f"{GAGE} {gage}"]
-        for sec, lines in _subcatchments(engine, dataset, m, cfg).items():
+        for sec, lines in _subcatchments(engine, m, cfg, scenario_id(engine, scenario)).items():
             m.sections[sec] = lines
     m.sections.setdefault("TIMESERIES", []).extend(ts)
     return m
@@ -153,12 +156,14 @@ def _store(engine: sa.Engine, run_id: int, m: swmm_export.Model, res: Results) -
                 values (:r, :o, :k, :d, :s, :f, :fh, :q, :c)"""), rows)
 
 
-def run(dataset: str, *, return_period: float, duration_min: float, engine: sa.Engine | None = None,
-        keep: str | Path | None = None, min_flooding_m3: float = 0.1, requested_by: str | None = None) -> dict:
-    """Run a design storm (P years, duration in minutes) over a dataset's drainage network; store the results
-    and the flooding manholes (more than min_flooding_m3) as findings. `keep`: a folder for the .inp/.rpt."""
+def run(dataset: str, *, return_period: float, duration_min: float, scenario: str | None = None,
+        engine: sa.Engine | None = None, keep: str | Path | None = None, min_flooding_m3: float = 0.1,
+        requested_by: str | None = None) -> dict:
+    """Run a design storm (P years, duration in minutes) over a dataset's drainage network (in the model of a
+    scenario, if given); store the results and the flooding manholes (more than min_flooding_m3) as findings.
+    `keep`: a folder for the .inp/.rpt."""
     engine, t0, cfg = engine or get_engine(), now(), config()
-    m = storm_model(dataset, return_period, duration_min, engine=engine, cfg=cfg)
+    m = storm_model(dataset, return_period, duration_min, engine=engine, cfg=cfg, scenario=scenario)
     with tempfile.TemporaryDirectory() as tmp:
         inp = Path(keep or tmp) / f"{dataset}-storm-P{return_period:g}-{duration_min:g}min.inp"
         inp.parent.mkdir(parents=True, exist_ok=True)
@@ -178,8 +183,8 @@ def run(dataset: str, *, return_period: float, duration_min: float, engine: sa.E
                "conduits_over_capacity": sum(r > 1 for r in ratios),
                "subcatchments": len(m.sections.get("SUBCATCHMENTS", []))}
     rules = {k: cfg[k] for k in ("formula", "hyetograph", "subcatchments", "imperviousness")}
-    run_ = record_run("drainage-storm", {"dataset": dataset, "return_period": return_period,
-                                         "duration_min": duration_min}, rules, found, summary, started_at=t0,
-                      requested_by=requested_by, engine=engine)
+    inputs = {"dataset": dataset, "return_period": return_period, "duration_min": duration_min}
+    run_ = record_run("drainage-storm", {**inputs, "scenario": scenario} if scenario else inputs, rules, found,
+                      summary, started_at=t0, requested_by=requested_by, engine=engine)
     _store(engine, run_.id, m, res)
     return {"run_id": run_.id, **summary}

@@ -1,4 +1,4 @@
-"""Running a SWMM model (the EPA SWMM 5 engine through pyswmm) and reading its results per node and link.
+"""Running a SWMM model (the EPA SWMM 5 engine through swmm-toolkit) and reading its results per node and link.
 
 Per node: peak depth, surcharge duration, flooding volume and duration; per conduit: peak flow and the
 capacity ratio (peak flow over the full-pipe flow by Manning's formula). Volumes and flows are in the
@@ -7,6 +7,7 @@ model's units (FLOW_UNITS) unless `to_si` converts them (m3, m3/s, m).
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,47 +44,57 @@ def _full_flow(n: float, geom: tuple[str, float, float], slope: float, us: bool)
 # Seconds of model time per return of the engine to Python: the run goes to its end in C (swmm_stride), which
 # gives the same statistics as stepping one routing step at a time in Python, much faster.
 STRIDE_S = 30 * 86400
+FLOW_UNITS = ("CFS", "GPM", "MGD", "CMS", "LPS", "MLD")  # the engine's flow unit codes, in order
+# The engine is one global project per process: runs from several threads (the API) take turns.
+_ENGINE = threading.Lock()
 
 
 def simulate(inp: str | Path) -> Results:
-    """Run a model to its end and collect the per-object statistics."""
-    from pyswmm import Simulation
+    """Run a model to its end and collect the per-object statistics. The EPA SWMM 5 engine is driven through
+    swmm-toolkit directly (what pyswmm wraps): no binary results file is written and the statistics are read
+    from the engine's structures, the same values as pyswmm's `statistics` (tests/test_drainage_swmm.py)."""
+    from swmm.toolkit import solver
 
     inp = Path(inp)
-    try:
-        with Simulation(str(inp)) as sim:
-            units = sim.flow_units
-            sim.step_advance(STRIDE_S)
-            for _ in sim:
-                pass
-            res = Results(units)
-            _collect(sim._model, res)
-    except Exception as exc:  # noqa: BLE001  the toolkit raises bare Exceptions; its report file says why
-        rpt = inp.with_suffix(".rpt")
-        lines = [ln.strip() for ln in rpt.read_text(errors="replace").splitlines() if "ERROR" in ln] \
-            if rpt.exists() else []
-        raise InputError(f"{inp}: SWMM could not run the model: {lines[0] if lines else exc}") from None
+    rpt = inp.with_suffix(".rpt")
+    with _ENGINE:
+        try:
+            solver.swmm_open(str(inp), str(rpt), str(inp.with_suffix(".out")))
+            try:
+                solver.swmm_start(0)
+                while solver.swmm_stride(STRIDE_S) > 0:
+                    pass
+                res = Results(FLOW_UNITS[solver.simulation_get_unit(1)])
+                _collect(res)
+                solver.swmm_end()
+            finally:
+                solver.swmm_close()
+        except Exception as exc:  # noqa: BLE001  the toolkit raises bare Exceptions; its report file says why
+            lines = [ln.strip() for ln in rpt.read_text(errors="replace").splitlines() if "ERROR" in ln] \
+                if rpt.exists() else []
+            raise InputError(f"{inp}: SWMM could not run the model: {lines[0] if lines else exc}") from None
     return res
 
 
-def _collect(model, res: Results) -> None:
-    """Per-node and per-conduit statistics of a finished run, each object looked up once by its index (pyswmm's
-    Nodes/Links iterators rebuild the id list for every object: quadratic in the model's size)."""
-    from pyswmm.toolkitapi import ObjectType
-    from swmm.toolkit.shared_enum import LinkType, NodeType
+def _collect(res: Results) -> None:
+    """Per-node and per-conduit statistics of a finished run (before swmm_end frees them), by object index."""
+    from swmm.toolkit import solver
+    from swmm.toolkit.shared_enum import LinkType, NodeType, ObjectType
 
-    for nid in model.getObjectIDList(ObjectType.NODE.value):
-        st = model.node_statistics(nid)
-        res.nodes[nid] = {"peak_depth": st["max_depth"], "surcharge_hours": st["surcharge_duration"],
-                          "flooding_volume": st["flooding_volume"], "flooding_hours": st["flooding_duration"],
-                          "peak_inflow": st["peak_total_inflow"],
-                          "outfall": model.getNodeType(nid) is NodeType.OUTFALL}
-    for lid in model.getObjectIDList(ObjectType.LINK.value):
-        if model.getLinkType(lid) is not LinkType.CONDUIT:
+    node, link = ObjectType.NODE.value, ObjectType.LINK.value
+    for i in range(solver.project_get_count(node)):
+        st = solver.node_get_stats(i)
+        res.nodes[solver.project_get_id(node, i)] = {
+            "peak_depth": st.maxDepth, "surcharge_hours": st.timeSurcharged, "flooding_volume": st.volFlooded,
+            "flooding_hours": st.timeFlooded, "peak_inflow": st.maxInflow,
+            "outfall": solver.node_get_type(i) is NodeType.OUTFALL}
+    for i in range(solver.project_get_count(link)):
+        if solver.link_get_type(i) is not LinkType.CONDUIT:
             continue
-        st = model.conduit_statistics(lid)
-        res.links[lid] = {"peak_flow": st["peak_flow"], "peak_depth": st["peak_depth"],
-                          "peak_velocity": st["peak_velocity"], "surcharge_hours": st["time_surcharged"]}
+        st = solver.link_get_stats(i)
+        res.links[solver.project_get_id(link, i)] = {
+            "peak_flow": st.maxFlow, "peak_depth": st.maxDepth, "peak_velocity": st.maxVeloc,
+            "surcharge_hours": st.timeSurcharged}
 
 
 def capacity_ratios(res: Results, conduits: dict[str, tuple[float, tuple[str, float, float], float]]) -> None:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from scipy.sparse.csgraph import breadth_first_order
 from scipy.spatial import cKDTree
 
+from cim_core import scenarios
 from cim_core.db import get_engine
 from cim_core.errors import InputError
 from cim_core.network.graph import Network
@@ -52,75 +53,74 @@ class Trace:
         return asdict(self)
 
 
+def _lists(indptr: np.ndarray, values: np.ndarray) -> tuple[list[int], list[int]]:
+    """A CSR layout (row i: values[indptr[i]:indptr[i+1]]) as Python lists: a walk of a few vertices then
+    costs Python operations, not numpy calls, per vertex."""
+    return indptr.tolist(), values.tolist()
+
+
 class Tracer:
-    """Traces over one loaded drainage network (the graphs are built once, for many traces)."""
+    """Traces over one loaded drainage network (the graphs are built once, for many traces: a downstream
+    trace from every manhole of the scale-30 district, 112,000 traces, takes seconds; bench/drainage.py)."""
 
     def __init__(self, net: Network):
         self.net = net
         self.down = net.flow_graph
         self.up = net.flow_graph.T.tocsr()
         self.seg_up, self.seg_down = net.flow
-        self.is_outfall = np.zeros(net.n_nodes, bool)
-        self.is_outfall[dn.outfall_nodes(net)] = True
+        self._next = {id(g): _lists(g.indptr, g.indices) for g in (self.down, self.up)}
         self.leaving = self._by_vertex(np.asarray(self.seg_up), net.n_vertices)
         self.entering = self._by_vertex(np.asarray(self.seg_down), net.n_vertices)
+        self._node_id, self._segment_id = net.node_id.tolist(), net.segment_id.tolist()
+        self._length = np.nan_to_num(net.length).tolist()
+        self._outfalls = set(dn.outfall_nodes(net).tolist())
 
-    def _vertices(self, graph, start: int) -> np.ndarray:
+    def _vertices(self, graph, start: int) -> list[int]:
         """The vertices reached from `start` (sorted indices). A walk in Python costs what it reaches; past
         SMALL_REACH vertices scipy's breadth-first order (which costs the whole graph) takes over."""
-        indptr, indices = graph.indptr, graph.indices
+        ptr, nxt = self._next[id(graph)]
         seen, todo = {start}, [start]
         while todo:
             v = todo.pop()
-            for w in indices[indptr[v]:indptr[v + 1]].tolist():
+            for w in nxt[ptr[v]:ptr[v + 1]]:
                 if w not in seen:
                     seen.add(w)
                     todo.append(w)
             if len(seen) > SMALL_REACH:
-                return np.sort(breadth_first_order(graph, start, directed=True, return_predecessors=False))
-        return np.sort(np.fromiter(seen, np.int64, len(seen)))
+                return np.sort(breadth_first_order(graph, start, directed=True, return_predecessors=False)).tolist()
+        return sorted(seen)
 
     @staticmethod
-    def _by_vertex(ends: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ends, order, start) grouping segments by an end vertex: those at vertex v are
-        order[start[v]:start[v+1]]."""
+    def _by_vertex(ends: np.ndarray, n: int) -> tuple[list[int], list[int]]:
+        """The segments (indices) at each vertex as the given end."""
         order = np.argsort(ends, kind="stable")
-        return ends, order, np.searchsorted(ends[order], np.arange(n + 1))
+        return _lists(np.searchsorted(ends[order], np.arange(n + 1)), order)
 
-    def _segments(self, reached: np.ndarray, grouped: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-        """The segments whose end (of `grouped`) is a reached vertex, sorted."""
-        ends, order, start = grouped
-        if len(reached) > SMALL_REACH:
-            mask = np.zeros(self.net.n_vertices, bool)
-            mask[reached] = True
-            return np.flatnonzero(mask[ends])
-        if not len(reached):
-            return np.zeros(0, np.int64)
-        return np.sort(np.concatenate([order[start[v]:start[v + 1]] for v in reached.tolist()]))
+    @staticmethod
+    def _segments(reached: list[int], at_vertex: tuple[list[int], list[int]], segment: int | None) -> list[int]:
+        """The segments at a reached vertex (by `at_vertex`), and `segment` if given, sorted."""
+        ptr, segments = at_vertex
+        segs = {s for v in reached for s in segments[ptr[v]:ptr[v + 1]]}
+        if segment is not None:
+            segs.add(segment)
+        return sorted(segs)
 
-    def _reach(self, reached: np.ndarray, segments: np.ndarray) -> Reach:
-        net = self.net
-        nodes = reached[reached < net.n_nodes]
-        return Reach(net.node_id[nodes].tolist(), net.segment_id[segments].tolist(),
-                     float(np.nansum(net.length[segments])))
+    def _reach(self, reached, segments: list[int]) -> Reach:
+        n, seg_id, length = self.net.n_nodes, self._segment_id, self._length
+        return Reach([self._node_id[v] for v in reached if v < n], [seg_id[s] for s in segments],
+                     float(sum(length[s] for s in segments)))
 
     def downstream(self, vertex: int, segment: int | None = None) -> tuple[Reach, list[int]]:
         """What flow from a vertex (or from a segment, whose downstream vertex is given) reaches, and the
         outfalls among it."""
         reached = self._vertices(self.down, vertex)
-        segs = self._segments(reached, self.leaving)  # the segments whose upstream end is reached
-        if segment is not None:
-            segs = np.union1d(segs, [segment])
-        nodes = reached[reached < self.net.n_nodes]
-        return self._reach(reached, segs), self.net.node_id[nodes[self.is_outfall[nodes]]].tolist()
+        segs = self._segments(reached, self.leaving, segment)  # the segments whose upstream end is reached
+        return self._reach(reached, segs), [self._node_id[v] for v in reached if v in self._outfalls]
 
     def upstream(self, vertex: int, segment: int | None = None) -> Reach:
         """What drains to a vertex (or to a segment, whose upstream vertex is given)."""
         reached = self._vertices(self.up, vertex)
-        segs = self._segments(reached, self.entering)  # the segments whose downstream end is reached
-        if segment is not None:
-            segs = np.union1d(segs, [segment])
-        return self._reach(reached, segs)
+        return self._reach(reached, self._segments(reached, self.entering, segment))
 
     def trace(self, kind: str, index: int, direction: str = "both") -> Trace:
         """A trace from the node or segment (kind) at `index`."""
@@ -152,13 +152,13 @@ def pick(net: Network, x: float, y: float, tolerance: float = PICK_NODE_M) -> tu
 
 def trace(*, node: int | str | None = None, segment: int | str | None = None,
           point: tuple[float, float] | None = None, direction: str = "both", dataset: str | None = None,
-          engine: sa.Engine | None = None, net: Network | None = None) -> Trace:
+          scenario: str | None = None, engine: sa.Engine | None = None, net: Network | None = None) -> Trace:
     """Trace up- and/or downstream from a manhole, a segment (object id or key) or a point (x, y in the
-    storage CRS) over the current drainage networks (of one dataset, if given; `net`: one loaded already
-    by `network.load_cached`)."""
+    storage CRS) over the current drainage networks (of one dataset, if given) of the as-is model or a
+    scenario's (`net`: one loaded already by `network.load_cached`)."""
     if sum(v is not None for v in (node, segment, point)) != 1:
         raise InputError("give exactly one start: a node, a segment or a point")
-    net = net if net is not None else dn.load_cached(engine, dataset=dataset)
+    net = net if net is not None else dn.load_cached(engine, dataset=dataset, scenario=scenario)
     tracer = _TRACERS.get(net)
     if tracer is None:
         tracer = _TRACERS[net] = Tracer(net)
@@ -172,30 +172,30 @@ def trace(*, node: int | str | None = None, segment: int | str | None = None,
 
 
 def catchment(node: int | str, *, dataset: str | None = None, reach_m: float = CATCHMENT_REACH_M,
-              engine: sa.Engine | None = None) -> dict:
+              scenario: str | None = None, engine: sa.Engine | None = None) -> dict:
     """The catchment of a manhole: the segments and nodes that drain to it, and the buildings and
     land-use parcels whose nearest node of the manhole's network (within `reach_m`) is among them."""
     engine = engine or get_engine()
-    net = dn.load(engine, dataset=dataset)
+    net = dn.load(engine, dataset=dataset, scenario=scenario)
     i = dn.node_at(net, node)
     up = Tracer(net).upstream(i)
     same = np.flatnonzero(net.node_utility == net.node_utility[i])
-    objects = _drained_objects(engine, net, same, set(up.nodes), reach_m)
+    objects = _drained_objects(engine, net, same, set(up.nodes), reach_m, dn.scenario_id(engine, scenario))
     return {"node": {"id": int(net.node_id[i]), "key": str(net.node_key[i])}, "nodes": up.nodes,
             "segments": up.segments, "length_m": up.length_m, **objects}
 
 
 def _drained_objects(engine: sa.Engine, net: Network, candidates: np.ndarray, upstream: set[int],
-                     reach_m: float) -> dict:
+                     reach_m: float, scenario_id: int | None) -> dict:
     """Buildings and parcels whose nearest candidate node (within reach) is an upstream node."""
     xy = net.node_xy[candidates]
     lo, hi = xy.min(axis=0) - reach_m, xy.max(axis=0) + reach_m
     with engine.connect() as c:
-        rows = c.execute(sa.text("""
+        rows = c.execute(sa.text(f"""
             select o.id, o.class, st_x(p), st_y(p), st_area(o.footprint)
             from city_objects o, st_pointonsurface(o.footprint) p
             where (o.class = 'building' or (o.class = 'landuse' and o.attributes ? 'landuse'))
-              and o.footprint is not null and (o.valid_to is null or o.valid_to > current_date)
+              and o.footprint is not null and {scenarios.current(scenario_id)}
               and o.footprint && st_makeenvelope(:x0, :y0, :x1, :y1, st_srid(o.footprint))"""),
                          {"x0": lo[0], "y0": lo[1], "x1": hi[0], "y1": hi[1]}).all()
     out = {"buildings": [], "parcels": [], "area_m2": 0.0}
@@ -209,13 +209,13 @@ def _drained_objects(engine: sa.Engine, net: Network, candidates: np.ndarray, up
     return out
 
 
-def outfall_check(dataset: str | None = None, *, engine: sa.Engine | None = None,
+def outfall_check(dataset: str | None = None, *, scenario: str | None = None, engine: sa.Engine | None = None,
                   requested_by: str | None = None) -> dict:
     """The outfalls of the drainage network, its pieces (connected parts) without one (`no_outfall`) and
     the nodes where flow stops that are no outfall (`flow_sink`); stores the findings as a run."""
     engine = engine or get_engine()
     t0 = now()
-    net = dn.load(engine, dataset=dataset, geometry=True)
+    net = dn.load(engine, dataset=dataset, geometry=True, scenario=scenario)
     parts = net.components()
     outfalls = dn.outfall_nodes(net)
     served = np.zeros(parts.count, bool)
@@ -234,7 +234,7 @@ def outfall_check(dataset: str | None = None, *, engine: sa.Engine | None = None
     found += _sinks(net, served[parts.node])
     summary = {"outfalls": len(outfalls), "pieces": parts.count, "pieces_without_outfall": int((~served).sum()),
                "flow_sinks": sum(f.rule == "flow_sink" for f in found)}
-    run = record_run("drainage-outfalls", {"dataset": dataset},
+    run = record_run("drainage-outfalls", {"dataset": dataset, "scenario": scenario},
                      {"no_outfall": "a connected piece of drainage network with no outfall node",
                       "flow_sink": "a node that flow enters and none leaves, not an outfall",
                       "outfall": f"node_type = {dn.OUTFALL!r}"},

@@ -70,13 +70,14 @@ class Network:
     @classmethod
     def load(cls, engine: sa.Engine | None = None, *, utility: str | None = None, dataset: str | None = None,
              bbox: tuple[float, float, float, float] | None = None, geometry: bool = False,
-             node_attributes: tuple[str, ...] = (), segment_attributes: tuple[str, ...] = ()) -> Network:
+             node_attributes: tuple[str, ...] = (), segment_attributes: tuple[str, ...] = (),
+             scenario_id: int | None = None) -> Network:
         """The current network of a utility, a dataset and/or a box (xmin, ymin, xmax, ymax in the storage
-        CRS); with geometry, the centrelines too. Nodes outside the box that selected segments reference
-        are loaded as well."""
+        CRS), in the model of a scenario (None: as-is; `cim_core.scenarios`); with geometry, the centrelines
+        too. Nodes outside the box that selected segments reference are loaded as well."""
         n, s = network_rows(engine or get_engine(), utility=utility, dataset=dataset, bbox=bbox,
                             geometry=geometry, node_attributes=tuple(node_attributes),
-                            segment_attributes=tuple(segment_attributes))
+                            segment_attributes=tuple(segment_attributes), scenario_id=scenario_id)
         node_id = _ids(n["id"])
         return cls(
             node_id=node_id, node_key=np.array(n["key"], object), node_utility=np.array(n["utility"], object),

@@ -17,14 +17,24 @@ def utility_materials(engine: sa.Engine) -> dict[str, list[dict]]:
     return {u: [{"name": f"{u} ({name})", "color": [x / 255 for x in col] + [1.0]}] for u, name, col in rows}
 
 
+def in_dataset(scenario_id: int | None, dataset: str = ":dataset_id") -> str:
+    """SQL: the object belongs to the dataset (an SQL expression of its id), or (in a scenario) to one of the
+    plan's own datasets."""
+    if scenario_id is None:
+        return f"o.dataset_id = {dataset}"
+    plan = f"select id from datasets where scenario_id = {int(scenario_id)}"  # an id from scenarios.resolve()
+    return f"(o.dataset_id = {dataset} or o.dataset_id in ({plan}))"
+
+
 def _where(table: str, geom: str, utility: str | None, dataset_id: int | None,
-           bbox: tuple[float, float, float, float] | None) -> str:
-    # a named dataset is read as it is (a plan's too); else the as-is model's networks
-    conds = [CURRENT if dataset_id is not None else scenarios.current(None)]
+           bbox: tuple[float, float, float, float] | None, scenario_id: int | None = None) -> str:
+    # a named dataset is read as it is (a plan's too); else the as-is model's networks. In a scenario: the
+    # scenario's model (cim_core.scenarios), a named dataset with what the plan removes and adds.
+    conds = [CURRENT if dataset_id is not None and scenario_id is None else scenarios.current(scenario_id)]
     if utility is not None:
         conds.append(f"{table}.utility = :utility")
     if dataset_id is not None:
-        conds.append("o.dataset_id = :dataset_id")
+        conds.append(in_dataset(scenario_id))
     if bbox is not None:
         conds.append(f"{table}.{geom} && st_makeenvelope(:xmin, :ymin, :xmax, :ymax, :srid)")
     return " and ".join(conds)
@@ -45,10 +55,10 @@ def _columns(result: sa.CursorResult) -> dict[str, tuple]:
 
 def network_rows(engine: sa.Engine, *, utility: str | None = None, dataset: str | None = None,
                  bbox: tuple[float, float, float, float] | None = None, geometry: bool = False,
-                 node_attributes: tuple[str, ...] = (), segment_attributes: tuple[str, ...] = ()
-                 ) -> tuple[dict[str, tuple], dict[str, tuple]]:
-    """Columns of the (nodes, segments) of the current network, in object id order; nodes are those the
-    filters select and those the selected segments reference.
+                 node_attributes: tuple[str, ...] = (), segment_attributes: tuple[str, ...] = (),
+                 scenario_id: int | None = None) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """Columns of the (nodes, segments) of the current network (of a scenario's model: `_where`), in object id
+    order; nodes are those the filters select and those the selected segments reference.
 
     nodes: id, key, utility, node_type, x, y, ground_z, invert_z; segments: id, key, utility, from_node,
     to_node, length_m, start_invert, end_invert, diameter_mm, with geometry centerline (WKB); then
@@ -70,7 +80,7 @@ def network_rows(engine: sa.Engine, *, utility: str | None = None, dataset: str 
                    s.end_invert, s.diameter_mm{", st_asbinary(s.centerline) centerline" if geometry else ""}
                    {seg_attrs}
             from pipe_segments s join city_objects o on o.id = s.object_id
-            where {_where("s", "centerline", utility, dataset_id, bbox)} order by s.object_id"""), params))
+            where {_where("s", "centerline", utility, dataset_id, bbox, scenario_id)} order by s.object_id"""), params))
         node_attrs, p = _attribute_columns(node_attributes, "nattr")
         params.update(p)
         ends = segments["from_node"] + segments["to_node"]
@@ -79,6 +89,6 @@ def network_rows(engine: sa.Engine, *, utility: str | None = None, dataset: str 
             select n.object_id id, o.key, n.utility, n.node_type, st_x(n.geom) x, st_y(n.geom) y, n.ground_z,
                    n.invert_z{node_attrs}
             from pipe_nodes n join city_objects o on o.id = n.object_id
-            where ({_where("n", "geom", utility, dataset_id, bbox)}) or n.object_id = any(:referenced)
+            where ({_where("n", "geom", utility, dataset_id, bbox, scenario_id)}) or n.object_id = any(:referenced)
             order by n.object_id"""), params))
     return nodes, segments

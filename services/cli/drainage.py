@@ -18,6 +18,8 @@ app = typer.Typer(help="Drainage operations: trace flow, catchments, outfalls, m
                   "Example: cim drainage trace --node YS-0042 --direction down", no_args_is_help=True)
 
 DATASET = typer.Option(None, "--dataset", help="Only this pipe dataset (default: every current drainage network).")
+SCENARIO = typer.Option(None, "--scenario", help="Renewal scenario (plan) whose model to analyse (default as-is, "
+                        "现状); a named dataset then loses what the plan removes and gains its own datasets.")
 AS_JSON = typer.Option(False, "--json", help="Print the full result as JSON.")
 AREAS = typer.Option([], "--area", help="A GeoJSON file of separated areas (storage CRS); repeatable. Stored "
                      "objects with drainage_system=separated count too.")
@@ -49,6 +51,7 @@ def trace(
     point: str = typer.Option(None, "--point", help="Start at the manhole or pipe nearest X,Y (storage CRS)."),
     direction: str = typer.Option("both", "--direction", help="up, down or both."),
     dataset: str = DATASET,
+    scenario: str = SCENARIO,
     as_json: bool = AS_JSON,
 ):
     """Trace the flow upstream and/or downstream (direction from the inverts, else the stored from/to).
@@ -57,7 +60,8 @@ def trace(
     """
     from analyses.drainage.tracing import trace as run
 
-    t = run(node=ref(node), segment=ref(segment), point=_point(point), direction=direction, dataset=dataset)
+    t = run(node=ref(node), segment=ref(segment), point=_point(point), direction=direction, dataset=dataset,
+            scenario=scenario)
     if as_json:
         _dump(t.as_dict())
         return
@@ -75,6 +79,7 @@ def trace(
 def catchment(
     node: str = typer.Argument(..., help="The manhole: object id or key."),
     dataset: str = DATASET,
+    scenario: str = SCENARIO,
     as_json: bool = AS_JSON,
 ):
     """The catchment of a manhole: the pipes that drain to it, and the buildings and land-use parcels whose
@@ -84,7 +89,7 @@ def catchment(
     """
     from analyses.drainage.tracing import catchment as run
 
-    c = run(ref(node), dataset=dataset)
+    c = run(ref(node), dataset=dataset, scenario=scenario)
     if as_json:
         _dump(c)
         return
@@ -94,7 +99,7 @@ def catchment(
 
 
 @app.command("outfalls")
-def outfalls(dataset: str = DATASET):
+def outfalls(dataset: str = DATASET, scenario: str = SCENARIO):
     """The outfalls, the pieces of network that reach none and the nodes where flow stops; the findings are
     stored as a run.
 
@@ -102,7 +107,7 @@ def outfalls(dataset: str = DATASET):
     """
     from analyses.drainage.tracing import outfall_check
 
-    r = outfall_check(dataset)
+    r = outfall_check(dataset, scenario=scenario)
     console.print(f"run {r['run_id']}: {r['outfalls']} outfalls, {r['pieces']} pieces, "
                   f"{r['pieces_without_outfall']} without an outfall, {r['flow_sinks']} flow sinks")
 
@@ -111,6 +116,7 @@ def outfalls(dataset: str = DATASET):
 def misconnections(
     dataset: str = DATASET,
     area: list[Path] = AREAS,
+    scenario: str = SCENARIO,
 ):
     """Find misconnections (错接混接): rain into sewage and the reverse, sewage to rain outfalls, combined pipes
     in separated areas, laterals against the flow, step-ups. The findings are stored as a run.
@@ -128,7 +134,7 @@ def misconnections(
         features = doc.get("features", [doc]) if isinstance(doc, dict) else []
         areas += [{"name": (f.get("properties") or {}).get("name", f"{path.stem} {i + 1}"),
                    "geometry": f.get("geometry", f)} for i, f in enumerate(features)]
-    r = check(dataset, areas=areas)
+    r = check(dataset, areas=areas, scenario=scenario)
     tab = Table("rule", "findings")
     for rule, n in r["findings"].items():
         tab.add_row(rule, str(n))
@@ -140,6 +146,7 @@ def misconnections(
 def export_swmm(
     dataset: str = typer.Argument(..., help="The pipe dataset whose drainage network is written."),
     out: Path = typer.Argument(..., help="The .inp file to write."),
+    scenario: str = SCENARIO,
 ):
     """Write a dataset's drainage network as a runnable EPA SWMM 5 model (.inp). A model imported from SWMM
     keeps its options, subcatchments and time series; any other network is written in metres.
@@ -148,7 +155,7 @@ def export_swmm(
     """
     from analyses.drainage.swmm_export import export
 
-    path = export(dataset, out)
+    path = export(dataset, out, scenario=scenario)
     console.print(f"wrote {path}")
 
 
@@ -157,6 +164,7 @@ def storm(
     return_period: float = typer.Option(..., "--return-period", help="Return period P in years."),
     duration: float = typer.Option(..., "--duration", help="Storm duration in minutes."),
     keep: Path = typer.Option(None, "--keep", help="A folder to keep the SWMM .inp in."),
+    scenario: str = SCENARIO,
 ):
     """Run a design storm (Chicago hyetograph from the storm intensity formula) over a drainage network with
     SWMM; stores peak depths, flooding and conduit capacity ratios, and the flooding manholes as findings.
@@ -165,7 +173,7 @@ def storm(
     """
     from analyses.drainage.storm import run
 
-    r = run(dataset, return_period=return_period, duration_min=duration, keep=keep)
+    r = run(dataset, return_period=return_period, duration_min=duration, keep=keep, scenario=scenario)
     console.print(f"run {r['run_id']}: {r['flooding_points']} flooding manholes ({r['flooding_m3']:.1f} m3), "
                   f"{r['conduits_over_capacity']} of {r['conduits']} conduits over capacity, "
                   f"{r['subcatchments']} subcatchments")

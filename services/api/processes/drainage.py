@@ -14,13 +14,18 @@ from . import Context, Process, register
 REF = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1}]}
 DATASET = {"title": "Dataset", "description": "only this pipe dataset (default: every current drainage network)",
            "schema": {"type": "string", "minLength": 1}, "minOccurs": 0}
+SCENARIO = {"title": "Scenario", "description": "renewal scenario (plan) whose model to analyse (default as-is, "
+            "现状); a named dataset then loses what the plan removes and gains the plan's own datasets",
+            "schema": {"type": "string", "minLength": 1}, "minOccurs": 0}
 RUN = {"title": "Run", "description": "the stored analysis run and its findings' counts",
        "schema": {"type": "object"}}
 
 
-def _require_drainage(ctx: Context, dataset: str | None, net: Network | None = None) -> None:
+def _require_drainage(ctx: Context, inputs: dict, net: Network | None = None) -> None:
     """The caller must be allowed to read every drainage network the process reads (those of a loaded
-    network, else the stored ones); one audited read of them all."""
+    network, else the stored ones: of the dataset, or of any dataset in a scenario, whose plan may add
+    others); one audited read of them all."""
+    dataset = None if inputs.get("scenario") else inputs.get("dataset")
     if net is not None:
         utilities = sorted(set(net.node_utility.tolist()) & set(GRAVITY))
     else:
@@ -42,8 +47,9 @@ def _findings(run_id: int, rule: str | None = None) -> list[dict]:
 
 
 def _trace(inputs: dict, ctx: Context) -> dict:
-    net = dn.load_cached(dataset=inputs.get("dataset"))  # the loaded network, reused until the model changes
-    _require_drainage(ctx, inputs.get("dataset"), net)
+    # the loaded network, reused until the model changes
+    net = dn.load_cached(dataset=inputs.get("dataset"), scenario=inputs.get("scenario"))
+    _require_drainage(ctx, inputs, net)
     point = inputs.get("point")
     t = tracing.trace(node=inputs.get("node"), segment=inputs.get("segment"),
                       point=tuple(point) if point else None, direction=inputs.get("direction", "both"), net=net)
@@ -51,18 +57,21 @@ def _trace(inputs: dict, ctx: Context) -> dict:
 
 
 def _catchment(inputs: dict, ctx: Context) -> dict:
-    _require_drainage(ctx, inputs.get("dataset"))
-    return {"catchment": tracing.catchment(inputs["node"], dataset=inputs.get("dataset"))}
+    _require_drainage(ctx, inputs)
+    return {"catchment": tracing.catchment(inputs["node"], dataset=inputs.get("dataset"),
+                                           scenario=inputs.get("scenario"))}
 
 
 def _outfalls(inputs: dict, ctx: Context) -> dict:
-    _require_drainage(ctx, inputs.get("dataset"))
-    return {"run": tracing.outfall_check(inputs.get("dataset"), requested_by=ctx.requested_by)}
+    _require_drainage(ctx, inputs)
+    return {"run": tracing.outfall_check(inputs.get("dataset"), scenario=inputs.get("scenario"),
+                                         requested_by=ctx.requested_by)}
 
 
 def _misconnections(inputs: dict, ctx: Context) -> dict:
-    _require_drainage(ctx, inputs.get("dataset"))
-    out = misconnections.check(inputs.get("dataset"), areas=inputs.get("areas"), requested_by=ctx.requested_by)
+    _require_drainage(ctx, inputs)
+    out = misconnections.check(inputs.get("dataset"), areas=inputs.get("areas"), scenario=inputs.get("scenario"),
+                               requested_by=ctx.requested_by)
     return {"run": out, "rules": misconnections.rules(), "objects": _findings(out["run_id"])}
 
 
@@ -79,7 +88,7 @@ register(Process(
                       "minOccurs": 0},
             "direction": {"title": "Direction", "schema": {"enum": list(tracing.DIRECTIONS), "default": "both"},
                           "minOccurs": 0},
-            "dataset": DATASET},
+            "dataset": DATASET, "scenario": SCENARIO},
     outputs={"start": {"title": "Start", "schema": {"type": "object"}},
              "upstream": {"title": "Upstream nodes, segments (object ids) and length", "schema": {}},
              "downstream": {"title": "Downstream nodes, segments (object ids) and length", "schema": {}},
@@ -93,7 +102,8 @@ register(Process(
     description="The pipes and nodes that drain to a manhole, and the buildings and land-use parcels whose "
                 "nearest manhole of its network is among them.",
     keywords=("drainage", "catchment"),
-    inputs={"node": {"title": "Manhole", "description": "object id or key", "schema": REF}, "dataset": DATASET},
+    inputs={"node": {"title": "Manhole", "description": "object id or key", "schema": REF}, "dataset": DATASET,
+            "scenario": SCENARIO},
     outputs={"catchment": {"title": "Catchment", "schema": {"type": "object"}}},
     execute=_catchment,
 ))
@@ -104,7 +114,7 @@ register(Process(
     description="The outfalls, the connected pieces of drainage network that reach none (no_outfall) and the "
                 "nodes where flow stops short of one (flow_sink); stored as a run with findings.",
     keywords=("drainage", "outfall"),
-    inputs={"dataset": DATASET},
+    inputs={"dataset": DATASET, "scenario": SCENARIO},
     outputs={"run": RUN},
     execute=_outfalls,
 ))
@@ -116,7 +126,7 @@ register(Process(
                 "separated areas, pipes joining against the flow and step-ups; stored as a run with findings "
                 "that name both objects.",
     keywords=("drainage", "misconnection", "GB 50014"),
-    inputs={"dataset": DATASET,
+    inputs={"dataset": DATASET, "scenario": SCENARIO,
             "areas": {"title": "Separated areas", "description": "extra areas where no combined pipe may remain: "
                       "[{name, geometry: GeoJSON polygon in the storage CRS}]; stored objects whose attribute "
                       "drainage_system is 'separated' count as well",
@@ -130,9 +140,9 @@ register(Process(
 
 
 def _storm(inputs: dict, ctx: Context) -> dict:
-    _require_drainage(ctx, inputs["dataset"])
+    _require_drainage(ctx, inputs)
     out = storm.run(inputs["dataset"], return_period=inputs["return_period"], duration_min=inputs["duration_min"],
-                    requested_by=ctx.requested_by)
+                    scenario=inputs.get("scenario"), requested_by=ctx.requested_by)
     return {"run": out, "flooded": [f["object_id"] for f in _findings(out["run_id"], "flooding")]}
 
 
@@ -144,7 +154,7 @@ register(Process(
                 "flooding per manhole, peak flow and capacity ratio per conduit, and the flooding manholes "
                 "(waterlogging risk points) as findings.",
     keywords=("drainage", "storm", "SWMM", "waterlogging"),
-    inputs={"dataset": {**DATASET, "minOccurs": 1},
+    inputs={"dataset": {**DATASET, "minOccurs": 1}, "scenario": SCENARIO,
             "return_period": {"title": "Return period (years)", "schema": {"type": "number", "exclusiveMinimum": 0}},
             "duration_min": {"title": "Duration (minutes)",
                              "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 2880}}},
@@ -155,7 +165,7 @@ register(Process(
 
 
 def _grade(inputs: dict, ctx: Context) -> dict:
-    _require_drainage(ctx, None)
+    _require_drainage(ctx, {})
     return {"run": inspection.grade(inputs.get("dataset"), target_km=inputs.get("target_km"),
                                     requested_by=ctx.requested_by)}
 
