@@ -19,6 +19,8 @@ from collections import Counter
 
 import numpy as np
 import shapely
+from scipy import sparse
+from scipy.sparse import csgraph
 
 from .source import Feature, prisms
 
@@ -39,9 +41,21 @@ def _footprints(features: list[Feature]) -> np.ndarray:
     return fps
 
 
+def _merged(grown: np.ndarray) -> np.ndarray:
+    """The union of the polygons, one union per cluster of overlapping ones: GEOS's union of them all at once
+    costs about 5x as much on a city."""
+    left, right = shapely.STRtree(grown).query(grown, predicate="intersects")
+    graph = sparse.coo_matrix((np.ones(len(left)), (left, right)), shape=(len(grown), len(grown)))
+    _, label = csgraph.connected_components(graph, directed=False)
+    order = np.argsort(label, kind="stable")
+    clusters = np.split(order, np.flatnonzero(np.diff(label[order])) + 1)
+    return np.array([grown[c[0]] if len(c) == 1 else shapely.union_all(grown[c]) for c in clusters], dtype=object)
+
+
 def _closing(fps: np.ndarray, tau: float) -> np.ndarray:
     """The polygons of the footprints merged where they lie closer than tau, simplified by tau / 2."""
-    grown = shapely.union_all(shapely.buffer(fps, tau / 2, quad_segs=1, join_style="mitre"))
+    grown = _merged(shapely.buffer(fps, tau / 2, quad_segs=1, join_style="mitre"))
+    # shrunk and simplified part by part: a whole city's multipolygon at once took 100x as long
     shape = shapely.simplify(shapely.buffer(grown, -tau / 2, join_style="mitre"), tau / 2)
     parts = shapely.get_parts(shape)
     return parts[shapely.area(parts) > 0]
