@@ -1,5 +1,6 @@
-"""The sample district's underground: the street networks lie in clean depth bands (no violation), and the
-planted-violations zone (sample_models/district/underground.py) holds exactly the planted cases."""
+"""The sample district's underground: the street networks lie at realistic depths and bend over or under each
+other where they cross (no violation), and the planted-violations zone (sample_models/district/underground.py)
+holds exactly the planted cases."""
 from __future__ import annotations
 
 import json
@@ -68,7 +69,7 @@ def test_the_planted_adverse_slope_shows_in_the_long_section(db, district):
     assert "<svg" in p["svg"]
 
 
-def test_street_network_depth_bands_keep_rules_at_every_crossing(district):
+def test_street_networks_keep_the_rules_at_every_crossing(district):
     """Independent of the checks: at every crossing of two utilities' segments in the generated file, the
     walls clear each other by at least 0.15 m (the smallest vertical rule of the table)."""
     import numpy as np
