@@ -10,11 +10,10 @@
   footway (the carriageway from the road layer, model.carriageway).
 - 3D clashes: pipes whose outer walls overlap (a negative clear gap at a crossing, or alongside).
 
-Pairs come from an STRtree query in plan, all at once; segments of one utility that share a node, or
-are joined by one or two other segments of it, are one pipe, not a pair. Every check of a pair for which
-no rule exists is counted as "no rule" (one info finding per utility pair with the count), never given a
-guessed distance. A run records the inputs, the rules with their source and confidence, and the findings
-(cim_core.runs).
+Pairs come from an STRtree query in plan, all at once; segments of one utility that share a node are
+one pipe, not a pair. Every check of a pair for which no rule exists is counted as "no rule" (one info
+finding per utility pair with the count), never given a guessed distance. A run records the inputs,
+the rules with their source and confidence, and the findings (cim_core.runs).
 """
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 import sqlalchemy as sa
-from scipy.sparse import coo_matrix, identity
 
 from cim_core.db import get_engine, storage_srid
 from cim_core.errors import NotFoundError
@@ -76,22 +74,18 @@ def _rule_details(rule: Rule, measured: float, required: float) -> dict:
 
 
 def pipe_pairs(pipes: Pipes, distance: float) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j), i < j: segments within `distance` in plan, less those of one utility that share a node or
-    are joined by one or two other segments of it (one pipe: the short pieces of a bend or a dip)."""
+    """(i, j), i < j: segments within `distance` in plan, less those of one utility that share a node."""
     i, j = shapely.STRtree(pipes.lines).query(pipes.lines, predicate="dwithin", distance=distance)
-    keep = (i < j) & (pipes.from_node[i] >= 0) & (pipes.to_node[i] >= 0) & (pipes.utility[i] == pipes.utility[j])
-    keep &= (pipes.from_node[j] >= 0) & (pipes.to_node[j] >= 0)
-    nodes, ends = np.unique(np.r_[pipes.from_node, pipes.to_node], return_inverse=True)
-    a, b = ends[:len(pipes)], ends[len(pipes):]
-    step = coo_matrix((np.ones(2 * len(a)), (np.r_[a, b], np.r_[b, a])), shape=(len(nodes),) * 2).tocsr()
-    near = (step + step @ step + identity(len(nodes), format="csr")).tocsr()  # within two segments
-    one_pipe = np.zeros(len(i), bool)
-    k = np.flatnonzero(keep)
-    for x in (a, b):
-        for y in (a, b):
-            one_pipe[k] |= np.asarray(near[x[i[k]], y[j[k]]]).ravel() > 0
-    mine = (i < j) & ~one_pipe
-    return i[mine], j[mine]
+    keep = i < j
+    i, j = i[keep], j[keep]
+    ends_i = np.column_stack([pipes.from_node[i], pipes.to_node[i]])
+    ends_j = np.column_stack([pipes.from_node[j], pipes.to_node[j]])
+    shared = np.zeros(len(i), bool)
+    for a in range(2):
+        for b in range(2):
+            shared |= (ends_i[:, a] == ends_j[:, b]) & (ends_i[:, a] >= 0)
+    connected = shared & (pipes.utility[i] == pipes.utility[j])
+    return i[~connected], j[~connected]
 
 
 def _bearing(lines: np.ndarray) -> np.ndarray:

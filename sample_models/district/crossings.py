@@ -5,16 +5,16 @@ laid straight from node to node would run through, or too close to, the pipes of
 Designers keep the main that is harder to move (gravity pipes, which must keep their fall, then the big
 ducts and mains) and bend the other over or under it. Here each network, in the order of RESOLVE_ORDER,
 keeps the lines fixed before it: where one of its segments crosses a fixed line with less than the
-design clearance, the segment gets two extra nodes PAD m either side of the crossing (or of a group of
+design clearance, the segment gets two bends PAD m either side of the crossing (or of a group of
 crossings) and runs level between them, over the fixed lines if its cover allows, else under them, at the
-level nearest its own; two more nodes a ramp's length further out bring it back to its straight profile.
+level nearest its own; two more bends a ramp's length further out bring it back to its straight profile.
+The bends are vertices of the segment's line (Network.bends), not nodes: the network stays as it was.
 """
 from __future__ import annotations
 
 import numpy as np
 import shapely
 
-from .layout import ground_z
 
 RESOLVE_ORDER = ("telecom", "power", "gas", "water", "heat")  # after rain and sewage, which never move
 # Design clear gap between outer walls at a crossing (m): water against rain and sewage the 0.40 m of
@@ -25,9 +25,10 @@ CLEARANCE_WATER_GRAVITY, CLEARANCE = 0.50, 0.25
 # GB 50289-2016 Table 4.1.1 under carriageways (water 0.70, gas 0.90, power and telecom ducts 0.70, heat
 # 0.70; second-hand, unconfirmed against the official text), water and gas with 0.2 m to spare.
 MIN_COVER = {"water": 0.90, "gas": 1.10, "heat": 0.70, "power": 0.70, "telecom": 0.70}
-PAD = 1.0  # m of level pipe either side of a crossing; a group of crossings closer than 2 PAD runs level
+PAD = 1.0  # m of level pipe either side of a crossing
+GROUP = 6.0  # m: crossings closer than this (the lines of one street) share one level run
 SIDE = 0.3  # m of level pipe past the other line's wall (the streets cross square)
-END = 0.1  # m: the shortest piece left at a segment's end
+END = 0.3  # m: the least distance between bends, and from a bend to the segment's end
 RAMP = 1.0  # m: the least run of a bend back to the straight profile (at most 45 degrees where room allows)
 
 
@@ -48,39 +49,48 @@ def _axis(net) -> tuple[np.ndarray, np.ndarray]:
     return net.node_invert[net.seg_a] + lift, net.node_invert[net.seg_b] + lift
 
 
+def _axis_at(net, k: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Axis elevation of segments k at fractions u of their plan length, through their bends."""
+    a, b = _axis(net)
+    z = a[k] + (b[k] - a[k]) * u
+    if net.bends:
+        length = np.linalg.norm(net.node_xy[net.seg_b] - net.node_xy[net.seg_a], axis=1)
+        for n in np.flatnonzero(np.isin(k, list(net.bends))):
+            s, bend = k[n], net.bends[k[n]]
+            z[n] = np.interp(u[n] * length[s], np.r_[0.0, bend[:, 0], length[s]], np.r_[a[s], bend[:, 1], b[s]])
+    return z
+
+
+def _lines(net) -> np.ndarray:
+    return shapely.linestrings(np.stack([net.node_xy[net.seg_a], net.node_xy[net.seg_b]], axis=1))
+
+
 def _crossings(net, fixed: list) -> tuple[np.ndarray, ...]:
     """Every crossing with a fixed line, or a near miss whose walls would overlap in plan (the end of a
     line at a tee): (segment, distance along it of the point nearest the other line, half the length of it
     that lies under or over the other line, the lowest and the highest axis level it may not take there)."""
-    mine = shapely.linestrings(np.stack([net.node_xy[net.seg_a], net.node_xy[net.seg_b]], axis=1))
-    lines, z0, z1, half, wide, clear = [], [], [], [], [], []
+    mine, own, half = _lines(net), _half_width(net), half_height(net)
+    found = []
     for other in fixed:
-        lines.append(shapely.linestrings(np.stack([other.node_xy[other.seg_a], other.node_xy[other.seg_b]], axis=1)))
-        a, b = _axis(other)
-        z0.append(a)
-        z1.append(b)
-        half.append(half_height(other))
-        wide.append(_half_width(other))
-        clear.append(np.full(len(a), CLEARANCE_WATER_GRAVITY if other.gravity and net.utility == "water" else CLEARANCE))
-    theirs = np.concatenate(lines)
-    z0, z1, half, wide, clear = (np.concatenate(v) for v in (z0, z1, half, wide, clear))
-    own = _half_width(net)
-    i, j = shapely.STRtree(theirs).query(mine, predicate="dwithin", distance=own.max() + wide.max() + SIDE)
-    side = wide[j] + own[i] + SIDE
-    near = shapely.shortest_line(mine[i], theirs[j])
-    keep = shapely.length(near) <= side
-    i, j, near, side = i[keep], j[keep], near[keep], side[keep]
-    t = shapely.line_locate_point(mine[i], shapely.get_point(near, 0))
-    u = shapely.line_locate_point(theirs[j], shapely.get_point(near, -1), normalized=True)
-    zj = z0[j] + (z1[j] - z0[j]) * u
-    reach = half[j] + clear[j] + half_height(net)[i]
-    return i, t, side, zj - reach, zj + reach
+        theirs, wide = _lines(other), _half_width(other)
+        i, j = shapely.STRtree(theirs).query(mine, predicate="dwithin", distance=own.max() + wide.max() + SIDE)
+        side = wide[j] + own[i] + SIDE
+        near = shapely.shortest_line(mine[i], theirs[j])
+        keep = shapely.length(near) <= side
+        i, j, near, side = i[keep], j[keep], near[keep], side[keep]
+        t = shapely.line_locate_point(mine[i], shapely.get_point(near, 0))
+        u = shapely.line_locate_point(theirs[j], shapely.get_point(near, -1), normalized=True)
+        zj = _axis_at(other, j, u)
+        clear = CLEARANCE_WATER_GRAVITY if other.gravity and net.utility == "water" else CLEARANCE
+        reach = half_height(other)[j] + clear + half[i]
+        found.append((i, t, side, zj - reach, zj + reach))
+    return tuple(np.concatenate(v) for v in zip(*found))
 
 
 def _groups(start: np.ndarray, end: np.ndarray) -> list[np.ndarray]:
-    """Indices of the spans (sorted by start) in groups that overlap or lie closer than 2 PAD."""
+    """Indices of the spans (sorted by start) in groups that overlap or lie closer than GROUP."""
     reach = np.maximum.accumulate(end)
-    return np.split(np.arange(len(start)), np.flatnonzero(start[1:] - reach[:-1] > 2 * PAD) + 1)
+    return np.split(np.arange(len(start)), np.flatnonzero(start[1:] - reach[:-1] > GROUP) + 1)
 
 
 def _level(nominal: float, lo: np.ndarray, hi: np.ndarray, highest: float) -> float:
@@ -130,34 +140,18 @@ def _spaced(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return kept
 
 
-def resolve(net, fixed: list, subdivide) -> None:
-    """Bend `net` (a pressure network, changed in place) over or under the lines of the `fixed` networks."""
+def resolve(net, fixed: list) -> None:
+    """Bend the segments of `net` (a pressure network; its `bends`, changed in place) over or under the
+    lines of the `fixed` networks."""
     seg, t, side, lo, hi = _crossings(net, fixed)
-    if not len(seg):
-        return
     za, zb = net.node_invert[net.seg_a], net.node_invert[net.seg_b]
     length = np.linalg.norm(net.node_xy[net.seg_b] - net.node_xy[net.seg_a], axis=1)
     top = net.node_ground - MIN_COVER[net.utility]
     highest = np.minimum(top[net.seg_a], top[net.seg_b]) - half_height(net)
     order = np.argsort(seg, kind="stable")
     seg, t, side, lo, hi = seg[order], t[order], side[order], lo[order], hi[order]
-    cut_edge, cut_t, cut_z = [], [], []
-    for idx in np.split(np.arange(len(seg)), np.flatnonzero(np.diff(seg)) + 1):
+    for idx in np.split(np.arange(len(seg)), np.flatnonzero(np.diff(seg)) + 1) if len(seg) else ():
         k = seg[idx[0]]
-        for d, z in sorted(_segment_cuts(length[k], za[k], zb[k], t[idx], side[idx], lo[idx], hi[idx], highest[k])):
-            cut_edge.append(k)
-            cut_t.append(d)
-            cut_z.append(z)
-    if not cut_edge:
-        return
-    cut_edge, cut_t, cut_z = np.array(cut_edge), np.array(cut_t), np.array(cut_z)
-    new_pos, a, b, parent = subdivide(net.node_xy, net.seg_a, net.seg_b, np.arange(len(net.seg_a)), cut_edge, cut_t)
-    ground = ground_z(new_pos[:, 0], new_pos[:, 1])
-    depth = np.round(ground - cut_z, 2)
-    net.node_xy = np.vstack([net.node_xy, new_pos])
-    net.node_type = np.r_[net.node_type, np.full(len(new_pos), "fitting", dtype=object)]
-    net.node_ground = np.r_[net.node_ground, ground]
-    net.node_depth = np.r_[net.node_depth, depth]
-    net.node_invert = np.r_[net.node_invert, np.round(ground - depth, 3)]
-    net.seg_a, net.seg_b = a, b
-    net.seg = {key: v[parent] for key, v in net.seg.items()}
+        bend = _segment_cuts(length[k], za[k], zb[k], t[idx], side[idx], lo[idx], hi[idx], highest[k])
+        if bend:
+            net.bends[int(k)] = np.round(np.array(bend), 3)

@@ -328,8 +328,7 @@ def _write_networks(plan, writers, services):
         node_ids, seg_ids = net.node_ids(), net.seg_ids()
         a, b = net.seg_a, net.seg_b
         z = net.node_invert
-        xyz = np.column_stack([net.node_xy, z])
-        lines = shapely.linestrings(np.stack([xyz[a], xyz[b]], axis=1))
+        lines = net.lines()
         length = np.round(np.linalg.norm(net.node_xy[b] - net.node_xy[a], axis=1), 2)
         s = net.seg
         gravity = utility in GRAVITY

@@ -15,7 +15,7 @@ pressure lines bend over or under the others (crossings.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -189,6 +189,19 @@ class Network:
     seg_b: np.ndarray
     seg: dict[str, np.ndarray]  # per-segment attributes
     service: dict[int, int]  # extra point index -> node index
+    bends: dict[int, np.ndarray] = field(default_factory=dict)  # segment -> (distance along, axis z) rows
+
+    def lines(self) -> np.ndarray:
+        """Each segment as a LineString Z from node to node (at the invert for gravity lines, else the axis),
+        through its bends."""
+        a, b = self.seg_a, self.seg_b
+        xyz = np.column_stack([self.node_xy, self.node_invert])
+        out = shapely.linestrings(np.stack([xyz[a], xyz[b]], axis=1))
+        for k, bend in self.bends.items():
+            p, q = xyz[a[k]], xyz[b[k]]
+            xy = p[:2] + (q[:2] - p[:2]) * (bend[:, :1] / np.linalg.norm(q[:2] - p[:2]))
+            out[k] = shapely.linestrings(np.vstack([p, np.column_stack([xy, bend[:, 1]]), q]))
+        return out
 
     @property
     def gravity(self) -> bool:
@@ -225,7 +238,7 @@ def build_networks(plan: Plan, services: dict[str, tuple[int, float]]) -> dict[s
         net = build_network(plan, utility, [services[utility]] if utility in services else [],
                             nets.get("rain") if utility == "sewage" else None)
         if not net.gravity:
-            crossings.resolve(net, list(nets.values()), _subdivide)
+            crossings.resolve(net, list(nets.values()))
         nets[utility] = net
     return {u: nets[u] for u in UTILITIES}
 
