@@ -96,3 +96,11 @@ def test_street_networks_keep_the_rules_at_every_crossing(district):
 
     gap = abs(z(i) - z(j)) - size[i] / 2 - size[j] / 2
     assert gap.min() >= 0.15
+    # at realistic depths: pressure lines' tops 0.7-1.6 m below ground at their nodes, gravity tops from 2.0 m
+    # (1.2 m in the planted low-lying area, whose street sinks 0.8 m), and the pressure lines bend to cross
+    top = np.r_[col["start_depth"], col["end_depth"]] - np.tile(np.where(gravity, size, size / 2), 2)
+    both = np.tile(gravity, 2)
+    assert 0.7 <= top[~both].min() and top[~both].max() <= 1.6
+    assert top[both].min() >= 1.2 and np.median(top[both]) >= 2.0
+    bent = shapely.get_num_coordinates(lines) > 2
+    assert bent.sum() > 100 and not (bent & gravity).any()
