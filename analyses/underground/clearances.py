@@ -59,12 +59,13 @@ def _tally(names: np.ndarray, *masks: np.ndarray) -> dict[str, dict[str, int]]:
     return out
 
 
-def _no_rule(check: str, names: np.ndarray, first: dict[str, tuple]) -> tuple[dict[str, int], list[Finding]]:
-    """Counts of the pairs no rule covers, and one info finding per utility pair naming an example."""
-    u, counts = np.unique(names, return_counts=True)
-    found = [Finding("no_rule", f"{check}: no rule for {n} ({c} pair(s) examined); not checked", first[n][0],
-                     first[n][1], first[n][2], "info", {"check": check, "pair": str(n), "pairs": int(c)})
-             for n, c in zip(u, counts)]
+def _no_rule(check: str, names: np.ndarray, example) -> tuple[dict[str, int], list[Finding]]:
+    """Counts of the pairs no rule covers, and one info finding per utility pair naming an example:
+    example(k) gives (object, related, xy) of the k-th of `names`."""
+    u, first, counts = np.unique(names, return_index=True, return_counts=True)
+    found = [Finding("no_rule", f"{check}: no rule for {n} ({c} pair(s) examined); not checked", *example(k), "info",
+                     {"check": check, "pair": str(n), "pairs": int(c)})
+             for n, k, c in zip(u, first, counts)]
     return dict(zip(map(str, u), map(int, counts))), found
 
 
@@ -88,48 +89,45 @@ def pipe_pairs(pipes: Pipes, distance: float) -> tuple[np.ndarray, np.ndarray]:
     return i[~connected], j[~connected]
 
 
-def _bearing(lines: np.ndarray) -> np.ndarray:
-    a = shapely.get_coordinates(shapely.get_point(lines, 0))
-    b = shapely.get_coordinates(shapely.get_point(lines, -1))
-    return np.arctan2(b[:, 1] - a[:, 1], b[:, 0] - a[:, 0])
+def _example(pipes: Pipes, a: int, b: int) -> tuple[int, int, tuple]:
+    """(object, related, xy) of a pair of segments: xy halfway along the shortest line between them."""
+    mid = shapely.line_interpolate_point(shapely.shortest_line(pipes.lines[a], pipes.lines[b]), 0.5, normalized=True)
+    return int(pipes.id[a]), int(pipes.id[b]), tuple(shapely.get_coordinates(mid)[0])
 
 
-def horizontal(pipes: Pipes, rules: list[Rule], i: np.ndarray, j: np.ndarray) -> Checked:
+def horizontal(pipes: Pipes, rules: list[Rule], i: np.ndarray, j: np.ndarray, crossing: np.ndarray) -> Checked:
     """Horizontal clearance of pipes alongside each other (pairs that do not cross), and their clashes."""
-    crossing = shapely.intersects(pipes.lines[i], pipes.lines[j])
     i, j = i[~crossing], j[~crossing]
     required, ri = match(rules, pipes.side(i), pipes.side(j))
     names = _pair_name(pipes.utility[i], pipes.utility[j])
     clear = shapely.distance(pipes.lines[i], pipes.lines[j]) - pipes.half_width[i] - pipes.half_width[j]
-    turn = np.abs(np.angle(np.exp(1j * (_bearing(pipes.lines[i]) - _bearing(pipes.lines[j])))))
+    turn = np.abs(np.angle(np.exp(1j * (pipes.bearing[i] - pipes.bearing[j]))))
     parallel = np.minimum(turn, np.pi - turn) <= np.radians(PARALLEL_DEG)
     ruled = ri >= 0
     with np.errstate(invalid="ignore"):
         within, bad = ruled & (clear <= required), ruled & (clear < required) & parallel
-    near = shapely.shortest_line(pipes.lines[i], pipes.lines[j])
-    mid = shapely.line_interpolate_point(near, 0.5, normalized=True)
-    xy = shapely.get_coordinates(mid)
     found = [Finding("horizontal_clearance",
                      f"{pipes.key[i[k]]} ({pipes.utility[i[k]]}) and {pipes.key[j[k]]} ({pipes.utility[j[k]]}): "
                      f"{clear[k]:.2f} m apart in plan, {required[k]:g} m required ({rules[ri[k]].ref})",
-                     int(pipes.id[i[k]]), int(pipes.id[j[k]]), tuple(xy[k]), "warning",
-                     _rule_details(rules[ri[k]], clear[k], required[k])) for k in np.flatnonzero(bad)]
-    found += _alongside_clashes(pipes, i, j, clear, near, xy)
-    first = {n: (int(pipes.id[i[k]]), int(pipes.id[j[k]]), tuple(xy[k]))
-             for k, n in reversed(list(enumerate(names)))}
-    counts, infos = _no_rule("horizontal", names[~ruled], first)
+                     *_example(pipes, i[k], j[k]), "warning", _rule_details(rules[ri[k]], clear[k], required[k]))
+             for k in np.flatnonzero(bad)]
+    found += _alongside_clashes(pipes, i, j, clear)
+    unruled = np.flatnonzero(~ruled)
+    counts, infos = _no_rule("horizontal", names[unruled], lambda k: _example(pipes, i[unruled[k]], j[unruled[k]]))
     return Checked(found + infos, _tally(names, ruled, within, bad), counts)
 
 
-def _alongside_clashes(pipes: Pipes, i, j, clear, near, xy) -> list[Finding]:
+def _alongside_clashes(pipes: Pipes, i, j, clear) -> list[Finding]:
     """Pairs that overlap in plan without crossing: a clash where their walls overlap in height too."""
     k = np.flatnonzero(clear < 0)
     if not len(k):
         return []
-    za = axis_z(pipes, i[k], shapely.get_point(near[k], 0))
-    zb = axis_z(pipes, j[k], shapely.get_point(near[k], -1))
+    near = shapely.shortest_line(pipes.lines[i[k]], pipes.lines[j[k]])
+    xy = shapely.get_coordinates(shapely.line_interpolate_point(near, 0.5, normalized=True))
+    za = axis_z(pipes, i[k], shapely.get_point(near, 0))
+    zb = axis_z(pipes, j[k], shapely.get_point(near, -1))
     gap = np.abs(za - zb) - pipes.half_height[i[k]] - pipes.half_height[j[k]]
-    return [_clash(pipes, i[m], j[m], gap[n], xy[m]) for n, m in enumerate(k) if gap[n] < 0]
+    return [_clash(pipes, i[m], j[m], gap[n], xy[n]) for n, m in enumerate(k) if gap[n] < 0]
 
 
 def _clash(pipes: Pipes, a: int, b: int, gap: float, xy) -> Finding:
@@ -139,9 +137,8 @@ def _clash(pipes: Pipes, a: int, b: int, gap: float, xy) -> Finding:
                    {"measured_m": round(float(gap), 3), "required_m": 0.0, **CLASH_RULE})
 
 
-def vertical(pipes: Pipes, rules: list[Rule], i: np.ndarray, j: np.ndarray) -> Checked:
+def vertical(pipes: Pipes, rules: list[Rule], i: np.ndarray, j: np.ndarray, crossing: np.ndarray) -> Checked:
     """Vertical clearance where pipes cross in plan; a negative clear gap is a clash."""
-    crossing = shapely.intersects(pipes.lines[i], pipes.lines[j])
     i, j = i[crossing], j[crossing]
     at = shapely.point_on_surface(shapely.get_geometry(shapely.intersection(pipes.lines[i], pipes.lines[j]), 0))
     gap = (np.abs(axis_z(pipes, i, at) - axis_z(pipes, j, at)) - pipes.half_height[i] - pipes.half_height[j])
@@ -157,9 +154,9 @@ def vertical(pipes: Pipes, rules: list[Rule], i: np.ndarray, j: np.ndarray) -> C
                      int(pipes.id[i[k]]), int(pipes.id[j[k]]), tuple(xy[k]), "warning",
                      _rule_details(rules[ri[k]], gap[k], required[k])) for k in np.flatnonzero(bad)]
     found += [_clash(pipes, i[k], j[k], gap[k], xy[k]) for k in np.flatnonzero(gap < 0)]
-    first = {n: (int(pipes.id[i[k]]), int(pipes.id[j[k]]), tuple(xy[k]))
-             for k, n in reversed(list(enumerate(names)))}
-    counts, infos = _no_rule("vertical", names[~ruled], first)
+    unruled = np.flatnonzero(~ruled)
+    counts, infos = _no_rule("vertical", names[unruled], lambda k: (
+        int(pipes.id[i[unruled[k]]]), int(pipes.id[j[unruled[k]]]), tuple(xy[unruled[k]])))
     return Checked(found + infos, _tally(names, ruled, within, bad), counts)
 
 
@@ -181,8 +178,9 @@ def buildings(pipes: Pipes, rules: list[Rule], ids: np.ndarray, footprints: np.n
                      f"{int(ids[b[k]])}, {required[k]:g} m required ({rules[ri[k]].ref})",
                      int(pipes.id[i[k]]), int(ids[b[k]]), tuple(xy[k]), "warning",
                      _rule_details(rules[ri[k]], clear[k], required[k])) for k in np.flatnonzero(bad)]
-    first = {nm: (int(pipes.id[i[k]]), int(ids[b[k]]), tuple(xy[k])) for k, nm in reversed(list(enumerate(names)))}
-    counts, infos = _no_rule("building", names[~ruled], first)
+    unruled = np.flatnonzero(~ruled)
+    counts, infos = _no_rule("building", names[unruled], lambda k: (
+        int(pipes.id[i[unruled[k]]]), int(ids[b[unruled[k]]]), tuple(xy[unruled[k]])))
     return Checked(found + infos, _tally(names, ruled, within, bad), counts)
 
 
@@ -194,6 +192,8 @@ def cover(pipes: Pipes, rules: list[Rule], road) -> Checked:
     seg = np.tile(np.arange(n), 2)
     top = z[:, 2] + pipes.half_height[seg]
     depth = np.concatenate([pipes.ground[:, 0], pipes.ground[:, 1]]) - top
+    if road is not None:
+        shapely.prepare(road)  # one point-in-area test per pipe end
     under = shapely.intersects(road, shapely.points(z[:, :2])) if road is not None else np.zeros(2 * n, bool)
     area = np.where(under, "carriageway", "footway or green")
     required, ri = match(rules, pipes.side(seg), {"utility": area, "diameter": np.full(2 * n, np.nan),
@@ -208,19 +208,21 @@ def cover(pipes: Pipes, rules: list[Rule], road) -> Checked:
                      tuple(z[e, :2]), "warning", {**_rule_details(rules[ri[e]], depth[e], required[e]),
                                                   "area": str(area[e])})
              for e in worst[short[worst] > 0]]
-    first = {nm: (int(pipes.id[seg[e]]), None, tuple(z[e, :2])) for e, nm in reversed(list(enumerate(names)))}
-    counts, infos = _no_rule("cover", names[known & (ri < 0)], first)
+    unruled = np.flatnonzero(known & (ri < 0))
+    counts, infos = _no_rule("cover", names[unruled], lambda k: (int(pipes.id[seg[unruled[k]]]), None,
+                                                                 tuple(z[unruled[k], :2])))
     return Checked(found + infos, _tally(names, ruled, ruled & (short >= 0), ruled & (short > 0)), counts)
 
 
 def run_checks(pipes: Pipes, rules: RuleSet, bld: tuple[np.ndarray, np.ndarray], road) -> dict[str, Checked]:
     """Every check over loaded pipes, buildings (ids, footprints) and carriageway, in memory."""
     h, v = rules.of("horizontal"), rules.of("vertical")
-    reach = max([r.min_m for r in h + v], default=0.0) + 2 * float(np.nanmax(pipes.half_width, initial=0.0))
+    along, near_building = [r for r in h if r.utility_b != "building"], [r for r in h if r.utility_b == "building"]
+    reach = max([r.min_m for r in along + v], default=0.0) + 2 * float(np.nanmax(pipes.half_width, initial=0.0))
     i, j = pipe_pairs(pipes, reach) if len(pipes) else (np.empty(0, int), np.empty(0, int))
-    return {"horizontal": horizontal(pipes, [r for r in h if r.utility_b != "building"], i, j),
-            "vertical": vertical(pipes, v, i, j),
-            "building": buildings(pipes, [r for r in h if r.utility_b == "building"], *bld),
+    crossing = shapely.intersects(pipes.lines[i], pipes.lines[j])
+    return {"horizontal": horizontal(pipes, along, i, j, crossing), "vertical": vertical(pipes, v, i, j, crossing),
+            "building": buildings(pipes, near_building, *bld),
             "cover": cover(pipes, rules.of("cover"), road)}
 
 

@@ -61,6 +61,13 @@ class Pipes:
         """The axes in plan."""
         return shapely.force_2d(self.axes)
 
+    @cached_property
+    def bearing(self) -> np.ndarray:
+        """Direction in plan from the first vertex to the last (radians)."""
+        a = shapely.get_coordinates(shapely.get_point(self.lines, 0))
+        b = shapely.get_coordinates(shapely.get_point(self.lines, -1))
+        return np.arctan2(b[:, 1] - a[:, 1], b[:, 0] - a[:, 0])
+
     @property
     def half_width(self) -> np.ndarray:
         return np.nan_to_num(self.width) / 2

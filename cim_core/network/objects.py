@@ -96,6 +96,10 @@ def _segment_geometry(segs: Segments, hts: Heights) -> tuple[list[np.ndarray], n
         return [], np.empty(0, object), []
     xy = np.vstack([ln[:, :2] for ln in segs.lines])
     z = sweep.interpolate_many(xy, counts, hts.axis[0], hts.axis[1])
+    if segs.line_z:  # a line's bends (a dip under a crossing pipe): its vertices' rise over the chord of its ends
+        src = np.concatenate([ln[:, 2] if ln.shape[1] > 2 else np.full(len(ln), np.nan) for ln in segs.lines])
+        first = np.r_[0, np.cumsum(counts)[:-1]]
+        z += np.nan_to_num(src - sweep.interpolate_many(xy, counts, src[first], src[first + counts - 1]))
     axes = np.split(np.column_stack([xy, z]), np.cumsum(counts)[:-1])
     footprints = shapely.linestrings(xy, indices=np.repeat(np.arange(len(segs)), counts))
     width = np.where(np.isfinite(segs.width_mm) & (segs.width_mm > 0), segs.width_mm / 1000, h)

@@ -26,7 +26,7 @@ from .layout import (
     riverside_strips,
 )
 from .manifest import ImportEntry
-from .networks import GRAVITY, UTILITIES, build_network, street_graph
+from .networks import GRAVITY, UTILITIES, build_networks, street_graph
 from .writer import LayerWriter
 
 GPKG = "district.gpkg"
@@ -323,22 +323,12 @@ def _write_networks(plan, writers, services):
     """Write every utility's pipes and nodes; returns the service nodes (utility -> id, x, y, z), the
     network lengths (km) and the eastings of the drainage outfalls."""
     service_nodes, lengths, outfall_x = {}, {}, []
-    built = {}
-
-    def network(utility):
-        if utility not in built:  # sewers pass under the rain pipes they cross
-            built[utility] = build_network(plan, utility, [services[utility]] if utility in services else [],
-                                           network("rain") if utility == "sewage" else None)
-        return built[utility]
-
-    for utility in UTILITIES:
+    for utility, net in build_networks(plan, services).items():
         spec = UTILITIES[utility]
-        net = network(utility)
         node_ids, seg_ids = net.node_ids(), net.seg_ids()
         a, b = net.seg_a, net.seg_b
         z = net.node_invert
-        xyz = np.column_stack([net.node_xy, z])
-        lines = shapely.linestrings(np.stack([xyz[a], xyz[b]], axis=1))
+        lines = net.lines()
         length = np.round(np.linalg.norm(net.node_xy[b] - net.node_xy[a], axis=1), 2)
         s = net.seg
         gravity = utility in GRAVITY

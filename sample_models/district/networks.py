@@ -9,38 +9,37 @@ Pressure networks (water, gas, heat) and cable ducts (power, telecom) are cut in
 60 m, with valves near junctions and hydrants along water mains. Gravity networks (rain, sewage) flow to
 outfalls on the river banks: each street stretch drains towards the nearer outfall along the network (a
 stretch reached from both ends is split at a summit manhole), manholes sit at most 50 m apart, and
-inverts fall downstream by at least the minimum slope, each network in its own depth band (below).
+inverts fall downstream by at least the minimum slope. Where lines of different utilities cross, the
+pressure lines bend over or under the others (crossings.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from . import crossings
 from .layout import ART, K_UTILITY, LOC, Lines, Plan, V, ground_z
 
 # Utility table (CJJ 61-2017 codes): position in the street cross-section as a share of half the street
 # width (negative: west or south of the centreline), owner, node depth (m, to the centreline for pressure
 # pipes and ducts), maximum segment length (m), share of local streets served.
 #
-# Depths: each utility lies in its own depth band, so that where the networks of crossing streets cross
-# they clear each other. Order from the surface down as GB 50289-2016 4.1.13 gives it for crossings
-# (通信、电力、燃气、热力、给水、再生水、雨水、污水; quoted second-hand, unconfirmed against the official
-# text). Band of each (outer wall, m below ground, the largest section of the utility): telecom
-# 0.60-1.10 (duct 0.5 m high), power 1.35-2.35 (duct 1.0 m), gas 2.60-2.90 (DN300), heat 3.15-3.75
-# (DN600), water 4.00-4.60 (DN600); BAND_GAP between bands = the 0.15 m vertical clearance of gas and heat
-# (GB 50289-2016 Table 4.1.14, second-hand) plus twice NODE_DEPTH_JITTER. Rain pipes lie below water
-# with the 0.40 m of Table 4.1.14 (rain/sewage against water), sewers below the rain pipes they cross.
+# Depths as a city lays them: tops at about telecom 0.75-0.95 m, power 0.80-0.90, gas 1.05-1.15, water
+# 1.30-1.55, heat 1.45-1.65 (the utility's largest to smallest section), each above the least cover
+# commonly quoted from GB 50289-2016 Table 4.1.1 (0.7 m under carriageways; gas 0.9 m; second-hand,
+# unconfirmed). These ranges overlap: where lines of crossing streets would meet, the pipe that is easier
+# to move dips under or rises over the other (crossings.py).
 UTILITIES = {
     "water": {
         "code": "JS",
         "side": -0.55,
         "owner": "驻马店市供水有限公司",
-        "depth": 4.3,
+        "depth": 1.4,
         "seg": 60.0,
         "local": 1.0,
     },
@@ -50,7 +49,7 @@ UTILITIES = {
         "code": "RQ",
         "side": 0.55,
         "owner": "驻马店市燃气有限公司",
-        "depth": 2.75,
+        "depth": 1.15,
         "seg": 60.0,
         "local": 0.8,
     },
@@ -58,7 +57,7 @@ UTILITIES = {
         "code": "RL",
         "side": -0.35,
         "owner": "驻马店市热力有限公司",
-        "depth": 3.45,
+        "depth": 1.6,
         "seg": 60.0,
         "local": 0.0,
     },
@@ -66,7 +65,7 @@ UTILITIES = {
         "code": "DL",
         "side": 0.80,
         "owner": "国网驻马店供电公司",
-        "depth": 1.85,
+        "depth": 1.3,
         "seg": 60.0,
         "local": 0.0,
     },
@@ -74,7 +73,7 @@ UTILITIES = {
         "code": "TX",
         "side": -0.80,
         "owner": "中国电信驻马店分公司",
-        "depth": 0.85,
+        "depth": 1.0,
         "seg": 60.0,
         "local": 0.5,
     },
@@ -82,7 +81,7 @@ UTILITIES = {
 GRAVITY = ("rain", "sewage")
 HEAT_SECONDARY_P = 0.5  # share of secondary streets with heating mains (all arterials have them)
 # Gravity design: minimum slope, and size by the longest flow path upstream (m): circular diameter (mm)
-# or a rectangular culvert (width, height mm). Depths come from the bands (GRAVITY_TOP, GRAVITY_GAP).
+# or a rectangular culvert (width, height mm). Least depths: GRAVITY_TOP, GRAVITY_GAP.
 GRAVITY_DESIGN = {
     "sewage": {
         "slope": 0.002,
@@ -103,11 +102,11 @@ GRAVITY_DESIGN = {
 VALVE_FROM_JUNCTION = 10.0  # m; a valve near the start of each pressure main longer than 4x this
 MIN_PIECE = 5.0  # m; a drainage stretch is split at its summit only if both parts are at least this long
 NODE_DEPTH_JITTER = 0.05  # m, +- around a pressure network's node depth
-BAND_GAP = 0.25  # m between the walls of neighbouring depth bands (0.15 m rule + 2 x jitter)
-WATER_BOTTOM = 4.60  # m below ground: the bottom of the water band (DN600 at 4.30 m to the axis)
-# Gravity pipes: top at least this deep (below the water band, 0.40 m rule + jitter + 0.15 m margin), and
-# a sewer's top at least GRAVITY_GAP below the invert of a rain pipe it crosses.
-GRAVITY_TOP = WATER_BOTTOM + NODE_DEPTH_JITTER + 0.40 + 0.15
+# Gravity pipes: least depth of the top. GB 50014-2021 5.3.7 asks 0.7 m of cover under carriageways
+# (second-hand); rain pipes lie from 1.6 m, so that where the street sinks 0.8 m into the planted low-lying
+# area (drainage.py) they keep 0.8 m; sewers from 1.9 m, and a sewer's top stays GRAVITY_GAP below the
+# invert of a rain pipe it crosses. Inverts then fall with the slope: 2.0-4.5 m for most.
+GRAVITY_TOP = {"rain": 2.0, "sewage": 2.3}
 GRAVITY_GAP = 0.2
 
 
@@ -190,6 +189,23 @@ class Network:
     seg_b: np.ndarray
     seg: dict[str, np.ndarray]  # per-segment attributes
     service: dict[int, int]  # extra point index -> node index
+    bends: dict[int, np.ndarray] = field(default_factory=dict)  # segment -> (distance along, axis z) rows
+
+    def lines(self) -> np.ndarray:
+        """Each segment as a LineString Z from node to node (at the invert for gravity lines, else the axis),
+        through its bends."""
+        a, b = self.seg_a, self.seg_b
+        xyz = np.column_stack([self.node_xy, self.node_invert])
+        out = shapely.linestrings(np.stack([xyz[a], xyz[b]], axis=1))
+        for k, bend in self.bends.items():
+            p, q = xyz[a[k]], xyz[b[k]]
+            xy = p[:2] + (q[:2] - p[:2]) * (bend[:, :1] / np.linalg.norm(q[:2] - p[:2]))
+            out[k] = shapely.linestrings(np.vstack([p, np.column_stack([xy, bend[:, 1]]), q]))
+        return out
+
+    @property
+    def gravity(self) -> bool:
+        return self.utility in GRAVITY
 
     @property
     def code(self) -> str:
@@ -212,6 +228,19 @@ def served(plan: Plan, utility: str) -> np.ndarray:
     if utility == "heat":
         mask = (L.cls == ART) | ((L.cls != LOC) & (u < HEAT_SECONDARY_P))
     return mask
+
+
+def build_networks(plan: Plan, services: dict[str, tuple[int, float]]) -> dict[str, Network]:
+    """Every utility's network (services: utility -> a service point, as for build_network): rain, sewage
+    beneath it, then the pressure lines in crossings.RESOLVE_ORDER, each bent around those built before."""
+    nets: dict[str, Network] = {}
+    for utility in (*GRAVITY, *crossings.RESOLVE_ORDER):
+        net = build_network(plan, utility, [services[utility]] if utility in services else [],
+                            nets.get("rain") if utility == "sewage" else None)
+        if not net.gravity:
+            crossings.resolve(net, list(nets.values()))
+        nets[utility] = net
+    return {u: nets[u] for u in UTILITIES}
 
 
 def build_network(plan: Plan, utility: str, service: list[tuple[int, float]] = (),
@@ -374,7 +403,7 @@ def _gravity(plan: Plan, utility, pos, g: StreetGraph, attrs, under: Network | N
     ground = ground_z(pos[:, 0], pos[:, 1])
     cap = np.full(len(pos), np.inf)  # the highest invert each node may have
     for end in (a, b):
-        np.minimum.at(cap, end, ground[end] - GRAVITY_TOP - height)
+        np.minimum.at(cap, end, ground[end] - GRAVITY_TOP[utility] - height)
     if under is not None:
         _pass_under(cap, pos, a, b, height, under)
     invert = _inverts(design["slope"], cap, pos, a, b)
