@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from cim_core.db import get_engine
 from cim_core.errors import InputError
 from cim_core.runs import now, record_run
-from cim_core.schema import city_objects, pipe_segments
+from cim_core.schema import city_objects, copy_columns, pipe_segments
 
 from .renewal import config, write_sheets
 
@@ -53,10 +53,8 @@ def _parse(row: dict, where: str, today: dt.date) -> dict:
     return {"segment": seg, "material": material, "year": year, "date": date, "diameter_mm": dia}
 
 
-_COPY_OBJ = [c.name for c in city_objects.columns if c.computed is None and c.name not in (
-    "id", "key", "attributes", "valid_from", "valid_to")]
-_COPY_SEG = [c.name for c in pipe_segments.columns if c.name not in ("object_id", "material", "install_year",
-                                                                        "diameter_mm")]
+_COPY_OBJ, _ = copy_columns(city_objects, ("id", "key", "attributes", "valid_from", "valid_to"))
+_COPY_SEG, _ = copy_columns(pipe_segments, ("object_id", "material", "install_year", "diameter_mm"))
 
 
 def _current(c: sa.Connection, seg: str, utility: str, date: dt.date, where: str) -> sa.Row:
