@@ -83,6 +83,8 @@ def demo(cluster, tmp_path_factory):
                            text=True, check=True).stdout.strip().splitlines()[-1]
     yield {"base": base, "env": env, "engine": engine, "output": output, "key": token, "home": home}
     _stop(proc)
+    # The demo leaves its Mosquitto running, as it leaves PostGIS: stop this home's broker.
+    subprocess.run([str(CIM), "broker", "stop"], env=env, capture_output=True, check=True)
     engine.dispose()
 
 
