@@ -5,13 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from importers import gis
-from sample_models.district import drainage, generate
+from sample_models.district import dataset_of, drainage, generate
 from services.cli import serve
 
 
 def test_demo_runs_the_design_storm_once(db, tmp_path):
     generate(tmp_path, scale=0.05, seed=7)
-    gis.import_file(tmp_path / "district.gpkg", layer="pipes", kind="pipes", dataset=serve.SAMPLE_PIPES, engine=db)
+    gis.import_file(tmp_path / "district.gpkg", layer="pipes", kind="pipes", dataset=dataset_of("pipes"), engine=db)
     gis.import_file(tmp_path / "district.gpkg", layer="landuse", kind="landuse", dataset="sample-landuse", engine=db)
     drainage.load(tmp_path, engine=db)
 

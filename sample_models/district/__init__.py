@@ -6,7 +6,7 @@ footprints of the buildings layer) and manifest.json (each file and layer with c
 loads it and the equivalent `cim import` command). `load(folder)` imports what is not loaded yet.
 """
 
-from .generator import generate
+from .generator import dataset_of, generate
 from .manifest import ImportEntry, entries, is_current, load
 
-__all__ = ["ImportEntry", "entries", "generate", "is_current", "load"]
+__all__ = ["ImportEntry", "dataset_of", "entries", "generate", "is_current", "load"]

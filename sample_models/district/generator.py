@@ -471,12 +471,17 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
     return files
 
 
+def dataset_of(layer: str) -> str:
+    """The dataset a layer of the sample district is imported as (the pipes' also holds their nodes)."""
+    return f"sample-{layer.replace('_', '-')}"
+
+
 def _manifest(grid, plan, counts, lengths, ifc_files, targets, seconds) -> dict:
     layers = []
     for name, (gtype, fields) in FIELDS.items():
         layer = {"layer": name, "geometry": gtype, "count": counts[name], "fields": list(fields)}
         if name in IMPORT_AS:
-            options = {"layer": name, **IMPORT_AS[name], "dataset": f"sample-{name.replace('_', '-')}"}
+            options = {"layer": name, **IMPORT_AS[name], "dataset": dataset_of(name)}
             entry = ImportEntry("gis", GPKG, options)
             layer.update({"import": entry.as_json(), "command": entry.command})
         else:  # the pipes import brings its nodes layer along (one network, one dataset)

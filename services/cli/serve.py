@@ -14,8 +14,6 @@ from .output import console, counts_text, progress_bar, steps_bar
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-SAMPLE_PIPES = "sample-pipes"  # the dataset of the sample district's pipes (sample_models.district manifest)
-
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 to share on the network."),
@@ -75,13 +73,14 @@ def _design_storm(engine: sa.Engine, again: bool) -> bool:
     import sqlalchemy as sa
 
     from analyses.drainage import storm
+    from sample_models.district import dataset_of
 
     with engine.connect() as c:
         done = c.scalar(sa.text("select 1 from analysis_runs where analysis = 'drainage-storm' limit 1"))
     if done and not again:
         return False
     with progress_bar(None, "running a 3-year design storm over the drainage network (waterlogging points)"):
-        out = storm.run(SAMPLE_PIPES, return_period=3, duration_min=120, engine=engine, requested_by="cim demo")
+        out = storm.run(dataset_of("pipes"), return_period=3, duration_min=120, engine=engine, requested_by="cim demo")
     console.print(f"design storm: {out['flooding_points']} flooding manholes (run {out['run_id']})")
     return True
 
