@@ -8,7 +8,9 @@ import math
 import re
 import subprocess
 
+import httpx
 import numpy as np
+import orjson
 import pytest
 import shapely
 import sqlalchemy as sa
@@ -16,12 +18,15 @@ from fastapi.testclient import TestClient
 from test_api import X0, Y0, info, lonlat, pipes, problem
 from test_api_clients import server  # noqa: F401  (the uvicorn fixture, used by name)
 
+from cim_core.crs import transform
 from cim_core.model import CityObject
 from cim_core.store import write_dataset
 from services import auth
 from services.app import create_app
 
 Z = 16
+W = "WebMercatorQuad"
+OWN_Z = 15  # the storage quad's matrix of 0.5 m cells (128 m tiles) for EPSG:4547
 
 
 def roads(prefix: str = "r", n: int = 3):
@@ -47,6 +52,17 @@ def tile_of(x: float, y: float, z: int = Z) -> tuple[int, int]:
 
 def tile_url(collection: str, col: int, row: int, z: int = Z) -> str:
     return f"/api/collections/{collection}/tiles/WebMercatorQuad/{z}/{row}/{col}"
+
+
+def own_tile(client, x: float, y: float, z: int = OWN_Z, base: str = "") -> tuple[tuple[int, int, int], dict]:
+    """(matrix, row, column) of the storage quad's tile holding a point, worked out from the tile matrix set's
+    document (corner in the CRS's axis order: northing first for EPSG:4547), and that document."""
+    doc = client.get(f"{base}/api/tileMatrixSets/EPSG4547Quad").json()
+    m = doc["tileMatrices"][z]
+    assert m["cellSize"] == 0.5
+    top, left = m["pointOfOrigin"]
+    size = m["cellSize"] * m["tileWidth"]
+    return (z, int((top - y) // size), int((x - left) // size)), doc
 
 
 def in_tile(engine, cls: str, col: int, row: int, z: int = Z) -> dict[int, str]:
@@ -115,11 +131,50 @@ def test_gdal_reads_a_roads_tile_over_http(server, db):  # noqa: F811
     assert len(found) == 1 and '"YearOfConstruction": 1998' in found[0]["fields"]["Pset_BuildingCommon"]
 
 
+def test_gdal_reads_a_storage_crs_tile(server, db, tmp_path):  # noqa: F811
+    """A tile of the storage CRS's quad, georeferenced by GDAL's MVT driver from the tile matrix set's corner and
+    side (GDAL's metadata.json keys): the database's roads of that tile, on their stored lines, no reprojection."""
+    write_dataset(info("roads"), roads(), engine=db)
+    (z, row, col), doc = own_tile(httpx, X0 + 100, Y0 + 30, base=server)
+    top, left = doc["tileMatrices"][0]["pointOfOrigin"]
+    size = doc["tileMatrices"][z]["cellSize"] * 256
+    with db.connect() as c:
+        expected = dict(c.execute(sa.text(
+            "select id, name from city_objects where class = 'road' and st_intersects(footprint, "
+            "st_makeenvelope(:x0, :y1 - :s, :x0 + :s, :y1, 4547))"),
+            {"x0": left + col * size, "y1": top - row * size, "s": size}).all())
+    assert len(expected) == 4
+    data = httpx.get(f"{server}/api/collections/roads/tiles/EPSG4547Quad/{z}/{row}/{col}").content
+    path = tmp_path / f"{z}" / f"{col}" / f"{row}.pbf"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    (tmp_path / "metadata.json").write_text(orjson.dumps({
+        "format": "pbf", "minzoom": z, "maxzoom": z, "crs": "EPSG:4547", "tile_origin_upper_left_x": left,
+        "tile_origin_upper_left_y": top, "tile_dimension_zoom_0": doc["tileMatrices"][0]["cellSize"] * 256,
+    }).decode())
+    feats = gdal_features(str(path))
+    assert {f["fid"]: f["fields"]["name"] for f in feats} == expected
+    with db.connect() as c:
+        lines = dict(c.execute(sa.text("select id, st_astext(footprint) from city_objects where class = 'road'")).all())
+    for f in feats:  # within two MVT grid units (size / 4096) of the stored geometry, in its own CRS
+        coords = shapely.get_coordinates(f["geometry"])
+        assert shapely.distance(shapely.points(coords), shapely.from_wkt(lines[f["fid"]])).max() < 2 * size / 4096
+
+
 def test_tile_matrix_sets_tilesets_and_links(client, city):
     sets = client.get("/api/tileMatrixSets").json()["tileMatrixSets"]
-    assert [s["id"] for s in sets] == ["WebMercatorQuad"]
+    assert [s["id"] for s in sets] == ["WebMercatorQuad", "EPSG4547Quad"]
     tms = client.get("/api/tileMatrixSets/WebMercatorQuad").json()
     assert len(tms["tileMatrices"]) == 25 and tms["tileMatrices"][16]["matrixWidth"] == 65536
+    assert tms["tileMatrices"][0]["pointOfOrigin"] == [-20037508.3427892, 20037508.3427892]
+    own = client.get("/api/tileMatrixSets/EPSG4547Quad").json()
+    assert own["crs"].endswith("/EPSG/0/4547") and own["orderedAxes"] == ["X", "Y"]  # northing, easting
+    top, left = own["tileMatrices"][0]["pointOfOrigin"]
+    side = own["tileMatrices"][0]["cellSize"] * 256
+    # it covers EPSG:4547's area of use (112.5-115.5E, 21.52-45.45N, EPSG's), and has 1 m cells at matrix 14
+    corners = [transform(4326, 4547, [lon], [lat]) for lon in (112.5, 115.5) for lat in (21.52, 45.45)]
+    assert all(left <= x[0] <= left + side and top - side <= y[0] <= top for x, y in corners)
+    assert own["tileMatrices"][14]["cellSize"] == 1.0
     conf = client.get("/api/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in conf
     links = client.get("/api/collections/roads").json()["links"]
@@ -127,6 +182,7 @@ def test_tile_matrix_sets_tilesets_and_links(client, city):
     listed = client.get(href).json()["tilesets"]
     assert listed[0]["dataType"] == "vector"
     doc = client.get(listed[0]["links"][0]["href"]).json()
+    assert [t["links"][0]["href"].rsplit("/", 1)[1] for t in listed] == ["WebMercatorQuad", "EPSG4547Quad"]
     template = next(link["href"] for link in doc["links"] if link["rel"] == "item")
     assert template.endswith("/roads/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}?f=mvt")
     w, s = doc["boundingBox"]["lowerLeft"]
@@ -150,6 +206,9 @@ def test_tile_matrix_sets_tilesets_and_links(client, city):
     ("/api/collections/roads/tiles/WebMercatorQuad/3/0/-1", 400, "outside matrix 3"),
     ("/api/collections/roads/tiles/WebMercatorQuad/3/0/x", 400, "tileCol"),
     ("/api/collections/roads/tiles/WebMercatorQuad/3/0/0?f=png", 400, "f=mvt"),
+    ("/api/collections/roads/tiles/EPSG4547Quad/21/0/0", 400, "EPSG4547Quad has matrices 0 to 20"),
+    ("/api/collections/roads/tiles/EPSG4547Quad/2/4/0", 400, "outside matrix 2"),
+    ("/api/collections/roads/tiles/EPSG4490Quad/2/0/0", 404, "tile matrix set"),
     ("/api/collections/roads/tiles/WebMercatorQuad/99999999999999999999999/0/0", 400, "out of range"),
 ])
 def test_bad_tile_addresses_are_problems(client, path, status, words):
@@ -222,8 +281,13 @@ def test_an_import_drops_only_the_cached_tiles_it_touches(client, city):
     store = vector_tiles.cache(auth.current_engine())
     with city.connect() as c:
         sid = scenarios.resolve(c, "plan-r")
-    keys = {"near": ("roads", Z, row, col, (), None), "far": ("roads", Z, far[1], far[0], (), None),
-            "buildings": ("buildings", Z, row, col, (), None), "plan": ("roads", Z, row, col, (), sid)}
+    keys = {"near": ("roads", W, Z, row, col, (), None), "far": ("roads", W, Z, far[1], far[0], (), None),
+            "buildings": ("buildings", W, Z, row, col, (), None), "plan": ("roads", W, Z, row, col, (), sid)}
+    # the same places in the storage CRS's quad
+    for name, (x, y) in {"near_own": (X0 + 100, Y0 + 30), "far_own": (X0 + 100 + 6 * 611.5, Y0 + 30)}.items():
+        (zo, ro, co), doc = own_tile(client, x, y)
+        assert client.get(f"/api/collections/roads/tiles/{doc['id']}/{zo}/{ro}/{co}").status_code == 200
+        keys[name] = ("roads", doc["id"], zo, ro, co, (), None)
     assert set(keys.values()) <= set(store.tiles)
 
     def changed(name, objs, scenario=None):
@@ -233,6 +297,7 @@ def test_an_import_drops_only_the_cached_tiles_it_touches(client, city):
     changed("q", roads("q", 1))  # as-is roads near: the near roads tiles of both models go, the others stay
     assert b"Q Road 0" in client.get(urls["near"]).content
     assert keys["far"] in store.tiles and keys["buildings"] in store.tiles and keys["plan"] not in store.tiles
+    assert keys["near_own"] not in store.tiles and keys["far_own"] in store.tiles
     changed("p", roads("p", 1), scenario="plan-r")  # the plan's own roads, near
     assert b"P Road 0" in client.get(urls["near"], params={"scenario": "plan-r"}).content
     assert keys["near"] not in store.tiles and keys["far"] in store.tiles

@@ -2,20 +2,20 @@
 
 Paths follow the standard, `/collections/{id}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}`,
 so for WebMercatorQuad a tile is `.../WebMercatorQuad/{z}/{y}/{x}` (row before column), and the tileset
-document gives clients that template. A tile holds the current objects (not yet retired by valid_to) of
+document gives clients that template. A projected storage CRS also has its own quad (tile_matrix_sets.py),
+whose tiles are cut from the stored geometry as it is. A tile holds the current objects (not yet retired by valid_to) of
 one collection as one MVT layer named after it: the geometry clipped to the tile (ST_AsMVTGeom on a 4096
 grid with a 64-unit buffer; objects' footprints from their stored EPSG:3857 copy), the object id as feature
 id and its typed properties over its attributes.
 
 Tiles are cached per process (bytes and gzip); when change_log says the model changed (the check the
-collections registry makes), the tiles that the changes touch are dropped. Restricted collections need a grant, as their features do, and are answered
-`private`; every response carries a strong ETag and If-None-Match answers 304.
+collections registry makes), the tiles that the changes touch are dropped. Restricted collections need a
+grant, as their features do, and are answered `private`; every response carries a strong ETag and If-None-Match answers 304.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
-import math
 import threading
 from collections import OrderedDict
 from functools import lru_cache
@@ -32,6 +32,7 @@ from cim_core.settings import get_settings
 from services import auth
 
 from .collections import Collection, objects, registry
+from .tile_matrix_sets import WEB_MERCATOR, Quad, quad, quads
 
 router = APIRouter(tags=["OGC API - Tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -50,40 +51,6 @@ EXTENT = 4096   # MVT grid units across a tile
 BUFFER = 64     # grid units drawn beyond the tile's edge, so that strokes join across tiles
 # Tiles follow their features: revalidated after a minute, like the 3D tiles' content.
 CACHE_CONTROL = "max-age=60"
-
-
-# ---------------------------------------------------------------- the tile matrix set (OGC TMS 2.0)
-WEB_MERCATOR = "WebMercatorQuad"
-MAX_ZOOM = 24  # the matrices OGC's WebMercatorQuad definition lists (0..24)
-ORIGIN = 20037508.3427892  # half the earth's circumference in EPSG:3857 metres
-CELL0 = 156543.033928041  # metres per pixel of 256-pixel tiles at zoom 0
-TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
-
-
-@lru_cache(maxsize=1)
-def web_mercator_quad() -> dict:
-    """The WebMercatorQuad tile matrix set (OGC 17-083r4, annex D.1) in its JSON encoding."""
-    matrices = [{"id": str(z), "scaleDenominator": CELL0 / 2 ** z / 0.00028, "cellSize": CELL0 / 2 ** z,
-                 "cornerOfOrigin": "topLeft", "pointOfOrigin": [-ORIGIN, ORIGIN], "tileWidth": 256,
-                 "tileHeight": 256, "matrixWidth": 2 ** z, "matrixHeight": 2 ** z} for z in range(MAX_ZOOM + 1)]
-    return {"id": WEB_MERCATOR, "title": "Google Maps Compatible for the World", "uri": TMS_URI,
-            "crs": "http://www.opengis.net/def/crs/EPSG/0/3857", "orderedAxes": ["X", "Y"],
-            "wellKnownScaleSet": "http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible",
-            "tileMatrices": matrices}
-
-
-def check_tms(tms: str) -> None:
-    if tms != WEB_MERCATOR:
-        raise NotFoundError(f"no tile matrix set {tms[:60]!r}", hint=f"tile matrix sets: {WEB_MERCATOR}")
-
-
-def check_tile(z: int, row: int, col: int) -> None:
-    """400 unless (z, row, col) is a tile of WebMercatorQuad."""
-    if not 0 <= z <= MAX_ZOOM:
-        raise InputError(f"tileMatrix {z} is out of range: WebMercatorQuad has matrices 0 to {MAX_ZOOM}")
-    n = 2 ** z
-    if not (0 <= row < n and 0 <= col < n):
-        raise InputError(f"tile row {row}, column {col} is outside matrix {z} (rows and columns 0 to {n - 1})")
 
 
 # ---------------------------------------------------------------- SQL
@@ -105,22 +72,26 @@ def tile_attributes(shadowed: tuple[str, ...], nested: tuple[str, ...]) -> sa.Co
 
 
 @lru_cache(maxsize=256)
-def tile_sql(c: Collection, srid: int, utilities: tuple[str, ...], shadowed: tuple[str, ...] = (),
+def tile_sql(c: Collection, q: Quad, srid: int, utilities: tuple[str, ...], shadowed: tuple[str, ...] = (),
              scenario_id: int | None = None, nested: tuple[str, ...] = ()) -> sa.Select:
-    """ST_AsMVT of one collection's tile in the model of a scenario (None: as-is), with :z, :x and :y bound
-    at execution.
+    """ST_AsMVT of one collection's tile of the tile matrix set `q` in the model of a scenario (None: as-is),
+    with :z, :x and :y bound at execution.
 
     Properties: the typed columns as they are (ST_AsMVT leaves out nulls), then the attributes
     (tile_attributes: without the `shadowed` keys, the `nested` ones as JSON text)."""
     z, x, y = sa.bindparam("z", type_=sa.Integer), sa.bindparam("x", type_=sa.Integer), \
         sa.bindparam("y", type_=sa.Integer)
-    envelope = sa.func.ST_TileEnvelope(z, x, y)
-    # the index is searched in the storage CRS, with the buffer's margin around the tile
-    search = sa.func.ST_Transform(sa.func.ST_TileEnvelope(z, x, y, sa.literal_column(f"margin => {BUFFER / EXTENT}")),
-                                srid)
-    # objects' footprints are stored in EPSG:3857 too (migration 0012); pipes and nodes are transformed here
-    web = objects.c.footprint_3857 if c.kind == "objects" else sa.func.ST_Transform(c.geometry, 3857)
-    rows = (sa.select(sa.func.ST_AsMVTGeom(web, envelope, EXTENT, BUFFER, True).label("geom"),
+    margin = sa.literal_column(f"margin => {BUFFER / EXTENT}")
+    if q.srid == srid:  # the storage CRS's own tiles: no transform on either side
+        envelope = sa.func.ST_TileEnvelope(z, x, y, q.bounds())
+        search, geom = sa.func.ST_TileEnvelope(z, x, y, q.bounds(), margin), c.geometry
+    else:
+        envelope = sa.func.ST_TileEnvelope(z, x, y)
+        # the index is searched in the storage CRS, with the buffer's margin around the tile
+        search = sa.func.ST_Transform(sa.func.ST_TileEnvelope(z, x, y, margin), srid)
+        # objects' footprints are stored in EPSG:3857 too (migration 0012); pipes and nodes are transformed here
+        geom = objects.c.footprint_3857 if c.kind == "objects" else sa.func.ST_Transform(c.geometry, 3857)
+    rows = (sa.select(sa.func.ST_AsMVTGeom(geom, envelope, EXTENT, BUFFER, True).label("geom"),
                       objects.c.id.label("id"), *(col.label(name) for name, col in c.typed[1:]),
                       tile_attributes(shadowed, nested).label("attributes"))
             .select_from(c.from_clause())
@@ -189,9 +160,10 @@ class Change(NamedTuple):
     scenario: int | None  # a plan's removals: that plan (-1: one no longer known); None: every model
     box: tuple[float, float, float, float] | None  # lon/lat; None: anywhere
 
-    def touches(self, key: tuple, kinds: dict[str, frozenset[str] | None]) -> bool:
-        """Whether a cached tile (collection, z, row, col, utilities, scenario id) may have changed."""
-        cid, z, row, col, _, sid = key
+    def touches(self, key: tuple, kinds: dict[str, frozenset[str] | None], srid: int) -> bool:
+        """Whether a cached tile (collection, tile matrix set, z, row, col, utilities, scenario id) may have
+        changed."""
+        cid, tms, z, row, col, _, sid = key
         if self.scenario is not None and self.scenario not in (sid, -1):
             return False
         classes = kinds.get(cid)  # None for pipes and nodes: any change may touch them
@@ -199,12 +171,9 @@ class Change(NamedTuple):
             return False
         if self.box is None:
             return True
-        n, margin = 2 ** z, BUFFER / EXTENT
-        lon0, lon1 = ((col - margin) / n * 360 - 180, (col + 1 + margin) / n * 360 - 180)
-        lat1, lat0 = (math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * r / n)))) for r in (row - margin,
-                                                                                               row + 1 + margin))
-        w, s, e, nn = self.box
-        return w <= lon1 and e >= lon0 and s <= lat1 and nn >= lat0
+        lon0, lat0, lon1, lat1 = quad(tms, srid).lonlat_box(z, row, col, BUFFER / EXTENT)
+        w, s, e, n = self.box
+        return w <= lon1 and e >= lon0 and s <= lat1 and n >= lat0
 
 
 class TileCache:
@@ -234,7 +203,7 @@ class TileCache:
             else:
                 kinds = {cid: frozenset(c.classes) if c.kind == "objects" else None
                          for cid, c in reg.collections.items()}
-                for key in [k for k in self.tiles if any(ch.touches(k, kinds) for ch in changes)]:
+                for key in [k for k in self.tiles if any(ch.touches(k, kinds, reg.srid) for ch in changes)]:
                     self.bytes -= self.tiles.pop(key).size
             self.token = token
 
@@ -281,18 +250,24 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/api"
 
 
+def _srid() -> int:
+    with auth.current_engine().connect() as conn:
+        reg = registry(conn.engine)
+        reg.refresh(conn)
+        return reg.srid
+
+
 @router.get("/tileMatrixSets", summary="Tile matrix sets of the vector tiles")
 def tile_matrix_sets(request: Request):
-    href = f"{_base(request)}/tileMatrixSets/{WEB_MERCATOR}"
-    return _json({"tileMatrixSets": [{"id": WEB_MERCATOR, "title": web_mercator_quad()["title"], "uri": TMS_URI,
-                                      "links": [{"href": href, "rel": f"{REL}tiling-scheme",
-                                                 "type": "application/json"}]}]})
+    return _json({"tileMatrixSets": [
+        {"id": q.id, "title": q.title, **({"uri": q.uri} if q.uri else {}),
+         "links": [{"href": f"{_base(request)}/tileMatrixSets/{q.id}", "rel": f"{REL}tiling-scheme",
+                    "type": "application/json"}]} for q in quads(_srid())]})
 
 
 @router.get("/tileMatrixSets/{tileMatrixSetId}", summary="One tile matrix set")
 def tile_matrix_set(tileMatrixSetId: TmsId):
-    check_tms(tileMatrixSetId)
-    return _json(web_mercator_quad())
+    return _json(quad(tileMatrixSetId, _srid()).doc())
 
 
 def _readable_utilities(who: auth.Caller, reg, engine: sa.Engine) -> tuple[str, ...]:
@@ -307,12 +282,12 @@ def _collection(request: Request, who: auth.Caller, cid: str, conn: sa.Connectio
     return reg, c
 
 
-def _tileset_doc(request: Request, reg, c: Collection) -> dict:
-    b = f"{_base(request)}/collections/{c.id}/tiles/{WEB_MERCATOR}"
-    doc = {"title": f"{c.title} (vector tiles)", "dataType": "vector", "crs": web_mercator_quad()["crs"],
-           "tileMatrixSetURI": TMS_URI,
+def _tileset_doc(request: Request, reg, c: Collection, q: Quad) -> dict:
+    b = f"{_base(request)}/collections/{c.id}/tiles/{q.id}"
+    doc = {"title": f"{c.title} (vector tiles, {q.id})", "dataType": "vector", "crs": q.doc()["crs"],
+           **({"tileMatrixSetURI": q.uri} if q.uri else {}),
            "links": [{"href": b, "rel": "self", "type": "application/json"},
-                     {"href": f"{_base(request)}/tileMatrixSets/{WEB_MERCATOR}", "rel": f"{REL}tiling-scheme",
+                     {"href": f"{_base(request)}/tileMatrixSets/{q.id}", "rel": f"{REL}tiling-scheme",
                       "type": "application/json"},
                      {"href": f"{b}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}?f=mvt", "rel": "item", "type": MVT,
                       "templated": True, "title": "Mapbox Vector Tiles"},
@@ -320,7 +295,7 @@ def _tileset_doc(request: Request, reg, c: Collection) -> dict:
                       "type": "application/json"}],
            "layers": [{"id": c.id, "title": c.title, "dataType": "vector",
                        **({"geometryDimension": {"pipes": 1, "nodes": 0}[c.kind]} if c.kind != "objects" else {}),
-                       "minTileMatrix": "0", "maxTileMatrix": str(MAX_ZOOM)}]}
+                       "minTileMatrix": "0", "maxTileMatrix": str(q.max_zoom)}]}
     ext = reg.extents.get(c.id)
     if ext:
         doc["boundingBox"] = {"lowerLeft": ext[:2], "upperRight": ext[2:], "crs": CRS84}
@@ -331,10 +306,12 @@ def _tileset_doc(request: Request, reg, c: Collection) -> dict:
 def tilesets(request: Request, who: Caller, collectionId: CollectionId):
     with auth.current_engine().connect() as conn:
         reg, c = _collection(request, who, collectionId, conn)
-    doc = _tileset_doc(request, reg, c)
-    entry = {k: doc[k] for k in ("title", "dataType", "crs", "tileMatrixSetURI")}
-    entry["links"] = [{**doc["links"][0], "rel": "self"}, doc["links"][1]]
-    return _json({"tilesets": [entry], "links": [
+    entries = []
+    for q in quads(reg.srid):
+        doc = _tileset_doc(request, reg, c, q)
+        entries.append({**{k: doc[k] for k in ("title", "dataType", "crs", "tileMatrixSetURI") if k in doc},
+                        "links": doc["links"][:2]})
+    return _json({"tilesets": entries, "links": [
         {"href": f"{_base(request)}/collections/{c.id}/tiles", "rel": "self", "type": "application/json"}]})
 
 
@@ -342,8 +319,7 @@ def tilesets(request: Request, who: Caller, collectionId: CollectionId):
 def tileset(request: Request, who: Caller, collectionId: CollectionId, tileMatrixSetId: TmsId):
     with auth.current_engine().connect() as conn:
         reg, c = _collection(request, who, collectionId, conn)
-    check_tms(tileMatrixSetId)
-    return _json(_tileset_doc(request, reg, c))
+    return _json(_tileset_doc(request, reg, c, quad(tileMatrixSetId, reg.srid)))
 
 
 TILE_PATH = "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
@@ -363,18 +339,18 @@ def tile(request: Request, who: Caller, collectionId: CollectionId, tileMatrixSe
     engine = auth.current_engine()
     with engine.connect() as conn:
         reg, c = _collection(request, who, collectionId, conn, audit=True)
-        check_tms(tileMatrixSetId)
-        check_tile(tileMatrix, tileRow, tileCol)
+        q = quad(tileMatrixSetId, reg.srid)
+        q.check(tileMatrix, tileRow, tileCol)
         utilities = _readable_utilities(who, reg, engine) if c.kind == "nodes" else ()
         sid = scenarios.resolve(conn, scenario)
-        key, store = (c.id, tileMatrix, tileRow, tileCol, utilities, sid), cache(engine)
+        key, store = (c.id, q.id, tileMatrix, tileRow, tileCol, utilities, sid), cache(engine)
         token = reg.token
         store.follow(conn, reg)
         found = store.get(key)
         if found is None:
             shadowed = tuple(sorted({n for n, _ in c.typed} & set(reg.attr_keys.get(c.id, {}))))
             nested = tuple(k for k in nested_keys(conn, reg, c, utilities) if k not in shadowed)
-            data = conn.scalar(tile_sql(c, reg.srid, utilities, shadowed, sid, nested),
+            data = conn.scalar(tile_sql(c, q, reg.srid, utilities, shadowed, sid, nested),
                                {"z": tileMatrix, "x": tileCol, "y": tileRow})
             found = Tile(bytes(data or b""))
             store.put(token, key, found)
