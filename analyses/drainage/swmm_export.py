@@ -47,6 +47,12 @@ DEFAULT_OPTIONS = {"FLOW_UNITS": "CMS", "INFILTRATION": "HORTON", "FLOW_ROUTING"
                    "NORMAL_FLOW_LIMITED": "BOTH"}
 CIRCULAR = {"CIRCULAR", "FORCE_MAIN", "FILLED_CIRCULAR", "EGG", "HORSESHOE", "GOTHIC", "CATENARY",
             "SEMIELLIPTICAL", "BASKETHANDLE", "SEMICIRCULAR"}
+# Planner settings for the export's read, local to its transaction. The planner cannot know a dataset's size
+# from its name: it took a dataset for a quarter of city_objects, scanned the whole table (11 ms per
+# subquery in the bench's database) and, the plan's cost estimate over jit_above_cost, spent 19 ms compiling
+# it (PostgreSQL JIT); otherwise it hashed the drainage rows of every dataset. With these, Example1's read
+# takes 1 ms instead of 49 ms there and the scale-1 district's the same 0.3 s (docs/drainage.md, Performance).
+PLANNER = "select set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true)"
 BOXES = {"RECT_CLOSED", "RECT_OPEN", "RECT_TRIANGULAR", "RECT_ROUND", "MODBASKETHANDLE", "TRAPEZOIDAL",
          "TRIANGULAR", "PARABOLIC", "POWER", "ARCH", "HORIZ_ELLIPSE", "VERT_ELLIPSE"}
 
@@ -83,14 +89,13 @@ class Model:
 
 def _rows(engine: sa.Engine, dataset: str, scenario_id: int | None = None) -> tuple[dict, list, list]:
     """(dataset report, node rows, segment rows) of a dataset's drainage network (in a scenario: what the plan
-    keeps of it and its own datasets' drainage objects), in one statement (one round trip, one snapshot: a
-    small model's export is dominated by round trips). The pipe rows are looked up per object of the dataset
-    (a lateral subquery the planner cannot flatten, `offset 0`): the planner cannot know a dataset's size
-    from its name and otherwise hashes the drainage rows of every dataset (2.5 of 2.6 ms for Example1 in a
-    database holding the scale-1 district)."""
+    keeps of it and its own datasets' drainage objects), in one statement (one snapshot; a small model's export
+    is dominated by its fixed costs). The pipe rows are looked up per object of the dataset (a lateral subquery
+    the planner cannot flatten, `offset 0`), under PLANNER's settings."""
     current = CURRENT if scenario_id is None else scenarios.current(scenario_id)
     where = f"{in_dataset(scenario_id, 'd.id')} and {current}"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:  # one read: no transaction
+    with engine.connect() as c:
+        c.execute(sa.text(PLANNER))
         ds = c.execute(sa.text(f"""
             select d.report,
               (select coalesce(json_agg(t order by t.id), '[]') from (
