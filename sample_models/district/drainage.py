@@ -5,9 +5,9 @@
   manhole (a misconnection, 雨污混接), and a three-pipe combined stretch (合流管) that ends in a sewage
   manhole; layer `drainage_areas`: the rain/sewage separation area around that stretch (drainage_system
   `separated`), where no combined pipe may remain;
-- a low-lying area (易涝片区): the rain manhole that drains the most parcel area among the lowest lying
-  ones, and the one below it, sit in a 0.8 m depression of the street, with the old 200 mm concrete pipes
-  leaving them (undersized for the parcels above: they flood in a 3-year storm). The generated
+- a low-lying area (易涝片区): the lowest rain manhole that 3-8 ha of built-up parcels drain to, and the one
+  below it, sit in a dip of the street (down to 0.7 m of cover over their pipes), with old 200 mm concrete
+  pipes leaving them (a bottleneck: they flood in a 3-year storm; see the constants below). The generated
   district.gpkg's pipes and pipe_nodes rows of those manholes and pipes are changed in place (ground,
   depth, size, material, year); the area is a second polygon of `drainage_areas` (area_type
   `waterlogging`);
