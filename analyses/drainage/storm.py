@@ -1,6 +1,7 @@
 """Design storm runs: a Chicago hyetograph from the storm intensity formula, the drainage network with
 subcatchments from the land-use parcels exported to SWMM, the run, and its results stored per node and
-conduit (drainage_storm_results) with the flooding manholes as findings (waterlogging risk points).
+conduit (drainage_storm_results) with the waterlogging risk points (manholes flooding past a road-depth rule)
+as findings.
 
 The formula's parameters, the hyetograph's peak ratio, the subcatchment defaults (data/storm.toml) and the
 imperviousness per land-use class (data/landuse_imperviousness.csv) are data with their sources; the run
