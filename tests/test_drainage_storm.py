@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from analyses.drainage import storm
 from cim_core.errors import InputError
+from cim_core.network import subcatchments
 from cim_core.model import CityObject, DatasetInfo, PipeNode, PipeSegment
 from cim_core.store import write_dataset
 
@@ -77,6 +78,28 @@ def test_storm_run_floods_the_undersized_start(low_area, tmp_path):
     assert full == pytest.approx(0.0232, rel=0.01)
     assert res["r1"][2] > full and res["r1"][3] == pytest.approx(res["r1"][2] / full, rel=1e-3)
     assert out["flooding_points"] == len(flooded) and "placeholder" in rules["formula"]["source"]
+    # waterlogging points: the manholes whose flooding stands over 0.15 m deep on the ponding area, no others
+    w = rules["waterlogging"]
+    assert w["depth_m"] == 0.15 and "GB 50014" in w["source"] and w["confirmed"] is False
+    limit = storm.waterlogging_m3(storm.config())
+    assert limit == pytest.approx(w["depth_m"] * w["ponding_area_m2"])
+    assert {k for k, _ in flooded} == {k for k, r in res.items() if r[0] == "node" and r[1] > limit}
+    assert flooded[0][1]["ponding_depth_m"] == pytest.approx(flooded[0][1]["flooding_m3"] / w["ponding_area_m2"])
+
+
+def test_parcels_split_to_their_nearest_inlet():
+    """Two inlets 100 m apart under one 200 m x 100 m parcel: it drains in two halves, the cut halfway
+    between them; a third inlet farther than the reach from a second parcel leaves that one undrained, and a
+    parcel within reach of only part of it drains that part."""
+    parcels = np.array([shapely.box(0, 0, 200, 100), shapely.box(1000, 0, 1100, 100), shapely.box(-100, 0, 0, 100)])
+    inlets = np.array([[50, 50], [150, 50], [150, 50], [700, 50]])
+    got = subcatchments.split(parcels, inlets, reach_m=300)
+    pieces = sorted(zip(got.parcel.tolist(), got.inlet.tolist(), got.area.round(6).tolist()))
+    assert pieces == [(0, 0, 10000.0), (0, 1, 10000.0), (2, 0, 10000.0)]  # parcel 1 is 300 m past inlet 3
+    near = subcatchments.split(parcels[2:], inlets[:1], reach_m=100)  # a 100 m disc around (50, 50)
+    assert near.parcel.tolist() == [0] and 0 < near.area[0] < 10000
+    assert near.area[0] == pytest.approx(shapely.area(shapely.box(-100, 0, 0, 100) & shapely.Point(50, 50).buffer(100)),
+                                         rel=0.01)  # the disc as polygons of 32 sides
 
 
 def test_storm_errors(low_area):

@@ -1,6 +1,7 @@
 """Design storm runs: a Chicago hyetograph from the storm intensity formula, the drainage network with
 subcatchments from the land-use parcels exported to SWMM, the run, and its results stored per node and
-conduit (drainage_storm_results) with the flooding manholes as findings (waterlogging risk points).
+conduit (drainage_storm_results) with the waterlogging risk points (manholes flooding past a road-depth rule)
+as findings.
 
 The formula's parameters, the hyetograph's peak ratio, the subcatchment defaults (data/storm.toml) and the
 imperviousness per land-use class (data/landuse_imperviousness.csv) are data with their sources; the run
@@ -15,12 +16,13 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import shapely
 import sqlalchemy as sa
-from scipy.spatial import cKDTree
 
 from cim_core import scenarios
 from cim_core.db import get_engine
 from cim_core.errors import InputError
+from cim_core.network import subcatchments
 from cim_core.runs import Finding, now, record_run
 
 from . import swmm_export
@@ -68,30 +70,30 @@ def _hhmm(minutes: float) -> str:
 
 def _subcatchments(engine: sa.Engine, m: swmm_export.Model, cfg: dict,
                    scenario_id: int | None) -> dict[str, list[str]]:
-    """SUBCATCHMENTS, SUBAREAS and INFILTRATION rows: each land-use parcel (of the as-is model or a scenario's)
-    drains to the nearest node of the model's rain (or combined) network within reach."""
+    """SUBCATCHMENTS, SUBAREAS and INFILTRATION rows: the land-use parcels (of the as-is model or a scenario's)
+    split so that each piece drains to its nearest node of the model's rain (or combined) network within
+    reach (`cim_core.network.subcatchments`)."""
     sc, imp = cfg["subcatchments"], cfg["imperviousness"]
     with engine.connect() as c:
         inlets = c.execute(sa.text("""
             select n.object_id, st_x(n.geom), st_y(n.geom) from pipe_nodes n
-            where n.object_id = any(:ids) and n.utility in ('rain', 'combined') and n.node_type <> 'outlet'"""),
-                           {"ids": list(m.node_ids.values())}).all()
+            where n.object_id = any(:ids) and n.utility in ('rain', 'combined') and n.node_type <> 'outlet'
+            order by n.object_id"""), {"ids": list(m.node_ids.values())}).all()
         parcels = c.execute(sa.text(f"""
-            select o.id, coalesce(o.attributes ->> 'landuse', ''), st_area(o.footprint), st_x(p), st_y(p)
-            from city_objects o, st_pointonsurface(o.footprint) p
+            select o.id, coalesce(o.attributes ->> 'landuse', ''), st_asbinary(st_force2d(o.footprint))
+            from city_objects o
             where o.class = 'landuse' and o.attributes ? 'landuse' and o.footprint is not null
-              and {scenarios.current(scenario_id)}""")).all()
+              and {scenarios.current(scenario_id)} order by o.id""")).all()
     out: dict[str, list[str]] = {"SUBCATCHMENTS": [], "SUBAREAS": [], "INFILTRATION": []}
     if not inlets or not parcels:
         return out
     by_id = {i: nm for nm, i in m.node_ids.items()}
-    d, j = cKDTree(np.array([(x, y) for _, x, y in inlets])).query(np.array([(p[3], p[4]) for p in parcels]),
-                                                                   distance_upper_bound=sc["reach_m"])
-    for (pid, use, area, _, _), dist, k in zip(parcels, d, j):
-        if not np.isfinite(dist):
-            continue
-        nm, pct = f"S{pid}", imp.get(use, imp["default"])["pct"]
-        out["SUBCATCHMENTS"].append(f"{nm} {GAGE} {by_id[inlets[k][0]]} {area / 1e4:.4f} {pct:g} "
+    pieces = subcatchments.split(shapely.from_wkb([bytes(p[2]) for p in parcels]),
+                                 np.array([(x, y) for _, x, y in inlets]), sc["reach_m"])
+    for k, (p, i, area) in enumerate(zip(pieces.parcel, pieces.inlet, pieces.area)):
+        pid, use = parcels[p][:2]
+        nm, pct = f"S{pid}_{k}", imp.get(use, imp["default"])["pct"]
+        out["SUBCATCHMENTS"].append(f"{nm} {GAGE} {by_id[inlets[i][0]]} {area / 1e4:.4f} {pct:g} "
                                     f"{math.sqrt(area):.1f} {sc['default_slope_pct']:g} 0")
         out["SUBAREAS"].append(f"{nm} {sc['n_imperv']} {sc['n_perv']} {sc['s_imperv_mm']} {sc['s_perv_mm']} "
                                f"{sc['pct_zero']} OUTLET")
@@ -156,12 +158,18 @@ def _store(engine: sa.Engine, run_id: int, m: swmm_export.Model, res: Results) -
                 values (:r, :o, :k, :d, :s, :f, :fh, :q, :c)"""), rows)
 
 
+def waterlogging_m3(cfg: dict) -> float:
+    """The flooding volume (m3) above which a manhole is a waterlogging point: the rule's depth over its
+    ponding area (data/storm.toml [waterlogging])."""
+    w = cfg["waterlogging"]
+    return w["depth_m"] * w["ponding_area_m2"]
+
+
 def run(dataset: str, *, return_period: float, duration_min: float, scenario: str | None = None,
-        engine: sa.Engine | None = None, keep: str | Path | None = None, min_flooding_m3: float = 0.1,
-        requested_by: str | None = None) -> dict:
+        engine: sa.Engine | None = None, keep: str | Path | None = None, requested_by: str | None = None) -> dict:
     """Run a design storm (P years, duration in minutes) over a dataset's drainage network (in the model of a
-    scenario, if given); store the results and the flooding manholes (more than min_flooding_m3) as findings.
-    `keep`: a folder for the .inp/.rpt."""
+    scenario, if given); store the results and the waterlogging points (manholes whose flooding, spread over
+    the ponding area, stands deeper than the rule's depth) as findings. `keep`: a folder for the .inp/.rpt."""
     engine, t0, cfg = engine or get_engine(), now(), config()
     m = storm_model(dataset, return_period, duration_min, engine=engine, cfg=cfg, scenario=scenario)
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,18 +179,22 @@ def run(dataset: str, *, return_period: float, duration_min: float, scenario: st
         res = simulate(inp)
     capacity_ratios(res, _conduits(m))
     vol = FEET ** 3 if res.flow_units in ("CFS", "GPM", "MGD") else 1.0
-    found = [Finding("flooding", f"{nm}: floods {v['flooding_volume'] * vol:.1f} m3 for {v['flooding_hours']:.2f} h "
-                     f"in a {return_period:g}-year {duration_min:g}-minute storm", m.node_ids[nm],
-                     location=m.node_xy[nm], details={"flooding_m3": v["flooding_volume"] * vol,
-                                                      "flooding_h": v["flooding_hours"],
-                                                      "peak_depth_m": v["peak_depth"] * m.length_factor})
-             for nm, v in res.nodes.items() if nm in m.node_ids and v["flooding_volume"] * vol > min_flooding_m3]
+    flooding = {nm: v["flooding_volume"] * vol for nm, v in res.nodes.items() if nm in m.node_ids}
+    area = cfg["waterlogging"]["ponding_area_m2"]
+    found = [Finding("flooding", f"{nm}: floods {flooding[nm]:.1f} m3 for {v['flooding_hours']:.2f} h "
+                     f"(about {flooding[nm] / area:.2f} m deep over {area:g} m2) in a {return_period:g}-year "
+                     f"{duration_min:g}-minute storm", m.node_ids[nm], location=m.node_xy[nm],
+                     details={"flooding_m3": flooding[nm], "flooding_h": v["flooding_hours"],
+                              "ponding_depth_m": flooding[nm] / area,
+                              "peak_depth_m": v["peak_depth"] * m.length_factor})
+             for nm, v in res.nodes.items() if flooding.get(nm, 0.0) > waterlogging_m3(cfg)]
     ratios = [v["capacity_ratio"] for v in res.links.values() if v.get("capacity_ratio") is not None]
     summary = {"flooding_points": len(found), "flooding_m3": sum(f.details["flooding_m3"] for f in found),
+               "overflowing_manholes": sum(v > 0 for v in flooding.values()),
                "nodes": len(res.nodes), "conduits": len(res.links),
                "conduits_over_capacity": sum(r > 1 for r in ratios),
                "subcatchments": len(m.sections.get("SUBCATCHMENTS", []))}
-    rules = {k: cfg[k] for k in ("formula", "hyetograph", "subcatchments", "imperviousness")}
+    rules = {k: cfg[k] for k in ("formula", "hyetograph", "subcatchments", "imperviousness", "waterlogging")}
     inputs = {"dataset": dataset, "return_period": return_period, "duration_min": duration_min}
     run_ = record_run("drainage-storm", {**inputs, "scenario": scenario} if scenario else inputs, rules, found,
                       summary, started_at=t0, requested_by=requested_by, engine=engine)

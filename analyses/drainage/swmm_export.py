@@ -32,9 +32,13 @@ LINK_SECTION = {"conduit": "CONDUITS", "pump": "PUMPS", "orifice": "ORIFICES", "
 SECTION_ORDER = ("TITLE", "OPTIONS", "EVAPORATION", "RAINGAGES", "SUBCATCHMENTS", "SUBAREAS", "INFILTRATION",
                  "JUNCTIONS", "OUTFALLS", "DIVIDERS", "STORAGE", "CONDUITS", "PUMPS", "ORIFICES", "WEIRS",
                  "OUTLETS", "XSECTIONS", "LOSSES", "CURVES", "TIMESERIES")
-# Defaults for networks not imported from SWMM (metric, dynamic wave routing).
+# Defaults for networks not imported from SWMM (metric, dynamic wave routing). Surcharged pipes by the
+# Preissmann slot (SURCHARGE_METHOD SLOT, SWMM 5.1.013 and later; user manual, [OPTIONS]) rather than EXTRAN's
+# node continuity: in the sample district's storms EXTRAN left hundreds of manholes "flooding" for a few
+# seconds in spikes of numerical instability (199 over 0.1 m3 at scale 1, against 2 with the slot).
 ROUGHNESS = 0.013  # Manning's n of concrete sewers (GB 50014-2021 table of roughness: 0.013-0.014)
 DEFAULT_OPTIONS = {"FLOW_UNITS": "CMS", "INFILTRATION": "HORTON", "FLOW_ROUTING": "DYNWAVE",
+                   "SURCHARGE_METHOD": "SLOT",
                    "LINK_OFFSETS": "DEPTH", "ALLOW_PONDING": "NO", "START_DATE": "01/01/2024",
                    "START_TIME": "00:00:00", "REPORT_START_DATE": "01/01/2024", "REPORT_START_TIME": "00:00:00",
                    "END_DATE": "01/01/2024", "END_TIME": "06:00:00", "REPORT_STEP": "00:01:00",
@@ -43,6 +47,12 @@ DEFAULT_OPTIONS = {"FLOW_UNITS": "CMS", "INFILTRATION": "HORTON", "FLOW_ROUTING"
                    "NORMAL_FLOW_LIMITED": "BOTH"}
 CIRCULAR = {"CIRCULAR", "FORCE_MAIN", "FILLED_CIRCULAR", "EGG", "HORSESHOE", "GOTHIC", "CATENARY",
             "SEMIELLIPTICAL", "BASKETHANDLE", "SEMICIRCULAR"}
+# Planner settings for the export's read, local to its transaction. The planner cannot know a dataset's size
+# from its name: it took a dataset for a quarter of city_objects, scanned the whole table (11 ms per
+# subquery in the bench's database) and, the plan's cost estimate over jit_above_cost, spent 19 ms compiling
+# it (PostgreSQL JIT); otherwise it hashed the drainage rows of every dataset. With these, Example1's read
+# takes 1 ms instead of 49 ms there and the scale-1 district's the same 0.3 s (docs/drainage.md, Performance).
+PLANNER = "select set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true)"
 BOXES = {"RECT_CLOSED", "RECT_OPEN", "RECT_TRIANGULAR", "RECT_ROUND", "MODBASKETHANDLE", "TRAPEZOIDAL",
          "TRIANGULAR", "PARABOLIC", "POWER", "ARCH", "HORIZ_ELLIPSE", "VERT_ELLIPSE"}
 
@@ -79,24 +89,28 @@ class Model:
 
 def _rows(engine: sa.Engine, dataset: str, scenario_id: int | None = None) -> tuple[dict, list, list]:
     """(dataset report, node rows, segment rows) of a dataset's drainage network (in a scenario: what the plan
-    keeps of it and its own datasets' drainage objects), in one statement (one round trip, one snapshot: a
-    small model's export is dominated by round trips)."""
+    keeps of it and its own datasets' drainage objects), in one statement (one snapshot; a small model's export
+    is dominated by its fixed costs). The pipe rows are looked up per object of the dataset (a lateral subquery
+    the planner cannot flatten, `offset 0`), under PLANNER's settings."""
     current = CURRENT if scenario_id is None else scenarios.current(scenario_id)
     where = f"{in_dataset(scenario_id, 'd.id')} and {current}"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:  # one read: no transaction
+    with engine.connect() as c:
+        c.execute(sa.text(PLANNER))
         ds = c.execute(sa.text(f"""
             select d.report,
               (select coalesce(json_agg(t order by t.id), '[]') from (
                  select o.id, coalesce(o.name, o.key) as name, o.attributes, n.node_type, n.ground_z, n.invert_z,
                         st_x(n.geom) x, st_y(n.geom) y
-                 from pipe_nodes n join city_objects o on o.id = n.object_id
-                 where n.utility = any(:g) and {where}) t) as nodes,
+                 from city_objects o cross join lateral (
+                   select * from pipe_nodes n where n.object_id = o.id and n.utility = any(:g) offset 0) n
+                 where {where}) t) as nodes,
               (select coalesce(json_agg(t order by t.id), '[]') from (
                  select o.id, coalesce(o.name, o.key) as name, o.attributes, s.shape, s.diameter_mm, s.width_mm,
                         s.height_mm, s.start_invert, s.end_invert, s.from_node, s.to_node, s.length_m,
                         encode(st_asbinary(st_force2d(s.centerline)), 'hex') line
-                 from pipe_segments s join city_objects o on o.id = s.object_id
-                 where s.utility = any(:g) and {where}) t) as segs
+                 from city_objects o cross join lateral (
+                   select * from pipe_segments s where s.object_id = o.id and s.utility = any(:g) offset 0) s
+                 where {where}) t) as segs
             from datasets d where d.name = :n"""),
                        {"n": dataset, "g": list(GRAVITY)}).first()
     if ds is None:

@@ -5,9 +5,9 @@
   manhole (a misconnection, 雨污混接), and a three-pipe combined stretch (合流管) that ends in a sewage
   manhole; layer `drainage_areas`: the rain/sewage separation area around that stretch (drainage_system
   `separated`), where no combined pipe may remain;
-- a low-lying area (易涝片区): the rain manhole that drains the most parcel area among the lowest lying
-  ones, and the one below it, sit in a 0.8 m depression of the street, with the old 200 mm concrete pipes
-  leaving them (undersized for the parcels above: they flood in a 3-year storm). The generated
+- a low-lying area (易涝片区): the lowest rain manhole that 3-8 ha of built-up parcels drain to, and the one
+  below it, sit in a dip of the street (down to 0.7 m of cover over their pipes), with old 200 mm concrete
+  pipes leaving them (a bottleneck: they flood in a 3-year storm; see the constants below). The generated
   district.gpkg's pipes and pipe_nodes rows of those manholes and pipes are changed in place (ground,
   depth, size, material, year); the area is a second polygon of `drainage_areas` (area_type
   `waterlogging`);
@@ -30,6 +30,8 @@ import shapely
 import sqlalchemy as sa
 from scipy.spatial import cKDTree
 
+from cim_core.network import subcatchments
+
 from .layout import CRS
 from .writer import LayerWriter
 
@@ -42,10 +44,17 @@ INSPECTED_SHARE = 0.1
 # Defects by material (CJJ 181-2012 codes): concrete cracks, corrodes, leaks; PVC-U deforms; both silt up.
 DEFECTS = {"concrete": ["PL", "FS", "SL", "TJ", "CK", "CJ", "JG", "SG"], "PVC-U": ["BX", "TJ", "CJ", "SG", "ZW"]}
 MAX_GRADE = {"FS": 3, "AJ": 3, "CR": 3, "TL": 2, "FZ": 3}
-# The low-lying area: depression of the street (m), the old pipes' size and year, the parcels it drains
-# (the storm's subcatchment rule: a parcel drains to the nearest rain node within SUBCATCHMENT_REACH m).
-DEPRESSION_M, OLD_PIPE = 0.8, {"diameter_mm": 200, "material": "concrete", "install_year": 1986}
-SUBCATCHMENT_REACH, LOWLAND_MIN_HA = 300.0, 1.0
+# The low-lying area (易涝片区): a rain manhole sunk with the one below it into a dip of the street (DEPRESSION_M
+# at least, down to COVER_M over the top of its pipes: GB 50014-2021 5.3.7's 0.7 m under carriageways,
+# second-hand, as in networks.py), its way out an old 200 mm pipe (a bottleneck, 卡脖子): the lowest rain
+# manhole that LOWLAND_HA of built-up parcels drain to through the pipes (each piece of a parcel drains to its
+# nearest rain inlet within SUBCATCHMENT_REACH m, the storm's rule). A rule of the manhole's own, so the same
+# kind of place at any scale: a street main (DN800-1200 in GRAVITY_DESIGN) whose rational peak is several times
+# what the 200 mm pipe carries full under the whole head, and a rim only COVER_M over the main's top, so the
+# backed-up water reaches the rim before it spreads into the network's other branches (over their summits).
+# Checked by SWMM in tests/test_drainage_lowland.py (scale 0.1) and by hand at scale 1 (docs/drainage.md).
+DEPRESSION_M, COVER_M, OLD_PIPE = 0.8, 0.7, {"diameter_mm": 200, "material": "concrete", "install_year": 1986}
+SUBCATCHMENT_REACH, LOWLAND_HA = 300.0, (3.0, 8.0)
 
 
 def _read(path: Path, layer: str) -> tuple[dict, np.ndarray]:
@@ -130,16 +139,37 @@ def _survey(out: Path, pipes, lines, nodes, points) -> tuple[dict, object, int]:
 
 
 def _drained_area(out: Path, nodes, points) -> np.ndarray:
-    """Parcel area (m2) that drains to each node under the storm's subcatchment rule."""
+    """Built-up parcel area (m2: green left out) that drains to each node under the storm's subcatchment rule
+    (each piece of a parcel to its nearest rain or combined inlet within SUBCATCHMENT_REACH m:
+    `cim_core.network.subcatchments`)."""
     parcels, polys = _read(out / "district.gpkg", "landuse")
     xy = shapely.get_coordinates(points)
     inlets = np.flatnonzero(np.isin(nodes["utility"], ("rain", "combined")) & (nodes["node_type"] != "outlet"))
-    pts = shapely.get_coordinates(shapely.point_on_surface(polys))
-    d, j = cKDTree(xy[inlets]).query(pts, distance_upper_bound=SUBCATCHMENT_REACH)
+    used = np.array([bool(u) and u != "green" for u in parcels["landuse"]], bool)
+    pieces = subcatchments.split(polys[used], xy[inlets], SUBCATCHMENT_REACH)
     area = np.zeros(len(xy))
-    ok = np.isfinite(d) & np.array([bool(u) for u in parcels["landuse"]])
-    np.add.at(area, inlets[j[ok]], shapely.area(polys)[ok])
+    np.add.at(area, inlets[pieces.inlet], pieces.area)
     return area
+
+
+def _ends(pipes, nodes) -> tuple[np.ndarray, np.ndarray]:
+    """Node indices of every pipe's start and end."""
+    index = {k: i for i, k in enumerate(nodes["id"])}
+    return np.array([index[k] for k in pipes["from_node"]], int), np.array([index[k] for k in pipes["to_node"]], int)
+
+
+def _upstream_area(pipes, nodes, area: np.ndarray) -> np.ndarray:
+    """Parcel area (m2) reaching each node through the pipes: its own and, from the highest invert down, what
+    each node passes on, shared equally between the pipes leaving it."""
+    a, b = _ends(pipes, nodes)
+    out_degree = np.bincount(a, minlength=len(area))
+    total = area.astype(float).copy()
+    by_node = np.argsort(a, kind="stable")
+    starts = np.searchsorted(a[by_node], np.arange(len(area) + 1))
+    for i in np.argsort(-nodes["invert_z"], kind="stable"):
+        for k in by_node[starts[i]:starts[i + 1]]:
+            total[b[k]] += total[i] / out_degree[i]
+    return total
 
 
 def _update(path: Path, table: str, key: str, rows: dict[str, dict]) -> None:
@@ -153,20 +183,38 @@ def _update(path: Path, table: str, key: str, rows: dict[str, dict]) -> None:
             c.execute(f'update "{table}" set {cols} where "{key}" = ?', [*values.values(), k])
 
 
-def _lowland(out: Path, pipes, nodes, points, avoid: int) -> tuple[dict, object]:
-    """Sink the lowest rain head manhole draining at least LOWLAND_MIN_HA of parcels, and the one below it, into
-    a depression with old undersized pipes; returns the planted case and the area's polygon."""
-    area = _drained_area(out, nodes, points)
-    ok = (nodes["utility"] == "rain") & (nodes["node_type"] == "manhole") & (area >= LOWLAND_MIN_HA * 1e4)
-    ok &= np.isin(nodes["id"], pipes["from_node"]) & ~np.isin(nodes["id"], pipes["to_node"])  # a head: no way back
+def _sunk_rim(i: int, ends, pipes, nodes) -> float:
+    """The ground of manhole i in the depression: DEPRESSION_M lower at least, down to COVER_M over the top of
+    the highest pipe that meets there (the old pipe leaving it included)."""
+    rise = np.where(pipes["shape"] == "rectangular", pipes["height_mm"], pipes["diameter_mm"])[ends[1] == i]
+    top = float(nodes["invert_z"][i]) + max([OLD_PIPE["diameter_mm"], *rise]) / 1000
+    return min(float(nodes["ground_z"][i]) - DEPRESSION_M, top + COVER_M)
+
+
+def _pick_lowland(pipes, nodes, area: np.ndarray, avoid: int) -> int:
+    """The lowest rain manhole with one pipe leaving it that LOWLAND_HA of built-up parcels drain to; in a
+    district too small to have one, the one most drains to."""
+    leaving = np.bincount(_ends(pipes, nodes)[0], minlength=len(area))
+    ok = (nodes["utility"] == "rain") & (nodes["node_type"] == "manhole") & (leaving == 1)
+    ok &= (area > 0) & (area <= LOWLAND_HA[1] * 1e4)
     ok[avoid] = False
     if not ok.any():
-        raise RuntimeError("no rain manhole drains enough parcel area for the planted low-lying area")
-    top = int(np.flatnonzero(ok)[np.argmin(nodes["ground_z"][ok])])
+        raise RuntimeError("no rain manhole drains parcels for the planted low-lying area")
+    if (ok & (area >= LOWLAND_HA[0] * 1e4)).any():
+        ok &= area >= LOWLAND_HA[0] * 1e4
+        return int(np.flatnonzero(ok)[np.argmin(nodes["ground_z"][ok])])
+    return int(np.flatnonzero(ok)[np.argmax(area[ok])])
+
+
+def _lowland(out: Path, pipes, nodes, points, avoid: int) -> tuple[dict, object]:
+    """Sink the manhole `_pick_lowland` finds and the one below it into a depression whose way out is old
+    undersized pipes; returns the planted case and the area's polygon."""
+    area = _upstream_area(pipes, nodes, _drained_area(out, nodes, points))
+    top = _pick_lowland(pipes, nodes, area, avoid)
     first = int(np.flatnonzero(pipes["from_node"] == nodes["id"][top])[0])
     below = int(np.flatnonzero(nodes["id"] == pipes["to_node"][first])[0])
     sunk = [top] + ([below] if nodes["node_type"][below] == "manhole" else [])
-    ground = {nodes["id"][i]: float(nodes["ground_z"][i]) - DEPRESSION_M for i in sunk}
+    ground = {nodes["id"][i]: _sunk_rim(i, _ends(pipes, nodes), pipes, nodes) for i in sunk}
     _update(out / "district.gpkg", "pipe_nodes", "id",
             {k: {"ground_z": g, "depth": round(g - float(nodes["invert_z"][nodes["id"] == k][0]), 3)}
              for k, g in ground.items()})
@@ -184,7 +232,7 @@ def _lowland(out: Path, pipes, nodes, points, avoid: int) -> tuple[dict, object]
     _update(out / "district.gpkg", "pipes", "id", rows)
     polygon = shapely.buffer(shapely.multipoints(shapely.get_coordinates(points[sunk])), 40.0).convex_hull
     return {"area": "DA002", "manholes": [f"node:{k}" for k in ground], "pipes": [f"pipe:{pipes['id'][k]}" for k in old],
-            "depression_m": DEPRESSION_M, "drained_ha": round(float(area[top]) / 1e4, 2), "storm": {
+            "depression_m": round(float(nodes["ground_z"][top] - ground[nodes["id"][top]]), 2), "drained_ha": round(float(area[top]) / 1e4, 2), "storm": {
                 "return_period": 3, "duration_min": 120}}, polygon
 
 

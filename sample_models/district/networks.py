@@ -103,8 +103,8 @@ VALVE_FROM_JUNCTION = 10.0  # m; a valve near the start of each pressure main lo
 MIN_PIECE = 5.0  # m; a drainage stretch is split at its summit only if both parts are at least this long
 NODE_DEPTH_JITTER = 0.05  # m, +- around a pressure network's node depth
 # Gravity pipes: least depth of the top. GB 50014-2021 5.3.7 asks 0.7 m of cover under carriageways
-# (second-hand); rain pipes lie from 1.6 m, so that where the street sinks 0.8 m into the planted low-lying
-# area (drainage.py) they keep 0.8 m; sewers from 1.9 m, and a sewer's top stays GRAVITY_GAP below the
+# (second-hand); rain pipes lie from 2.0 m (where the street dips into the planted low-lying area,
+# drainage.py, it keeps those 0.7 m); sewers from 2.3 m, and a sewer's top stays GRAVITY_GAP below the
 # invert of a rain pipe it crosses. Inverts then fall with the slope: 2.0-4.5 m for most.
 GRAVITY_TOP = {"rain": 2.0, "sewage": 2.3}
 GRAVITY_GAP = 0.2

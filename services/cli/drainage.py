@@ -167,14 +167,16 @@ def storm(
     scenario: str = SCENARIO,
 ):
     """Run a design storm (Chicago hyetograph from the storm intensity formula) over a drainage network with
-    SWMM; stores peak depths, flooding and conduit capacity ratios, and the flooding manholes as findings.
+    SWMM; stores peak depths, flooding and conduit capacity ratios, and the waterlogging points (manholes
+    flooding deeper than the rule in storm.toml [waterlogging]) as findings.
 
     Example: cim analyse storm --dataset sample-pipes --return-period 3 --duration 120
     """
     from analyses.drainage.storm import run
 
     r = run(dataset, return_period=return_period, duration_min=duration, keep=keep, scenario=scenario)
-    console.print(f"run {r['run_id']}: {r['flooding_points']} flooding manholes ({r['flooding_m3']:.1f} m3), "
+    console.print(f"run {r['run_id']}: {r['flooding_points']} flooding manholes ({r['flooding_m3']:.1f} m3) as "
+                  f"waterlogging points, {r['overflowing_manholes']} manholes overflowing at all, "
                   f"{r['conduits_over_capacity']} of {r['conduits']} conduits over capacity, "
                   f"{r['subcatchments']} subcatchments")
 

@@ -150,15 +150,16 @@ register(Process(
     id="drainage-storm",
     title="Design storm run (SWMM)",
     description="A Chicago hyetograph from the storm intensity formula over a dataset's drainage network with "
-                "subcatchments from the land-use parcels, run with SWMM; stores peak depth, surcharge and "
-                "flooding per manhole, peak flow and capacity ratio per conduit, and the flooding manholes "
-                "(waterlogging risk points) as findings.",
+                "subcatchments from the land-use parcels (each piece to its nearest inlet), run with SWMM; "
+                "stores peak depth, surcharge and flooding per manhole, peak flow and capacity ratio per "
+                "conduit, and as findings the waterlogging risk points: manholes whose flooding would stand "
+                "deeper than the road-depth rule (0.15 m over the ponding area, storm.toml).",
     keywords=("drainage", "storm", "SWMM", "waterlogging"),
     inputs={"dataset": {**DATASET, "minOccurs": 1}, "scenario": SCENARIO,
             "return_period": {"title": "Return period (years)", "schema": {"type": "number", "exclusiveMinimum": 0}},
             "duration_min": {"title": "Duration (minutes)",
                              "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 2880}}},
-    outputs={"run": RUN, "flooded": {"title": "The flooding manholes (object ids): waterlogging risk points",
+    outputs={"run": RUN, "flooded": {"title": "The waterlogging risk points (manhole object ids)",
                                      "schema": {"type": "array", "items": {"type": "integer"}}}},
     execute=_storm,
 ))
