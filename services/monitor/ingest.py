@@ -66,19 +66,23 @@ class Ingest:
         self.batch_size, self.flush_s = s.ingest_batch, s.ingest_flush_s
         self.writer = Writer(engine, after_store)
         self.broker, self.group = broker, group
-        self.inbox: queue.Queue = queue.Queue()  # lists of messages, one per read of the socket
+        # (time received, messages), one per read of the socket
+        self.inbox: queue.Queue[tuple[float, list]] = queue.Queue()
         self.stats = Stats()
         self.behind = False  # more was waiting after the last batch: a backlog (after an outage) drains
         self.stop_event = threading.Event()
         self.partition = partition if partition and partition[1] > 1 else None
         self.client = Subscriber(broker.host, broker.port, f"cim-ingest-{group}-{instance}",
                                  [single_filter(group, self.partition), f"$share/{group}/{GATEWAY_TOPIC}"],
-                                 self.inbox.put, username=broker.username, password=broker.password,
+                                 self._received, username=broker.username, password=broker.password,
                                  session_expiry=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM,
                                  tls=broker.ssl_context())
         if self.partition:  # a session that ran unpartitioned leaves the group's filter
             self.client.unsubscribe = [single_filter(group, None)]
         self.subscribed = self.client.subscribed  # set once the broker confirmed the subscriptions
+
+    def _received(self, msgs: list) -> None:
+        self.inbox.put((time.monotonic(), msgs))
 
     def _theirs(self, topic: str) -> bool:
         """A one-reading message of another partition's sensor."""
@@ -90,15 +94,16 @@ class Ingest:
         self.client.start()
 
     def _take(self) -> tuple[list[tuple], list, Window] | None:
-        """Messages (generation, mid, qos) decoded, about batch_size readings, waiting at most flush_s
-        after the first."""
+        """Messages (generation, mid, qos) decoded, about batch_size readings, closed flush_s after the
+        first of them was received: the time it waited in the inbox while the batch before was written
+        counts (a window started when it was taken added up to a batch's write to each reading's wait)."""
         try:
-            chunk = self.inbox.get(timeout=0.5)
+            received, chunk = self.inbox.get(timeout=0.5)
         except queue.Empty:
             return None
         w = Window.at(datetime.now(UTC))
         msgs, decoded, n = [], [], 0
-        deadline = time.monotonic() + self.flush_s
+        deadline = received + self.flush_s
         while True:
             for gen, mid, qos, topic, payload in chunk:
                 msgs.append((gen, mid, qos))
@@ -111,7 +116,7 @@ class Ingest:
                 break
             left = deadline - time.monotonic()
             try:
-                chunk = self.inbox.get_nowait() if left <= 0 else self.inbox.get(timeout=left)
+                chunk = (self.inbox.get_nowait() if left <= 0 else self.inbox.get(timeout=left))[1]
             except queue.Empty:
                 break
         self.behind = not self.inbox.empty()
