@@ -106,3 +106,46 @@ def test_partitioned_processes_see_each_sensor_in_order(db, mosquitto):
     n = len(gas)
     assert [(a.rule, a.raised_at, a.closed_at) for a in alarms_] == [
         ("gas-level", t0 + timedelta(seconds=2 * (n - 3)), t0 + timedelta(seconds=2 * (n - 1)))]
+
+
+def test_partitioned_processes_take_their_sensors_readings_out_of_gateway_messages(db, mosquitto):
+    """Gateway messages reach every partition; each process keeps the readings of its own sensors, so a
+    sensor's readings spread over messages of two gateways still go through one process in order:
+    2, 30, 5, 30, 2 (consecutive 2) raises nothing. A message bad as a whole, and an item naming no
+    sensor, are dead letters once (the gateway id's partition), not once per process."""
+    from analyses import alarms
+
+    ids = make_sensors(db, 5)  # G1..P3 hash to partition 2, P4 to partition 1
+    seen: dict[int, set[int]] = {1: set(), 2: set()}
+
+    def recorder(k):
+        def after_store(conn, rows):
+            seen[k].update(r[0] for r in rows)
+            alarms.evaluate(conn, rows)
+        return after_store
+    loops = [Ingest(db, endpoint(start=False), instance=f"g-{k}", partition=(k, 2), after_store=recorder(k))
+             for k in (1, 2)]
+    t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    gas = [2.0, 30.0, 5.0, 30.0, 2.0] * 6 + [30.0, 30.0, 2.0, 2.0]
+    with running(loops, mosquitto.port) as pub:
+        for i, v in enumerate(gas):
+            at = (t0 + timedelta(seconds=2 * i)).isoformat()
+            items = [{"sensor": code, "time": at, "value": value} for code, value in (("G1", v), ("P4", 0.3))]
+            if i == 7:
+                items.append({"time": at, "value": 1.0})  # no sensor: a dead letter
+            # gw-a and gw-d hash to partitions 1 and 2: each process gets both, in turn
+            pub.publish(f"cim/gateway/gw-{'ad'[i % 2]}", json.dumps({"readings": items}), qos=1).wait_for_publish(5)
+            time.sleep(0.03)
+        pub.publish("cim/gateway/gw-a", b"not json", qos=1).wait_for_publish(5)
+        assert wait_for(lambda: count(db, "select count(*) from readings") == 2 * len(gas), timeout=30)
+        assert wait_for(lambda: count(db, "select count(*) from alarms where closed_at is not null") == 1, timeout=10)
+        assert wait_for(lambda: count(db, "select count(*) from dead_letters") == 2, timeout=10)
+        time.sleep(1)  # a second copy of a dead letter would have come by now
+    assert seen == {1: {ids["P4"]}, 2: {ids["G1"]}}
+    with db.connect() as c:
+        dead = sorted(c.scalars(sa.text("select reason from dead_letters")).all())
+        alarms_ = c.execute(sa.text("select rule, raised_at, closed_at from alarms")).all()
+    assert dead == ["not-json", "wrong-type"]
+    n = len(gas)
+    assert [(a.rule, a.raised_at, a.closed_at) for a in alarms_] == [
+        ("gas-level", t0 + timedelta(seconds=2 * (n - 3)), t0 + timedelta(seconds=2 * (n - 1)))]
