@@ -108,8 +108,12 @@ def _bare_copy(url: str, seconds: float) -> dict:
 
 
 def _stored(engine: sa.Engine) -> int:
+    """Readings stored: the sum of the one-minute rollups' counts, which the statement storing readings
+    adds its new ones to (the same number: 1,500,492 both ways after a 30 s gateway run). A count(*) of
+    readings took 80-110 ms at 1.5 million rows; asked every 0.5 s, it took up to a third of a core
+    from the ingest it measures by the end of a gateway phase."""
     with engine.connect() as c:
-        return int(c.scalar(sa.text("select count(*) from readings")))
+        return int(c.scalar(sa.text("select coalesce(sum(n), 0) from readings_1m")))
 
 
 PROBE_TIMEOUT_S = 5.0
