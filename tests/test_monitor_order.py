@@ -150,3 +150,33 @@ def test_partitioned_processes_take_their_sensors_readings_out_of_gateway_messag
         dead = sorted(c.scalars(sa.text("select reason from dead_letters")).all())
     assert dead == ["not-json", "wrong-type"]
     assert one_alarm_at_the_end(db, t0)
+
+
+def test_a_session_partitioned_later_stores_whole_what_it_held_under_the_groups_filters(db, mosquitto):
+    """Messages the broker queued for a session under the group's filters (it ran unpartitioned) reached
+    no other partition: when the session comes back as partition 1 of 2 it stores all their readings,
+    its own sensors' and the others' (the subscription identifier tells the filters apart)."""
+    ids = make_sensors(db, 5)  # P1 hashes to partition 2, P4 to partition 1
+    old = Ingest(db, endpoint(start=False), instance="u-1", group="upg")
+    old.connect()
+    assert old.subscribed.wait(10)
+    old.client.stop()  # the session stays, with its subscriptions, and queues what comes
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="upg-pub", protocol=mqtt.MQTTv311)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    for i in range(5):
+        at = (t0 - timedelta(seconds=i)).isoformat()
+        pub.publish("cim/gateway/gw-a", json.dumps({"readings": [{"sensor": c, "time": at, "value": 0.3}
+                                                                 for c in ("P1", "P4")]}), qos=1).wait_for_publish(5)
+        half = (t0 - timedelta(seconds=i + 0.5)).isoformat()
+        for c in ("P1", "P4"):
+            pub.publish(f"cim/{c}/reading", json.dumps({"time": half, "value": 0.2}), qos=1).wait_for_publish(5)
+    pub.disconnect()
+    pub.loop_stop()
+    with running([Ingest(db, endpoint(start=False), instance="u-1", group="upg", partition=(1, 2))],
+                 mosquitto.port):
+        assert wait_for(lambda: count(db, "select count(*) from readings") == 20, timeout=20)
+    with db.connect() as c:
+        per_sensor = dict(c.execute(sa.text("select sensor_id, count(*) from readings group by 1")).all())
+    assert per_sensor == {ids["P1"]: 10, ids["P4"]: 10}

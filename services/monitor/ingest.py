@@ -35,6 +35,7 @@ log = logging.getLogger("cim.monitor")
 SESSION_EXPIRY_S = 7 * 86400
 RECEIVE_MAXIMUM = 65535
 OFFLINE_CHECK_S = 5.0
+PARTITIONED = 1  # the subscription identifier of a partition's filters
 
 
 def partition_of(code: str, n: int) -> int:
@@ -78,7 +79,7 @@ class Ingest:
                                  filters(group, self.partition),
                                  self._received, username=broker.username, password=broker.password,
                                  session_expiry=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM,
-                                 tls=broker.ssl_context())
+                                 tls=broker.ssl_context(), subscription_id=PARTITIONED if self.partition else 0)
         if self.partition:  # a session that ran unpartitioned leaves the group's filters
             self.client.unsubscribe = filters(group, None)
         self.subscribed = self.client.subscribed  # set once the broker confirmed the subscriptions
@@ -86,12 +87,14 @@ class Ingest:
     def _received(self, msgs: list) -> None:
         self.inbox.put((time.monotonic(), msgs))
 
-    def _decode(self, topic: str, payload: bytes, w: Window) -> Decoded | None:
+    def _decode(self, topic: str, payload: bytes, w: Window, sub: int) -> Decoded | None:
         """A message decoded; with a partition (k, n), only what is this process's: a one-reading message
         of one of its sensors (another's is acknowledged with the batch unread), the readings of its
         sensors in a gateway message. A gateway message that is bad as a whole, and its items that name
-        no sensor, are the partition's of the gateway id (one dead letter, not n)."""
-        if self.partition is None:
+        no sensor, are the partition's of the gateway id (one dead letter, not n). A message that came
+        by another filter than the partition's (`sub`, its subscription identifier: held for the session
+        under the group's filter before it was partitioned) reached no other partition: taken whole."""
+        if self.partition is None or sub != PARTITIONED:
             return decode(topic, payload, w)
         k, n = self.partition
         if not topic.startswith("cim/gateway/"):
@@ -119,9 +122,9 @@ class Ingest:
         msgs, decoded, n = [], [], 0
         deadline = received + self.flush_s
         while True:
-            for gen, mid, qos, topic, payload in chunk:
+            for gen, mid, qos, topic, payload, sub in chunk:
                 msgs.append((gen, mid, qos))
-                d = self._decode(topic, payload, w)
+                d = self._decode(topic, payload, w, sub)
                 if d is None:
                     continue  # acknowledged with the batch, stored by its partition's process
                 decoded.append(d)
