@@ -226,3 +226,16 @@ def test_retire_stores_what_was_queued_and_ends_the_session(db, mosquitto):
     c.disconnect()
     c.loop_stop()
     pub.disconnect()
+
+
+def test_the_subscription_identifier_is_found_among_other_publish_properties():
+    """MQTT 5.0, 3.3.2.3: payload format, message expiry, response topic, a user property, then the
+    subscription identifier 300 (a two-byte variable integer); none at all gives 0."""
+    from services.monitor.mqttwire import string, subscription_id, varint
+
+    props = (b"\x01\x01" + b"\x02\x00\x00\x00\x3c" + b"\x08" + string(b"re/ply") + b"\x26" + string(b"k")
+             + string(b"v") + b"\x0b" + varint(300))
+    assert subscription_id(props) == 300
+    assert subscription_id(b"\x01\x00") == 0
+    with pytest.raises(ConnectionError):
+        subscription_id(b"\x7f\x00")

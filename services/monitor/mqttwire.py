@@ -22,8 +22,11 @@ from collections.abc import Callable
 
 log = logging.getLogger("cim.monitor")
 READ = 256 * 1024
-# A received message: (connection generation, packet id, qos, topic, payload).
-Message = tuple[int, int, int, str, bytes]
+# A received message: (connection generation, packet id, qos, topic, payload, subscription identifier or 0).
+Message = tuple[int, int, int, str, bytes, int]
+# The properties a PUBLISH may carry (MQTT 5.0, 3.3.2.3), by identifier: their value's size in bytes,
+# -1 a variable byte integer, -2 one length-prefixed string or binary, -3 two (a user property).
+_PUBLISH_PROPERTIES = {0x01: 1, 0x02: 4, 0x23: 2, 0x08: -2, 0x09: -2, 0x03: -2, 0x26: -3, 0x0B: -1}
 
 
 def varint(n: int) -> bytes:
@@ -88,8 +91,26 @@ def split(buf: bytearray) -> tuple[list[tuple[int, bytes]], int]:
     return out, i
 
 
-def publish_fields(first: int, body: bytes) -> tuple[int, int, str, bytes]:
-    """(packet id, qos, topic, payload) of an MQTT 5 PUBLISH body."""
+def subscription_id(props: bytes) -> int:
+    """The subscription identifier among a PUBLISH's properties (MQTT 5.0, 3.3.2.3.8), 0 when none."""
+    i, found = 0, 0
+    while i < len(props):
+        size = _PUBLISH_PROPERTIES.get(props[i])
+        if size is None:
+            raise ConnectionError(f"malformed PUBLISH: property 0x{props[i]:02x}")
+        i += 1
+        if size == -1:
+            found, i = _read_varint(props, i)
+        elif size > 0:
+            i += size
+        else:
+            for _ in range(-size - 1):
+                i += 2 + ((props[i] << 8) | props[i + 1])
+    return found
+
+
+def publish_fields(first: int, body: bytes) -> tuple[int, int, str, bytes, int]:
+    """(packet id, qos, topic, payload, subscription identifier or 0) of an MQTT 5 PUBLISH body."""
     qos = (first >> 1) & 3
     n = (body[0] << 8) | body[1]
     i = 2 + n
@@ -102,17 +123,21 @@ def publish_fields(first: int, body: bytes) -> tuple[int, int, str, bytes]:
         pid = (body[i] << 8) | body[i + 1]
         i += 2
     plen, i = _read_varint(body, i)
-    return pid, qos, topic, body[i + plen:]
+    return pid, qos, topic, body[i + plen:], subscription_id(body[i:i + plen]) if plen else 0
 
 
 class Subscriber:
     """A persistent MQTT 5 session subscribed with QoS 1: a reader thread (re)connects, subscribes and
-    passes each read's messages to `deliver`; ack() acknowledges messages of the current connection."""
+    passes each read's messages to `deliver`; ack() acknowledges messages of the current connection.
+    With `subscription_id`, the broker marks the messages of these filters with it (not those a session
+    holds under filters it subscribed to before)."""
 
     def __init__(self, host: str, port: int, client_id: str, filters: list[str], deliver: Callable[[list], None],
                  *, username: str | None = None, password: str | None = None, keepalive: int = 30,
-                 session_expiry: int = 7 * 86400, receive_maximum: int = 65535, tls: ssl.SSLContext | None = None):
+                 session_expiry: int = 7 * 86400, receive_maximum: int = 65535, tls: ssl.SSLContext | None = None,
+                 subscription_id: int = 0):
         self.host, self.port, self.client_id, self.filters = host, port, client_id, filters
+        self.subscription_id = subscription_id
         self.tls = tls
         self.deliver, self.username, self.password = deliver, username, password
         self.keepalive, self.session_expiry, self.receive_maximum = keepalive, session_expiry, receive_maximum
@@ -169,7 +194,8 @@ class Subscriber:
             raise ConnectionError(f"the broker refused the connection (reason {body[1] if len(body) > 1 else '?'})")
         if self.filters:
             subs = b"".join(string(f.encode()) + b"\x01" for f in self.filters)
-            sock.sendall(packet(0x82, b"\x00\x01\x00" + subs))  # packet id 1, no properties, QoS 1 each
+            props = b"\x0b" + varint(self.subscription_id) if self.subscription_id else b""
+            sock.sendall(packet(0x82, b"\x00\x01" + varint(len(props)) + props + subs))  # packet id 1, QoS 1 each
         if self.unsubscribe:
             sock.sendall(packet(0xA2, b"\x00\x02\x00" + b"".join(string(f.encode()) for f in self.unsubscribe)))
         log.info("connected to %s:%s (session present: %s)", self.host, self.port, bool(body[0] & 1))

@@ -1,9 +1,8 @@
 """`cim monitor run --processes N`: N ingest processes of one shared-subscription group in one command.
 
 Python parses and batches on one core, so one process is bounded by its interpreter; N processes split
-the messages and the database takes their batches in parallel: child k takes the one-reading messages
-of the sensors of partition k of N (ingest.partition_of), the gateway messages through the group's
-shared subscription.
+the messages and the database takes their batches in parallel: child k takes the readings of the
+sensors of partition k of N (ingest.partition_of), from one-reading and gateway messages alike.
 Child k of instance I is the MQTT session `cim-ingest-<group>-I-k` (I alone when N is 1), the same on
 every start, so a child that dies is started again under its name and the broker delivers again what it
 had not acknowledged. Children die with the parent (PR_SET_PDEATHSIG), so a killed command leaves
