@@ -158,7 +158,8 @@ def _lowland(out: Path, pipes, nodes, points, avoid: int) -> tuple[dict, object]
     a depression with old undersized pipes; returns the planted case and the area's polygon."""
     area = _drained_area(out, nodes, points)
     ok = (nodes["utility"] == "rain") & (nodes["node_type"] == "manhole") & (area >= LOWLAND_MIN_HA * 1e4)
-    ok &= np.isin(nodes["id"], pipes["from_node"]) & ~np.isin(nodes["id"], pipes["to_node"])  # a head: no way back
+    ids = nodes["id"].astype(str)  # as str, not object: np.isin compares object arrays pair by pair (n x m)
+    ok &= np.isin(ids, pipes["from_node"].astype(str)) & ~np.isin(ids, pipes["to_node"].astype(str))  # a head
     ok[avoid] = False
     if not ok.any():
         raise RuntimeError("no rain manhole drains enough parcel area for the planted low-lying area")
