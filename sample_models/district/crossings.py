@@ -30,6 +30,7 @@ PAD = 1.0  # m of level pipe either side of a crossing
 GROUP = 6.0  # m: crossings closer than this (the lines of one street) share one level run
 SIDE = 0.3  # m of level pipe past the other line's wall (the streets cross square)
 END = 0.3  # m: the least distance between bends, and from a bend to the segment's end
+NODE_PASSES = 3  # rounds of moving nodes out of crossings' way (_clear_nodes); scale 30 needs 2
 RAMP = 1.0  # m: the least run of a bend back to the straight profile (at most 45 degrees where room allows)
 
 
@@ -193,12 +194,14 @@ def _clear_nodes(net, seg, t, lo, hi, length) -> set[int]:
 def resolve(net, fixed: list) -> None:
     """Bend the segments of `net` (a pressure network; its `bends`, changed in place) over or under the
     lines of the `fixed` networks; a node in a crossing's way moves (_clear_nodes) and its segments are
-    bent again."""
+    bent again, for at most NODE_PASSES rounds."""
     seg, t, side, lo, hi = _crossings(net, fixed)
     length = np.linalg.norm(net.node_xy[net.seg_b] - net.node_xy[net.seg_a], axis=1)
     order = np.argsort(seg, kind="stable")
     seg, t, side, lo, hi = seg[order], t[order], side[order], lo[order], hi[order]
     _bend(net, seg, t, side, lo, hi, length)
-    moved = _clear_nodes(net, seg, t, lo, hi, length)
-    if moved:
+    for _ in range(NODE_PASSES):  # bending a moved node's segments again may put another node in the way
+        moved = _clear_nodes(net, seg, t, lo, hi, length)
+        if not moved:
+            break
         _bend(net, seg, t, side, lo, hi, length, only=moved)
