@@ -104,3 +104,29 @@ def test_street_networks_keep_the_rules_at_every_crossing(district):
     assert top[both].min() >= 1.2 and np.median(top[both]) >= 2.0
     bent = shapely.get_num_coordinates(lines) > 2
     assert bent.sum() > 100 and not (bent & gravity).any()
+
+
+def test_a_node_beside_a_sewer_moves_out_of_its_way():
+    """A water main whose node lies 0.2 m beside a sewer (no room for a bend between them): the node takes
+    the level run under the sewer, so the main clears it by the table's 0.40 m where it crosses."""
+    import numpy as np
+
+    from sample_models.district import crossings
+    from sample_models.district.networks import Network
+
+    def net(utility, xy, depth, dn):
+        n = len(xy)
+        return Network(utility, np.array(xy, float), np.array(["manhole"] * n, object), np.zeros(n),
+                       np.full(n, depth), np.full(n, -depth), np.arange(n - 1), np.arange(1, n),
+                       {"shape": np.array(["circular"] * (n - 1), object), "diameter_mm": np.full(n - 1, dn),
+                        "width_mm": np.zeros(n - 1), "height_mm": np.zeros(n - 1)}, {})
+
+    sewer = net("sewage", [(0.2, -20), (0.2, 20)], 2.2, 600)  # invert 2.2 m deep: axis -1.9, top -1.6
+    water = net("water", [(-30, 0), (0, 0), (30, 0)], 1.4, 300)  # axis -1.4: its wall 0.05 m over the sewer
+    crossings.resolve(water, [sewer])
+    line = water.lines()[1]
+    z = shapely.get_coordinates(shapely.line_interpolate_point(line, 0.2), include_z=True)[0, 2]
+    gap = abs(z - (-1.9)) - 0.15 - 0.30
+    assert gap >= 0.40 - 0.005
+    assert water.node_invert[1] < -1.9  # the node went under the sewer, its depth with it
+    assert water.node_depth[1] == pytest.approx(-water.node_invert[1], abs=1e-9)

@@ -21,6 +21,7 @@ RESOLVE_ORDER = ("telecom", "power", "gas", "water", "heat")  # after rain and s
 # GB 50289-2016 Table 4.1.14 (pre-2016 value, second-hand) plus 0.10 m; any other pair the 0.15 m of the
 # same table (gas, heat) plus 0.10 m. Node depths are rounded to 0.01 m, well inside both margins.
 CLEARANCE_WATER_GRAVITY, CLEARANCE = 0.50, 0.25
+MARGIN = 0.10  # the design margin over the table's values above
 # Least cover (m) a pipe may be raised to over a crossing line: the minimum covers commonly quoted from
 # GB 50289-2016 Table 4.1.1 under carriageways (water 0.70, gas 0.90, power and telecom ducts 0.70, heat
 # 0.70; second-hand, unconfirmed against the official text), water and gas with 0.2 m to spare.
@@ -29,6 +30,7 @@ PAD = 1.0  # m of level pipe either side of a crossing
 GROUP = 6.0  # m: crossings closer than this (the lines of one street) share one level run
 SIDE = 0.3  # m of level pipe past the other line's wall (the streets cross square)
 END = 0.3  # m: the least distance between bends, and from a bend to the segment's end
+NODE_PASSES = 3  # rounds of moving nodes out of crossings' way (_clear_nodes); at scale 30 one left 4 of 77
 RAMP = 1.0  # m: the least run of a bend back to the straight profile (at most 45 degrees where room allows)
 
 
@@ -140,18 +142,66 @@ def _spaced(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return kept
 
 
-def resolve(net, fixed: list) -> None:
-    """Bend the segments of `net` (a pressure network; its `bends`, changed in place) over or under the
-    lines of the `fixed` networks."""
-    seg, t, side, lo, hi = _crossings(net, fixed)
+def _bend(net, seg, t, side, lo, hi, length, only=None) -> None:
+    """The bends of every segment with crossings (sorted by segment), or of the segments in `only`."""
     za, zb = net.node_invert[net.seg_a], net.node_invert[net.seg_b]
-    length = np.linalg.norm(net.node_xy[net.seg_b] - net.node_xy[net.seg_a], axis=1)
     top = net.node_ground - MIN_COVER[net.utility]
     highest = np.minimum(top[net.seg_a], top[net.seg_b]) - half_height(net)
-    order = np.argsort(seg, kind="stable")
-    seg, t, side, lo, hi = seg[order], t[order], side[order], lo[order], hi[order]
     for idx in np.split(np.arange(len(seg)), np.flatnonzero(np.diff(seg)) + 1) if len(seg) else ():
-        k = seg[idx[0]]
+        k = int(seg[idx[0]])
+        if only is not None and k not in only:
+            continue
+        net.bends.pop(k, None)
         bend = _segment_cuts(length[k], za[k], zb[k], t[idx], side[idx], lo[idx], hi[idx], highest[k])
         if bend:
-            net.bends[int(k)] = np.round(np.array(bend), 3)
+            net.bends[k] = np.round(np.array(bend), 3)
+
+
+def _end_level(net, k: int, start: bool) -> float:
+    """The axis level of segment k's bend nearest its start (or end), NaN without bends."""
+    bend = net.bends.get(int(k))
+    return np.nan if bend is None else float(bend[0, 1] if start else bend[-1, 1])
+
+
+def _clear_nodes(net, seg, t, lo, hi, length) -> set[int]:
+    """Move the nodes beside the crossings that the bends left breaking the table's clearance (the
+    design's less MARGIN): a fixed line passing close to a segment's end, as where a street main's node
+    sits beside the line of a side street, leaves no room for a bend. The node nearer each such crossing
+    takes the level of the segment's level run beside it (the run then reaches the node), or where that
+    does not clear them with the design clearance, the level nearest the profile's at the crossings that
+    does; its depth with it. Returns
+    the segments at the nodes moved. A node elsewhere stays where it is: moving one reshapes every
+    segment at it."""
+    z = _axis_at(net, seg, t / length[seg])
+    bad = (z > lo + MARGIN) & (z < hi - MARGIN)
+    start = t < length[seg] / 2
+    node = np.where(start, net.seg_a[seg], net.seg_b[seg])[bad]
+    run = np.array([_end_level(net, k, a) for k, a in zip(seg[bad], start[bad])])
+    lo, hi, half, at = lo[bad], hi[bad], half_height(net)[seg[bad]], z[bad]
+    for n in np.unique(node):
+        k = node == n
+        ground, z = net.node_ground[n], net.node_invert[n]
+        highest = ground - MIN_COVER[net.utility] - half[k].max()
+        runs = run[k][~((run[k][:, None] > lo[k]) & (run[k][:, None] < hi[k])).any(axis=1) & (run[k] <= highest)]
+        level = float(runs[np.argmin(np.abs(runs - z))]) if len(runs) else _level(float(at[k].mean()), lo[k],
+                                                                                   hi[k], highest)
+        depth = (ground - level) * 100  # depths in cm as the network's, rounded away from the crossing line
+        net.node_depth[n] = (np.ceil(depth - 1e-9) if level < z else np.floor(depth + 1e-9)) / 100
+        net.node_invert[n] = round(ground - net.node_depth[n], 3)
+    return set(np.flatnonzero(np.isin(net.seg_a, node) | np.isin(net.seg_b, node)).tolist())
+
+
+def resolve(net, fixed: list) -> None:
+    """Bend the segments of `net` (a pressure network; its `bends`, changed in place) over or under the
+    lines of the `fixed` networks; a node in a crossing's way moves (_clear_nodes) and its segments are
+    bent again, for at most NODE_PASSES rounds."""
+    seg, t, side, lo, hi = _crossings(net, fixed)
+    length = np.linalg.norm(net.node_xy[net.seg_b] - net.node_xy[net.seg_a], axis=1)
+    order = np.argsort(seg, kind="stable")
+    seg, t, side, lo, hi = seg[order], t[order], side[order], lo[order], hi[order]
+    _bend(net, seg, t, side, lo, hi, length)
+    for _ in range(NODE_PASSES):  # bending a moved node's segments again may put another node in the way
+        moved = _clear_nodes(net, seg, t, lo, hi, length)
+        if not moved:
+            break
+        _bend(net, seg, t, side, lo, hi, length, only=moved)
