@@ -527,9 +527,8 @@ def _build_layer(run: _Pass, layer: str, layer_states: dict, touched: list) -> L
     lb = LayerBuilder(layer, features, target, run.srid, run.offset, run.opts, old_tiles, changed, grid,
                       run.progress)
     root = lb.build()
-    diag = region_diagonal_m(root["boundingVolume"]["region"])
     tileset = {"asset": {"version": "1.1", "generator": "cim tiles", "tilesetVersion": str(run.change_id)},
-               "geometricError": round(max(diag, root["geometricError"]), 3), "root": root,
+               "geometricError": _tileset_error(layer, root), "root": root,
                "extras": {"layer": layer, "srid": run.srid, "vertical_offset": run.offset}}
     _write_json(target, f"{layer}/tileset.json", tileset)
     files = target.files(layer)
@@ -539,6 +538,19 @@ def _build_layer(run: _Pass, layer: str, layer_states: dict, touched: list) -> L
     rep.bytes = sum(target.size(rel) for rel in target.files(layer))
     layer_states[layer] = {"grid": [lb.grid.x0, lb.grid.y0, lb.grid.size], "features": len(features)}
     return rep
+
+
+def _tileset_error(layer: str, root: dict) -> float:
+    """The error of not drawing the layer at all (3D Tiles: the tileset's geometricError).
+
+    Left out, a layer is missed by its whole extent (the region's diagonal), except BIM: the buildings
+    layer draws each BIM building's LOD1 block, which is all that BIM's root draws, so leaving BIM out
+    costs only its root's error, and a viewer asks for BIM's tiles only once that error shows on screen
+    (CesiumJS skips a tileset whose geometricError is under its screen-space threshold).
+    """
+    if layer == "bim":
+        return round(root["geometricError"], 3)
+    return round(max(region_diagonal_m(root["boundingVolume"]["region"]), root["geometricError"]), 3)
 
 
 def _write_root(target: Folder | Bucket, srid: int, offset: float, change_id: int, layer_states: dict,
