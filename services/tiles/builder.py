@@ -54,6 +54,9 @@ CLASSES = {
 DESCRIPTIONS = {"id": "city_objects.id: the id of the feature in the API",
                 "depth": "metres below ground (mean of the two ends for a segment)",
                 "storey_id": "0 where the element has no storey", "building_id": "0 where unknown"}
+# Layers of the opening view whose colours go into the vertices (COLOR_0): a tile's opaque surfaces are one
+# draw call, not one per colour (the ground's root had 10, one per land-use class, road and water colour).
+VERTEX_COLORED = ("buildings", "ground")
 # A parent tile keeps only simplified mains: fewer tube sides than leaves.
 PARENT_TUBE_SIDES = 4
 EPS_M = 0.5          # padding of bounding regions, metres (earth curvature along edges, rounding)
@@ -255,7 +258,8 @@ def encode(items: list[Item], layer: str, frame: np.ndarray, srid: int, offset: 
             prims.append(glb.Primitive(local, sel, feature, color, name=f"{layer}-{k}", double_sided=double))
     table = {name: (kind, [(it.row.get("uid") if name == "global_id" else it.row.get(name)) for it in items])
              for name, kind in props}
-    data = glb.write_glb(prims, cls_name, table, len(items), DESCRIPTIONS, meshopt=meshopt)
+    data = glb.write_glb(prims, cls_name, table, len(items), DESCRIPTIONS, meshopt=meshopt,
+                         vertex_colors=layer in VERTEX_COLORED)
     lon, lat = to_lonlat(srid, verts[:, 0], verts[:, 1])
     step = float(np.ptp(local, axis=0).max()) / 65535
     pad = EPS_M + step
