@@ -6,7 +6,11 @@ measures
 - load_s: from navigation until every shown tileset reports tilesLoaded and the globe's tiles are loaded
   (the viewer's own `cim.marks.loaded`, ms since navigation);
 - orbit_fps: postRender events per second while the camera circles the district for ORBIT_S seconds (after
-  the road labels, which the viewer adds once the first view is complete, are in).
+  the road labels, which the viewer adds once the first view is complete, are in); on software GL the viewer
+  draws at half resolution while the camera moves, as a user's orbit would;
+- opening_view: what the first complete view draws (draw commands of the last frame, the tiles' commands and
+  triangles, globe tiles), the shader programs linked and frames drawn until then, and when each tileset's
+  content was ready (decoded and uploaded; ms since navigation) against the last tile response.
 Software WebGL (SwiftShader) on a shared CPU: the figures are lower bounds of what a GPU gives.
 """
 from __future__ import annotations
@@ -27,11 +31,41 @@ ORBIT_S = 8.0
 VIEWPORT = {"width": 1280, "height": 720}
 
 
+# Counters kept from the page's start (an init script, before any of the page's own): shader programs linked,
+# frames drawn and their main-thread time, and when each tileset's content was ready (decoded and on the GPU).
+PROBE_JS = """(() => {
+    const P = window.__bench = {programs: 0, frames: 0, frame_ms: 0, longest_frame_ms: 0, content_ready_ms: {}};
+    const link = WebGL2RenderingContext.prototype.linkProgram;
+    WebGL2RenderingContext.prototype.linkProgram = function (...a) { P.programs++; return link.apply(this, a); };
+    const raf = window.requestAnimationFrame.bind(window);
+    window.requestAnimationFrame = (cb) => raf((ts) => {
+        const t = performance.now();
+        try { cb(ts); } finally {
+            const d = performance.now() - t;
+            P.frames++; P.frame_ms += d; P.longest_frame_ms = Math.max(P.longest_frame_ms, d);
+        }
+    });
+    const hook = () => {
+        for (const [k, ts] of Object.entries((window.cim && window.cim.tilesets) || {}))
+            if (!ts.__bench) ts.__bench = ts.tileLoad.addEventListener(() => {
+                P.content_ready_ms[k] = Math.round(performance.now()); });
+        if (!(window.cim && window.cim.ready)) setTimeout(hook, 5);
+    };
+    hook();
+})();"""
 # What the page reports once ready: the marks, tiles and requests; where the time goes: the tile requests
-# (last response, and the server's share) vs decoding and drawing after them.
+# (last response, and the server's share) vs decoding and drawing after them; what the opening view draws.
 FIGURES_JS = """() => {
-    const c = window.cim, ts = Object.values(c.tilesets);
+    const c = window.cim, ts = Object.values(c.tilesets), scene = c.viewer.scene, P = window.__bench;
     return {load_s: c.marks.loaded / 1000, marks: c.marks, layers: Object.keys(c.tilesets),
+            opening_view: {draw_commands: scene.frameState.commandList.length,
+                           tile_draw_commands: sum(ts.map(t => t.show ? t.statistics.numberOfCommands : 0)),
+                           tile_triangles: sum(ts.map(t => t.show ? t.statistics.numberOfTrianglesSelected : 0)),
+                           globe_tiles: scene.globe._surface._tilesToRender.length,
+                           shader_programs_linked: P.programs, frames_drawn: P.frames,
+                           frames_main_thread_ms: Math.round(P.frame_ms),
+                           longest_frame_ms: Math.round(P.longest_frame_ms),
+                           content_ready_ms: P.content_ready_ms},
             tiles_by_layer: Object.fromEntries(Object.entries(c.tilesets).map(([k, t]) =>
                 [k, t.show ? t.statistics.numberOfLoadedTilesTotal : "hidden"])),
             tiles_loaded: ts.map(t => t.statistics.numberOfLoadedTilesTotal).reduce((a, b) => a + b, 0),
@@ -50,6 +84,7 @@ FIGURES_JS = """() => {
                 tile_wait_ms_sum: Math.round(tiles.reduce((a, e) => a + (e.responseStart - e.requestStart), 0)),
                 api_requests: r.filter((e) => e.name.includes("/api/")).length};
     }
+    function sum(list) { return list.reduce((a, b) => a + b, 0); }
 }"""
 # Frames per second while the camera circles the district.
 ORBIT_JS = """(seconds) => new Promise((resolve) => {
@@ -109,6 +144,7 @@ def run(scale: float, work: Path) -> dict:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             ctx = browser.new_context(viewport=VIEWPORT)
             ctx.add_init_script(f"localStorage.setItem('cim.apiKey', '{token}')")
+            ctx.add_init_script(PROBE_JS)
             page = ctx.new_page()
             page.goto(url)
             page.wait_for_function("window.cim && window.cim.ready === true", timeout=600_000)
@@ -124,6 +160,7 @@ def run(scale: float, work: Path) -> dict:
             "orbit_fps": round(figures["orbit_fps"], 2), "orbit_seconds": ORBIT_S, "viewport": VIEWPORT,
             "layers": figures["layers"], "tiles_loaded": figures["tiles_loaded"],
             "tiles_by_layer": figures["tiles_by_layer"],
-            "features_loaded": figures["features_loaded"], "renderer": figures["renderer"], "msaa": figures["msaa"],
+            "features_loaded": figures["features_loaded"], "opening_view": figures["opening_view"],
+            "renderer": figures["renderer"], "msaa": figures["msaa"],
             "marks_ms": figures["marks"], "requests": figures["requests"],
             "load_average": [round(v, 2) for v in os.getloadavg()]}

@@ -13,7 +13,7 @@ from test_tiles import origin as tile_origin
 from cim_core.model import CityObject, DatasetInfo
 from cim_core.store import write_dataset
 from services.tiles import build
-from services.tiles.glb import read_glb
+from services.tiles.glb import decode_vertices, read_glb
 from services.tiles.ground import GROUND_LIFT_M, LINE_WIDTH_M, ROAD_WIDTH, landuse_code, styles
 
 
@@ -63,8 +63,11 @@ def test_ground_layer_is_flat_coloured_and_pickable(ground, tmp_path):
         rows = check_content(tile, world, file)
         if not tile.get("children"):
             leaves.update({r["name"]: r for r in rows})
-        colors |= {tuple(round(c * 255) for c in m["pbrMetallicRoughness"]["baseColorFactor"][:3])
-                   for m in read_glb(file.read_bytes())[0]["materials"]}
+        gltf, binary = read_glb(file.read_bytes())
+        # one primitive per tile, the colours in its vertices (COLOR_0), the material white
+        assert len(gltf["meshes"][0]["primitives"]) == 1
+        assert gltf["materials"][0]["pbrMetallicRoughness"]["baseColorFactor"] == [1.0, 1.0, 1.0, 1.0]
+        colors |= {tuple(int(c) for c in rgba[:3]) for v in decode_vertices(gltf, binary) for rgba in v["c"]}
     assert set(leaves) == {"驿城大道", "Lane", "练江河", "Bank", "Park", "R parcel", "B parcel", "幸福小区"}
     # an arterial without a width is drawn at its class's width; a given width wins
     assert leaves["驿城大道"]["area_m2"] == pytest.approx(300 * ROAD_WIDTH["arterial"], rel=1e-3)

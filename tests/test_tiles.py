@@ -441,6 +441,31 @@ def test_glb_quantised_and_meshopt_decode_to_the_same_vertices(tmp_path):
     assert gltf_validate(files)["errors"] == []
 
 
+def test_vertex_colours_batch_primitives_per_render_state(tmp_path):
+    from services.tiles.glb import Primitive, decode_vertices, write_glb
+
+    v, f = box(0.0, 0.0, 0.0, 10, 10, 10)
+    colours = [(1.0, 0.0, 0.0, 1.0), (0.0, 0.4, 0.0, 1.0), (0.2, 0.6, 1.0, 0.5)]  # two opaque, one glass
+    prims = [Primitive(v + 20 * i, f, np.full(8, i), c) for i, c in enumerate(colours)]
+    props = {"id": ("UINT32", [1, 2, 3])}
+    files = []
+    for meshopt in (False, True):
+        data = write_glb(prims, "building", props, 3, meshopt=meshopt, vertex_colors=True)
+        files.append(tmp_path / f"c{meshopt}.glb")
+        files[-1].write_bytes(data)
+        gltf, binary = read_glb(data)
+        # the two opaque colours are one primitive, the translucent one another (it blends, double-sided)
+        mats = [gltf["materials"][p["material"]] for p in gltf["meshes"][0]["primitives"]]
+        assert [m.get("alphaMode", "OPAQUE") for m in mats] == ["OPAQUE", "BLEND"]
+        assert all(m["pbrMetallicRoughness"]["baseColorFactor"] == [1.0, 1.0, 1.0, 1.0] for m in mats)
+        opaque, glass = decode_vertices(gltf, binary)
+        by_feature = {int(i): tuple(int(x) for x in c) for i, c in zip(opaque["f"], opaque["c"])}
+        assert by_feature == {0: (255, 0, 0, 255), 1: (0, 102, 0, 255)}
+        assert {tuple(int(x) for x in c) for c in glass["c"]} == {(51, 153, 255, 128)}
+        assert set(glass["f"].tolist()) == {2}
+    assert gltf_validate(files)["errors"] == []
+
+
 def test_merged_mass_joins_what_lies_closer_than_the_tolerance():
     """A quad of 4,096 m merges within 4 m: two houses 2 m apart become one mass, a third 30 m away and a tower
     beside them (another height band) stay apart; the error covers the roofs' difference from the mass top."""

@@ -54,6 +54,9 @@ CLASSES = {
 DESCRIPTIONS = {"id": "city_objects.id: the id of the feature in the API",
                 "depth": "metres below ground (mean of the two ends for a segment)",
                 "storey_id": "0 where the element has no storey", "building_id": "0 where unknown"}
+# Layers of the opening view whose colours go into the vertices (COLOR_0): a tile's opaque surfaces are one
+# draw call, not one per colour (the ground's root had 10, one per land-use class, road and water colour).
+VERTEX_COLORED = ("buildings", "ground")
 # A parent tile keeps only simplified mains: fewer tube sides than leaves.
 PARENT_TUBE_SIDES = 4
 EPS_M = 0.5          # padding of bounding regions, metres (earth curvature along edges, rounding)
@@ -255,7 +258,8 @@ def encode(items: list[Item], layer: str, frame: np.ndarray, srid: int, offset: 
             prims.append(glb.Primitive(local, sel, feature, color, name=f"{layer}-{k}", double_sided=double))
     table = {name: (kind, [(it.row.get("uid") if name == "global_id" else it.row.get(name)) for it in items])
              for name, kind in props}
-    data = glb.write_glb(prims, cls_name, table, len(items), DESCRIPTIONS, meshopt=meshopt)
+    data = glb.write_glb(prims, cls_name, table, len(items), DESCRIPTIONS, meshopt=meshopt,
+                         vertex_colors=layer in VERTEX_COLORED)
     lon, lat = to_lonlat(srid, verts[:, 0], verts[:, 1])
     step = float(np.ptp(local, axis=0).max()) / 65535
     pad = EPS_M + step
@@ -527,9 +531,8 @@ def _build_layer(run: _Pass, layer: str, layer_states: dict, touched: list) -> L
     lb = LayerBuilder(layer, features, target, run.srid, run.offset, run.opts, old_tiles, changed, grid,
                       run.progress)
     root = lb.build()
-    diag = region_diagonal_m(root["boundingVolume"]["region"])
     tileset = {"asset": {"version": "1.1", "generator": "cim tiles", "tilesetVersion": str(run.change_id)},
-               "geometricError": round(max(diag, root["geometricError"]), 3), "root": root,
+               "geometricError": _tileset_error(layer, root), "root": root,
                "extras": {"layer": layer, "srid": run.srid, "vertical_offset": run.offset}}
     _write_json(target, f"{layer}/tileset.json", tileset)
     files = target.files(layer)
@@ -539,6 +542,19 @@ def _build_layer(run: _Pass, layer: str, layer_states: dict, touched: list) -> L
     rep.bytes = sum(target.size(rel) for rel in target.files(layer))
     layer_states[layer] = {"grid": [lb.grid.x0, lb.grid.y0, lb.grid.size], "features": len(features)}
     return rep
+
+
+def _tileset_error(layer: str, root: dict) -> float:
+    """The error of not drawing the layer at all (3D Tiles: the tileset's geometricError).
+
+    Left out, a layer is missed by its whole extent (the region's diagonal), except BIM: the buildings
+    layer draws each BIM building's LOD1 block, which is all that BIM's root draws, so leaving BIM out
+    costs only its root's error, and a viewer asks for BIM's tiles only once that error shows on screen
+    (CesiumJS skips a tileset whose geometricError is under its screen-space threshold).
+    """
+    if layer == "bim":
+        return round(root["geometricError"], 3)
+    return round(max(region_diagonal_m(root["boundingVolume"]["region"]), root["geometricError"]), 3)
 
 
 def _write_root(target: Folder | Bucket, srid: int, offset: float, change_id: int, layer_states: dict,

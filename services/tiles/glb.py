@@ -1,8 +1,9 @@
 """glTF 2.0 binary (glb) content for 3D Tiles 1.1, written with numpy buffers.
 
-One node, one mesh, one primitive per material. Vertex data is quantised (KHR_mesh_quantization) and
-interleaved, 16 bytes a vertex: position uint16 x 3 (+2 pad), normal int8 x 3 normalised (+1 pad),
-_FEATURE_ID_0 uint16 (+2 pad); glTF wants every vertex attribute on a 4-byte boundary, hence the pads.
+One node, one mesh, one primitive per material, or (vertex_colors) one per render state with the colours in
+COLOR_0. Vertex data is quantised (KHR_mesh_quantization) and interleaved, 16 bytes a vertex: position
+uint16 x 3 (+2 pad), normal int8 x 3 normalised (+1 pad), [COLOR_0 uint8 x 4 normalised,] _FEATURE_ID_0
+uint16 (+2 pad); glTF wants every vertex attribute on a 4-byte boundary, hence the pads.
 The node's translation/scale dequantise positions into the tile's frame (glTF y-up).
 Per-feature identity: EXT_mesh_features feature ids on the vertices, and an EXT_structural_metadata
 property table, one row per feature id, schema embedded so each content file stands alone.
@@ -19,6 +20,10 @@ import orjson
 
 VERTEX_DTYPE = np.dtype([("p", "<u2", 3), ("_p", "<u2"), ("n", "i1", 3), ("_n", "i1"), ("f", "<u2"), ("_f", "<u2")])
 assert VERTEX_DTYPE.itemsize == 16
+# With COLOR_0 (RGBA uint8 normalised, linear like baseColorFactor): 20 bytes a vertex
+COLORED_DTYPE = np.dtype([("p", "<u2", 3), ("_p", "<u2"), ("n", "i1", 3), ("_n", "i1"), ("c", "u1", 4),
+                          ("f", "<u2"), ("_f", "<u2")])
+assert COLORED_DTYPE.itemsize == 20
 # EXT_meshopt_compression defines vertex codec version 0 (newer meshoptimizer may default to 1)
 meshoptimizer.encode_vertex_version(0)
 MAX_FEATURES = 65535  # _FEATURE_ID_0 is uint16 (UNSIGNED_INT is not allowed for vertex attributes)
@@ -155,41 +160,63 @@ def _shade(primitives: list[Primitive]) -> list[tuple]:
     return shaded
 
 
-def _material(p: Primitive) -> dict:
-    r, g, b, a = (float(c) for c in p.color)
+def _material(p: Primitive, translucent: bool | None = None) -> dict:
+    """The primitive's material; a batch of vertex-coloured primitives (translucent given) draws in white."""
+    r, g, b, a = (float(c) for c in p.color) if translucent is None else (1.0, 1.0, 1.0, 1.0)
+    blend = a < 1.0 if translucent is None else translucent
     mat = {"name": p.name, "pbrMetallicRoughness": {"baseColorFactor": [r, g, b, a], "metallicFactor": 0.0,
                                                      "roughnessFactor": 0.9}}
-    if a < 1.0:
+    if blend:
         mat["alphaMode"] = "BLEND"
-    if p.double_sided or a < 1.0:
+    if p.double_sided or blend:
         mat["doubleSided"] = True
     return mat
+
+
+def _batch(shaded: list[tuple]) -> list[tuple]:
+    """The shaded primitives merged per render state (translucent, double-sided), each vertex carrying its
+    primitive's colour: (first primitive, y-up, normals, features, faces, RGBA uint8, translucent)."""
+    groups: dict[tuple, list] = {}
+    for s in shaded:
+        groups.setdefault((s[0].color[3] < 1.0, s[0].double_sided), []).append(s)
+    out = []
+    for (translucent, _), members in groups.items():
+        starts = np.cumsum([0] + [len(m[1]) for m in members])[:-1]
+        rgba = np.vstack([np.tile(np.rint(np.asarray(m[0].color) * 255).astype(np.uint8), (len(m[1]), 1))
+                          for m in members])
+        out.append((members[0][0], *(np.concatenate([m[i] for m in members]) for i in (1, 2, 3)),
+                    np.vstack([m[4] + s for m, s in zip(members, starts)]), rgba, translucent))
+    return out
 
 
 def _vertex_views(buf: _Buffer, v: np.ndarray, faces: np.ndarray, idx_dtype: str, meshopt: bool):
     """Buffer views of the interleaved vertices and the indices, meshopt-encoded when asked."""
     if not meshopt:
-        return (buf.add(v.tobytes(), target=34962, stride=16), buf.add(faces.astype(idx_dtype).tobytes(),
+        return (buf.add(v.tobytes(), target=34962, stride=v.dtype.itemsize), buf.add(faces.astype(idx_dtype).tobytes(),
                                                                          target=34963), faces)
     # cache- then fetch-ordered buffers encode far smaller
     idx = faces.astype(np.uint32).ravel()
     opt = np.empty_like(idx)
     meshoptimizer.optimize_vertex_cache(opt, idx, len(idx), len(v))
     ordered = np.empty_like(v)
-    meshoptimizer.optimize_vertex_fetch(ordered, opt, v, len(opt), len(v), 16)
+    meshoptimizer.optimize_vertex_fetch(ordered, opt, v, len(opt), len(v), v.dtype.itemsize)
     faces = opt.reshape(-1, 3)
-    vview = buf.add_meshopt(ordered, len(ordered), 16, "ATTRIBUTES", 34962)
+    vview = buf.add_meshopt(ordered, len(ordered), v.dtype.itemsize, "ATTRIBUTES", 34962)
     iview = buf.add_meshopt(faces.astype(idx_dtype), faces.size, np.dtype(idx_dtype).itemsize, "TRIANGLES", 34963)
     return vview, iview, faces
 
 
 def _primitive(buf: _Buffer, accessors: list, shaded: tuple, lo: np.ndarray, scale: np.ndarray,
                feature_count: int, material: int, meshopt: bool) -> dict:
-    """One glTF primitive: quantised positions, normals and feature ids in one interleaved view."""
-    _, yup, nyup, fid, faces = shaded
-    v = np.zeros(len(yup), VERTEX_DTYPE)
+    """One glTF primitive: quantised positions, normals, feature ids (and colours of a batch) in one
+    interleaved view."""
+    yup, nyup, fid, faces = shaded[1:5]
+    rgba = shaded[5] if len(shaded) > 5 else None
+    v = np.zeros(len(yup), VERTEX_DTYPE if rgba is None else COLORED_DTYPE)
     q = np.rint((yup - lo) / scale).clip(0, 65535).astype(np.uint16)
     v["p"], v["n"], v["f"] = q, nyup, fid
+    if rgba is not None:
+        v["c"] = rgba
     idx_type, idx_dtype = (5123, "<u2") if len(yup) <= 65535 else (5125, "<u4")
     vview, iview, faces = _vertex_views(buf, v, faces, idx_dtype, meshopt)
     a0 = len(accessors)
@@ -198,10 +225,16 @@ def _primitive(buf: _Buffer, accessors: list, shaded: tuple, lo: np.ndarray, sca
          "min": q.min(axis=0).tolist(), "max": q.max(axis=0).tolist()},
         {"bufferView": vview, "byteOffset": 8, "componentType": 5120, "normalized": True, "count": len(yup),
          "type": "VEC3"},
-        {"bufferView": vview, "byteOffset": 12, "componentType": 5123, "count": len(yup), "type": "SCALAR"},
+        {"bufferView": vview, "byteOffset": v.dtype.fields["f"][1], "componentType": 5123, "count": len(yup),
+         "type": "SCALAR"},
         {"bufferView": iview, "componentType": idx_type, "count": faces.size, "type": "SCALAR"},
     ]
-    return {"attributes": {"POSITION": a0, "NORMAL": a0 + 1, "_FEATURE_ID_0": a0 + 2}, "indices": a0 + 3,
+    attributes = {"POSITION": a0, "NORMAL": a0 + 1, "_FEATURE_ID_0": a0 + 2}
+    if rgba is not None:
+        accessors.append({"bufferView": vview, "byteOffset": 12, "componentType": 5121, "normalized": True,
+                          "count": len(yup), "type": "VEC4"})
+        attributes["COLOR_0"] = a0 + 4
+    return {"attributes": attributes, "indices": a0 + 3,
             "material": material, "mode": 4,
             "extensions": {"EXT_mesh_features": {"featureIds": [
                 {"featureCount": feature_count, "attribute": 0, "propertyTable": 0}]}}}
@@ -216,10 +249,13 @@ def _pack(gltf: dict, buf: _Buffer) -> bytes:
 
 
 def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str, tuple[str, Any]],
-              feature_count: int, descriptions: dict[str, str] | None = None, meshopt: bool = False) -> bytes:
+              feature_count: int, descriptions: dict[str, str] | None = None, meshopt: bool = False,
+              vertex_colors: bool = False) -> bytes:
     """A glb of the given primitives with one property table of `feature_count` rows.
 
     meshopt: vertex and index buffers EXT_meshopt_compression-encoded (a required extension).
+    vertex_colors: primitives of the same render state (translucent or not, double-sided or not) merged into
+    one, their colours in COLOR_0: one draw call instead of one per colour.
 
     Positions are east-north-up; they are written y-up as glTF requires (x=east, y=up, z=-north),
     which 3D Tiles turns back to z-up.
@@ -232,7 +268,11 @@ def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str
     scale = np.where(hi - lo > 0, (hi - lo) / 65535.0, 1.0)
     buf = _Buffer()
     accessors: list[dict] = []
-    materials = [_material(s[0]) for s in shaded]
+    if vertex_colors:
+        shaded = _batch(shaded)
+        materials = [_material(s[0], translucent=s[6]) for s in shaded]
+    else:
+        materials = [_material(s[0]) for s in shaded]
     gl_prims = [_primitive(buf, accessors, s, lo, scale, feature_count, i, meshopt) for i, s in enumerate(shaded)]
     schema_props, columns = _property_columns(buf, properties, feature_count)
     for k, d in (descriptions or {}).items():
@@ -270,22 +310,30 @@ def read_glb(data: bytes) -> tuple[dict, bytes]:
     return gltf, data[off + 8:off + 8 + blen]
 
 
-def decode_positions(gltf: dict, binary: bytes) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per primitive: (east-north-up float64 positions, feature ids), dequantised: for checks and tests."""
-    node = gltf["nodes"][0]
-    t, s = np.array(node["translation"]), np.array(node["scale"])
+def decode_vertices(gltf: dict, binary: bytes) -> list[np.ndarray]:
+    """Per primitive: its interleaved vertices (VERTEX_DTYPE, or COLORED_DTYPE with COLOR_0), meshopt-decoded."""
     out = []
     for prim in gltf["meshes"][0]["primitives"]:
         acc = gltf["accessors"][prim["attributes"]["POSITION"]]
         view = gltf["bufferViews"][acc["bufferView"]]
         mo = view.get("extensions", {}).get("EXT_meshopt_compression")
+        dtype = VERTEX_DTYPE if view["byteStride"] == VERTEX_DTYPE.itemsize else COLORED_DTYPE
         if mo:
             enc = binary[mo["byteOffset"]:mo["byteOffset"] + mo["byteLength"]]
             # the binding decodes into float32 words: reinterpret the bytes
             raw = meshoptimizer.decode_vertex_buffer(mo["count"], mo["byteStride"], enc)
-            raw = np.frombuffer(raw.tobytes(), VERTEX_DTYPE)
+            out.append(np.frombuffer(raw.tobytes(), dtype))
         else:
-            raw = np.frombuffer(binary, VERTEX_DTYPE, acc["count"], view["byteOffset"])
+            out.append(np.frombuffer(binary, dtype, acc["count"], view["byteOffset"]))
+    return out
+
+
+def decode_positions(gltf: dict, binary: bytes) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per primitive: (east-north-up float64 positions, feature ids), dequantised: for checks and tests."""
+    node = gltf["nodes"][0]
+    t, s = np.array(node["translation"]), np.array(node["scale"])
+    out = []
+    for raw in decode_vertices(gltf, binary):
         yup = raw["p"].astype(np.float64) * s + t
         out.append((np.column_stack([yup[:, 0], -yup[:, 2], yup[:, 1]]), raw["f"].astype(np.int64)))
     return out

@@ -76,5 +76,7 @@ cim.started = start().catch((e) => {
   setStatus(String(e));
 }).finally(() => (cim.ready = true));
 
-// Live monitoring does not wait for the tiles: sensors and alarms show on an empty globe too.
-cim.liveStarted = startLive().catch((e) => cim.errors.push(`live: ${e}`));
+// Live monitoring starts once the first view is complete, as the road labels do: its points, labels and asset
+// outlines bring six shader programs of their own, which software GL would compile while the city loads.
+// It does not need the tiles: without them (an empty globe) it starts all the same.
+cim.liveStarted = cim.started.then(startLive).catch((e) => cim.errors.push(`live: ${e}`));

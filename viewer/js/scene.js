@@ -60,10 +60,13 @@ function setUpGlobe(globe) {
   globe.translucency.backFaceAlpha = 0.4;
 }
 
-// A software renderer's cost grows with the pixels drawn: it loads the first view at half resolution (a
-// quarter of the pixels in each of the frames that loading takes) and draws it sharp once it is complete.
-// Tiles are chosen by their error in CSS pixels, so the resolution does not change which tiles load.
-const LOADING_RESOLUTION = 0.5;
+// A software renderer's cost grows with the pixels drawn: it draws at half resolution (a quarter of the
+// pixels) while the first view loads and while the camera moves, and sharp once the view is complete and
+// the camera has stood still for SETTLE_MS. Tiles are chosen by their error in CSS pixels, so the
+// resolution does not change which tiles load.
+const LOW_RESOLUTION = 0.5;
+const SETTLE_MS = 300;
+const low = { loading: false, moving: false };
 
 // Ambient light for the tiles' materials as fixed spherical harmonics (a sky-blue dome over a grey-green ground)
 // instead of CesiumJS's dynamic environment map, which renders the sky into a cube map, reads it back to the CPU
@@ -120,17 +123,47 @@ export function flyToBox([w, s, e, n], pitch = -35, zoom = 4) {
   });
 }
 
-// Resolves once every shown tileset and the globe have loaded what the current view needs, `frames` frames
-// in a row.
+function applyResolution() {
+  viewer.resolutionScale = cim.software && (low.loading || low.moving) ? LOW_RESOLUTION : 1;
+  scene.requestRender();
+}
+
+// The camera's motion, seen before each frame: CesiumJS's own moveEnd comes only in a frame drawn after the
+// camera stopped, which request-render mode need not draw, so a timer ends the motion and asks for the
+// sharp frame.
+// A move: the camera's position by more than a millimetre or its direction by more than 1e-6 rad (compared
+// exactly, the view of a camera standing still differed from frame to frame in the last bits).
+const last = { position: new Cesium.Cartesian3(), direction: new Cesium.Cartesian3() };
+const moved = (camera) => Cesium.Cartesian3.distance(camera.positionWC, last.position) > 1e-3 ||
+  Cesium.Cartesian3.dot(camera.directionWC, last.direction) < 1 - 5e-13;
+let settle = null;
+scene.preRender.addEventListener(() => {
+  const camera = scene.camera;
+  if (!cim.software || !moved(camera)) return;
+  Cesium.Cartesian3.clone(camera.positionWC, last.position);
+  Cesium.Cartesian3.clone(camera.directionWC, last.direction);
+  if (!low.moving) {
+    low.moving = true;
+    applyResolution();
+  }
+  clearTimeout(settle);
+  settle = setTimeout(() => {
+    low.moving = false;
+    applyResolution();
+  }, SETTLE_MS);
+});
+
+// Resolves once every shown tileset and the globe have loaded what the current view needs and the camera
+// stands still (the frame is sharp), `frames` frames in a row.
 export const whenLoaded = (cim.whenLoaded = (frames = 3) => new Promise((resolve) => {
   let quiet = 0;
   const check = () => {
-    const done = globe.tilesLoaded && Object.values(tilesets).every((ts) => !ts.show || ts.tilesLoaded);
-    quiet = done ? quiet + 1 : 0;
+    const loaded = globe.tilesLoaded && Object.values(tilesets).every((ts) => !ts.show || ts.tilesLoaded);
+    quiet = loaded && !low.moving ? quiet + 1 : 0;
     if (quiet >= frames) {
       scene.postRender.removeEventListener(check);
       resolve();
-    } else scene.requestRender();
+    } else if (!loaded || !low.moving) scene.requestRender(); // else the motion's end asks for the next frame
   };
   scene.postRender.addEventListener(check);
   scene.requestRender();
@@ -138,9 +171,10 @@ export const whenLoaded = (cim.whenLoaded = (frames = 3) => new Promise((resolve
 
 // The first complete view: loaded at low resolution on a software renderer, then one sharp frame.
 export async function firstView() {
-  if (!cim.software) return whenLoaded();
-  viewer.resolutionScale = LOADING_RESOLUTION;
+  low.loading = true;
+  applyResolution();
   await whenLoaded();
-  viewer.resolutionScale = 1;
+  low.loading = false;
+  applyResolution();
   await whenLoaded(1);
 }
