@@ -280,6 +280,21 @@ def test_loaders_gl_loads_buildings_and_ids_match_database(db, tmp_path):
         assert ids[f["name"]] == f["id"]
 
 
+def test_building_one_layer_keeps_the_others(db, tmp_path):
+    """`cim tiles build --layer bim` rebuilds BIM and leaves the other layers in the root; the next incremental
+    build still sees a change made before that partial build."""
+    district(db)
+    build(tmp_path, engine=db, opts=SMALL)
+    buildings(2, shift=1000.0, name="late", engine=db)  # changed after the full build
+    report = build(tmp_path, ["bim"], engine=db, opts=SMALL)
+    assert [r.layer for r in report.layers] == ["bim"]
+    root = json.loads((tmp_path / "tileset.json").read_text())
+    assert [la["name"] for la in root["extras"]["layers"]] == ["buildings", "bim", "pipes"]  # ground: empty
+    check_tileset(tmp_path / "tileset.json")
+    again = {r.layer: r for r in build(tmp_path, engine=db, opts=SMALL, incremental=True).layers}
+    assert again["buildings"].features == 43 and again["buildings"].rebuilt > 0
+
+
 def test_bad_layer_is_refused(db, tmp_path):
     from cim_core.errors import InputError
     with pytest.raises(InputError, match="unknown tile layer 'roads'"):

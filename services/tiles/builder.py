@@ -481,9 +481,10 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
                          hint="a bucket cannot check API keys: --include-restricted writes them, "
                               "for a private bucket only")
     srid = storage_srid(engine)
-    state = _read_json(target, "state.json") if incremental and scenario_id is None else None
-    if state and (state.get("format") != STATE_FORMAT or state.get("srid") != srid):
-        state = None  # another builder version or database CRS: rebuild all
+    saved = _read_json(target, "state.json") if scenario_id is None else None
+    if saved and (saved.get("format") != STATE_FORMAT or saved.get("srid") != srid):
+        saved = None  # another builder version or database CRS: rebuild all
+    state = saved if incremental else None
     with engine.connect() as conn:
         change_id = last_change_id(conn)
         changes = changes_since(conn, state["change_id"]) if state else []
@@ -494,7 +495,12 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
             state = None  # a new offset moves every vertex
         report = BuildReport(out=out if target.remote else Path(out), vertical_offset=offset,
                              change_id=change_id)
-        layer_states = (state or {}).get("layers", {})
+        layer_states, since = (state or {}).get("layers", {}), change_id
+        if saved and not incremental and offset == saved["vertical_offset"]:
+            # a full build of some layers keeps the others as they are; the next incremental build looks at the
+            # changes since the older build (the rebuilt layers' share of them is redone, harmlessly)
+            layer_states = {k: v for k, v in saved["layers"].items() if k not in layers}
+            since = saved["change_id"] if layer_states else change_id
         for layer in withheld:
             layer_states.pop(layer, None)
             target.remove_folder(layer)
@@ -507,7 +513,7 @@ def build(out: str | Path, layers: tuple[str, ...] | list[str] = LAYERS, *, engi
             report.layers.append(_build_layer(run, layer, layer_states, touched))
         _write_root(target, srid, offset, change_id, layer_states, engine)
         _write_json(target, "state.json", {"format": STATE_FORMAT, "srid": srid, "vertical_offset": offset,
-                                           "change_id": change_id, "layers": layer_states})
+                                           "change_id": since, "layers": layer_states})
     return report
 
 
