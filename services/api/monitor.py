@@ -69,13 +69,28 @@ def series(code: str, who: Caller, hours: float = Query(24, gt=0, le=24 * 90)) -
     return {"sensor": code, "unit": s["unit"], "kind": s["kind"], "bucket": table[-2:], "points": points}
 
 
-def _filter(who: auth.Caller, msg: dict, may_ack: bool) -> dict | None:
-    if msg.get("type") == "readings":
-        items = [i for i in msg["items"] if visible(who, i[1])]
-        return {**msg, "items": items} if items else None
-    if msg.get("type") == "alarm" and not may_ack:
+def _hidden(who: auth.Caller) -> frozenset[str]:
+    """The restricted layers the caller may not read (the same rule as `visible`, once per round of
+    notifications instead of once per reading)."""
+    return frozenset() if "*" in who.grants else auth.restricted_layers(auth.current_engine()) - who.grants
+
+
+def _event(payload: str, hidden: frozenset[str], may_ack: bool) -> bytes | None:
+    """The server-sent event of a notification, or None when the caller may see nothing of it. A message
+    the caller may see whole is relayed as it came (its JSON text is what `json.dumps` of it would give):
+    at 10,000-50,000 readings/s the stream decodes each `readings` message once and encodes again only
+    those it had to cut."""
+    msg = json.loads(payload)
+    kind = msg.get("type")
+    if kind == "readings":
+        items = [i for i in msg["items"] if i[1] not in hidden]
+        if not items:
+            return None
+        if len(items) < len(msg["items"]):
+            payload = json.dumps({**msg, "items": items})
+    elif (kind == "alarm" and not may_ack) or msg.get("layer") in hidden:
         return None
-    return msg if visible(who, msg.get("layer")) else None
+    return f"event: {kind}\ndata: {payload}\n\n".encode()
 
 
 async def _events(request: Request, who: auth.Caller) -> AsyncIterator[bytes]:
@@ -85,12 +100,12 @@ async def _events(request: Request, who: auth.Caller) -> AsyncIterator[bytes]:
         await conn.execute(f"listen {CHANNEL}")
         yield b": connected\n\n"
         while not await request.is_disconnected():
-            got = False
+            got, hidden = False, _hidden(who)
             async for n in conn.notifies(timeout=KEEPALIVE_S, stop_after=100):
                 got = True
-                msg = _filter(who, json.loads(n.payload), may_ack)
-                if msg is not None:
-                    yield f"event: {msg['type']}\ndata: {json.dumps(msg)}\n\n".encode()
+                event = _event(n.payload, hidden, may_ack)
+                if event is not None:
+                    yield event
             if not got:
                 yield b": keepalive\n\n"
             await asyncio.sleep(0)
