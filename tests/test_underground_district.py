@@ -132,3 +132,28 @@ def test_a_node_beside_a_sewer_moves_out_of_its_way():
     assert gap >= 0.40 - 0.005
     assert water.node_invert[1] < -1.9  # the node went under the sewer, its depth with it
     assert water.node_depth[1] == pytest.approx(-water.node_invert[1], abs=1e-9)
+
+
+def test_a_dip_near_a_segment_end_ramps_at_45_degrees_at_most():
+    """A water main dipping under a sewer 3 m from its node, where the level run's 1 m pad and a 45 degree
+    ramp do not both fit: the pad gives way, so the ramp (the fittings' 45 degree bends) is no steeper."""
+    import numpy as np
+
+    from sample_models.district import crossings
+    from sample_models.district.networks import Network
+
+    def net(utility, xy, depth, dn):
+        n = len(xy)
+        return Network(utility, np.array(xy, float), np.array(["manhole"] * n, object), np.zeros(n),
+                       np.full(n, depth), np.full(n, -depth), np.arange(n - 1), np.arange(1, n),
+                       {"shape": np.array(["circular"] * (n - 1), object), "diameter_mm": np.full(n - 1, dn),
+                        "width_mm": np.zeros(n - 1), "height_mm": np.zeros(n - 1)}, {})
+
+    sewer = net("sewage", [(3.0, -20), (3.0, 20)], 2.2, 600)  # axis -1.9: the water main must pass under it
+    water = net("water", [(0, 0), (12, 0)], 1.4, 300)
+    crossings.resolve(water, [sewer])
+    xyz = shapely.get_coordinates(water.lines()[0], include_z=True)
+    slope = np.abs(np.diff(xyz[:, 2])) / np.linalg.norm(np.diff(xyz[:, :2], axis=0), axis=1)
+    assert len(xyz) > 2 and slope.max() <= 1.0 + 0.01  # z rounded to 1 mm
+    z = shapely.get_coordinates(shapely.line_interpolate_point(water.lines()[0], 3.0), include_z=True)[0, 2]
+    assert abs(z - (-1.9)) - 0.15 - 0.30 >= 0.40 - 0.005

@@ -125,7 +125,9 @@ def _segment_cuts(length, z0, z1, t, side, lo, hi, highest) -> list[tuple[float,
             room_after = (edges[g + 1][0] - edges[g][1]) / 2 if g + 1 < len(groups) else length - END - edges[g][1]
             cuts[g] = []
             for edge, room, sign in ((edges[g][0], room_before, -1), (edges[g][1], room_after, 1)):
-                flat = min(PAD, max(room, 0.0) / 2)
+                # the level run's PAD gives way to a ramp of at most 45 degrees where room is short
+                rise = max(RAMP, abs(level - np.interp(edge, [0, length], [z0, z1])))
+                flat = min(PAD, max(room - rise, 0.0), max(room, 0.0) / 2 if room < RAMP else PAD)
                 at = float(np.clip(edge + sign * flat, END, length - END))
                 cuts[g].append((at, level))
                 ramp = at + sign * min(max(RAMP, abs(level - np.interp(at, [0, length], [z0, z1]))), room - flat)
