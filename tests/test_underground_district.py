@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import shapely
 import sqlalchemy as sa
@@ -72,7 +73,6 @@ def test_the_planted_adverse_slope_shows_in_the_long_section(db, district):
 def test_street_networks_keep_the_rules_at_every_crossing(district):
     """Independent of the checks: at every crossing of two utilities' segments in the generated file, the
     walls clear each other by at least 0.15 m (the smallest vertical rule of the table)."""
-    import numpy as np
     import pyogrio.raw
 
     out, manifest = district
@@ -108,23 +108,24 @@ def test_street_networks_keep_the_rules_at_every_crossing(district):
     assert bent.sum() > 100 and not (bent & gravity).any()
 
 
+def _net(utility, xy, depth, dn):
+    """A straight network of one utility, nodes at one depth (m) below flat ground at 0."""
+    from sample_models.district.networks import Network
+
+    n = len(xy)
+    return Network(utility, np.array(xy, float), np.array(["manhole"] * n, object), np.zeros(n),
+                   np.full(n, depth), np.full(n, -depth), np.arange(n - 1), np.arange(1, n),
+                   {"shape": np.array(["circular"] * (n - 1), object), "diameter_mm": np.full(n - 1, dn),
+                    "width_mm": np.zeros(n - 1), "height_mm": np.zeros(n - 1)}, {})
+
+
 def test_a_node_beside_a_sewer_moves_out_of_its_way():
     """A water main whose node lies 0.2 m beside a sewer (no room for a bend between them): the node takes
     the level run under the sewer, so the main clears it by the table's 0.40 m where it crosses."""
-    import numpy as np
-
     from sample_models.district import crossings
-    from sample_models.district.networks import Network
 
-    def net(utility, xy, depth, dn):
-        n = len(xy)
-        return Network(utility, np.array(xy, float), np.array(["manhole"] * n, object), np.zeros(n),
-                       np.full(n, depth), np.full(n, -depth), np.arange(n - 1), np.arange(1, n),
-                       {"shape": np.array(["circular"] * (n - 1), object), "diameter_mm": np.full(n - 1, dn),
-                        "width_mm": np.zeros(n - 1), "height_mm": np.zeros(n - 1)}, {})
-
-    sewer = net("sewage", [(0.2, -20), (0.2, 20)], 2.2, 600)  # invert 2.2 m deep: axis -1.9, top -1.6
-    water = net("water", [(-30, 0), (0, 0), (30, 0)], 1.4, 300)  # axis -1.4: its wall 0.05 m over the sewer
+    sewer = _net("sewage", [(0.2, -20), (0.2, 20)], 2.2, 600)  # invert 2.2 m deep: axis -1.9, top -1.6
+    water = _net("water", [(-30, 0), (0, 0), (30, 0)], 1.4, 300)  # axis -1.4: its wall 0.05 m over the sewer
     crossings.resolve(water, [sewer])
     line = water.lines()[1]
     z = shapely.get_coordinates(shapely.line_interpolate_point(line, 0.2), include_z=True)[0, 2]
@@ -137,20 +138,10 @@ def test_a_node_beside_a_sewer_moves_out_of_its_way():
 def test_a_dip_near_a_segment_end_ramps_at_45_degrees_at_most():
     """A water main dipping under a sewer 3 m from its node, where the level run's 1 m pad and a 45 degree
     ramp do not both fit: the pad gives way, so the ramp (the fittings' 45 degree bends) is no steeper."""
-    import numpy as np
-
     from sample_models.district import crossings
-    from sample_models.district.networks import Network
 
-    def net(utility, xy, depth, dn):
-        n = len(xy)
-        return Network(utility, np.array(xy, float), np.array(["manhole"] * n, object), np.zeros(n),
-                       np.full(n, depth), np.full(n, -depth), np.arange(n - 1), np.arange(1, n),
-                       {"shape": np.array(["circular"] * (n - 1), object), "diameter_mm": np.full(n - 1, dn),
-                        "width_mm": np.zeros(n - 1), "height_mm": np.zeros(n - 1)}, {})
-
-    sewer = net("sewage", [(3.0, -20), (3.0, 20)], 2.2, 600)  # axis -1.9: the water main must pass under it
-    water = net("water", [(0, 0), (12, 0)], 1.4, 300)
+    sewer = _net("sewage", [(3.0, -20), (3.0, 20)], 2.2, 600)  # axis -1.9: the water main must pass under it
+    water = _net("water", [(0, 0), (12, 0)], 1.4, 300)
     crossings.resolve(water, [sewer])
     xyz = shapely.get_coordinates(water.lines()[0], include_z=True)
     slope = np.abs(np.diff(xyz[:, 2])) / np.linalg.norm(np.diff(xyz[:, :2], axis=0), axis=1)
