@@ -135,16 +135,41 @@ def test_a_node_beside_a_sewer_moves_out_of_its_way():
     assert water.node_depth[1] == pytest.approx(-water.node_invert[1], abs=1e-9)
 
 
-def test_a_dip_near_a_segment_end_ramps_at_45_degrees_at_most():
-    """A water main dipping under a sewer 3 m from its node, where the level run's 1 m pad and a 45 degree
-    ramp do not both fit: the pad gives way, so the ramp (the fittings' 45 degree bends) is no steeper."""
+@pytest.mark.parametrize("sewers_x, length, runs", [
+    ((3.0,), 12.0, 1),  # 3 m from the node: the level run's 1 m pad gives way to the ramp
+    ((15.0, 18.0), 40.0, 1),  # 3 m apart: no room for two ramps between two runs, so one run under both
+    ((12.0, 24.0), 40.0, 2),  # 12 m apart: room for a run under each
+])
+def test_dips_ramp_at_45_degrees_at_most(sewers_x, length, runs):
+    """A water main dipping under sewers: the ramps (fittings come in 11.25, 22.5, 45 and 90 degree bends; a
+    dip is made with 45 degree ones) are no steeper than 45 degrees, and it clears each sewer by the table's
+    0.40 m."""
     from sample_models.district import crossings
 
-    sewer = _net("sewage", [(3.0, -20), (3.0, 20)], 2.2, 600)  # axis -1.9: the water main must pass under it
-    water = _net("water", [(0, 0), (12, 0)], 1.4, 300)
-    crossings.resolve(water, [sewer])
-    xyz = shapely.get_coordinates(water.lines()[0], include_z=True)
+    sewers = [_net("sewage", [(x, -20), (x, 20)], 2.2, 600) for x in sewers_x]  # axis -1.9: pass under them
+    water = _net("water", [(0, 0), (length, 0)], 1.4, 300)
+    crossings.resolve(water, sewers)
+    line = water.lines()[0]
+    xyz = shapely.get_coordinates(line, include_z=True)
     slope = np.abs(np.diff(xyz[:, 2])) / np.linalg.norm(np.diff(xyz[:, :2], axis=0), axis=1)
     assert len(xyz) > 2 and slope.max() <= 1.0 + 0.01  # z rounded to 1 mm
-    z = shapely.get_coordinates(shapely.line_interpolate_point(water.lines()[0], 3.0), include_z=True)[0, 2]
-    assert abs(z - (-1.9)) - 0.15 - 0.30 >= 0.40 - 0.005
+    assert np.sum((np.diff(xyz[:, 2]) == 0) & (xyz[:-1, 2] < -2)) == runs  # level runs under the sewers
+    for x in sewers_x:
+        z = shapely.get_coordinates(shapely.line_interpolate_point(line, x), include_z=True)[0, 2]
+        assert abs(z - (-1.9)) - 0.15 - 0.30 >= 0.40 - 0.005
+
+
+def test_a_dip_goes_no_deeper_than_its_own_crossing_needs():
+    """A water main under a power duct at its own depth and, 5 m on, over a deep sewer: it dips under the duct
+    only, and is back up before the sewer (one run for both would have to pass under the sewer, 1.6 m deeper)."""
+    from sample_models.district import crossings
+
+    duct = _net("power", [(15.0, -20), (15.0, 20)], 1.4, 500)  # axis -1.4, as the water main's
+    sewer = _net("sewage", [(20.0, -20), (20.0, 20)], 3.0, 600)  # axis -2.7
+    water = _net("water", [(0, 0), (40, 0)], 1.4, 300)
+    crossings.resolve(water, [duct, sewer])
+    line = water.lines()[0]
+    z = {x: shapely.get_coordinates(shapely.line_interpolate_point(line, x), include_z=True)[0, 2] for x in (15, 20)}
+    assert abs(z[15] - (-1.4)) - 0.25 - 0.15 >= 0.15 - 0.005  # under the duct by 0.15 m (GB 50289 Table 4.1.14)
+    assert abs(z[20] - (-2.7)) - 0.30 - 0.15 >= 0.40 - 0.005  # over the sewer by 0.40 m
+    assert shapely.get_coordinates(line, include_z=True)[:, 2].min() > -2.2
