@@ -51,6 +51,24 @@ def test_write_and_read_back(db):
     assert [d["name"] for d in list_datasets(db)] == ["blocks"]
 
 
+def analyzed(engine, table):
+    """(times ANALYZE was run on the table by a command, not by autovacuum; its row estimate)"""
+    with engine.connect() as c:
+        return tuple(c.execute(sa.text("select s.analyze_count, c.reltuples from pg_stat_user_tables s "
+                                       "join pg_class c on c.oid = s.relid where s.relname = :t"), {"t": table}).one())
+
+
+def test_import_of_many_rows_analyzes_the_tables_it_filled(db):
+    assert analyzed(db, "city_objects") == (0, -1)  # never analyzed
+    write_dataset(info(), box_objects(1500), engine=db)
+    assert analyzed(db, "city_objects") == (1, 1500)  # the planner knows the rows at once
+    assert analyzed(db, "pipe_segments")[0] == 0  # nothing written there
+    write_dataset(info("few"), box_objects(100, prefix="f"), engine=db)  # under ANALYZE_MIN_ROWS
+    assert analyzed(db, "city_objects") == (1, 1500)
+    write_dataset(info(), box_objects(1200), engine=db)  # replaced: 1,200 rows, over 10% of 1,500
+    assert analyzed(db, "city_objects") == (2, 1300)
+
+
 def test_tree_and_pipes_with_forward_references(db):
     objs = [
         CityObject(key="storey1", cls="storey", parent="bldg"),  # parent comes later

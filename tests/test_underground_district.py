@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import shapely
 import sqlalchemy as sa
@@ -72,7 +73,6 @@ def test_the_planted_adverse_slope_shows_in_the_long_section(db, district):
 def test_street_networks_keep_the_rules_at_every_crossing(district):
     """Independent of the checks: at every crossing of two utilities' segments in the generated file, the
     walls clear each other by at least 0.15 m (the smallest vertical rule of the table)."""
-    import numpy as np
     import pyogrio.raw
 
     out, manifest = district
@@ -108,23 +108,24 @@ def test_street_networks_keep_the_rules_at_every_crossing(district):
     assert bent.sum() > 100 and not (bent & gravity).any()
 
 
+def _net(utility, xy, depth, dn):
+    """A straight network of one utility, nodes at one depth (m) below flat ground at 0."""
+    from sample_models.district.networks import Network
+
+    n = len(xy)
+    return Network(utility, np.array(xy, float), np.array(["manhole"] * n, object), np.zeros(n),
+                   np.full(n, depth), np.full(n, -depth), np.arange(n - 1), np.arange(1, n),
+                   {"shape": np.array(["circular"] * (n - 1), object), "diameter_mm": np.full(n - 1, dn),
+                    "width_mm": np.zeros(n - 1), "height_mm": np.zeros(n - 1)}, {})
+
+
 def test_a_node_beside_a_sewer_moves_out_of_its_way():
     """A water main whose node lies 0.2 m beside a sewer (no room for a bend between them): the node takes
     the level run under the sewer, so the main clears it by the table's 0.40 m where it crosses."""
-    import numpy as np
-
     from sample_models.district import crossings
-    from sample_models.district.networks import Network
 
-    def net(utility, xy, depth, dn):
-        n = len(xy)
-        return Network(utility, np.array(xy, float), np.array(["manhole"] * n, object), np.zeros(n),
-                       np.full(n, depth), np.full(n, -depth), np.arange(n - 1), np.arange(1, n),
-                       {"shape": np.array(["circular"] * (n - 1), object), "diameter_mm": np.full(n - 1, dn),
-                        "width_mm": np.zeros(n - 1), "height_mm": np.zeros(n - 1)}, {})
-
-    sewer = net("sewage", [(0.2, -20), (0.2, 20)], 2.2, 600)  # invert 2.2 m deep: axis -1.9, top -1.6
-    water = net("water", [(-30, 0), (0, 0), (30, 0)], 1.4, 300)  # axis -1.4: its wall 0.05 m over the sewer
+    sewer = _net("sewage", [(0.2, -20), (0.2, 20)], 2.2, 600)  # invert 2.2 m deep: axis -1.9, top -1.6
+    water = _net("water", [(-30, 0), (0, 0), (30, 0)], 1.4, 300)  # axis -1.4: its wall 0.05 m over the sewer
     crossings.resolve(water, [sewer])
     line = water.lines()[1]
     z = shapely.get_coordinates(shapely.line_interpolate_point(line, 0.2), include_z=True)[0, 2]
@@ -132,3 +133,43 @@ def test_a_node_beside_a_sewer_moves_out_of_its_way():
     assert gap >= 0.40 - 0.005
     assert water.node_invert[1] < -1.9  # the node went under the sewer, its depth with it
     assert water.node_depth[1] == pytest.approx(-water.node_invert[1], abs=1e-9)
+
+
+@pytest.mark.parametrize("sewers_x, length, runs", [
+    ((3.0,), 12.0, 1),  # 3 m from the node: the level run's 1 m pad gives way to the ramp
+    ((15.0, 18.0), 40.0, 1),  # 3 m apart: no room for two ramps between two runs, so one run under both
+    ((12.0, 24.0), 40.0, 2),  # 12 m apart: room for a run under each
+])
+def test_dips_ramp_at_45_degrees_at_most(sewers_x, length, runs):
+    """A water main dipping under sewers: the ramps (fittings come in 11.25, 22.5, 45 and 90 degree bends; a
+    dip is made with 45 degree ones) are no steeper than 45 degrees, and it clears each sewer by the table's
+    0.40 m."""
+    from sample_models.district import crossings
+
+    sewers = [_net("sewage", [(x, -20), (x, 20)], 2.2, 600) for x in sewers_x]  # axis -1.9: pass under them
+    water = _net("water", [(0, 0), (length, 0)], 1.4, 300)
+    crossings.resolve(water, sewers)
+    line = water.lines()[0]
+    xyz = shapely.get_coordinates(line, include_z=True)
+    slope = np.abs(np.diff(xyz[:, 2])) / np.linalg.norm(np.diff(xyz[:, :2], axis=0), axis=1)
+    assert len(xyz) > 2 and slope.max() <= 1.0 + 0.01  # z rounded to 1 mm
+    assert np.sum((np.diff(xyz[:, 2]) == 0) & (xyz[:-1, 2] < -2)) == runs  # level runs under the sewers
+    for x in sewers_x:
+        z = shapely.get_coordinates(shapely.line_interpolate_point(line, x), include_z=True)[0, 2]
+        assert abs(z - (-1.9)) - 0.15 - 0.30 >= 0.40 - 0.005
+
+
+def test_a_dip_goes_no_deeper_than_its_own_crossing_needs():
+    """A water main under a power duct at its own depth and, 5 m on, over a deep sewer: it dips under the duct
+    only, and is back up before the sewer (one run for both would have to pass under the sewer, 1.6 m deeper)."""
+    from sample_models.district import crossings
+
+    duct = _net("power", [(15.0, -20), (15.0, 20)], 1.4, 500)  # axis -1.4, as the water main's
+    sewer = _net("sewage", [(20.0, -20), (20.0, 20)], 3.0, 600)  # axis -2.7
+    water = _net("water", [(0, 0), (40, 0)], 1.4, 300)
+    crossings.resolve(water, [duct, sewer])
+    line = water.lines()[0]
+    z = {x: shapely.get_coordinates(shapely.line_interpolate_point(line, x), include_z=True)[0, 2] for x in (15, 20)}
+    assert abs(z[15] - (-1.4)) - 0.25 - 0.15 >= 0.15 - 0.005  # under the duct by 0.15 m (GB 50289 Table 4.1.14)
+    assert abs(z[20] - (-2.7)) - 0.30 - 0.15 >= 0.40 - 0.005  # over the sewer by 0.40 m
+    assert shapely.get_coordinates(line, include_z=True)[:, 2].min() > -2.2

@@ -8,6 +8,9 @@ keeps the lines fixed before it: where one of its segments crosses a fixed line 
 design clearance, the segment gets two bends PAD m either side of the crossing (or of a group of
 crossings) and runs level between them, over the fixed lines if its cover allows, else under them, at the
 level nearest its own; two more bends a ramp's length further out bring it back to its straight profile.
+The ramps are at most 45 degrees (a dip is made with 45 degree bends): where room is short the pad gives
+way, and two crossings too close for two ramps between them share one level run. Next to a node a ramp
+may still be steeper (the node stays at its depth).
 The bends are vertices of the segment's line (Network.bends), not nodes: the network stays as it was.
 """
 from __future__ import annotations
@@ -27,11 +30,11 @@ MARGIN = 0.10  # the design margin over the table's values above
 # 0.70; second-hand, unconfirmed against the official text), water and gas with 0.2 m to spare.
 MIN_COVER = {"water": 0.90, "gas": 1.10, "heat": 0.70, "power": 0.70, "telecom": 0.70}
 PAD = 1.0  # m of level pipe either side of a crossing
-GROUP = 6.0  # m: crossings closer than this (the lines of one street) share one level run
 SIDE = 0.3  # m of level pipe past the other line's wall (the streets cross square)
 END = 0.3  # m: the least distance between bends, and from a bend to the segment's end
 NODE_PASSES = 3  # rounds of moving nodes out of crossings' way (_clear_nodes); at scale 30 one left 4 of 77
 RAMP = 1.0  # m: the least run of a bend back to the straight profile (at most 45 degrees where room allows)
+STEEP_TOLERANCE = 0.02  # a ramp computed at 45 degrees comes out up to about 1 % steeper (a sloping profile)
 
 
 def half_height(net) -> np.ndarray:
@@ -90,9 +93,9 @@ def _crossings(net, fixed: list) -> tuple[np.ndarray, ...]:
 
 
 def _groups(start: np.ndarray, end: np.ndarray) -> list[np.ndarray]:
-    """Indices of the spans (sorted by start) in groups that overlap or lie closer than GROUP."""
+    """Indices of the spans (sorted by start) in groups that overlap."""
     reach = np.maximum.accumulate(end)
-    return np.split(np.arange(len(start)), np.flatnonzero(start[1:] - reach[:-1] > GROUP) + 1)
+    return np.split(np.arange(len(start)), np.flatnonzero(start[1:] > reach[:-1]) + 1)
 
 
 def _level(nominal: float, lo: np.ndarray, hi: np.ndarray, highest: float) -> float:
@@ -105,11 +108,38 @@ def _level(nominal: float, lo: np.ndarray, hi: np.ndarray, highest: float) -> fl
 def _segment_cuts(length, z0, z1, t, side, lo, hi, highest) -> list[tuple[float, float]]:
     """(distance, axis level) of the extra nodes of one segment: for each group of crossings that the
     profile through its ends (and the groups already bent) would not clear, two nodes at the level that
-    clears it, and a ramp node back on the straight profile either side."""
+    clears it, and a ramp node back on the straight profile either side. Two groups whose level runs lie
+    too close for ramps of at most 45 degrees between them (fittings come in 11.25, 22.5, 45 and 90 degree
+    bends; a dip is made with 45 degree ones) share one level run."""
     order = np.argsort(t - side)
     t, side, lo, hi = t[order], side[order], lo[order], hi[order]
     start, end = t - side, t + side
     groups = _groups(start, end)
+    while True:
+        cuts = _group_cuts(groups, length, z0, z1, t, start, end, lo, hi, highest)
+        g = _crowded(cuts)
+        if g is None:
+            return _spaced(sorted(p for c in cuts.values() for p in c))
+        groups[g:g + 2] = [np.concatenate(groups[g:g + 2])]
+
+
+def _crowded(cuts: dict[int, list[tuple[float, float]]]) -> int | None:
+    """The first bent group whose level run and the next group's are joined by a piece steeper than 45
+    degrees (with STEEP_TOLERANCE), or overlap."""
+    for g in sorted(cuts):
+        if g + 1 not in cuts:
+            continue
+        a = max(p for p in cuts[g] if p[1] == cuts[g][0][1])  # the end of g's level run, the start of the next's
+        b = cuts[g + 1][0]
+        pts = np.array([p for p in _spaced(sorted(cuts[g] + cuts[g + 1])) if a[0] <= p[0] <= b[0]])
+        if b[0] <= a[0] or len(pts) < 2 or (np.abs(np.diff(pts[:, 1])) > (1 + STEEP_TOLERANCE) * np.diff(pts[:, 0])).any():
+            return g
+    return None
+
+
+def _group_cuts(groups, length, z0, z1, t, start, end, lo, hi, highest) -> dict[int, list[tuple[float, float]]]:
+    """The points of each group that needs a level run (see _segment_cuts): the run's start, a ramp point
+    before it, the run's end and a ramp point after it (the ramp points where there is room)."""
     edges = [(start[g].min(), end[g].max()) for g in groups]
     cuts: dict[int, list[tuple[float, float]]] = {}
     while True:
@@ -117,7 +147,7 @@ def _segment_cuts(length, z0, z1, t, side, lo, hi, highest) -> list[tuple[float,
         z = np.interp(t, [p[0] for p in pts], [p[1] for p in pts])
         bad = [g for g, idx in enumerate(groups) if g not in cuts and ((z[idx] > lo[idx]) & (z[idx] < hi[idx])).any()]
         if not bad:
-            return _spaced(sorted(p for c in cuts.values() for p in c))
+            return cuts
         for g in bad:
             idx = groups[g]
             level = _level(float(z[idx].mean()), lo[idx], hi[idx], highest)
@@ -125,7 +155,9 @@ def _segment_cuts(length, z0, z1, t, side, lo, hi, highest) -> list[tuple[float,
             room_after = (edges[g + 1][0] - edges[g][1]) / 2 if g + 1 < len(groups) else length - END - edges[g][1]
             cuts[g] = []
             for edge, room, sign in ((edges[g][0], room_before, -1), (edges[g][1], room_after, 1)):
-                flat = min(PAD, max(room, 0.0) / 2)
+                # the level run's PAD gives way to a ramp of at most 45 degrees where room is short
+                rise = max(RAMP, abs(level - np.interp(edge, [0, length], [z0, z1])))
+                flat = min(PAD, max(room - rise, 0.0), max(room, 0.0) / 2 if room < RAMP else PAD)
                 at = float(np.clip(edge + sign * flat, END, length - END))
                 cuts[g].append((at, level))
                 ramp = at + sign * min(max(RAMP, abs(level - np.interp(at, [0, length], [z0, z1]))), room - flat)
