@@ -156,6 +156,7 @@ def run(scale: float, work: Path) -> dict:
         demo.terminate()
         demo.wait(30)
         _cim("db", "stop", env=env)
+        _cim("broker", "stop", env=env)  # the demo leaves its Mosquitto running, as it leaves PostGIS
     return {"demo_to_url_s": round(demo_s, 1), "load_s": round(figures["load_s"], 2),
             "orbit_fps": round(figures["orbit_fps"], 2), "orbit_seconds": ORBIT_S, "viewport": VIEWPORT,
             "layers": figures["layers"], "tiles_loaded": figures["tiles_loaded"],

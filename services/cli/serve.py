@@ -86,7 +86,8 @@ def _design_storm(engine: sa.Engine, again: bool) -> bool:
         return False
     with progress_bar(None, "running a 3-year design storm over the drainage network (waterlogging points)"):
         out = storm.run(dataset_of("pipes"), return_period=3, duration_min=120, engine=engine, requested_by="cim demo")
-    console.print(f"design storm: {out['flooding_points']} flooding manholes (run {out['run_id']})")
+    console.print(f"design storm: {out['overflowing_manholes']} manhole(s) overflow, {out['flooding_points']} of them "
+                  f"waterlogging points (run {out['run_id']})")
     return True
 
 
