@@ -19,10 +19,11 @@ from services.tiles.service import router as tiles_router
 VIEWER = Path(__file__).resolve().parent.parent / "viewer"
 CESIUM_BUILD = VIEWER / "node_modules" / "cesium" / "Build" / "Cesium"
 ECHARTS_BUILD = VIEWER / "node_modules" / "echarts" / "dist"
-# What the viewer serves at /: the 3D viewer's page, style sheet and ES modules (viewer/js/**.js) and the
-# dashboard's (viewer/dashboard/); never package.json, the lock file or node_modules (CesiumJS and ECharts
-# are served from their build folders at /cesium and /echarts).
-VIEWER_FILES = ("index.html", "style.css", "dashboard", "dashboard/index.html", "dashboard/dashboard.css")
+# What the viewer serves at /: the 3D viewer's page, style sheet, lighting table (js/scene.js) and ES modules
+# (viewer/js/**.js) and the dashboard's (viewer/dashboard/); never package.json, the lock file or node_modules
+# (CesiumJS and ECharts are served from their build folders at /cesium and /echarts).
+VIEWER_FILES = ("index.html", "style.css", "brdf-lut.png", "dashboard", "dashboard/index.html",
+                "dashboard/dashboard.css")
 VIEWER_MODULES = ("js", "dashboard/js")
 
 

@@ -196,6 +196,13 @@ def test_district_shows_without_errors_or_foreign_requests(page):
     page.settle()
     img = page.screenshot("viewer_district.png")
     _assert_clean(page)
+    # The opening view frames the whole district: the corners of its ground (the root tileset's region) are on
+    # the canvas.
+    corners = page.js("""() => { const [w, s, e, n] = window.cim.district, scene = window.cim.viewer.scene;
+        return [[w, s], [e, s], [e, n], [w, n]].map(([lon, lat]) => Cesium.SceneTransforms.worldToWindowCoordinates(
+            scene, Cesium.Cartesian3.fromRadians(lon, lat, 0))).map((p) => p && [p.x, p.y, scene.canvas.clientWidth,
+            scene.canvas.clientHeight]); }""")
+    assert all(c and 0 <= c[0] <= c[2] and 0 <= c[1] <= c[3] for c in corners), f"district corners on screen: {corners}"
     # Not blank, not black: ground, sky and buildings make a varied picture.
     assert img.std() > 12, f"screenshot looks blank (std {img.std():.1f})"
     assert img.mean() > 40, f"screenshot looks black (mean {img.mean():.1f})"
@@ -220,6 +227,32 @@ def test_district_shows_without_errors_or_foreign_requests(page):
     commands = page.js("""() => ['buildings', 'ground'].map(k => window.cim.tilesets[k].statistics).map(s =>
         [s.numberOfCommands, s.numberOfTilesWithContentReady])""")
     assert all(0 < c <= n for c, n in commands), f"draw commands, tiles of buildings and ground: {commands}"
+
+
+def test_the_precomputed_lighting_table_is_cesiums_own(page):
+    """viewer/brdf-lut.png, which the scene takes instead of drawing it (js/scene.js), holds what CesiumJS's own
+    generator draws, texel for texel; on a CesiumJS upgrade that changes it, copy tests/artifacts/brdf-lut.png."""
+    cesium, ours, source = page.js("""() => {
+        const scene = window.cim.viewer.scene, context = scene.context;
+        const read = (texture) => {
+            const fb = new Cesium.Framebuffer({context, colorTextures: [texture], destroyAttachments: false});
+            const px = context.readPixels({x: 0, y: 0, width: 256, height: 256, framebuffer: fb});
+            fb.destroy();
+            return Array.from(px);
+        };
+        const generator = new Cesium.BrdfLutGenerator();
+        generator.update(scene.frameState);
+        const drawn = read(generator.colorTexture);
+        generator.destroy();
+        return [drawn, read(scene._brdfLutGenerator.colorTexture), window.cim.brdfLut];
+    }""")
+    drawn = np.array(cesium, dtype=np.uint8).reshape(256, 256, 4)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(drawn[..., :3]).save(ARTIFACTS / "brdf-lut.png")
+    assert source == "precomputed"
+    assert drawn[..., 0].max() > 200 and drawn[..., 1].max() > 50, "CesiumJS drew an empty table"
+    diff = np.abs(drawn.astype(int) - np.array(ours, dtype=np.uint8).reshape(256, 256, 4)).max()
+    assert diff == 0, f"viewer/brdf-lut.png differs from CesiumJS's table by up to {diff}/255"
 
 
 def test_the_city_map_lies_on_the_ground_and_is_pickable(page, demo):

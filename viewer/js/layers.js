@@ -3,7 +3,7 @@
 // the tilesets loaded from them.
 import { api, tileResource } from "./http.js";
 import { renderLayerPanel } from "./panel.js";
-import { lighting, scene, whenLoaded } from "./scene.js";
+import { firstViewComplete, lighting, scene, whenLoaded } from "./scene.js";
 import { cim, PIPES, state, tilesets } from "./state.js";
 import { restyle } from "./style.js";
 import { loadRoadLabels } from "./tools/labels.js";
@@ -15,7 +15,9 @@ let catalogue = null; // the root tileset, asked once
 // The tile layers [{name, restricted}] and the metres the tiles add to stored heights.
 async function loadCatalogue() {
   try {
-    const extras = (await api("/tiles/tileset.json")).extras || {};
+    const root = await api("/tiles/tileset.json");
+    const extras = root.extras || {};
+    cim.district = root.root?.boundingVolume?.region || null; // [w, s, e, n] radians, then heights
     state.layers = extras.layers || [];
     cim.verticalOffset = extras.vertical_offset ?? 0;
   } catch (e) {
@@ -84,9 +86,9 @@ export async function loadLayers() {
   await Promise.all(names.map((layer) => loadTileset(layer, failed)));
   if (tilesets[PIPES]) collectUtilities(tilesets[PIPES]);
   restyle();
-  // Names on the ground map once the tiles are in: their glyphs and a dozen shader programs of their own would
-  // hold up the first view.
-  cim.labelsReady = whenLoaded().then(loadRoadLabels).then(restyle);
+  // Names on the ground map once the first view is complete and the tiles are in: their glyphs and shader
+  // programs would hold up the first view.
+  cim.labelsReady = firstViewComplete.then(() => whenLoaded()).then(loadRoadLabels).then(restyle);
   return failed;
 }
 

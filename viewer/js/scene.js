@@ -19,13 +19,22 @@ function rendererName() {
 cim.renderer = rendererName();
 cim.software = /swiftshader|llvmpipe|software/i.test(cim.renderer);
 
+// The ellipsoid without terrain, each of its tiles known to exist. CesiumJS refines a globe tile only once it
+// knows whether the tile's children exist; EllipsoidTerrainProvider leaves that unknown until a tile's data has
+// loaded, so the globe went down to the district's tiles (level 9 at scale 1) one level a frame.
+class Ellipsoid extends Cesium.EllipsoidTerrainProvider {
+  getTileDataAvailable() {
+    return true;
+  }
+}
+
 function createViewer() {
   Cesium.Ion.defaultAccessToken = undefined;
   return new Cesium.Viewer("scene", {
     baseLayer: false,
     baseLayerPicker: false,
     geocoder: false,
-    terrainProvider: new Cesium.EllipsoidTerrainProvider(),
+    terrainProvider: new Ellipsoid(),
     animation: false,
     timeline: false,
     homeButton: false,
@@ -61,12 +70,11 @@ function setUpGlobe(globe) {
 }
 
 // A software renderer's cost grows with the pixels drawn: it draws at half resolution (a quarter of the
-// pixels) while the first view loads and while the camera moves, and sharp once the view is complete and
-// the camera has stood still for SETTLE_MS. Tiles are chosen by their error in CSS pixels, so the
-// resolution does not change which tiles load.
+// pixels) while the camera moves, and sharp once the camera has stood still for SETTLE_MS. Tiles are chosen by
+// their error in CSS pixels, so the resolution does not change which tiles load.
 const LOW_RESOLUTION = 0.5;
 const SETTLE_MS = 300;
-const low = { loading: false, moving: false };
+let moving = false;
 
 // Ambient light for the tiles' materials as fixed spherical harmonics (a sky-blue dome over a grey-green ground)
 // instead of CesiumJS's dynamic environment map, which renders the sky into a cube map, reads it back to the CPU
@@ -96,20 +104,55 @@ export function setDaylight(lon) {
   viewer.clock.shouldAnimate = false;
 }
 
+// The district: the root tileset's region (cim.district, radians), known before any layer's tileset loads. Its
+// ground lies at height 0: the tiles' vertical offset puts it there.
+const districtRectangle = () => (cim.district ? Cesium.Rectangle.unpack(cim.district) : null);
+
 export function districtSphere() {
-  const spheres = Object.values(tilesets).map((ts) => ts.boundingSphere);
-  return spheres.length ? Cesium.BoundingSphere.fromBoundingSpheres(spheres) : null;
+  const rect = districtRectangle();
+  return rect ? Cesium.BoundingSphere.fromRectangle3D(rect, Cesium.Ellipsoid.WGS84, 0) : null;
 }
 cim.districtSphere = districtSphere;
 
+// The whole district from the south, HOME_PITCH down, as close as keeps all its ground in the frame. For a flat
+// rectangle of half-extents ex (east) and ny (north) seen from distance d, a ground point (x, y) lies at depth
+// d + y cos p and at y sin p above the view's centre: the near edge bounds the height of the frame, the near
+// corners its width. HOME_MARGIN leaves room for the buildings' height.
+const HOME_PITCH = Cesium.Math.toRadians(40);
+const HOME_MARGIN = 1.1;
 export function flyHome(duration = 0) {
-  const sphere = districtSphere();
-  if (!sphere) return;
-  scene.camera.flyToBoundingSphere(sphere, {
+  const rect = districtRectangle();
+  if (!rect) return;
+  const c = Cesium.Rectangle.center(rect);
+  const at = (lon, lat) => Cesium.Cartesian3.fromRadians(lon, lat, 0);
+  const ex = Cesium.Cartesian3.distance(at(rect.west, c.latitude), at(rect.east, c.latitude)) / 2;
+  const ny = Cesium.Cartesian3.distance(at(c.longitude, rect.south), at(c.longitude, rect.north)) / 2;
+  const { aspectRatio: a, fov } = scene.camera.frustum; // fov spans the frame's longer side
+  const tanWide = Math.tan(fov / 2);
+  const [tanX, tanY] = a >= 1 ? [tanWide, tanWide / a] : [tanWide * a, tanWide];
+  const p = HOME_PITCH;
+  const d = ny * Math.cos(p) + HOME_MARGIN * Math.max((ny * Math.sin(p)) / tanY, ex / tanX);
+  scene.camera.flyToBoundingSphere(new Cesium.BoundingSphere(at(c.longitude, c.latitude), 0), {
     duration,
-    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-40), sphere.radius * 2.0),
+    offset: new Cesium.HeadingPitchRange(0, -p, d),
   });
 }
+
+// CesiumJS computes the BRDF lookup table of its models' lighting on the first model it draws: a 256 x 256
+// texture, 1,024 samples a texel, about 2 s of software GL before any tile can show. viewer/brdf-lut.png is
+// that same table as CesiumJS 1.140 draws it (tests/test_viewer.py compares them); the scene takes it
+// instead, before any tileset loads. Its generator is not public API: without the image, CesiumJS draws its own.
+export const brdfLutReady = (async () => {
+  const image = await Cesium.Resource.fetchImage({ url: "brdf-lut.png" });
+  const generator = scene._brdfLutGenerator;
+  if (!generator || generator.colorTexture) return;
+  generator._colorTexture = new Cesium.Texture({
+    context: scene.context, source: image, flipY: false, // the image's first row is the table's row 0
+    pixelFormat: Cesium.PixelFormat.RGBA, pixelDatatype: Cesium.PixelDatatype.UNSIGNED_BYTE,
+    sampler: Cesium.Sampler.NEAREST,
+  });
+  cim.brdfLut = "precomputed";
+})().catch((e) => cim.errors.push(`brdf-lut.png: ${e.message || e}`));
 
 // Fly to a lon/lat box from the south, `pitch` degrees down, framing it with its surroundings.
 export function flyToBox([w, s, e, n], pitch = -35, zoom = 4) {
@@ -124,7 +167,7 @@ export function flyToBox([w, s, e, n], pitch = -35, zoom = 4) {
 }
 
 function applyResolution() {
-  viewer.resolutionScale = cim.software && (low.loading || low.moving) ? LOW_RESOLUTION : 1;
+  viewer.resolutionScale = cim.software && moving ? LOW_RESOLUTION : 1;
   scene.requestRender();
 }
 
@@ -142,13 +185,13 @@ scene.preRender.addEventListener(() => {
   if (!cim.software || !moved(camera)) return;
   Cesium.Cartesian3.clone(camera.positionWC, last.position);
   Cesium.Cartesian3.clone(camera.directionWC, last.direction);
-  if (!low.moving) {
-    low.moving = true;
+  if (!moving) {
+    moving = true;
     applyResolution();
   }
   clearTimeout(settle);
   settle = setTimeout(() => {
-    low.moving = false;
+    moving = false;
     applyResolution();
   }, SETTLE_MS);
 });
@@ -159,22 +202,21 @@ export const whenLoaded = (cim.whenLoaded = (frames = 3) => new Promise((resolve
   let quiet = 0;
   const check = () => {
     const loaded = globe.tilesLoaded && Object.values(tilesets).every((ts) => !ts.show || ts.tilesLoaded);
-    quiet = loaded && !low.moving ? quiet + 1 : 0;
+    quiet = loaded && !moving ? quiet + 1 : 0;
     if (quiet >= frames) {
       scene.postRender.removeEventListener(check);
       resolve();
-    } else if (!loaded || !low.moving) scene.requestRender(); // else the motion's end asks for the next frame
+    } else if (!loaded || !moving) scene.requestRender(); // else the motion's end asks for the next frame
   };
   scene.postRender.addEventListener(check);
   scene.requestRender();
 }));
 
-// The first complete view: loaded at low resolution on a software renderer, then one sharp frame.
+// The first complete view: one sharp frame with everything loaded. (Loading at low resolution and then
+// drawing sharp cost a frame more than it saved.)
+let viewComplete;
+export const firstViewComplete = new Promise((resolve) => (viewComplete = resolve));
 export async function firstView() {
-  low.loading = true;
-  applyResolution();
-  await whenLoaded();
-  low.loading = false;
-  applyResolution();
   await whenLoaded(1);
+  viewComplete();
 }
