@@ -13,7 +13,7 @@ from test_tiles import origin as tile_origin
 from cim_core.model import CityObject, DatasetInfo
 from cim_core.store import write_dataset
 from services.tiles import build
-from services.tiles.glb import decode_vertices, read_glb
+from services.tiles.glb import decode_vertices, linear, read_glb
 from services.tiles.ground import GROUND_LIFT_M, LINE_WIDTH_M, ROAD_WIDTH, landuse_code, styles
 
 
@@ -77,9 +77,11 @@ def test_ground_layer_is_flat_coloured_and_pickable(ground, tmp_path):
     # the compound is a band along its boundary, not a second fill over its parcel
     assert leaves["幸福小区"]["kind"] == "compound"
     assert leaves["幸福小区"]["area_m2"] == pytest.approx(2 * (100 + 60) * 1.5, rel=0.02)
-    want = {tuple(round(c * 255) for c in styles()[k][0][:3]) for k in ("road", "water", "green", "landuse:R",
-                                                                      "landuse:B", "compound")}
-    assert want <= colors
+    # the style table's sRGB colours, linear as glTF wants them, drawn without light
+    want = [linear(styles()[k][0][:3]) * 255 for k in ("road", "water", "green", "landuse:R", "landuse:B", "compound")]
+    assert all(any(np.abs(np.subtract(c, w)).max() <= 1 for c in colors) for w in want), (want, colors)
+    assert all(m["extensions"] == {"KHR_materials_unlit": {}} for m in gltf["materials"])
+    assert "KHR_materials_unlit" in gltf["extensionsUsed"]
 
 
 def test_a_ground_surface_without_height_lies_at_the_median_ground_of_the_buildings(ground):

@@ -475,8 +475,9 @@ def test_vertex_colours_batch_primitives_per_render_state(tmp_path):
         assert all(m["pbrMetallicRoughness"]["baseColorFactor"] == [1.0, 1.0, 1.0, 1.0] for m in mats)
         opaque, glass = decode_vertices(gltf, binary)
         by_feature = {int(i): tuple(int(x) for x in c) for i, c in zip(opaque["f"], opaque["c"])}
-        assert by_feature == {0: (255, 0, 0, 255), 1: (0, 102, 0, 255)}
-        assert {tuple(int(x) for x in c) for c in glass["c"]} == {(51, 153, 255, 128)}
+        # linear, as glTF wants them: sRGB 0.4 is 0.133 (34/255), 0.2 is 0.033 and 0.6 is 0.319; alpha as it is
+        assert by_feature == {0: (255, 0, 0, 255), 1: (0, 34, 0, 255)}
+        assert {tuple(int(x) for x in c) for c in glass["c"]} == {(8, 81, 255, 128)}
         assert set(glass["f"].tolist()) == {2}
     assert gltf_validate(files)["errors"] == []
 

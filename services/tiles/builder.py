@@ -57,6 +57,9 @@ DESCRIPTIONS = {"id": "city_objects.id: the id of the feature in the API",
 # Layers of the opening view whose colours go into the vertices (COLOR_0): a tile's opaque surfaces are one
 # draw call, not one per colour (the ground's root had 10, one per land-use class, road and water colour).
 VERTEX_COLORED = ("buildings", "ground")
+# Layers drawn without light: the map on the ground shows its style table's colours, as the 2D map's vector
+# tiles do, and a software renderer shades its many overlapping surfaces at a fraction of the cost.
+UNLIT = ("ground",)
 # A parent tile keeps only simplified mains: fewer tube sides than leaves.
 PARENT_TUBE_SIDES = 4
 EPS_M = 0.5          # padding of bounding regions, metres (earth curvature along edges, rounding)
@@ -64,7 +67,8 @@ EARTH_R = 6_371_000.0
 
 
 # Bump when the cache layout (state.json, tile files) changes, so old caches are rebuilt whole.
-STATE_FORMAT = 3  # 2: extras.layers with restriction flags, every class property in each table; 3: merged mass
+STATE_FORMAT = 4  # 2: extras.layers with restriction flags, every class property in each table; 3: merged mass;
+# 4: linear colours, the ground unlit
 
 
 @dataclass
@@ -259,7 +263,7 @@ def encode(items: list[Item], layer: str, frame: np.ndarray, srid: int, offset: 
     table = {name: (kind, [(it.row.get("uid") if name == "global_id" else it.row.get(name)) for it in items])
              for name, kind in props}
     data = glb.write_glb(prims, cls_name, table, len(items), DESCRIPTIONS, meshopt=meshopt,
-                         vertex_colors=layer in VERTEX_COLORED)
+                         vertex_colors=layer in VERTEX_COLORED, unlit=layer in UNLIT)
     lon, lat = to_lonlat(srid, verts[:, 0], verts[:, 1])
     step = float(np.ptp(local, axis=0).max()) / 65535
     pad = EPS_M + step

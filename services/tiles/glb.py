@@ -20,7 +20,7 @@ import orjson
 
 VERTEX_DTYPE = np.dtype([("p", "<u2", 3), ("_p", "<u2"), ("n", "i1", 3), ("_n", "i1"), ("f", "<u2"), ("_f", "<u2")])
 assert VERTEX_DTYPE.itemsize == 16
-# With COLOR_0 (RGBA uint8 normalised, linear like baseColorFactor): 20 bytes a vertex
+# With COLOR_0 (RGBA uint8 normalised, linear like baseColorFactor: see linear()): 20 bytes a vertex
 COLORED_DTYPE = np.dtype([("p", "<u2", 3), ("_p", "<u2"), ("n", "i1", 3), ("_n", "i1"), ("c", "u1", 4),
                           ("f", "<u2"), ("_f", "<u2")])
 assert COLORED_DTYPE.itemsize == 20
@@ -160,12 +160,22 @@ def _shade(primitives: list[Primitive]) -> list[tuple]:
     return shaded
 
 
-def _material(p: Primitive, translucent: bool | None = None) -> dict:
-    """The primitive's material; a batch of vertex-coloured primitives (translucent given) draws in white."""
-    r, g, b, a = (float(c) for c in p.color) if translucent is None else (1.0, 1.0, 1.0, 1.0)
+def linear(rgb) -> np.ndarray:
+    """sRGB components (0..1, as the style tables give colours) as the linear ones glTF's baseColorFactor and
+    COLOR_0 hold (the sRGB transfer function, IEC 61966-2-1); the renderer encodes them back to sRGB on screen."""
+    c = np.asarray(rgb, dtype=np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _material(p: Primitive, translucent: bool | None = None, unlit: bool = False) -> dict:
+    """The primitive's material; a batch of vertex-coloured primitives (translucent given) draws in white.
+    unlit: KHR_materials_unlit, its colours shown as they are, without light."""
+    r, g, b, a = (*linear(p.color[:3]), p.color[3]) if translucent is None else (1.0, 1.0, 1.0, 1.0)
     blend = a < 1.0 if translucent is None else translucent
-    mat = {"name": p.name, "pbrMetallicRoughness": {"baseColorFactor": [r, g, b, a], "metallicFactor": 0.0,
-                                                     "roughnessFactor": 0.9}}
+    mat = {"name": p.name, "pbrMetallicRoughness": {"baseColorFactor": [float(r), float(g), float(b), float(a)],
+                                                     "metallicFactor": 0.0, "roughnessFactor": 0.9}}
+    if unlit:
+        mat["extensions"] = {"KHR_materials_unlit": {}}
     if blend:
         mat["alphaMode"] = "BLEND"
     if p.double_sided or blend:
@@ -182,8 +192,8 @@ def _batch(shaded: list[tuple]) -> list[tuple]:
     out = []
     for (translucent, _), members in groups.items():
         starts = np.cumsum([0] + [len(m[1]) for m in members])[:-1]
-        rgba = np.vstack([np.tile(np.rint(np.asarray(m[0].color) * 255).astype(np.uint8), (len(m[1]), 1))
-                          for m in members])
+        rgba = np.vstack([np.tile(np.rint(np.append(linear(m[0].color[:3]), m[0].color[3]) * 255).astype(np.uint8),
+                                  (len(m[1]), 1)) for m in members])
         out.append((members[0][0], *(np.concatenate([m[i] for m in members]) for i in (1, 2, 3)),
                     np.vstack([m[4] + s for m, s in zip(members, starts)]), rgba, translucent))
     return out
@@ -250,12 +260,13 @@ def _pack(gltf: dict, buf: _Buffer) -> bytes:
 
 def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str, tuple[str, Any]],
               feature_count: int, descriptions: dict[str, str] | None = None, meshopt: bool = False,
-              vertex_colors: bool = False) -> bytes:
+              vertex_colors: bool = False, unlit: bool = False) -> bytes:
     """A glb of the given primitives with one property table of `feature_count` rows.
 
     meshopt: vertex and index buffers EXT_meshopt_compression-encoded (a required extension).
     vertex_colors: primitives of the same render state (translucent or not, double-sided or not) merged into
     one, their colours in COLOR_0: one draw call instead of one per colour.
+    unlit: every material KHR_materials_unlit (a map on the ground: its colours as the style table gives them).
 
     Positions are east-north-up; they are written y-up as glTF requires (x=east, y=up, z=-north),
     which 3D Tiles turns back to z-up.
@@ -270,9 +281,9 @@ def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str
     accessors: list[dict] = []
     if vertex_colors:
         shaded = _batch(shaded)
-        materials = [_material(s[0], translucent=s[6]) for s in shaded]
+        materials = [_material(s[0], translucent=s[6], unlit=unlit) for s in shaded]
     else:
-        materials = [_material(s[0]) for s in shaded]
+        materials = [_material(s[0], unlit=unlit) for s in shaded]
     gl_prims = [_primitive(buf, accessors, s, lo, scale, feature_count, i, meshopt) for i, s in enumerate(shaded)]
     schema_props, columns = _property_columns(buf, properties, feature_count)
     for k, d in (descriptions or {}).items():
@@ -281,7 +292,8 @@ def write_glb(primitives: list[Primitive], class_name: str, properties: dict[str
     required = ["KHR_mesh_quantization"] + (["EXT_meshopt_compression"] if meshopt else [])
     return _pack({
         "asset": {"version": "2.0", "generator": "cim tiles"},
-        "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata", *required],
+        "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata", *required,
+                           *(["KHR_materials_unlit"] if unlit else [])],
         "extensionsRequired": required,
         "scene": 0, "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0, "translation": lo.tolist(), "scale": scale.tolist()}],
