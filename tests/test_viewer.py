@@ -197,12 +197,13 @@ def test_district_shows_without_errors_or_foreign_requests(page):
     img = page.screenshot("viewer_district.png")
     _assert_clean(page)
     # The opening view frames the whole district: the corners of its ground (the root tileset's region) are on
-    # the canvas.
+    # the canvas, right of the left panel.
     corners = page.js("""() => { const [w, s, e, n] = window.cim.district, scene = window.cim.viewer.scene;
+        const left = document.getElementById('panel-left').getBoundingClientRect().right;
         return [[w, s], [e, s], [e, n], [w, n]].map(([lon, lat]) => Cesium.SceneTransforms.worldToWindowCoordinates(
-            scene, Cesium.Cartesian3.fromRadians(lon, lat, 0))).map((p) => p && [p.x, p.y, scene.canvas.clientWidth,
-            scene.canvas.clientHeight]); }""")
-    assert all(c and 0 <= c[0] <= c[2] and 0 <= c[1] <= c[3] for c in corners), f"district corners on screen: {corners}"
+            scene, Cesium.Cartesian3.fromRadians(lon, lat, 0))).map((p) => p && [p.x, p.y, left,
+            scene.canvas.clientWidth, scene.canvas.clientHeight]); }""")
+    assert all(c and c[2] <= c[0] <= c[3] and 0 <= c[1] <= c[4] for c in corners), f"district corners: {corners}"
     # Not blank, not black: ground, sky and buildings make a varied picture.
     assert img.std() > 12, f"screenshot looks blank (std {img.std():.1f})"
     assert img.mean() > 40, f"screenshot looks black (mean {img.mean():.1f})"

@@ -2,7 +2,7 @@
 // Settings chosen for speed where a software renderer (SwiftShader, no GPU) draws every pixel on the CPU:
 // measured in docs/scene.md ("Viewer speed"), the sky's scattering and the dynamic environment map of the
 // tilesets cost more than the city itself.
-import { cim, tilesets } from "./state.js";
+import { $, cim, tilesets } from "./state.js";
 
 export const SKY = Cesium.Color.fromCssColorString("#b9d3ea"); // a plain sky instead of the scattering sky
 
@@ -114,10 +114,11 @@ export function districtSphere() {
 }
 cim.districtSphere = districtSphere;
 
-// The whole district from the south, HOME_PITCH down, as close as keeps all its ground in the frame. For a flat
-// rectangle of half-extents ex (east) and ny (north) seen from distance d, a ground point (x, y) lies at depth
-// d + y cos p and at y sin p above the view's centre: the near edge bounds the height of the frame, the near
-// corners its width. HOME_MARGIN leaves room for the buildings' height.
+// The whole district from the south, HOME_PITCH down, as close as keeps all its ground in the part of the frame
+// the left panel leaves free. For a flat rectangle of half-extents ex (east) and ny (north) seen from distance d,
+// a ground point (x, y) lies at depth d + y cos p and at y sin p above the view's centre: the near edge bounds
+// the height of the frame, the near corners its width. The view's centre moves west by the panel's share of the
+// frame, so that the district sits in the middle of the free part. HOME_MARGIN leaves room for the buildings.
 const HOME_PITCH = Cesium.Math.toRadians(40);
 const HOME_MARGIN = 1.1;
 export function flyHome(duration = 0) {
@@ -130,9 +131,15 @@ export function flyHome(duration = 0) {
   const { aspectRatio: a, fov } = scene.camera.frustum; // fov spans the frame's longer side
   const tanWide = Math.tan(fov / 2);
   const [tanX, tanY] = a >= 1 ? [tanWide, tanWide / a] : [tanWide * a, tanWide];
+  const panel = $("panel-left");
+  const covered = panel && !panel.hidden ? Math.min(0.5, panel.getBoundingClientRect().right / scene.canvas.clientWidth) : 0;
   const p = HOME_PITCH;
-  const d = ny * Math.cos(p) + HOME_MARGIN * Math.max((ny * Math.sin(p)) / tanY, ex / tanX);
-  scene.camera.flyToBoundingSphere(new Cesium.BoundingSphere(at(c.longitude, c.latitude), 0), {
+  const d = ny * Math.cos(p) + HOME_MARGIN * Math.max((ny * Math.sin(p)) / tanY, ex / (tanX * (1 - covered)));
+  const centre = at(c.longitude, c.latitude);
+  const east = Cesium.Matrix4.getColumn(Cesium.Transforms.eastNorthUpToFixedFrame(centre), 0, new Cesium.Cartesian4());
+  const target = Cesium.Cartesian3.add(centre, Cesium.Cartesian3.multiplyByScalar(
+    new Cesium.Cartesian3(east.x, east.y, east.z), -covered * d * tanX, new Cesium.Cartesian3()), new Cesium.Cartesian3());
+  scene.camera.flyToBoundingSphere(new Cesium.BoundingSphere(target, 0), {
     duration,
     offset: new Cesium.HeadingPitchRange(0, -p, d),
   });
