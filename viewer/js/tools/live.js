@@ -13,6 +13,7 @@ const live = (cim.live = { sensors: new Map(), alarms: [], events: 0, hovered: n
 // always-on labels clutter the other tools' views.
 const LABELLED = new Set(["warning", "alarm", "critical", "offline"]);
 const HOVER_PICK_MS = 100;
+const MANHOLE_GRANULARITY = Cesium.Math.toRadians(10);
 
 function colourOf(s) {
   return Cesium.Color.fromCssColorString(COLOURS[s] || COLOURS.unknown);
@@ -35,9 +36,11 @@ function assetGraphics(s, colour) {
   const g = s.asset_geometry;
   const fill = colour.withAlpha(0.85);
   if (g.type === "Point") {
+    // 36 sides: at CesiumJS's default granularity (1 degree) each cylinder was 1,340 triangles, and the
+    // demo's were as many as all its buildings in a frame
     return { position: Cesium.Cartesian3.fromDegrees(g.coordinates[0], g.coordinates[1], 0),
              ellipse: { semiMajorAxis: 3, semiMinorAxis: 3, height: 0.3, extrudedHeight: 2.5, material: colour,
-                        outline: true, outlineColor: Cesium.Color.WHITE } };
+                        granularity: MANHOLE_GRANULARITY, outline: true, outlineColor: Cesium.Color.WHITE } };
   }
   const lines = g.type === "LineString" ? [g.coordinates] : g.type === "MultiLineString" ? g.coordinates : null;
   if (lines) {
