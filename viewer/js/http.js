@@ -21,10 +21,23 @@ export async function api(path) {
   return res.json();
 }
 
+// A layer's tileset: its JSON from prefetch.js's answer when there is one (a failed answer is asked again, for
+// CesiumJS's own error), its content as CesiumJS asks for it. CesiumJS works on clones: they keep the class.
+class TilesetResource extends Cesium.Resource {
+  clone(result) {
+    return super.clone(result ?? new TilesetResource({ url: this.url }));
+  }
+
+  fetchJson() {
+    const res = early(new URL(this.url, location.href).pathname);
+    return res ? res.then((r) => (r.ok ? r.json() : super.fetchJson())) : super.fetchJson();
+  }
+}
+
 // Tile requests carry the key as a header; Cesium copies headers to every derived content request.
 // A renewal plan's model has tiles of its own (/tiles/scenarios/NAME/...); null: the as-is model.
 export const tileResource = (layer, scenario = state.scenario) =>
-  new Cesium.Resource({ url: `${scenarioTiles(scenario)}/${layer}/tileset.json`, headers: authHeaders() });
+  new TilesetResource({ url: `${scenarioTiles(scenario)}/${layer}/tileset.json`, headers: authHeaders() });
 export const scenarioTiles = (scenario) => (scenario ? `/tiles/scenarios/${encodeURIComponent(scenario)}` : "/tiles");
 
 // Run an OGC API process synchronously; a problem's detail becomes the error message.

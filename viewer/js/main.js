@@ -14,7 +14,7 @@ import { STRINGS, t, translatePage } from "./i18n.js";
 import { renderKeyStatus } from "./keys.js";
 import { discoverAccess, loadLayers } from "./layers.js";
 import { renderLayerPanel } from "./panel.js";
-import { brdfLutReady, districtSphere, firstView, flyHome, scene, setDaylight } from "./scene.js";
+import { brdfLutReady, districtSphere, firstView, flyHome, jumped, scene, setDaylight } from "./scene.js";
 import { $, cim, LANG_STORE, mark, NODES, PIPES, setStatus, state } from "./state.js";
 import { applyView, readHash, writeHash } from "./url.js";
 import { startLive } from "./tools/live.js";
@@ -44,6 +44,7 @@ function showDistrict(sphere, view) {
   setDaylight(Cesium.Math.toDegrees(centre.longitude));
   if (view) applyView(view);
   else flyHome(0);
+  jumped();
   scene.camera.moveEnd.addEventListener(writeHash);
   writeHash();
 }

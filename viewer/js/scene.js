@@ -187,6 +187,12 @@ const last = { position: new Cesium.Cartesian3(), direction: new Cesium.Cartesia
 const moved = (camera) => Cesium.Cartesian3.distance(camera.positionWC, last.position) > 1e-3 ||
   Cesium.Cartesian3.dot(camera.directionWC, last.direction) < 1 - 5e-13;
 let settle = null;
+// A jump (the opening view, a shared link's view) is no motion: the frames after it are drawn sharp at once, and
+// the drawing buffer is not made smaller and then larger again.
+export function jumped() {
+  Cesium.Cartesian3.clone(scene.camera.positionWC, last.position);
+  Cesium.Cartesian3.clone(scene.camera.directionWC, last.direction);
+}
 scene.preRender.addEventListener(() => {
   const camera = scene.camera;
   if (!cim.software || !moved(camera)) return;
