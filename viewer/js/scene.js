@@ -193,6 +193,7 @@ export function jumped() {
   Cesium.Cartesian3.clone(scene.camera.positionWC, last.position);
   Cesium.Cartesian3.clone(scene.camera.directionWC, last.direction);
 }
+jumped(); // the camera the viewer starts with
 scene.preRender.addEventListener(() => {
   const camera = scene.camera;
   if (!cim.software || !moved(camera)) return;
