@@ -64,6 +64,7 @@ async function loadTileset(layer, failed) {
     // diameter), so refine them sooner than the volumes of buildings and BIM elements.
     const ts = await Cesium.Cesium3DTileset.fromUrl(tileResource(layer), {
       maximumScreenSpaceError: layer === PIPES ? 2 : 16,
+      show: false, // until restyle() says: hidden layers (the pipes above ground) ask for no tile meanwhile
       ...lighting(),
     });
     ts.tileFailed.addEventListener((e) => cim.errors.push(`${layer}: ${e.url}: ${e.message}`));
