@@ -58,7 +58,9 @@ export async function discoverAccess() {
 const categoryOf = (utility) =>
   state.categories.find((c) => c.utility === utility) || { utility, name_zh: utility, name_en: utility, color: GREY };
 
-async function loadTileset(layer, failed) {
+let generation = 0; // of loadLayers: a tileset that comes in after the layers were loaded again is dropped
+
+async function loadTileset(layer, failed, gen = generation) {
   try {
     // Pipes are thin: parents leave out what would be under a pixel or so (geometric error about a
     // diameter), so refine them sooner than the volumes of buildings and BIM elements.
@@ -67,6 +69,7 @@ async function loadTileset(layer, failed) {
       show: false, // until restyle() says: hidden layers (the pipes above ground) ask for no tile meanwhile
       ...lighting(),
     });
+    if (gen !== generation) return ts.destroy();
     ts.tileFailed.addEventListener((e) => cim.errors.push(`${layer}: ${e.url}: ${e.message}`));
     tilesets[layer] = scene.primitives.add(ts);
   } catch (e) {
@@ -78,14 +81,28 @@ async function loadTileset(layer, failed) {
   }
 }
 
-// (Re)load the tilesets of every layer the caller may read; resolves to the layers that failed.
+// The pipes, hidden above ground, once the first view is complete: at scale 30 their tileset JSON is 3 MB, and
+// parsing it and making its tile tree cost the page's main thread a second or more.
+async function loadPipes(gen) {
+  await firstViewComplete;
+  if (gen !== generation) return;
+  await loadTileset(PIPES, [], gen);
+  if (gen !== generation) return;
+  if (tilesets[PIPES]) collectUtilities(tilesets[PIPES]);
+  renderLayerPanel(); // a key without the pipes' role shows their lock
+  restyle();
+}
+
+// (Re)load the tilesets of every layer the caller may read; resolves to the layers that failed (the pipes'
+// failure, later, goes to cim.errors).
 export async function loadLayers() {
+  const gen = ++generation;
   for (const ts of Object.values(tilesets)) scene.primitives.remove(ts);
   for (const k of Object.keys(tilesets)) delete tilesets[k];
   const failed = [];
   const names = state.layers.map((l) => l.name).filter((l) => !state.locked.has(l));
-  await Promise.all(names.map((layer) => loadTileset(layer, failed)));
-  if (tilesets[PIPES]) collectUtilities(tilesets[PIPES]);
+  await Promise.all(names.filter((l) => l !== PIPES).map((layer) => loadTileset(layer, failed)));
+  if (names.includes(PIPES)) loadPipes(gen);
   restyle();
   // Names on the ground map once the first view is complete and the tiles are in: their glyphs and shader
   // programs would hold up the first view.
