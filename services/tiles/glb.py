@@ -167,13 +167,18 @@ def linear(rgb) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
+def _linear_rgba(color) -> np.ndarray:
+    """An RGBA colour of a primitive with its RGB linear; alpha is linear already."""
+    return np.append(linear(color[:3]), color[3])
+
+
 def _material(p: Primitive, translucent: bool | None = None, unlit: bool = False) -> dict:
     """The primitive's material; a batch of vertex-coloured primitives (translucent given) draws in white.
     unlit: KHR_materials_unlit, its colours shown as they are, without light."""
-    r, g, b, a = (*linear(p.color[:3]), p.color[3]) if translucent is None else (1.0, 1.0, 1.0, 1.0)
-    blend = a < 1.0 if translucent is None else translucent
-    mat = {"name": p.name, "pbrMetallicRoughness": {"baseColorFactor": [float(r), float(g), float(b), float(a)],
-                                                     "metallicFactor": 0.0, "roughnessFactor": 0.9}}
+    rgba = _linear_rgba(p.color).tolist() if translucent is None else [1.0, 1.0, 1.0, 1.0]
+    blend = rgba[3] < 1.0 if translucent is None else translucent
+    mat = {"name": p.name, "pbrMetallicRoughness": {"baseColorFactor": rgba, "metallicFactor": 0.0,
+                                                     "roughnessFactor": 0.9}}
     if unlit:
         mat["extensions"] = {"KHR_materials_unlit": {}}
     if blend:
@@ -192,8 +197,8 @@ def _batch(shaded: list[tuple]) -> list[tuple]:
     out = []
     for (translucent, _), members in groups.items():
         starts = np.cumsum([0] + [len(m[1]) for m in members])[:-1]
-        rgba = np.vstack([np.tile(np.rint(np.append(linear(m[0].color[:3]), m[0].color[3]) * 255).astype(np.uint8),
-                                  (len(m[1]), 1)) for m in members])
+        rgba = np.vstack([np.tile(np.rint(_linear_rgba(m[0].color) * 255).astype(np.uint8), (len(m[1]), 1))
+                          for m in members])
         out.append((members[0][0], *(np.concatenate([m[i] for m in members]) for i in (1, 2, 3)),
                     np.vstack([m[4] + s for m, s in zip(members, starts)]), rgba, translucent))
     return out

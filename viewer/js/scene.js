@@ -135,10 +135,8 @@ export function flyHome(duration = 0) {
   const covered = panel && !panel.hidden ? Math.min(0.5, panel.getBoundingClientRect().right / scene.canvas.clientWidth) : 0;
   const p = HOME_PITCH;
   const d = ny * Math.cos(p) + HOME_MARGIN * Math.max((ny * Math.sin(p)) / tanY, ex / (tanX * (1 - covered)));
-  const centre = at(c.longitude, c.latitude);
-  const east = Cesium.Matrix4.getColumn(Cesium.Transforms.eastNorthUpToFixedFrame(centre), 0, new Cesium.Cartesian4());
-  const target = Cesium.Cartesian3.add(centre, Cesium.Cartesian3.multiplyByScalar(
-    new Cesium.Cartesian3(east.x, east.y, east.z), -covered * d * tanX, new Cesium.Cartesian3()), new Cesium.Cartesian3());
+  const target = Cesium.Matrix4.multiplyByPoint(Cesium.Transforms.eastNorthUpToFixedFrame(at(c.longitude, c.latitude)),
+    new Cesium.Cartesian3(-covered * d * tanX, 0, 0), new Cesium.Cartesian3()); // west of the centre, in metres
   scene.camera.flyToBoundingSphere(new Cesium.BoundingSphere(target, 0), {
     duration,
     offset: new Cesium.HeadingPitchRange(0, -p, d),
