@@ -28,9 +28,11 @@ INCIDENTS = {"gas-leak": "gas", "burst": "pressure", "flood": "level"}
 # kind -> (base, daily amplitude, noise) in the kind's unit (%LEL, MPa, m)
 PROFILE = {"gas": (0.5, 0.2, 0.3), "pressure": (0.32, 0.03, 0.002), "level": (0.4, 0.1, 0.02)}
 RAMP_S = 5.0  # an incident builds to its full size in this many seconds
+# Ordered by a hash of the key: spread over the whole network and the same each time (by id they all stood
+# on the first street generated).
 _CANDIDATES = sa.text("""
     select o.key, n.node_type from pipe_nodes n join city_objects o on o.id = n.object_id
-    where n.utility = :u and (cast(:t as text) is null or n.node_type = :t) order by o.id limit :n""")
+    where n.utility = :u and (cast(:t as text) is null or n.node_type = :t) order by md5(o.key), o.id limit :n""")
 
 
 @dataclass
