@@ -13,10 +13,18 @@ from cim_core.runs import record_run
 
 RULE = {"indicator": "市政管网管线智能化监测管理率", "monitored": "a sensor bound to the segment or to one of its "
         "end nodes", "source": "issue 17; the indicator's definition of monitored length not confirmed"}
-_LENGTHS = sa.text("""
+
+
+def monitored(segment: str) -> str:
+    """SQL: whether the pipe_segments row `segment` (its alias) is monitored by RULE; the health check's
+    `monitored` attribute is the same test."""
+    g = segment
+    return f"exists (select 1 from sensors x where x.asset_id in ({g}.object_id, {g}.from_node, {g}.to_node))"
+
+
+_LENGTHS = sa.text(f"""
     select g.utility, sum(g.length_m) total_m,
-           coalesce(sum(g.length_m) filter (where exists (select 1 from sensors s
-               where s.asset_id in (g.object_id, g.from_node, g.to_node))), 0) monitored_m
+           coalesce(sum(g.length_m) filter (where {monitored('g')}), 0) monitored_m
     from pipe_segments g group by g.utility order by g.utility""")
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import shapely
 import sqlalchemy as sa
 
+from analyses.alarms.coverage import monitored
 from cim_core import scenarios
 
 from .definitions import IndicatorSet, Selector
@@ -12,12 +13,11 @@ from .kinds import Layer, Unit
 from .walking import WalkNetwork
 
 # Pipe segments and nodes: their typed columns filter like attributes (utility, material, install_year,
-# node_type...); a line with a sensor bound to it (table `sensors`, asset_id) is `monitored`.
+# node_type...); a line is `monitored` by the live monitoring's rule (a sensor on it or on one of its ends).
 PIPE_ATTRS = ("o.attributes || jsonb_strip_nulls(jsonb_build_object('utility', coalesce(s.utility, n.utility), "
               "'material', s.material, 'install_year', s.install_year, 'diameter_mm', s.diameter_mm, "
               "'pressure_class', s.pressure_class, 'node_type', n.node_type, 'monitored', "
-              "case when s.object_id is not null and exists (select 1 from sensors x where x.asset_id = o.id) "
-              "then true end))")
+              f"case when s.object_id is not null and {monitored('s')} then true end))")
 GEOM = "st_asbinary(coalesce(st_force2d(s.centerline), o.footprint))"
 SELECT = f"""
     select o.id, coalesce(o.name, o.key) as name, {PIPE_ATTRS} as attrs, {GEOM} as wkb
