@@ -47,7 +47,16 @@ def test_dashboard_renders_values_map_and_charts(db, server, sample):  # noqa: F
         assert page.locator(".card.fail").count() >= 1
         for chart in ("#map", "#trend", "#byunit"):
             assert page.locator(f"{chart} canvas").count() >= 1, chart
-        assert page.locator("#problems tbody tr").count() > 0
+        # the list follows the chosen indicator; the box lists every indicator's problems
+        named = "tds => tds.map(td => td.textContent)"
+        chosen = page.locator("#indicator option:checked").inner_text()
+        only = page.eval_on_selector_all("#problems tbody tr:not(.info) td:first-child", named)
+        assert only and set(only) == {chosen}
+        assert page.locator("#problem-count").inner_text() == f"({len(only)})"
+        page.check("#all-problems")
+        page.wait_for_function(f"document.querySelectorAll('#problems tbody tr:not(.info)').length > {len(only)}")
+        every = page.eval_on_selector_all("#problems tbody tr:not(.info) td:first-child", named)
+        assert chosen in every and len(set(every)) > 1
         href = page.locator("#problems tbody a").first.get_attribute("href")
         assert href.startswith(("/#view=114.", "/#view=113."))
         page.wait_for_timeout(800)  # let the charts' entry animation finish before the picture

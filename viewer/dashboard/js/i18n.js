@@ -9,7 +9,8 @@ export const STRINGS = {
     facilities: "设施", lifeCircle: "十五分钟生活圈", pickCompound: "在地图上点选一个小区（单元选“小区”）",
     colClass: "设施", colRadius: "服务半径", colWalk: "步行距离", colStraight: "直线距离", colWithin: "可达",
     kindergarten: "幼儿园", primary_school: "小学", market: "菜市场", middle_school: "中学",
-    health_centre: "社区卫生服务中心", classesReached: "可达设施类别",
+    health_centre: "社区卫生服务中心", classesReached: "可达设施类别", allIndicators: "全部指标",
+    noProblems: "该指标无问题",
   },
   en: {
     title: "City health check", year: "Year", indicator: "Indicator", level: "Units", viewer: "3D scene",
@@ -22,6 +23,7 @@ export const STRINGS = {
     colClass: "Facility", colRadius: "Radius", colWalk: "Walking", colStraight: "Straight line", colWithin: "Within",
     kindergarten: "Kindergarten", primary_school: "Primary school", market: "Food market",
     middle_school: "Secondary school", health_centre: "Community health centre", classesReached: "classes reached",
+    allIndicators: "all indicators", noProblems: "No problems for this indicator",
   },
 };
 

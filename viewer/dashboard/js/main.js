@@ -1,5 +1,6 @@
 // The city health-check dashboard: indicator cards against targets, the units on a map coloured by the
-// chosen indicator, year-on-year and per-unit charts, and the problem list with links into the 3D viewer.
+// chosen indicator, year-on-year and per-unit charts, and the problem list (the chosen indicator's, or all)
+// with links into the 3D viewer.
 import { applyStrings, t, ui } from "./i18n.js";
 import { renderCards } from "./cards.js";
 import { renderMap, renderTrend, renderByUnit } from "./charts.js";
@@ -8,7 +9,7 @@ import { renderDrill } from "./lifecircle.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { set: null, years: [], results: new Map(), areas: new Map(), indicator: null, level: "street",
-  year: null, compound: null };
+  year: null, compound: null, problems: new Map(), allProblems: false };
 const WITH_AREAS = ["coverage", "life_circle"]; // kinds whose facilities' service areas the map draws
 
 async function get(path) {
@@ -68,8 +69,11 @@ async function render() {
     series.push([String(y.year), row ? row.properties.value : null]);
   }
   renderTrend($("trend"), series, ind);
-  renderProblems($("problems").tBodies[0], (await get(`/api/healthcheck/${state.year}/problems`)).problems,
-    state.set.indicators);
+  if (!state.problems.has(state.year)) {
+    state.problems.set(state.year, (await get(`/api/healthcheck/${state.year}/problems`)).problems);
+  }
+  renderProblems($("problems").tBodies[0], state.problems.get(state.year), state.set.indicators,
+    state.allProblems ? null : state.indicator);
 }
 
 async function start() {
@@ -98,5 +102,6 @@ async function start() {
 $("year").addEventListener("change", (e) => { state.year = Number(e.target.value); render(); });
 $("indicator").addEventListener("change", (e) => { state.indicator = e.target.value; render(); });
 $("level").addEventListener("change", (e) => { state.level = e.target.value; render(); });
+$("all-problems").addEventListener("change", (e) => { state.allProblems = e.target.checked; render(); });
 $("lang").addEventListener("click", () => { ui.lang = ui.lang === "zh" ? "en" : "zh"; render(); });
 start();

@@ -1,4 +1,4 @@
-// The problem list: each unit missing a target, the first objects behind it (the rest counted), and a link
+// The problem list (the chosen indicator's, or every one's): each unit missing a target, the first objects behind it (the rest counted), and a link
 // to each one's place in the 3D viewer.
 import { t, ui } from "./i18n.js";
 
@@ -24,8 +24,19 @@ function row(p, names) {
   return tr;
 }
 
-export function renderProblems(body, problems, indicators) {
+// `only`: an indicator's id, whose problems alone are listed (null: every indicator's).
+export function renderProblems(body, problems, indicators, only) {
   const names = new Map(indicators.map((i) => [i.id, ui.lang === "zh" ? i.name_zh : i.name_en]));
+  problems = only ? problems.filter((p) => p.indicator === only) : problems;
+  const units = problems.filter((p) => p.severity !== "info").length;
+  document.getElementById("problem-count").textContent = `(${units})`;
+  if (!problems.length) {
+    const tr = document.createElement("tr");
+    tr.className = "info";
+    tr.append(cell(""), cell(t("noProblems")), cell(""));
+    body.replaceChildren(tr);
+    return;
+  }
   const rows = [];
   let behind = 0;
   const flush = () => {
