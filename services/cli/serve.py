@@ -15,6 +15,24 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail at once, not when uvicorn starts after minutes of work, when host:port cannot be listened on."""
+    import errno
+    import socket
+
+    from cim_core.errors import InputError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InputError(f"port {port} on {host} is in use (another server?); "
+                                 "choose another with --port") from exc
+            raise InputError(f"cannot listen on {host} port {port}: {exc.strerror}") from exc
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 to share on the network."),
     port: int = typer.Option(8000, help="Port to listen on."),
@@ -26,6 +44,7 @@ def serve(
     """
     from services import serve as server
 
+    _check_port(host, port)
     engine = cdb.get_engine()  # start and migrate the database once, before the workers fork
     console.print(
         f"database: {cdb.describe_url(engine.url.render_as_string())}; "
@@ -141,6 +160,7 @@ def demo(
     from services.tiles import build as build_tiles
     from services.tiles.service import cache_dir
 
+    _check_port(host, port)
     _install_cesium()
     engine = cdb.get_engine()
     console.print(f"database: {cdb.describe_url(engine.url.render_as_string())}")
