@@ -1,29 +1,55 @@
 """`cim demo` runs the 3-year design storm over the sample district once (again after the district changed), so
-the waterlogging layer and the health check's 严重易涝积水点数量 have data from the first start."""
+the waterlogging layer and the health check's 严重易涝积水点数量 have data from the first start; above
+STORM_MAX_SCALE it runs in a process beside the server."""
 from __future__ import annotations
+
+import signal
 
 import sqlalchemy as sa
 
+from cim_core.settings import get_settings
 from importers import gis
 from sample_models.district import dataset_of, drainage, generate
 from services.cli import serve
+from services.cli.demo_live import background_storm
+
+
+def _district(db, folder) -> None:
+    generate(folder, scale=0.05, seed=7)
+    gis.import_file(folder / "district.gpkg", layer="pipes", kind="pipes", dataset=dataset_of("pipes"), engine=db)
+    gis.import_file(folder / "district.gpkg", layer="landuse", kind="landuse", dataset="sample-landuse", engine=db)
+    drainage.load(folder, engine=db)
+
+
+def _runs(db):
+    with db.connect() as c:
+        return c.execute(sa.text("""select r.id, r.inputs, r.requested_by, count(f.id) from analysis_runs r
+            left join qa_findings f on f.run_id = r.id and f.rule = 'flooding'
+            where r.analysis = 'drainage-storm' group by r.id order by r.id""")).all()
 
 
 def test_demo_runs_the_design_storm_once(db, tmp_path):
-    generate(tmp_path, scale=0.05, seed=7)
-    gis.import_file(tmp_path / "district.gpkg", layer="pipes", kind="pipes", dataset=dataset_of("pipes"), engine=db)
-    gis.import_file(tmp_path / "district.gpkg", layer="landuse", kind="landuse", dataset="sample-landuse", engine=db)
-    drainage.load(tmp_path, engine=db)
-
-    def runs():
-        with db.connect() as c:
-            return c.execute(sa.text("""select r.id, r.inputs, r.requested_by, count(f.id) from analysis_runs r
-                left join qa_findings f on f.run_id = r.id and f.rule = 'flooding'
-                where r.analysis = 'drainage-storm' group by r.id order by r.id""")).all()
-
+    _district(db, tmp_path)
     assert serve._design_storm(db, again=False)
-    (rid, inputs, who, flooding), = runs()
+    (rid, inputs, who, flooding), = _runs(db)
     assert inputs == {"dataset": "sample-pipes", "return_period": 3, "duration_min": 120} and who == "cim demo"
     assert flooding > 0  # the low-lying area floods: the layer has points
-    assert not serve._design_storm(db, again=False) and len(runs()) == 1  # a second start reuses it
-    assert serve._design_storm(db, again=True) and len(runs()) == 2  # the district changed: run again
+    assert not serve._design_storm(db, again=False) and len(_runs(db)) == 1  # a second start reuses it
+    assert serve._design_storm(db, again=True) and len(_runs(db)) == 2  # the district changed: run again
+
+
+def test_the_storm_beside_the_server_stops_with_the_demo(db, tmp_path, monkeypatch):
+    _district(db, tmp_path / "district")
+    monkeypatch.setenv("CIM_HOME", str(tmp_path))  # the child gets the test database's CIM_DATABASE_URL
+    get_settings.cache_clear()
+    with background_storm(True, dataset_of("pipes")) as proc:
+        assert proc.wait(120) == 0
+    (rid, inputs, who, flooding), = _runs(db)
+    assert inputs == {"dataset": "sample-pipes", "return_period": 3, "duration_min": 120} and flooding > 0
+    assert f"run {rid}: {flooding} flooding manholes" in (tmp_path / "demo-storm.log").read_text()
+
+    with background_storm(True, dataset_of("pipes")) as proc:
+        pass  # the demo stops before the storm ends
+    assert proc.returncode == -signal.SIGTERM and len(_runs(db)) == 1
+    with background_storm(False, dataset_of("pipes")) as proc:
+        assert proc is None

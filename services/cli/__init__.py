@@ -29,7 +29,7 @@ from . import (
     tiles,
     water,
 )
-from .output import print_error, print_interrupted
+from .output import print_error, print_interrupted, print_usage_error
 
 app = typer.Typer(
     help="CIM/BIM digital-twin platform: import city data into PostGIS, publish 3D tiles and "
@@ -74,12 +74,21 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 
 def main() -> None:
     try:
-        app()
+        # Not standalone: Typer raises usage errors instead of printing its boxes, and returns the code of
+        # a typer.Exit (--help 0, Ctrl+C 130) or the command's return value (None).
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help is printed already; as Typer tells it apart
+            sys.exit(0)
+        print_usage_error(exc)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print_interrupted()
-        sys.exit(130)
+        code = 130
     except Exception as exc:
         if _debug:
             raise
         print_error(exc)
         sys.exit(1)
+    if code == 130:
+        print_interrupted()
+    sys.exit(code if isinstance(code, int) else 0)

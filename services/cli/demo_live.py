@@ -1,6 +1,7 @@
-"""`cim demo`'s live monitoring: the MQTT broker, one ingest process and a small simulation (50 sensors,
-five readings a second in all, a gas leak after two minutes) beside the server, so the viewer's live tool
-shows data; everything it started stops with the demo (`cim demo --no-live` leaves it out)."""
+"""What `cim demo` runs beside the server, each stopped with the demo: the live monitoring (the MQTT broker,
+one ingest process and a small simulation: 50 sensors, five readings a second in all, a gas leak after two
+minutes) so the viewer's live tool shows data (`cim demo --no-live` leaves it out), and above
+serve.STORM_MAX_SCALE the design storm."""
 from __future__ import annotations
 
 import contextlib
@@ -43,13 +44,36 @@ def live_simulation(enabled: bool) -> Iterator[None]:
         try:
             yield
         finally:
-            for p in reversed(procs):
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            _stop(procs)
             if started_broker:
                 broker.stop()
+
+
+@contextlib.contextmanager
+def background_storm(enabled: bool, dataset: str) -> Iterator[subprocess.Popen | None]:
+    """The demo's 3-year 120-minute design storm (its waterlogging points) in a process of its own."""
+    if not enabled:
+        yield None
+        return
+    from cim_core.settings import get_settings
+
+    logs = get_settings().home.absolute() / "demo-storm.log"
+    with logs.open("ab") as log:
+        proc = _cim("analyse", "storm", "--dataset", dataset, "--return-period", "3", "--duration", "120", log=log)
+        console.print(f"design storm: running beside the server (many minutes at this scale; the waterlogging "
+                      f"layer fills when it ends), log {logs}")
+        try:
+            yield proc
+        finally:
+            _stop([proc])
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -59,6 +60,22 @@ def print_error(exc: Exception) -> None:
         f"error: {type(exc).__name__}: {first[0] if first else ''} (run with --debug for details)",
         file=sys.stderr,
     )
+
+
+def print_usage_error(exc: typer.TyperException) -> None:
+    """One line on stderr for a usage error (click's, inside Typer): the parameter, the problem, the help."""
+    param = getattr(exc, "param", None)
+    if isinstance(exc, typer.BadParameter) and param is not None and exc.message:
+        name = param.opts[0] if param.param_type_name == "option" else param.human_readable_name
+        errors = getattr(exc.__cause__, "errors", None)  # Typer's type checks raise from pydantic's errors
+        got = f", got {errors()[0]['input']!r}" if errors else ""
+        text = f"{name}: {exc.message[:1].lower()}{exc.message[1:].rstrip('.')}{got}"
+    else:  # no such option or command, a missing argument, a missing or extra value: click's message names it
+        text = exc.format_message().rstrip(".")
+        text = text[:1].lower() + text[1:]
+    ctx = getattr(exc, "ctx", None)
+    see = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    print(f"error: {' '.join(text.split())}{see}", file=sys.stderr)
 
 
 def print_interrupted() -> None:

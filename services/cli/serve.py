@@ -15,6 +15,24 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail at once, not when uvicorn starts after minutes of work, when host:port cannot be listened on."""
+    import errno
+    import socket
+
+    from cim_core.errors import InputError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InputError(f"port {port} on {host} is in use (another server?); "
+                                 "choose another with --port") from exc
+            raise InputError(f"cannot listen on {host} port {port}: {exc.strerror}") from exc
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 to share on the network."),
     port: int = typer.Option(8000, help="Port to listen on."),
@@ -26,6 +44,7 @@ def serve(
     """
     from services import serve as server
 
+    _check_port(host, port)
     engine = cdb.get_engine()  # start and migrate the database once, before the workers fork
     console.print(
         f"database: {cdb.describe_url(engine.url.render_as_string())}; "
@@ -47,8 +66,9 @@ def _install_cesium() -> None:
             raise InputError(f"{VIEWER / 'package.json'}: npm ci failed", hint="install Node.js 20 and npm")
 
 
-# The demo's design storm runs up to this scale: seconds at scale 1, many minutes of SWMM's dynamic wave at
-# scale 30 (117,000 manholes) on a 2-core machine; bench drainage leaves it out above scale 1 too.
+# The demo's design storm runs before serving up to this scale: seconds at scale 1, many minutes of SWMM's
+# dynamic wave at scale 30 (117,000 manholes) on a 2-core machine, so above it the storm runs beside the server;
+# bench drainage leaves it out above scale 1.
 STORM_MAX_SCALE = 1.0
 
 
@@ -71,18 +91,23 @@ def _health_check(engine: sa.Engine, again: bool) -> None:
         yearly.run(year, engine=engine, requested_by="cim demo")
 
 
+def _storm_due(engine: sa.Engine, again: bool) -> bool:
+    """Whether the demo's design storm is to run: once, and again after the district changed."""
+    import sqlalchemy as sa
+
+    with engine.connect() as c:
+        done = c.scalar(sa.text("select 1 from analysis_runs where analysis = 'drainage-storm' limit 1"))
+    return again or not done
+
+
 def _design_storm(engine: sa.Engine, again: bool) -> bool:
     """The waterlogging points (the viewer's layer, the health check's 严重易涝积水点数量): a 3-year 120-minute
     design storm over the sample district's drainage network, run once and again after the district changed.
     Whether it ran."""
-    import sqlalchemy as sa
-
     from analyses.drainage import storm
     from sample_models.district import dataset_of
 
-    with engine.connect() as c:
-        done = c.scalar(sa.text("select 1 from analysis_runs where analysis = 'drainage-storm' limit 1"))
-    if done and not again:
+    if not _storm_due(engine, again):
         return False
     with progress_bar(None, "running a 3-year design storm over the drainage network (waterlogging points)"):
         out = storm.run(dataset_of("pipes"), return_period=3, duration_min=120, engine=engine, requested_by="cim demo")
@@ -91,9 +116,10 @@ def _design_storm(engine: sa.Engine, again: bool) -> bool:
     return True
 
 
-def _load_sample_district(scale: float, engine: sa.Engine) -> None:
-    """Generate the sample district into CIM_HOME unless it is there, and import what is not loaded yet."""
-    from sample_models.district import dataset_of, drainage, generate, is_current, load
+def _load_sample_district(scale: float, engine: sa.Engine) -> bool:
+    """Generate the sample district into CIM_HOME unless it is there, and import what is not loaded yet.
+    Whether the design storm is due in the background (above STORM_MAX_SCALE)."""
+    from sample_models.district import drainage, generate, is_current, load
 
     from .imports import survey_qa
 
@@ -108,20 +134,20 @@ def _load_sample_district(scale: float, engine: sa.Engine) -> None:
         survey_qa(result)
     for result in extras:
         console.print(f"{result.dataset}: {result.imported if hasattr(result, 'imported') else counts_text(result.counts)} imported")
+    stormed = later = False
     if scale <= STORM_MAX_SCALE:
         stormed = _design_storm(engine, again=bool(loaded))
     else:
-        stormed = False
-        console.print(f"design storm left out above scale {STORM_MAX_SCALE:g} (SWMM's dynamic wave takes many minutes "
-                      f"there): cim analyse storm --dataset {dataset_of('pipes')} --return-period 3 --duration 120")
+        later = _storm_due(engine, again=bool(loaded))
     _health_check(engine, again=bool(loaded) or stormed)
     if not loaded:
         console.print("sample district already loaded: import skipped")
-        return
+        return later
     t = Table("dataset", "imported")
     for result in loaded:
         t.add_row(result.dataset, counts_text(result.counts))
     console.print(t)
+    return later
 
 
 def demo(
@@ -141,10 +167,11 @@ def demo(
     from services.tiles import build as build_tiles
     from services.tiles.service import cache_dir
 
+    _check_port(host, port)
     _install_cesium()
     engine = cdb.get_engine()
     console.print(f"database: {cdb.describe_url(engine.url.render_as_string())}")
-    _load_sample_district(scale, engine)
+    storm_later = _load_sample_district(scale, engine)
     with progress_bar(None, "building the 3D tiles") as advance:
         # Into the cache `cim serve` reads; incremental: tiles of an unchanged database are kept as they are.
         report = build_tiles(cache_dir(), engine=engine, incremental=True, progress=lambda n=1: advance(n))
@@ -158,7 +185,9 @@ def demo(
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     console.print("Ctrl+C stops the server; the database keeps running (`cim db stop`).")
     print(f"\nopen {url}", flush=True)
-    from .demo_live import live_simulation
+    from sample_models.district import dataset_of
 
-    with live_simulation(live):
+    from .demo_live import background_storm, live_simulation
+
+    with live_simulation(live), background_storm(storm_later, dataset_of("pipes")):
         uvicorn.run(create_app(), host=host, port=port, log_level="warning")
