@@ -12,6 +12,8 @@ measures
   triangles, globe tiles), the shader programs linked and frames drawn until then, and when each tileset's
   content was ready (decoded and uploaded; ms since navigation) against the last tile response.
 Software WebGL (SwiftShader) on a shared CPU: the figures are lower bounds of what a GPU gives.
+Above scale 1 the demo runs its design storm beside the server until one is stored (SWMM on one core for
+many minutes): a scale-30 run before that measures the viewer beside it.
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 from .output import console
@@ -50,22 +51,36 @@ def live_simulation(enabled: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def background_storm(enabled: bool, dataset: str) -> Iterator[subprocess.Popen | None]:
-    """The demo's 3-year 120-minute design storm (its waterlogging points) in a process of its own."""
+def background_storm(enabled: bool, dataset: str, year: int) -> Iterator[list[subprocess.Popen]]:
+    """The demo's 3-year 120-minute design storm (its waterlogging points) in a process of its own, then the
+    year's health check again (its 严重易涝积水点数量 counts them); the processes started."""
     if not enabled:
-        yield None
+        yield []
         return
     from cim_core.settings import get_settings
 
     logs = get_settings().home.absolute() / "demo-storm.log"
     with logs.open("ab") as log:
-        proc = _cim("analyse", "storm", "--dataset", dataset, "--return-period", "3", "--duration", "120", log=log)
+        procs = [_cim("analyse", "storm", "--dataset", dataset, "--return-period", "3", "--duration", "120", log=log)]
+        lock, stopping = threading.Lock(), threading.Event()
+
+        def then() -> None:
+            ok = procs[0].wait() == 0
+            with lock:
+                if not ok or stopping.is_set():
+                    return
+                procs.append(_cim("healthcheck", "run", "--year", str(year), log=log))
+            procs[1].wait()  # a child dies with the thread that started it (die_with_parent): outlive it
+
+        threading.Thread(target=then, daemon=True).start()
         console.print(f"design storm: running beside the server (many minutes at this scale; the waterlogging "
-                      f"layer fills when it ends), log {logs}")
+                      f"layer fills and the health check is made again when it ends), log {logs}")
         try:
-            yield proc
+            yield procs
         finally:
-            _stop([proc])
+            with lock:
+                stopping.set()
+            _stop(procs)
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:

@@ -72,18 +72,27 @@ def _install_cesium() -> None:
 STORM_MAX_SCALE = 1.0
 
 
+def health_check_year() -> int:
+    import datetime as dt
+
+    return dt.date.today().year - 1
+
+
 def _health_check(engine: sa.Engine, again: bool) -> None:
     """Last year's health-check indicators for the dashboard: computed once, and again after the district
-    changed."""
-    import datetime as dt
+    changed or a design storm (its waterlogging points) ran after it."""
+    import sqlalchemy as sa
 
     from analyses.healthcheck import yearly
     from cim_core.errors import NotFoundError
 
-    year = dt.date.today().year - 1
+    year = health_check_year()
     try:
-        yearly.latest_run(year, engine)
-        if not again:
+        rid = yearly.latest_run(year, engine)
+        with engine.connect() as c:
+            stormed = c.scalar(sa.text("select exists (select 1 from analysis_runs "
+                                       "where analysis = 'drainage-storm' and id > :r)"), {"r": rid})
+        if not (again or stormed):
             return
     except NotFoundError:
         pass
@@ -116,9 +125,26 @@ def _design_storm(engine: sa.Engine, again: bool) -> bool:
     return True
 
 
-def _load_sample_district(scale: float, engine: sa.Engine) -> bool:
-    """Generate the sample district into CIM_HOME unless it is there, and import what is not loaded yet.
-    Whether the design storm is due in the background (above STORM_MAX_SCALE)."""
+def _demo_sensors(engine: sa.Engine) -> bool:
+    """Place the live simulation's sensors (as its process would) unless they are: the health check's
+    monitored pipes count them. Whether they were placed now."""
+    import sqlalchemy as sa
+
+    from services.monitor.simulate import DATASET, place_sensors
+
+    from .demo_live import SENSORS
+
+    with engine.connect() as c:
+        if c.scalar(sa.text("select 1 from datasets where name = :n"), {"n": DATASET}):
+            return False
+    place_sensors(engine, SENSORS)
+    return True
+
+
+def _load_sample_district(scale: float, engine: sa.Engine, live: bool) -> bool:
+    """Generate the sample district into CIM_HOME unless it is there, import what is not loaded yet, and
+    place the live simulation's sensors. Whether the design storm is due in the background (above
+    STORM_MAX_SCALE)."""
     from sample_models.district import drainage, generate, is_current, load
 
     from .imports import survey_qa
@@ -139,7 +165,8 @@ def _load_sample_district(scale: float, engine: sa.Engine) -> bool:
         stormed = _design_storm(engine, again=bool(loaded))
     else:
         later = _storm_due(engine, again=bool(loaded))
-    _health_check(engine, again=bool(loaded) or stormed)
+    placed = live and _demo_sensors(engine)
+    _health_check(engine, again=bool(loaded) or stormed or placed)
     if not loaded:
         console.print("sample district already loaded: import skipped")
         return later
@@ -171,7 +198,7 @@ def demo(
     _install_cesium()
     engine = cdb.get_engine()
     console.print(f"database: {cdb.describe_url(engine.url.render_as_string())}")
-    storm_later = _load_sample_district(scale, engine)
+    storm_later = _load_sample_district(scale, engine, live)
     with progress_bar(None, "building the 3D tiles") as advance:
         # Into the cache `cim serve` reads; incremental: tiles of an unchanged database are kept as they are.
         report = build_tiles(cache_dir(), engine=engine, incremental=True, progress=lambda n=1: advance(n))
@@ -189,5 +216,5 @@ def demo(
 
     from .demo_live import background_storm, live_simulation
 
-    with live_simulation(live), background_storm(storm_later, dataset_of("pipes")):
+    with live_simulation(live), background_storm(storm_later, dataset_of("pipes"), health_check_year()):
         uvicorn.run(create_app(), host=host, port=port, log_level="warning")
