@@ -2,6 +2,7 @@
 the original does (WNTR's EPANET solver on both files)."""
 from __future__ import annotations
 
+import gc
 import subprocess
 import warnings
 from pathlib import Path
@@ -75,6 +76,21 @@ def test_export_of_pieces_without_source_is_refused(db, tmp_path):
     with pytest.raises(NotFoundError, match="no water pipes"):
         export_epanet(tmp_path / "x.inp", bbox=(0, 0, 1, 1), engine=db)
     assert not (tmp_path / "x.inp").exists()
+
+
+def test_build_gives_back_the_garbage_collector_as_found(db):
+    """build_model pauses the cyclic garbage collector while it builds, and leaves it as it was, after a
+    refusal too."""
+    epanet.import_file(DATA / "Net1.inp", engine=db, **PLACE)
+    with pytest.raises(NotFoundError):
+        build_model(db, dataset="Net1", bbox=(0, 0, 1, 1))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert len(build_model(db, dataset="Net1").link_names) == 13
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_cli_export(cli_env, db, tmp_path):
