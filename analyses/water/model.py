@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gc
 import re
 import threading
 import tomllib
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -269,31 +267,12 @@ def _to_wn(d: dict):
                       "links": [link for link in d["links"] if link["link_type"] != "Pipe"]}, append=wn)
 
 
-@contextmanager
-def _gc_paused():
-    """Cyclic garbage collection paused: the thousands of records and WNTR elements of a model set off
-    collections that scan the whole heap (every model and result kept in memory) and took half of the build
-    (bench/water.py). Another thread may re-enable it early; that only costs time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def build_model(engine: sa.Engine | None = None, *, utility: str = "water", dataset: str | None = None,
                 bbox: tuple[float, float, float, float] | None = None) -> HydraulicModel:
     """The WNTR model of the current stored network of a utility (a dataset, a box)."""
-    with _gc_paused():
-        return _build_model(engine or get_engine(), utility, dataset, bbox)
-
-
-def _build_model(engine: sa.Engine, utility: str, dataset: str | None,
-                 bbox: tuple[float, float, float, float] | None) -> HydraulicModel:
     import wntr
 
+    engine = engine or get_engine()
     net = Network.load(engine, utility=utility, dataset=dataset, bbox=bbox)
     if not net.n_segments:
         raise NotFoundError(f"no {utility} pipes" + (f" in dataset {dataset!r}" if dataset else "")
