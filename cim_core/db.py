@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -330,6 +331,12 @@ def storage_srid(engine: sa.Engine | sa.Connection) -> int:
         return int(engine.scalar(sa.text("select value from cim_meta where key = 'srid'")))
     with engine.connect() as c:
         return storage_srid(c)
+
+
+def id_array(ids) -> str:
+    """Object ids as one PostgreSQL array literal, bound as text and cast (`any(cast(:ids as bigint[]))`): the
+    driver adapts a list element by element, which for thousands of ids costs more than the query."""
+    return "{" + ",".join(map(str, np.asarray(ids, np.int64).tolist())) + "}"
 
 
 def server_versions(engine: sa.Engine) -> dict[str, str]:

@@ -64,6 +64,20 @@ def test_export_follows_a_stored_change(db, tmp_path):
     assert wn.get_link("11").diameter == pytest.approx(14 * 0.0254)
 
 
+def test_pipe_without_an_epanet_record_gets_the_c_of_its_material(db):
+    """In an imported EPANET network, a pipe whose stored record is gone (edited in GIS) takes the C of its
+    material; the others keep theirs, names included."""
+    epanet.import_file(DATA / "Net1.inp", engine=db, **PLACE)
+    with db.begin() as c:
+        c.execute(sa.text("update city_objects set attributes = attributes - 'hydraulic' where key = 'pipe:10'"))
+        c.execute(sa.text("update pipe_segments set material = 'ductile iron', install_year = null "
+                          "where object_id = (select id from city_objects where key = 'pipe:10')"))
+    model = build_model(db, dataset="Net1")
+    assert model.report["roughness"] == {"ductile iron": 130.0}
+    assert model.wn.get_link("10").roughness == 130.0 and model.wn.get_link("11").roughness == 100.0
+    assert "10" in model.link_names and "9" in model.node_names
+
+
 def test_export_of_pieces_without_source_is_refused(db, tmp_path):
     epanet.import_file(DATA / "Net1.inp", engine=db, **PLACE)
     # a box around junctions 22/23 only: cut off from reservoir 9 and tank 2

@@ -28,7 +28,7 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
-from cim_core.db import get_engine
+from cim_core.db import get_engine, id_array
 from cim_core.errors import InputError, NotFoundError
 from cim_core.network.graph import Network
 from cim_core.network.hydraulics import models_of
@@ -113,6 +113,8 @@ def _node_records(net: Network, demand: np.ndarray) -> tuple[list[str], list[dic
 
 
 def _segment_materials(engine: sa.Engine, ids: np.ndarray) -> dict[int, tuple[str | None, int | None]]:
+    if not len(ids):
+        return {}
     with engine.connect() as c:
         rows = c.execute(sa.text("select object_id, material, install_year from pipe_segments "
                                  "where object_id = any(cast(:i as bigint[]))"), {"i": id_array(ids)}).all()
@@ -121,7 +123,8 @@ def _segment_materials(engine: sa.Engine, ids: np.ndarray) -> dict[int, tuple[st
 
 def _link_records(net: Network, node_names: list[str], engine: sa.Engine) -> tuple[list[str], list[dict], dict]:
     """Links of every segment; loose segment ends get a junction of their own (appended to node_names)."""
-    materials = _segment_materials(engine, net.segment_id)
+    bare = np.array([not r for r in net.segment_attributes["hydraulic"]], bool)  # those need a C from material
+    materials = _segment_materials(engine, net.segment_id[bare])
     year = dt.date.today().year
     u, v = net.edges
     loose = {}
@@ -183,19 +186,18 @@ def _model_parts(models: list[dict]) -> tuple[dict, str, list[str]]:
     return parts, models[0]["units"], [m["dataset"] for m in models]
 
 
-def id_array(ids) -> str:
-    """Object ids as one PostgreSQL array literal: the driver adapts a list element by element, which for
-    thousands of ids costs more than the query."""
-    return "{" + ",".join(map(str, np.asarray(ids, np.int64).tolist())) + "}"
-
-
-def hydraulic_records(engine: sa.Engine, ids: np.ndarray) -> list[dict | None]:
-    """The `hydraulic` attribute of objects, in the order of `ids` (read as text: orjson parses it faster
-    than the driver's JSON)."""
+def _stored_records(engine: sa.Engine, net: Network) -> None:
+    """The `name` and `hydraulic` attributes of the network's nodes and segments, in one query (`hydraulic`
+    read as text: orjson parses it faster than the driver's JSON)."""
+    ids = np.concatenate([net.node_id, net.segment_id])
     with engine.connect() as c:
-        rows = dict(c.execute(sa.text("select id, (attributes -> 'hydraulic')::text from city_objects "
-                                      "where id = any(cast(:i as bigint[]))"), {"i": id_array(ids)}).all())
-    return [orjson.loads(rows[i]) if rows.get(i) else None for i in ids.tolist()]
+        rows = {r[0]: r[1:] for r in c.execute(sa.text(
+            "select id, attributes ->> 'name', (attributes -> 'hydraulic')::text from city_objects "
+            "where id = any(cast(:i as bigint[]))"), {"i": id_array(ids)})}
+    for attributes, part in ((net.node_attributes, net.node_id), (net.segment_attributes, net.segment_id)):
+        found = [rows.get(i, (None, None)) for i in part.tolist()]
+        attributes["name"] = [r[0] for r in found]
+        attributes["hydraulic"] = [orjson.loads(r[1]) if r[1] else None for r in found]
 
 
 def _check_sources(net: Network, records: list[dict], names: list[str]) -> None:
@@ -271,13 +273,11 @@ def build_model(engine: sa.Engine | None = None, *, utility: str = "water", data
     import wntr
 
     engine = engine or get_engine()
-    net = Network.load(engine, utility=utility, dataset=dataset, bbox=bbox, node_attributes=("name",),
-                       segment_attributes=("name",))
+    net = Network.load(engine, utility=utility, dataset=dataset, bbox=bbox)
     if not net.n_segments:
         raise NotFoundError(f"no {utility} pipes" + (f" in dataset {dataset!r}" if dataset else "")
                             + (" in the box" if bbox else ""))
-    net.node_attributes["hydraulic"] = hydraulic_records(engine, net.node_id)
-    net.segment_attributes["hydraulic"] = hydraulic_records(engine, net.segment_id)
+    _stored_records(engine, net)
     demand = np.zeros(net.n_nodes)
     if not all(net.node_attributes["hydraulic"]):  # a surveyed network: the buildings it serves
         demand = service(engine, net).node_demand(net.n_nodes)

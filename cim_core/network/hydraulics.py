@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
-from cim_core.db import get_engine
+from cim_core.db import get_engine, id_array
 from cim_core.errors import NotFoundError
 from cim_core.store import dumps
 
@@ -42,6 +42,6 @@ def models_of(object_ids: Iterable[int], engine: sa.Engine | None = None) -> lis
     with engine.connect() as c:
         rows = c.execute(sa.text("""
             select d.name dataset, h.* from hydraulic_models h join datasets d on d.id = h.dataset_id
-            where h.dataset_id in (select distinct dataset_id from city_objects where id = any(:ids))
-            order by d.id"""), {"ids": [int(i) for i in object_ids]}).mappings().all()
+            where h.dataset_id in (select distinct dataset_id from city_objects where id = any(cast(:ids as bigint[])))
+            order by d.id"""), {"ids": id_array(object_ids)}).mappings().all()
     return [dict(r) for r in rows]

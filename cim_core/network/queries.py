@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from cim_core import scenarios
-from cim_core.db import storage_srid
+from cim_core.db import id_array, storage_srid
 from cim_core.errors import NotFoundError
 
 CURRENT = "(o.valid_to is null or o.valid_to > current_date)"
@@ -84,11 +84,11 @@ def network_rows(engine: sa.Engine, *, utility: str | None = None, dataset: str 
         node_attrs, p = _attribute_columns(node_attributes, "nattr")
         params.update(p)
         ends = segments["from_node"] + segments["to_node"]
-        params["referenced"] = sorted({i for i in ends if i is not None})
+        params["referenced"] = id_array(sorted({i for i in ends if i is not None}))
         nodes = _columns(c.execute(sa.text(f"""
             select n.object_id id, o.key, n.utility, n.node_type, st_x(n.geom) x, st_y(n.geom) y, n.ground_z,
                    n.invert_z{node_attrs}
             from pipe_nodes n join city_objects o on o.id = n.object_id
-            where ({_where("n", "geom", utility, dataset_id, bbox, scenario_id)}) or n.object_id = any(:referenced)
+            where ({_where("n", "geom", utility, dataset_id, bbox, scenario_id)}) or n.object_id = any(cast(:referenced as bigint[]))
             order by n.object_id"""), params))
     return nodes, segments
