@@ -185,8 +185,11 @@ def _object_rows(batch: list[CityObject], dataset_id: int, ids: _Ids, srid: int)
         "materials": [_jsonb(o.mesh.materials) if o.mesh is not None and o.mesh.materials is not None else None
                       for o in batch],
     }
-    return zip(*(derived[c] if c in derived else [getattr(o, RENAMED.get(c, c)) for o in batch]
-                 for c in OBJECT_COLUMNS))
+    return zip(*(derived[c] if c in derived else _attribute(batch, RENAMED.get(c, c)) for c in OBJECT_COLUMNS))
+
+
+def _attribute(records: list, name: str) -> list:
+    return [getattr(r, name, None) for r in records]
 
 
 def _segment_rows(segs: list[CityObject], ids: _Ids, srid: int):

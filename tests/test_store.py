@@ -62,6 +62,9 @@ def test_import_of_many_rows_analyzes_the_tables_it_filled(db):
     assert analyzed(db, "city_objects") == (0, -1)  # never analyzed
     write_dataset(info(), box_objects(1500), engine=db)
     assert analyzed(db, "city_objects") == (1, 1500)  # the planner knows the rows at once
+    with db.connect() as c:  # footprint_3857 is never searched: no statistics (migration 0013)
+        assert set(c.scalars(sa.text("select attname from pg_stats where tablename = 'city_objects' "
+                                     "and attname like 'footprint%'"))) == {"footprint"}
     assert analyzed(db, "pipe_segments")[0] == 0  # nothing written there
     write_dataset(info("few"), box_objects(100, prefix="f"), engine=db)  # under ANALYZE_MIN_ROWS
     assert analyzed(db, "city_objects") == (1, 1500)
