@@ -30,7 +30,7 @@ from cim_core.db import get_engine, storage_srid
 from cim_core.errors import InputError
 from cim_core.model import CityObject, DatasetInfo, Mesh
 from cim_core.settings import get_settings
-from cim_core.store import write_dataset
+from cim_core.store import BATCH, write_dataset
 
 from .common import (
     GIS_SUFFIXES,
@@ -244,8 +244,7 @@ def import_layer(path: str | Path, layer: str | None = None, *, kind: str | None
                        report=report, scenario=scenario)
     lods = np.where(np.isin(shapely.get_type_id(geoms), POLYGONAL), 1, -1) if kind == "buildings" else \
         np.array([-1 if m is None else 0 for m in meshes])
-    objects = _objects(keys, uids, names, CLASS_OF[kind], lods.tolist(), attributes(meta, data, len(geoms)),
-                       geoms, meshes, zr)
+    objects = _objects(keys, uids, names, CLASS_OF[kind], lods.tolist(), meta, data, geoms, meshes, zr)
     res = write_dataset(info, objects, engine=engine, progress=on_objects)
     return ImportResult.written(path, res, report)
 
@@ -343,13 +342,18 @@ def _flat_meshes(kind: str, geoms: np.ndarray, ground: np.ndarray, width: np.nda
     return meshes, (ground, ground)
 
 
-def _objects(keys, uids, names, cls, lods, attrs, geoms, meshes, zr) -> Iterator[CityObject]:
-    """The city objects; lods: per feature, -1 for none."""
-    zlo, zhi = zr[0].tolist(), zr[1].tolist()
-    for i, (k, m, g) in enumerate(zip(keys, meshes, geoms.tolist())):
-        yield CityObject(key=k, cls=cls, uid=uids[i], name=names[i], attributes=attrs[i],
-                         lod=lods[i] if lods[i] >= 0 else None, footprint=g, mesh=m,
-                         zmin=zlo[i] if g is not None else None, zmax=zhi[i] if g is not None else None)
+def _objects(keys, uids, names, cls, lods, meta, data, geoms, meshes, zr) -> Iterator[CityObject]:
+    """The city objects; lods: per feature, -1 for none. Their attributes are built a batch at a time, as
+    write_dataset takes them: while it COPYs the batch before (store._copy_objects)."""
+    zlo, zhi, glist = zr[0].tolist(), zr[1].tolist(), geoms.tolist()
+    for start in range(0, len(glist), BATCH):
+        stop = min(start + BATCH, len(glist))
+        attrs = attributes(meta, [c[start:stop] for c in data], stop - start)
+        for i in range(start, stop):
+            g = glist[i]
+            yield CityObject(key=keys[i], cls=cls, uid=uids[i], name=names[i], attributes=attrs[i - start],
+                             lod=lods[i] if lods[i] >= 0 else None, footprint=g, mesh=meshes[i],
+                             zmin=zlo[i] if g is not None else None, zmax=zhi[i] if g is not None else None)
 
 
 def import_file(path: str | Path, *, dataset: str | None = None, engine: sa.Engine | None = None,

@@ -62,6 +62,9 @@ def test_import_of_many_rows_analyzes_the_tables_it_filled(db):
     assert analyzed(db, "city_objects") == (0, -1)  # never analyzed
     write_dataset(info(), box_objects(1500), engine=db)
     assert analyzed(db, "city_objects") == (1, 1500)  # the planner knows the rows at once
+    with db.connect() as c:  # footprint_3857 is never searched: no statistics (migration 0013)
+        assert set(c.scalars(sa.text("select attname from pg_stats where tablename = 'city_objects' "
+                                     "and attname like 'footprint%'"))) == {"footprint"}
     assert analyzed(db, "pipe_segments")[0] == 0  # nothing written there
     write_dataset(info("few"), box_objects(100, prefix="f"), engine=db)  # under ANALYZE_MIN_ROWS
     assert analyzed(db, "city_objects") == (1, 1500)
@@ -113,6 +116,34 @@ def test_replace_is_atomic_and_never_duplicates(db):
     remove_dataset("blocks", engine=db)
     assert count(db, "select count(*) from city_objects") == 0
     assert count(db, "select count(*) from change_log") == 3  # two writes that landed and one removal
+
+
+def test_failures_while_a_batch_is_being_copied_leave_the_previous_version(db):
+    """Batches are COPYed by a thread while the next one is built: a source that breaks, a duplicate key, or
+    a row the server refuses, in a later batch, still leave the old version whole."""
+    write_dataset(info(), box_objects(40), engine=db)
+
+    def broken():
+        yield from box_objects(7000, prefix="new")  # the first batch is in the COPY when this breaks
+        raise RuntimeError("source broke mid-way")
+
+    def duplicated():
+        yield from box_objects(6000, prefix="new")
+        yield next(box_objects(1, prefix="new"))  # key new0 again, in the second batch
+
+    def refused():
+        yield from box_objects(6000, prefix="new")
+        yield CityObject(key="classless", cls=None)  # class is not null: the server refuses the row
+
+    for source, error in ((broken(), RuntimeError), (duplicated(), InputError), (refused(), Exception)):
+        with pytest.raises(error):
+            write_dataset(info(), source, engine=db)
+        assert count(db, "select count(*) from city_objects") == 40
+        assert count(db, "select count(*) from city_objects where key like 'new%'") == 0
+    objs = list(box_objects(5))
+    with pytest.raises(InputError, match="duplicate object key 'b3'"):  # within one batch
+        write_dataset(info("dup"), [*objs, objs[3]], engine=db)
+    assert write_dataset(info(), box_objects(6000), engine=db).counts == {"building": 6000}
 
 
 def test_killed_import_leaves_previous_version(db, tmp_path):
