@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import shapely
 import sqlalchemy as sa
-from underground_fixture import street
+from underground_fixture import GROUND, at, street
 
 from analyses.underground import clearances, rules
 from cim_core.errors import InputError, NotFoundError
+from cim_core.model import CityObject, DatasetInfo, PipeSegment
 from cim_core.runs import get_run
+from cim_core.store import write_dataset
 
 HEADER = "table,utility_a,class_a,utility_b,class_b,min_m,confidence,source\n"
 
@@ -138,3 +141,27 @@ def test_pressure_classes_and_diameters_select_the_rule():
     assert required.tolist() == [1.2, 1.0, 1.0, 1.5]
     # the same pair either way round
     assert rules.match(h, other, side)[0].tolist() == [1.2, 1.0, 1.0, 1.5]
+
+
+def test_a_service_pipe_is_exempt_from_its_own_building_and_joins_its_main(db):
+    """A sewage lateral L (d200, no node ids, as imported from IFC) from a riser inside building B1 out to
+    the main M, whose axis it ends on; it passes building B2 0.9 m clear:
+
+        B1 (0..10 x 10..20), L at x = 9 from y = 15 to y = -5, B2 (10..20 x 0..8), M along y = -5 (d400).
+
+    Its own building gives no finding (nor does its joint with M: one pipe); B2 does (2.5 m required)."""
+    def pipe(key, a, b, d, z):
+        inv = z - d / 2000
+        return CityObject(key=key, cls="pipe_segment", pipe=PipeSegment(
+            "sewage", np.array([[*at(*a), z], [*at(*b), z]]), diameter_mm=d, start_invert=inv, end_invert=inv,
+            start_depth=GROUND - inv, end_depth=GROUND - inv))
+
+    write_dataset(DatasetInfo("service", "pipes", "s.gpkg", "s"),
+                  [pipe("M", (-10, -5), (30, -5), 400, 57.2), pipe("L", (9, 15), (9, -5), 200, 57.1)], engine=db)
+    write_dataset(DatasetInfo("service-city", "gis", "s.gpkg", "city"), [
+        CityObject(key=k, cls="building", footprint=shapely.box(*at(x0, y0), *at(x1, y1)))
+        for k, (x0, y0, x1, y1) in {"B1": (0, 10, 10, 20), "B2": (10, 0, 20, 8)}.items()], engine=db)
+    result = clearances.check(engine=db)
+    assert findings(db, result["run_id"]) == {("building_clearance", "L", "B2", 0.9, 2.5, "verified")}
+    # L-B1 is not examined; M is beyond the reach of any rule from B2
+    assert result["summary"]["pairs"]["building"]["building/sewage"] == {"examined": 1, "within": 1, "violations": 1}

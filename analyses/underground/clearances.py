@@ -4,7 +4,7 @@
   distance in plan (axis distance less both half widths) of every pair that does not cross and whose
   directions differ by at most PARALLEL_DEG.
 - Horizontal clearance between a pipe and a building (4.1.9): plan distance from the footprint to the
-  pipe's outer wall.
+  pipe's outer wall; not between a building and a pipe with an end inside or at it (its own service pipe).
 - Vertical clearance at crossings (4.1.14): the clear gap between the outer walls where the plan axes cross.
 - Pipe-top cover (GB 50014-2021 5.3.7): ground less the pipe's top at each end, under carriageway or
   footway (the carriageway from the road layer, model.carriageway).
@@ -15,7 +15,8 @@ time (GiST index), so that memory stays bounded however large the network: a til
 buildings within the largest reach of any rule of it, and owns the pairs whose reference point (the
 larger of the two objects' lower-left corners) lies in it, and the segments whose lower-left corner
 does: every pair is checked exactly once however the network is cut. Pairs come from an STRtree query
-in plan; segments of one utility that share a node are one pipe, not a pair. Every check of a pair for
+in plan; segments of one utility that share a node, or where one's end without a node lies on the other (a
+lateral at its main), are one pipe, not a pair. Every check of a pair for
 which no rule exists is counted as "no rule" (one info finding per utility pair with the count), never
 given a guessed distance. A run records the inputs, the rules with their source and confidence, and
 the findings (cim_core.runs).
@@ -39,6 +40,10 @@ from .rules import Rule, RuleSet, current_rules, match
 ANALYSIS = "underground-clearances"
 PARALLEL_DEG = 30.0
 CHUNK_M = 1000.0  # tile side (m): at scale 30 ~20 % faster than 500 m tiles, 2 MB more (docs/underground.md)
+JOIN_M = 0.01  # an end this close to another pipe's axis in plan meets it (IFC coordinates are kept to 0.1 mm)
+# An end of a pipe this close to a footprint in plan, or inside it, makes the pipe that building's own service
+# connection (a riser stands inside, a rainwater downpipe against the wall, 0.15 m out in the sample district).
+SERVICE_M = 0.5
 CLASH_RULE = {"source": "geometry: the pipes' outer walls overlap", "confidence": "measured"}
 
 
@@ -111,8 +116,21 @@ def pipe_pairs(pipes: Pipes, distance: float) -> tuple[np.ndarray, np.ndarray]:
     for a in range(2):
         for b in range(2):
             shared |= (ends_i[:, a] == ends_j[:, b]) & (ends_i[:, a] >= 0)
-    connected = shared & (pipes.utility[i] == pipes.utility[j])
+    same = pipes.utility[i] == pipes.utility[j]
+    connected = same & (shared | _joined(pipes, i, j, same & ~shared))
     return i[~connected], j[~connected]
+
+
+def _joined(pipes: Pipes, i: np.ndarray, j: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Which pairs (of those in mask) have an end without a node on the other's axis in plan: a service
+    pipe imported without node ids (an IFC lateral) ending at its main is connected to it, as one pipe."""
+    out = np.zeros(len(i), bool)
+    k = np.flatnonzero(mask & ((np.column_stack([pipes.from_node[i], pipes.to_node[i],
+                                                 pipes.from_node[j], pipes.to_node[j]]) < 0).any(axis=1)))
+    for a, b in ((i[k], j[k]), (j[k], i[k])):
+        for end, node in ((0, pipes.from_node[a]), (-1, pipes.to_node[a])):
+            out[k] |= (node < 0) & (shapely.distance(shapely.get_point(pipes.lines[a], end), pipes.lines[b]) <= JOIN_M)
+    return out
 
 
 def _example(pipes: Pipes, a: int, b: int) -> tuple[int, int, tuple]:
@@ -194,6 +212,12 @@ def buildings(pipes: Pipes, rules: list[Rule], ids: np.ndarray, footprints: np.n
     fb = shapely.bounds(footprints).reshape(-1, 4)
     own = owns(np.maximum(pipes.bounds[i, 0], fb[b, 0]), np.maximum(pipes.bounds[i, 1], fb[b, 1]))
     i, b = i[own], b[own]
+    # GB 50289 keeps pipes clear of buildings they do not serve: a service pipe must reach its own building,
+    # so the rule is not applied to a pipe and the building it ends at (our reading, docs/underground.md).
+    serves = np.zeros(len(i), bool)
+    for end in (0, -1):
+        serves |= shapely.distance(shapely.get_point(pipes.lines[i], end), footprints[b]) <= SERVICE_M
+    i, b = i[~serves], b[~serves]
     n = len(i)
     required, ri = match(rules, pipes.side(i), {"utility": np.full(n, "building"), "diameter": np.full(n, np.nan),
                                                "pressure": np.full(n, "")})
