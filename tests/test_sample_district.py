@@ -13,12 +13,14 @@ import pyogrio
 import pyogrio.raw
 import pytest
 import shapely
+import sqlalchemy as sa
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
+from analyses.underground import clearances
 from cim_core import store
 from cim_core.errors import InputError
-from sample_models.district import entries, generate, generator, is_current, load, writer
+from sample_models.district import entries, generate, generator, is_current, load, underground, writer
 from sample_models.district.ifc import BuildingModel, write_ifc
 
 LAYERS = [
@@ -325,6 +327,28 @@ def test_renewed_block_shares_the_footprint_and_its_pipes_meet_the_street_networ
         assert nodes["invert_z"][k] - 0.01 <= z_world <= nodes["ground_z"][k]
         assert len(ifcopenshell.geom.create_shape(settings, pipe).geometry.verts) > 0
     assert {"water", "sewage"} <= utilities
+
+
+def test_a_clearance_run_over_the_district_finds_only_the_planted_zone(db, district):
+    """`cim demo`'s district (its layers and IFC buildings, with the renewed block's three service pipes that
+    cross the street to their mains) and the planted-violations zone: every finding is a planted one. The
+    planted drainage cases (drainage.load: pipes into another utility's manholes) are left out."""
+    out, manifest = district
+    load(out, engine=db)
+    underground.load(out, engine=db)
+    result = clearances.check(engine=db)
+    with db.connect() as c:
+        laterals = c.scalar(sa.text("select count(*) from pipe_segments s join city_objects o on o.id = s.object_id "
+                                    "join datasets d on d.id = o.dataset_id where d.name = :d"),
+                            {"d": "sample-ifc-residential-renewed"})
+        rows = c.execute(sa.text("""
+            select f.rule, a.key, b.key, st_x(f.geom), st_y(f.geom) from qa_findings f
+            left join city_objects a on a.id = f.object_id left join city_objects b on b.id = f.related_id
+            where f.run_id = :r and f.severity <> 'info'"""), {"r": result["run_id"]}).all()
+    assert laterals == 3
+    zone = shapely.box(*manifest["underground"]["zone"]["bbox"])
+    assert [r[:3] for r in rows if not zone.contains(shapely.Point(r[3], r[4]))] == []
+    assert {r[:3] for r in rows} == {(p["rule"], p["object"], p["related"]) for p in manifest["underground"]["planted"]}
 
 
 def test_same_seed_same_features_whatever_the_chunking_and_another_seed_differs(

@@ -26,7 +26,7 @@ from .layout import (
     riverside_strips,
 )
 from .manifest import ImportEntry
-from .networks import GRAVITY, UTILITIES, build_networks, street_graph
+from .networks import GRAVITY, UTILITIES, build_networks, service_bends, street_graph
 from .writer import LayerWriter
 
 GPKG = "district.gpkg"
@@ -175,12 +175,12 @@ def generate(
     _write_roads(plan, writers["roads"])
     targets, ids = _write_cells(plan, writers)
     services = _services(plan, targets.get("old_residential"))
-    nodes, lengths, outfall_x = _write_networks(plan, writers, services)
+    nets, nodes, lengths, outfall_x = _write_networks(plan, writers, services)
     _write_water(plan, writers, outfall_x, ids)
     planted = hc.write(grid, writers)
     counts = {name: w.close() for name, w in writers.items()}
 
-    ifc_files = _write_ifc(out, grid.seed, targets, services, nodes, progress)
+    ifc_files = _write_ifc(out, grid.seed, targets, nets, nodes, progress)
     manifest = _manifest(grid, plan, counts, lengths, ifc_files, targets, time.perf_counter() - started)
     plan_files, manifest["scenarios"] = renewal.write_plan(out, gpkg, targets.get("old_residential"))
     manifest["files"] += plan_files
@@ -320,10 +320,11 @@ def _null_zero(v: np.ndarray) -> np.ndarray:
 
 
 def _write_networks(plan, writers, services):
-    """Write every utility's pipes and nodes; returns the service nodes (utility -> id, x, y, z), the
-    network lengths (km) and the eastings of the drainage outfalls."""
+    """Write every utility's pipes and nodes; returns the networks, the service nodes (utility -> id, x, y,
+    z, index k in its network), the network lengths (km) and the eastings of the drainage outfalls."""
     service_nodes, lengths, outfall_x = {}, {}, []
-    for utility, net in build_networks(plan, services).items():
+    nets = build_networks(plan, services)
+    for utility, net in nets.items():
         spec = UTILITIES[utility]
         node_ids, seg_ids = net.node_ids(), net.seg_ids()
         a, b = net.seg_a, net.seg_b
@@ -376,10 +377,11 @@ def _write_networks(plan, writers, services):
                 "x": float(net.node_xy[k, 0]),
                 "y": float(net.node_xy[k, 1]),
                 "z": float(net.node_invert[k]),
+                "k": k,
             }
         if utility in GRAVITY:
             outfall_x.append(net.node_xy[net.node_type == "outlet", 0])
-    return service_nodes, lengths, outfall_x
+    return nets, service_nodes, lengths, outfall_x
 
 
 def _write_water(plan, writers, outfall_x, ids: _Ids) -> None:
@@ -415,7 +417,10 @@ def _write_water(plan, writers, outfall_x, ids: _Ids) -> None:
     writers["landuse"].add(polys, id=ids.take("landuse", len(strips)), landuse="green", name=names)
 
 
-def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[dict]:
+def _write_ifc(out, seed, targets, nets, service_nodes, progress) -> list[dict]:
+    """The IFC buildings; the renewed block's service pipes meet the service nodes of the networks `nets`,
+    the water pipe bent over or under the lines it crosses (networks.service_bends); the drains, laid deeper,
+    keep their fall and pass under them."""
     files = []
     for stem, role, scenario, overrides in IFC_BUILDINGS:
         t = targets.get(role)
@@ -446,6 +451,11 @@ def _write_ifc(out, seed, targets, services, service_nodes, progress) -> list[di
             window=overrides.get("window"),
             laterals=laterals,
         )
+        for lat in laterals:
+            if lat.utility not in GRAVITY:
+                riser = model.to_world(*model.riser(lat))
+                lat.bends = tuple(service_bends(nets, lat.utility, riser, model.ground_z,
+                                                service_nodes[lat.utility]["k"], lat.diameter_mm))
         path = out / "ifc" / f"{stem}.ifc"
         counts = write_ifc(model, path, seed)
         entry = ImportEntry("ifc", f"ifc/{stem}.ifc", {"dataset": f"sample-ifc-{stem.replace('_', '-')}"}

@@ -111,6 +111,9 @@ class Lateral:
     end: tuple[float, float, float]  # world x, y and the pipe's centreline elevation at the node
     diameter_mm: int
     material: str
+    # The run's points before the end (m from the riser in plan, axis elevation), from the riser's foot; none:
+    # straight from the foot level with the end (water) or falling 1 % to it (drains).
+    bends: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass
@@ -142,6 +145,18 @@ class BuildingModel:
         ox, oy, c, s, _, _ = self.frame()
         dx, dy = x - ox, y - oy
         return (c * dx + s * dy, -s * dx + c * dy, z - self.ground_z)
+
+    def riser(self, lat: Lateral) -> tuple[float, float]:
+        """Where the lateral's riser stands (local x, y): 0.8 m inside the wall facing the node (a rain
+        downpipe 0.15 m outside it)."""
+        _, _, _, _, lx, ly = self.frame()
+        ex, ey, _ = self.to_local(*lat.end)
+        inset = -0.15 if lat.utility == "rain" else (self.wall or IFC_USE[self.use]["wall"]) + 0.8
+        return min(max(ex, inset), lx - inset), min(max(ey, inset), ly - inset)
+
+    def to_world(self, x: float, y: float) -> tuple[float, float]:
+        ox, oy, c, s, _, _ = self.frame()
+        return ox + c * x - s * y, oy + s * x + c * y
 
 
 class _Writer:
@@ -247,7 +262,7 @@ class _Writer:
         self._building_psets(building)
         self._storeys(building, building_at, lx, ly)
         if m.laterals:
-            self._laterals(site, site_at, lx, ly)
+            self._laterals(site, site_at)
         for name, products in self.materials.items():
             material = ifcopenshell.api.material.add_material(f, name=name)
             ifcopenshell.api.material.assign_material(
@@ -472,20 +487,19 @@ class _Writer:
         rel = pset.DefinesOccurrence[0]
         rel.RelatedObjects = list(rel.RelatedObjects) + products[1:]
 
-    def _laterals(self, site, site_at, lx, ly):
-        """Service pipes: from a riser (rain: a downpipe outside the wall) down and out to the street node."""
+    def _laterals(self, site, site_at):
+        """Service pipes: from a riser (rain: a downpipe outside the wall) down and out to the street node,
+        through the lateral's bends."""
         f, m = self.f, self.m
         systems = {}
         for lat in m.laterals:
             ex, ey, ez = m.to_local(*lat.end)
-            # The riser stands 0.8 m inside the wall facing the node (0.15 m outside it for a downpipe).
-            inset = -0.15 if lat.utility == "rain" else self.spec["wall"] + 0.8
-            rx = min(max(ex, inset), lx - inset)
-            ry = min(max(ey, inset), ly - inset)
+            rx, ry = m.riser(lat)
             run = ((ex - rx) ** 2 + (ey - ry) ** 2) ** 0.5
             fall = 0.0 if lat.utility == "water" else 0.01 * run  # drains fall 1 % towards the street
             top = {"water": 0.5, "sewage": 0.0, "rain": m.floors * m.storey_h + ROOF}[lat.utility]
-            pts = [(rx, ry, top), (rx, ry, ez + fall), (ex, ey, ez)]
+            out = [(rx + (ex - rx) * d / run, ry + (ey - ry) * d / run, z - m.ground_z) for d, z in lat.bends]
+            pts = [(rx, ry, top), *(out or [(rx, ry, ez + fall)]), (ex, ey, ez)]
             pipe = ifcopenshell.api.root.create_entity(
                 f, ifc_class="IfcPipeSegment", name=f"{lat.utility}入户管", predefined_type="RIGIDSEGMENT"
             )

@@ -520,3 +520,21 @@ def _size_gravity(utility: str, seg: dict, upstream) -> None:
         (seg["shape"] == "circular") & (seg["diameter_mm"] <= plastic_max) & (seg["install_year"] >= 2005)
     )
     seg["material"] = np.where(plastic, "PVC-U", "concrete").astype(object)
+
+
+def service_bends(nets: dict[str, Network], utility: str, riser: tuple[float, float], ground: float,
+                  node: int, diameter_mm: int) -> list[tuple[float, float]]:
+    """The run of a pressure service pipe from the foot of its riser (at `ground`) to `node` of its street
+    network, as (m from the riser, axis elevation) from the foot: level with the node, bent over or under
+    the other utilities' lines as a street pipe is (crossings.resolve). The node keeps its level."""
+    main = nets[utility]
+    z = float(main.node_invert[node])
+    grounds = np.array([ground, main.node_ground[node]])
+    net = Network(utility, np.array([riser, main.node_xy[node]]), np.array(["riser", "service"], object), grounds,
+                  grounds - z, np.array([z, z]), np.array([0]), np.array([1]),
+                  {"shape": np.array(["circular"], object), "diameter_mm": np.array([diameter_mm]),
+                   "width_mm": np.zeros(1), "height_mm": np.zeros(1)}, {})
+    crossings.resolve(net, [n for u, n in nets.items() if u != utility])
+    if net.node_invert[1] != z:
+        raise ValueError(f"the {utility} service pipe cannot keep its street node's level past the lines it crosses")
+    return [(0.0, float(net.node_invert[0])), *map(tuple, net.bends.get(0, np.empty((0, 2))).tolist())]
