@@ -21,6 +21,7 @@ from analyses.underground import clearances
 from cim_core import store
 from cim_core.errors import InputError
 from sample_models.district import entries, generate, generator, is_current, load, underground, writer
+from sample_models.district.manifest import VERSION as manifest_version
 from sample_models.district.ifc import BuildingModel, write_ifc
 
 LAYERS = [
@@ -425,3 +426,12 @@ def test_a_manifest_of_an_older_generator_is_not_current_and_not_loaded(tmp_path
     assert not is_current(tmp_path)
     with pytest.raises(InputError, match="older generator"):
         load(tmp_path)
+
+
+def test_a_district_of_an_older_version_is_not_current(tmp_path):
+    generate(tmp_path, scale=0.01, seed=7)
+    path = tmp_path / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    assert is_current(tmp_path) and manifest["version"] == manifest_version
+    path.write_text(json.dumps({**manifest, "version": manifest_version - 1}), encoding="utf-8")
+    assert not is_current(tmp_path)  # cim demo generates it again

@@ -25,7 +25,7 @@ from .layout import (
     river_outline,
     riverside_strips,
 )
-from .manifest import ImportEntry
+from .manifest import VERSION, ImportEntry
 from .networks import GRAVITY, UTILITIES, build_networks, service_bends, street_graph
 from .writer import LayerWriter
 
@@ -502,6 +502,7 @@ def _manifest(grid, plan, counts, lengths, ifc_files, targets, seconds) -> dict:
     return {
         "name": "驻马店市中心城区 (generated sample district)",
         "generator": "sample_models.district",
+        "version": VERSION,
         "seed": grid.seed,
         "scale": grid.scale,
         "crs": CRS,

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 # Options whose `cim import` flag differs from the keyword's name.
 CLI_FLAGS = {"kind": "--as"}
+# The generated files' version, in each manifest: raised when a change of the generator changes them, so that
+# `cim demo` generates a district of an older version again (and imports what changed).
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,11 @@ def _listed(manifest: dict) -> list[dict]:
 
 
 def is_current(folder: str | Path) -> bool:
-    """Whether `folder` holds a district whose manifest lists its imports (older generators wrote only
-    `cim import` commands)."""
+    """Whether `folder` holds a district of this generator's VERSION."""
     path = Path(folder) / "manifest.json"
     if not path.exists():
         return False
-    return all("import" in item for item in _listed(json.loads(path.read_text(encoding="utf-8"))))
+    return json.loads(path.read_text(encoding="utf-8")).get("version") == VERSION
 
 
 def entries(folder: str | Path) -> list[ImportEntry]:
