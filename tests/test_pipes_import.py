@@ -209,6 +209,21 @@ def test_cli_qa_lists_rules(cli_env, db, tmp_path):
     assert "P3 duplicates pipe:P1" in out.stdout
 
 
+def test_a_pipe_without_ground_or_nodes_takes_its_ground_from_invert_and_depth(db, tmp_path):
+    """A surveyed connection that ends in another dataset's manholes: invert and depth give its ground
+    (gravity: depth to the invert; pressure: to the axis), so its cover is its own, not measured from 0 m."""
+    gpkg = tmp_path / "survey.gpkg"
+    write_layer(gpkg, "pipes", [line((0, 0), (20, 0)), line((0, 5), (20, 5))], id=["R1", "G1"],
+                utility=["rain", "gas"], diameter_mm=[300, 200], start_invert=[71.4, 72.0], end_invert=[71.2, 72.0],
+                start_depth=[2.6, 1.2], end_depth=[3.1, 1.2])
+    res = pipes.import_layer(gpkg, engine=db)
+    assert res.report["heights"]["no_ground"] == 0
+    ground = dict(rows(db, """select o.key, array[s.start_invert + s.start_depth, s.end_invert + s.end_depth]
+                              from pipe_segments s join city_objects o on o.id = s.object_id"""))
+    assert ground["pipe:R1"] == pytest.approx([74.0, 74.3], abs=0.001)
+    assert ground["pipe:G1"] == pytest.approx([73.3, 73.3], abs=0.001)  # 72.0 + 0.1 (to the axis) + 1.2
+
+
 @pytest.mark.filterwarnings("ignore:'crs' was not provided")
 def test_bad_layers_are_refused_and_nothing_is_written(db, tmp_path):
     lonlat = tmp_path / "lonlat.gpkg"  # longitude/latitude declared as EPSG:4547

@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from analyses.underground import clearances
 from cim_core import store
 from cim_core.errors import InputError
-from sample_models.district import entries, generate, generator, is_current, load, underground, writer
+from sample_models.district import drainage, entries, generate, generator, is_current, load, underground, writer
 from sample_models.district.manifest import VERSION as manifest_version
 from sample_models.district.ifc import BuildingModel, write_ifc
 
@@ -332,10 +332,11 @@ def test_renewed_block_shares_the_footprint_and_its_pipes_meet_the_street_networ
 
 def test_a_clearance_run_over_the_district_finds_only_the_planted_zone(db, district):
     """`cim demo`'s district (its layers and IFC buildings, with the renewed block's three service pipes that
-    cross the street to their mains) and the planted-violations zone: every finding is a planted one. The
-    planted drainage cases (drainage.load: pipes into another utility's manholes) are left out."""
+    cross the street to their mains, and the planted drainage cases: surveyed pipes into another utility's
+    manholes, without ground levels) and the planted-violations zone: every finding is a planted one."""
     out, manifest = district
     load(out, engine=db)
+    drainage.load(out, engine=db)
     underground.load(out, engine=db)
     result = clearances.check(engine=db)
     with db.connect() as c:

@@ -15,8 +15,9 @@ time (GiST index), so that memory stays bounded however large the network: a til
 buildings within the largest reach of any rule of it, and owns the pairs whose reference point (the
 larger of the two objects' lower-left corners) lies in it, and the segments whose lower-left corner
 does: every pair is checked exactly once however the network is cut. Pairs come from an STRtree query
-in plan; segments of one utility that share a node, or where one's end without a node lies on the other (a
-lateral at its main), are one pipe, not a pair. Every check of a pair for
+in plan; segments that share a node or an end's place (a pipe into another utility's manhole too: it is
+joined there), or of one utility where one's end without a node lies on the other (a lateral at its main),
+are not a pair. Every check of a pair for
 which no rule exists is counted as "no rule" (one info finding per utility pair with the count), never
 given a guessed distance. A run records the inputs, the rules with their source and confidence, and
 the findings (cim_core.runs).
@@ -106,7 +107,9 @@ def _rule_details(rule: Rule, measured: float, required: float) -> dict:
 
 
 def pipe_pairs(pipes: Pipes, distance: float) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j), i < j: segments within `distance` in plan, less those of one utility that share a node."""
+    """(i, j), i < j: segments within `distance` in plan, less those joined: sharing a node or an end's place
+    (whatever their utility: a pipe into another network's manhole is a misconnection, which analyses.drainage
+    reports, not a clash), or with a node-less end on a pipe of its own utility."""
     i, j = shapely.STRtree(pipes.lines).query(pipes.lines, predicate="dwithin", distance=distance)
     keep = i < j
     i, j = i[keep], j[keep]
@@ -117,8 +120,22 @@ def pipe_pairs(pipes: Pipes, distance: float) -> tuple[np.ndarray, np.ndarray]:
         for b in range(2):
             shared |= (ends_i[:, a] == ends_j[:, b]) & (ends_i[:, a] >= 0)
     same = pipes.utility[i] == pipes.utility[j]
-    connected = same & (shared | _joined(pipes, i, j, same & ~shared))
+    connected = shared | _ends_meet(pipes, i, j, ~shared)
+    connected |= same & _joined(pipes, i, j, same & ~connected)
     return i[~connected], j[~connected]
+
+
+def _ends_meet(pipes: Pipes, i: np.ndarray, j: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Which pairs (of those in mask) have an end of one within JOIN_M of an end of the other in plan: they meet
+    in one manhole, whichever dataset numbered their nodes (a surveyed pipe into another network's manhole)."""
+    out = np.zeros(len(i), bool)
+    k = np.flatnonzero(mask)
+    a0, a1, b0, b1 = (shapely.get_coordinates(shapely.get_point(pipes.lines[x[k]], e))
+                      for x in (i, j) for e in (0, -1))
+    for a in (a0, a1):
+        for b in (b0, b1):
+            out[k] |= np.hypot(*(a - b).T) <= JOIN_M
+    return out
 
 
 def _joined(pipes: Pipes, i: np.ndarray, j: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -73,7 +73,7 @@ def _node_ground(segs: Segments, nodes: Nodes) -> np.ndarray:
 def _end(segs: Segments, nodes: Nodes, node_ground: np.ndarray, end: int, cover: float, counts: dict):
     """(ground, axis, source) at the start (end 0) or end (end 1) of every segment, from the best source
     at hand: the segment's invert, its depth, its node's elevation or depth, its geometry's z, else the
-    default cover (ground to crown)."""
+    default cover (ground to crown). The ground: the segment's own, its node's, else its invert + depth."""
     h = segs.section_height()
     seg_half = np.where(segs.ref_is_axis, 0.0, h / 2)  # from the segment's reference height to its axis
     own_ground, own_invert, own_depth, idx = (
@@ -81,6 +81,8 @@ def _end(segs: Segments, nodes: Nodes, node_ground: np.ndarray, end: int, cover:
         (segs.end_ground, segs.end_invert, segs.end_depth, segs.to_idx))
     node_half = np.where(_at(nodes.ref_is_axis.astype(float), idx) > 0, 0.0, h / 2)
     ground = np.where(np.isfinite(own_ground), own_ground, _at(node_ground, idx))
+    # else a surveyed invert and depth give it (depth: ground less the reference height, invert or axis)
+    ground = np.where(np.isfinite(ground), ground, own_invert + h / 2 - seg_half + own_depth)
     missing = ~np.isfinite(ground)
     counts["no_ground"] += int(missing.sum())
     ground[missing] = 0.0
