@@ -157,11 +157,6 @@ def _footprint(o: CityObject):
     return None
 
 
-def _row(record, columns: tuple[str, ...], derived: dict) -> tuple:
-    # a list comprehension, not a generator: this runs once per row of every COPY
-    return tuple([derived[c] if c in derived else getattr(record, RENAMED.get(c, c), None) for c in columns])
-
-
 def _object_rows(batch: list[CityObject], dataset_id: int, ids: _Ids, srid: int):
     """The COPY rows of a batch, built column by column (a comprehension per column, zip to rows)."""
     keys = [o.key for o in batch]
@@ -185,35 +180,37 @@ def _object_rows(batch: list[CityObject], dataset_id: int, ids: _Ids, srid: int)
         "materials": [_jsonb(o.mesh.materials) if o.mesh is not None and o.mesh.materials is not None else None
                       for o in batch],
     }
-    return zip(*(derived[c] if c in derived else _attribute(batch, RENAMED.get(c, c)) for c in OBJECT_COLUMNS))
+    return _rows(batch, OBJECT_COLUMNS, derived)
 
 
-def _attribute(records: list, name: str) -> list:
-    return [getattr(r, name, None) for r in records]
+def _rows(records: list, columns: tuple[str, ...], derived: dict[str, list]):
+    """COPY rows built column by column: a derived column's values, else each record's attribute of the
+    column's name (RENAMED), zipped into rows."""
+    return zip(*(derived[c] if c in derived else [getattr(r, RENAMED.get(c, c), None) for r in records]
+                 for c in columns))
 
 
 def _segment_rows(segs: list[CityObject], ids: _Ids, srid: int):
-    for o in segs:
-        p = o.pipe
-        yield _row(p, SEGMENT_COLUMNS, {
-            "object_id": ids(o.key),
-            "from_node": ids(p.from_node) if p.from_node is not None else None,
-            "to_node": ids(p.to_node) if p.to_node is not None else None,
-            "length_m": float(np.linalg.norm(np.diff(p.centerline, axis=0), axis=1).sum()),
-            "centerline": _linez_ewkb(p.centerline, srid)})
+    pipes = [o.pipe for o in segs]
+    return _rows(pipes, SEGMENT_COLUMNS, {
+        "object_id": [ids(o.key) for o in segs],
+        "from_node": [ids(p.from_node) if p.from_node is not None else None for p in pipes],
+        "to_node": [ids(p.to_node) if p.to_node is not None else None for p in pipes],
+        "length_m": [float(np.linalg.norm(np.diff(p.centerline, axis=0), axis=1).sum()) for p in pipes],
+        "centerline": [_linez_ewkb(p.centerline, srid) for p in pipes]})
 
 
 def _node_rows(nodes: list[CityObject], ids: _Ids, srid: int):
-    for o in nodes:
-        yield _row(o.node, NODE_COLUMNS, {"object_id": ids(o.key), "geom": _pointz_ewkb(o.node.point, srid)})
+    return _rows([o.node for o in nodes], NODE_COLUMNS, {"object_id": [ids(o.key) for o in nodes],
+                                                         "geom": [_pointz_ewkb(o.node.point, srid) for o in nodes]})
 
 
 def _finding_rows(findings: list[QAFinding], dataset_id: int, object_ids: dict[str, int], srid: int):
-    for f in findings:
-        yield _row(f, FINDING_COLUMNS, {
-            "dataset_id": dataset_id, "object_id": object_ids.get(f.object_key) if f.object_key else None,
-            "details": _jsonb(f.details),
-            "geom": _ewkb([shapely.Point(f.location)], srid)[0] if f.location else None})
+    return _rows(findings, FINDING_COLUMNS, {
+        "dataset_id": [dataset_id] * len(findings),
+        "object_id": [object_ids.get(f.object_key) if f.object_key else None for f in findings],
+        "details": [_jsonb(f.details) for f in findings],
+        "geom": [_ewkb([shapely.Point(f.location)], srid)[0] if f.location else None for f in findings]})
 
 
 def _linez_ewkb(xyz: np.ndarray, srid: int) -> bytes:

@@ -130,11 +130,8 @@ def _ends_meet(pipes: Pipes, i: np.ndarray, j: np.ndarray, mask: np.ndarray) -> 
     in one manhole, whichever dataset numbered their nodes (a surveyed pipe into another network's manhole)."""
     out = np.zeros(len(i), bool)
     k = np.flatnonzero(mask)
-    a0, a1, b0, b1 = (shapely.get_coordinates(shapely.get_point(pipes.lines[x[k]], e))
-                      for x in (i, j) for e in (0, -1))
-    for a in (a0, a1):
-        for b in (b0, b1):
-            out[k] |= np.hypot(*(a - b).T) <= JOIN_M
+    gap = pipes.ends[i[k], :, None, :] - pipes.ends[j[k], None, :, :]  # every end of one less every end of the other
+    out[k] = (np.hypot(gap[..., 0], gap[..., 1]) <= JOIN_M).any(axis=(1, 2))
     return out
 
 
@@ -145,8 +142,8 @@ def _joined(pipes: Pipes, i: np.ndarray, j: np.ndarray, mask: np.ndarray) -> np.
     k = np.flatnonzero(mask & ((np.column_stack([pipes.from_node[i], pipes.to_node[i],
                                                  pipes.from_node[j], pipes.to_node[j]]) < 0).any(axis=1)))
     for a, b in ((i[k], j[k]), (j[k], i[k])):
-        for end, node in ((0, pipes.from_node[a]), (-1, pipes.to_node[a])):
-            out[k] |= (node < 0) & (shapely.distance(shapely.get_point(pipes.lines[a], end), pipes.lines[b]) <= JOIN_M)
+        for end, node in ((0, pipes.from_node[a]), (1, pipes.to_node[a])):
+            out[k] |= (node < 0) & (shapely.distance(shapely.points(pipes.ends[a, end]), pipes.lines[b]) <= JOIN_M)
     return out
 
 
@@ -232,8 +229,8 @@ def buildings(pipes: Pipes, rules: list[Rule], ids: np.ndarray, footprints: np.n
     # GB 50289 keeps pipes clear of buildings they do not serve: a service pipe must reach its own building,
     # so the rule is not applied to a pipe and the building it ends at (our reading, docs/underground.md).
     serves = np.zeros(len(i), bool)
-    for end in (0, -1):
-        serves |= shapely.distance(shapely.get_point(pipes.lines[i], end), footprints[b]) <= SERVICE_M
+    for end in (0, 1):
+        serves |= shapely.distance(shapely.points(pipes.ends[i, end]), footprints[b]) <= SERVICE_M
     i, b = i[~serves], b[~serves]
     n = len(i)
     required, ri = match(rules, pipes.side(i), {"utility": np.full(n, "building"), "diameter": np.full(n, np.nan),

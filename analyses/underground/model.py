@@ -65,11 +65,15 @@ class Pipes:
         return shapely.force_2d(self.axes)
 
     @cached_property
+    def ends(self) -> np.ndarray:
+        """(n, 2, 2): the first and the last vertex in plan."""
+        return np.stack([shapely.get_coordinates(shapely.get_point(self.lines, e)) for e in (0, -1)], axis=1)
+
+    @cached_property
     def bearing(self) -> np.ndarray:
         """Direction in plan from the first vertex to the last (radians)."""
-        a = shapely.get_coordinates(shapely.get_point(self.lines, 0))
-        b = shapely.get_coordinates(shapely.get_point(self.lines, -1))
-        return np.arctan2(b[:, 1] - a[:, 1], b[:, 0] - a[:, 0])
+        d = self.ends[:, 1] - self.ends[:, 0]
+        return np.arctan2(d[:, 1], d[:, 0])
 
     @property
     def half_width(self) -> np.ndarray:

@@ -69,11 +69,15 @@ async function render() {
     series.push([String(y.year), row ? row.properties.value : null]);
   }
   renderTrend($("trend"), series, ind);
+  await renderList();
+}
+
+async function renderList() { // the problem list alone: the box that widens it changes nothing else
   if (!state.problems.has(state.year)) {
     state.problems.set(state.year, (await get(`/api/healthcheck/${state.year}/problems`)).problems);
   }
-  renderProblems($("problems").tBodies[0], state.problems.get(state.year), state.set.indicators,
-    state.allProblems ? null : state.indicator);
+  renderProblems($("problems").tBodies[0], $("problem-count"), state.problems.get(state.year),
+    state.set.indicators, state.allProblems ? null : state.indicator);
 }
 
 async function start() {
@@ -102,6 +106,6 @@ async function start() {
 $("year").addEventListener("change", (e) => { state.year = Number(e.target.value); render(); });
 $("indicator").addEventListener("change", (e) => { state.indicator = e.target.value; render(); });
 $("level").addEventListener("change", (e) => { state.level = e.target.value; render(); });
-$("all-problems").addEventListener("change", (e) => { state.allProblems = e.target.checked; render(); });
+$("all-problems").addEventListener("change", (e) => { state.allProblems = e.target.checked; renderList(); });
 $("lang").addEventListener("click", () => { ui.lang = ui.lang === "zh" ? "en" : "zh"; render(); });
 start();

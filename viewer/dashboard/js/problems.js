@@ -24,12 +24,13 @@ function row(p, names) {
   return tr;
 }
 
-// `only`: an indicator's id, whose problems alone are listed (null: every indicator's).
-export function renderProblems(body, problems, indicators, only) {
+// `count`: where the number of units' problems listed goes; `only`: an indicator's id, whose problems
+// alone are listed (null: every indicator's).
+export function renderProblems(body, count, problems, indicators, only) {
   const names = new Map(indicators.map((i) => [i.id, ui.lang === "zh" ? i.name_zh : i.name_en]));
   problems = only ? problems.filter((p) => p.indicator === only) : problems;
   const units = problems.filter((p) => p.severity !== "info").length;
-  document.getElementById("problem-count").textContent = `(${units})`;
+  count.textContent = `(${units})`;
   if (!problems.length) {
     const tr = document.createElement("tr");
     tr.className = "info";
